@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod fsutil;
+pub mod patches;
 pub mod version;
 
 pub use catalog::{Catalog, CatalogError, Component, ImagePin, ResolvedImage, VersionImages};
