@@ -10,8 +10,10 @@
 //! Everything except `components::install` and `fsutil` is pure: values in, values out.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod catalog;
 pub mod fsutil;
+pub mod kubeadm_config;
 pub mod patches;
 pub mod version;
 
