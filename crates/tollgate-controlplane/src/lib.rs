@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod components;
 pub mod fsutil;
 pub mod kubeadm_config;
 pub mod patches;
