@@ -116,7 +116,11 @@ struct Container {
 
 /// Audits `manifests` against `catalog`. The version is `version` when
 /// given, otherwise the tag of the kube-apiserver image.
-pub fn audit(manifests: &[(String, Vec<u8>)], catalog: &Catalog, version: Option<KubernetesVersion>) -> Report {
+pub fn audit(
+    manifests: &[(String, Vec<u8>)],
+    catalog: &Catalog,
+    version: Option<KubernetesVersion>,
+) -> Report {
     let mut findings = Vec::new();
     let mut containers: Vec<(String, String, String)> = Vec::new();
     for (file, bytes) in manifests {
@@ -130,21 +134,35 @@ pub fn audit(manifests: &[(String, Vec<u8>)], catalog: &Catalog, version: Option
             expected: None,
         };
         if bytes.len() > MAX_MANIFEST_BYTES {
-            findings.push(finding(FindingKind::Unreadable, format!("larger than {MAX_MANIFEST_BYTES} bytes; not read")));
+            findings.push(finding(
+                FindingKind::Unreadable,
+                format!("larger than {MAX_MANIFEST_BYTES} bytes; not read"),
+            ));
             continue;
         }
         let pod: Pod = match serde_yaml_ng::from_slice(bytes) {
             Ok(p) => p,
             Err(e) => {
-                findings.push(finding(FindingKind::Unreadable, format!("not a valid pod manifest: {e}")));
+                findings.push(finding(
+                    FindingKind::Unreadable,
+                    format!("not a valid pod manifest: {e}"),
+                ));
                 continue;
             }
         };
         if pod.kind != "Pod" {
-            findings.push(finding(FindingKind::Unreadable, format!("kind is {:?}, expected \"Pod\"", pod.kind)));
+            findings.push(finding(
+                FindingKind::Unreadable,
+                format!("kind is {:?}, expected \"Pod\"", pod.kind),
+            ));
             continue;
         }
-        for c in pod.spec.init_containers.into_iter().chain(pod.spec.containers) {
+        for c in pod
+            .spec
+            .init_containers
+            .into_iter()
+            .chain(pod.spec.containers)
+        {
             containers.push((file.clone(), c.name, c.image));
         }
     }
@@ -179,25 +197,45 @@ pub fn audit(manifests: &[(String, Vec<u8>)], catalog: &Catalog, version: Option
     let expected = expected.and_then(Result::ok);
 
     for (manifest, container, image) in containers {
-        findings.push(check_container(manifest, container, image, expected.as_ref()));
+        findings.push(check_container(
+            manifest,
+            container,
+            image,
+            expected.as_ref(),
+        ));
     }
     findings.sort_by(|a, b| b.severity.cmp(&a.severity));
-    Report { kubernetes_version: version, version_source, manifests: manifests.len(), findings }
+    Report {
+        kubernetes_version: version,
+        version_source,
+        manifests: manifests.len(),
+        findings,
+    }
 }
 
 fn detect_version(containers: &[(String, String, String)]) -> (Option<KubernetesVersion>, String) {
     for (file, _, image) in containers {
-        let Ok(r) = Reference::parse_normalized(image) else { continue };
+        let Ok(r) = Reference::parse_normalized(image) else {
+            continue;
+        };
         if r.path().rsplit('/').next() == Some("kube-apiserver") {
             if let Some(v) = r.tag().and_then(|t| KubernetesVersion::parse(t).ok()) {
-                return (Some(v), format!("tag of the kube-apiserver image in {file}"));
+                return (
+                    Some(v),
+                    format!("tag of the kube-apiserver image in {file}"),
+                );
             }
         }
     }
     (None, "not found".into())
 }
 
-fn check_container(manifest: String, container: String, image: String, expected: Option<&VersionImages>) -> Finding {
+fn check_container(
+    manifest: String,
+    container: String,
+    image: String,
+    expected: Option<&VersionImages>,
+) -> Finding {
     let mut f = Finding {
         manifest,
         container: Some(container.clone()),
@@ -216,8 +254,13 @@ fn check_container(manifest: String, container: String, image: String, expected:
             return f;
         }
     };
-    let component = Component::from_name(&container)
-        .or_else(|| reference.path().rsplit('/').next().and_then(Component::from_name));
+    let component = Component::from_name(&container).or_else(|| {
+        reference
+            .path()
+            .rsplit('/')
+            .next()
+            .and_then(Component::from_name)
+    });
     let want = component.and_then(|c| expected.and_then(|e| e.get(c)));
     f.expected = want.map(|w| w.pinned_reference().to_string());
     let Some(digest) = reference.digest() else {
@@ -232,7 +275,8 @@ fn check_container(manifest: String, container: String, image: String, expected:
         (None, _) => {
             f.kind = FindingKind::UnknownImage;
             f.severity = Severity::Warning;
-            f.message = format!("pinned to {digest}, but not a control-plane image the catalog knows");
+            f.message =
+                format!("pinned to {digest}, but not a control-plane image the catalog knows");
         }
         (Some(_), None) => {
             f.kind = FindingKind::NoCatalogDigest;
@@ -243,7 +287,10 @@ fn check_container(manifest: String, container: String, image: String, expected:
             None => {
                 f.kind = FindingKind::NoCatalogDigest;
                 f.severity = Severity::Warning;
-                f.message = format!("pinned to {digest}; the catalog records no digest for {}", w.image);
+                f.message = format!(
+                    "pinned to {digest}; the catalog records no digest for {}",
+                    w.image
+                );
             }
             Some(d) if d == digest => {
                 f.message = format!("pinned to the catalog digest {d}");

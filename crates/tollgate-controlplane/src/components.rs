@@ -151,7 +151,10 @@ pub struct Installed {
 
 /// Parses a components list (a JSON or YAML array).
 pub fn parse_list(bytes: &[u8], source_name: &str) -> Result<Vec<ComponentSpec>, ComponentError> {
-    let parse_err = |message: String| ComponentError::Parse { source_name: source_name.to_owned(), message };
+    let parse_err = |message: String| ComponentError::Parse {
+        source_name: source_name.to_owned(),
+        message,
+    };
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let list: Vec<ComponentSpec> = if first == Some(&b'[') {
         serde_json::from_slice(bytes).map_err(|e| parse_err(e.to_string()))?
@@ -177,7 +180,11 @@ impl ComponentSpec {
     }
 
     fn invalid(&self, index: usize, message: impl Into<String>) -> ComponentError {
-        ComponentError::Invalid { index, url: self.display_url(), message: message.into() }
+        ComponentError::Invalid {
+            index,
+            url: self.display_url(),
+            message: message.into(),
+        }
     }
 
     /// Classifies and checks the URL. `data:` URLs are decoded here.
@@ -186,16 +193,22 @@ impl ComponentSpec {
         if lower.starts_with("data:") {
             let url = data_url::DataUrl::process(&self.url)
                 .map_err(|e| self.invalid(index, format!("malformed data: URL: {e:?}")))?;
-            let (body, _) =
-                url.decode_to_vec().map_err(|_| self.invalid(index, "data: URL has invalid base64 content"))?;
+            let (body, _) = url
+                .decode_to_vec()
+                .map_err(|_| self.invalid(index, "data: URL has invalid base64 content"))?;
             return Ok(Source::Data(body));
         }
         if self.hash.is_empty() {
-            return Err(self.invalid(index, "a sha256 hash is required for non-data: URLs; add \"hash\": \"sha256:<hex>\""));
+            return Err(self.invalid(
+                index,
+                "a sha256 hash is required for non-data: URLs; add \"hash\": \"sha256:<hex>\"",
+            ));
         }
         if let Some(path) = lower.strip_prefix("file://").map(|_| &self.url[7..]) {
             if !path.starts_with('/') {
-                return Err(self.invalid(index, "file:// URLs need an absolute path (file:///path)"));
+                return Err(
+                    self.invalid(index, "file:// URLs need an absolute path (file:///path)")
+                );
             }
             return Ok(Source::File(PathBuf::from(path)));
         }
@@ -203,29 +216,45 @@ impl ComponentSpec {
             return Ok(Source::Https(self.url.clone()));
         }
         if lower.starts_with("http://") {
-            return Err(self.invalid(index, "plain http is refused; use https:// or a local file:// copy"));
+            return Err(self.invalid(
+                index,
+                "plain http is refused; use https:// or a local file:// copy",
+            ));
         }
-        Err(self.invalid(index, "unsupported URL scheme; use data:, file:// or https://"))
+        Err(self.invalid(
+            index,
+            "unsupported URL scheme; use data:, file:// or https://",
+        ))
     }
 
     fn digest(&self, index: usize) -> Result<Option<Digest>, ComponentError> {
         if self.hash.is_empty() {
             return Ok(None);
         }
-        Digest::parse(&self.hash).map(Some).map_err(|e| self.invalid(index, e.to_string()))
+        Digest::parse(&self.hash)
+            .map(Some)
+            .map_err(|e| self.invalid(index, e.to_string()))
     }
 
     fn install_rel(&self, index: usize) -> Result<PathBuf, ComponentError> {
         let p = Path::new(&self.install_path);
         if !p.is_absolute() {
-            return Err(self.invalid(index, format!("install_path {:?} must be absolute", self.install_path)));
+            return Err(self.invalid(
+                index,
+                format!("install_path {:?} must be absolute", self.install_path),
+            ));
         }
         let mut rel = PathBuf::new();
         for part in p.components() {
             match part {
                 PathPart::RootDir | PathPart::CurDir => {}
                 PathPart::Normal(n) => rel.push(n),
-                _ => return Err(self.invalid(index, format!("install_path {:?} must not contain '..'", self.install_path))),
+                _ => {
+                    return Err(self.invalid(
+                        index,
+                        format!("install_path {:?} must not contain '..'", self.install_path),
+                    ));
+                }
             }
         }
         if rel.as_os_str().is_empty() {
@@ -239,7 +268,12 @@ impl ComponentSpec {
             Some(m) => u32::from_str_radix(m, 8)
                 .ok()
                 .filter(|m| *m <= 0o777)
-                .ok_or_else(|| self.invalid(index, format!("mode {m:?} must be octal permissions such as \"0755\""))),
+                .ok_or_else(|| {
+                    self.invalid(
+                        index,
+                        format!("mode {m:?} must be octal permissions such as \"0755\""),
+                    )
+                }),
             None if self.url.to_ascii_lowercase().starts_with("data:") => Ok(0o644),
             None => Ok(0o755),
         }
@@ -247,18 +281,37 @@ impl ComponentSpec {
 }
 
 /// Checks `bytes` against the entry's hash and plans what to write under `root`.
-pub fn plan(spec: &ComponentSpec, index: usize, bytes: &[u8], root: &Path) -> Result<Vec<PlannedEntry>, ComponentError> {
+pub fn plan(
+    spec: &ComponentSpec,
+    index: usize,
+    bytes: &[u8],
+    root: &Path,
+) -> Result<Vec<PlannedEntry>, ComponentError> {
     if let Some(d) = spec.digest(index)? {
-        d.verify(bytes).map_err(|source| ComponentError::HashMismatch { index, url: spec.display_url(), source })?;
+        d.verify(bytes)
+            .map_err(|source| ComponentError::HashMismatch {
+                index,
+                url: spec.display_url(),
+                source,
+            })?;
     }
     let dest = root.join(spec.install_rel(index)?);
     if !spec.extract {
-        return Ok(vec![PlannedEntry::File { path: dest, bytes: bytes.to_vec(), mode: spec.mode(index)? }]);
+        return Ok(vec![PlannedEntry::File {
+            path: dest,
+            bytes: bytes.to_vec(),
+            mode: spec.mode(index)?,
+        }]);
     }
     extract_plan(spec, index, bytes, &dest)
 }
 
-fn extract_plan(spec: &ComponentSpec, index: usize, bytes: &[u8], dest: &Path) -> Result<Vec<PlannedEntry>, ComponentError> {
+fn extract_plan(
+    spec: &ComponentSpec,
+    index: usize,
+    bytes: &[u8],
+    dest: &Path,
+) -> Result<Vec<PlannedEntry>, ComponentError> {
     let err = |entry: &str, message: &str| ComponentError::Archive {
         index,
         url: spec.display_url(),
@@ -266,38 +319,70 @@ fn extract_plan(spec: &ComponentSpec, index: usize, bytes: &[u8], dest: &Path) -
         message: message.to_owned(),
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    let entries = archive.entries().map_err(|e| err("-", &format!("not a tar.gz archive: {e}")))?;
-    let mut plan = vec![PlannedEntry::Dir { path: dest.to_owned() }];
+    let entries = archive
+        .entries()
+        .map_err(|e| err("-", &format!("not a tar.gz archive: {e}")))?;
+    let mut plan = vec![PlannedEntry::Dir {
+        path: dest.to_owned(),
+    }];
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut total: u64 = 0;
     for (n, entry) in entries.enumerate() {
         if n >= MAX_ARCHIVE_ENTRIES {
-            return Err(err("-", &format!("more than {MAX_ARCHIVE_ENTRIES} entries")));
+            return Err(err(
+                "-",
+                &format!("more than {MAX_ARCHIVE_ENTRIES} entries"),
+            ));
         }
         let mut entry = entry.map_err(|e| err("-", &format!("unreadable archive: {e}")))?;
-        let raw = entry.path().map(|p| p.to_path_buf()).map_err(|e| err("-", &format!("bad entry name: {e}")))?;
+        let raw = entry
+            .path()
+            .map(|p| p.to_path_buf())
+            .map_err(|e| err("-", &format!("bad entry name: {e}")))?;
         let shown = raw.display().to_string();
-        let rel = confined(&raw).ok_or_else(|| err(&shown, "path escapes the install directory"))?;
+        let rel =
+            confined(&raw).ok_or_else(|| err(&shown, "path escapes the install directory"))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
         if rel.ancestors().skip(1).any(|a| links.contains(a)) {
-            return Err(err(&shown, "path goes through a symbolic link from the same archive"));
+            return Err(err(
+                &shown,
+                "path goes through a symbolic link from the same archive",
+            ));
         }
         let path = dest.join(&rel);
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             plan.push(PlannedEntry::Dir { path });
         } else if kind.is_file() {
-            let size = entry.header().size().map_err(|e| err(&shown, &e.to_string()))?;
+            let size = entry
+                .header()
+                .size()
+                .map_err(|e| err(&shown, &e.to_string()))?;
             total = total.saturating_add(size);
             if total > MAX_EXTRACTED_BYTES {
-                return Err(err(&shown, &format!("archive expands beyond {MAX_EXTRACTED_BYTES} bytes")));
+                return Err(err(
+                    &shown,
+                    &format!("archive expands beyond {MAX_EXTRACTED_BYTES} bytes"),
+                ));
             }
-            let mode = entry.header().mode().map_err(|e| err(&shown, &e.to_string()))? & 0o755;
+            let mode = entry
+                .header()
+                .mode()
+                .map_err(|e| err(&shown, &e.to_string()))?
+                & 0o755;
             let mut content = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
-            entry.by_ref().take(size).read_to_end(&mut content).map_err(|e| err(&shown, &e.to_string()))?;
-            plan.push(PlannedEntry::File { path, bytes: content, mode });
+            entry
+                .by_ref()
+                .take(size)
+                .read_to_end(&mut content)
+                .map_err(|e| err(&shown, &e.to_string()))?;
+            plan.push(PlannedEntry::File {
+                path,
+                bytes: content,
+                mode,
+            });
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()
@@ -307,12 +392,21 @@ fn extract_plan(spec: &ComponentSpec, index: usize, bytes: &[u8], dest: &Path) -
                 .ok_or_else(|| err(&shown, "symbolic link without a target"))?;
             let parent = rel.parent().unwrap_or(Path::new(""));
             if target.is_absolute() || confined(&parent.join(&target)).is_none() {
-                return Err(err(&shown, &format!("symbolic link to {} points outside the install directory", target.display())));
+                return Err(err(
+                    &shown,
+                    &format!(
+                        "symbolic link to {} points outside the install directory",
+                        target.display()
+                    ),
+                ));
             }
             links.insert(rel);
             plan.push(PlannedEntry::Symlink { path, target });
         } else {
-            return Err(err(&shown, "only files, directories and contained symbolic links may be extracted"));
+            return Err(err(
+                &shown,
+                "only files, directories and contained symbolic links may be extracted",
+            ));
         }
     }
     Ok(plan)
@@ -346,18 +440,34 @@ pub fn apply(plan: &[PlannedEntry]) -> Result<Vec<Installed>, ComponentError> {
         match entry {
             PlannedEntry::Dir { path } => {
                 let existed = path.is_dir();
-                fsutil::create_dirs(path).map_err(|source| fsutil::WriteError { path: path.clone(), source })?;
-                let outcome = if existed { WriteOutcome::Unchanged } else { WriteOutcome::Written };
-                out.push(Installed { path: path.clone(), outcome });
+                fsutil::create_dirs(path).map_err(|source| fsutil::WriteError {
+                    path: path.clone(),
+                    source,
+                })?;
+                let outcome = if existed {
+                    WriteOutcome::Unchanged
+                } else {
+                    WriteOutcome::Written
+                };
+                out.push(Installed {
+                    path: path.clone(),
+                    outcome,
+                });
             }
             PlannedEntry::File { path, bytes, mode } => {
                 refuse_existing_symlink(path)?;
                 let outcome = fsutil::write_atomic(path, bytes, *mode)?;
-                out.push(Installed { path: path.clone(), outcome });
+                out.push(Installed {
+                    path: path.clone(),
+                    outcome,
+                });
             }
             PlannedEntry::Symlink { path, target } => {
                 let outcome = write_symlink(path, target)?;
-                out.push(Installed { path: path.clone(), outcome });
+                out.push(Installed {
+                    path: path.clone(),
+                    outcome,
+                });
             }
         }
     }
@@ -375,7 +485,10 @@ fn refuse_existing_symlink(path: &Path) -> Result<(), fsutil::WriteError> {
 }
 
 fn write_symlink(path: &Path, target: &Path) -> Result<WriteOutcome, fsutil::WriteError> {
-    let err = |source| fsutil::WriteError { path: path.to_owned(), source };
+    let err = |source| fsutil::WriteError {
+        path: path.to_owned(),
+        source,
+    };
     if std::fs::read_link(path).is_ok_and(|t| t == target) {
         return Ok(WriteOutcome::Unchanged);
     }
@@ -393,7 +506,9 @@ pub fn read_file_source(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(std::io::Error::other(format!("larger than {MAX_SOURCE_BYTES} bytes")));
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_SOURCE_BYTES} bytes"
+        )));
     }
     Ok(buf)
 }
@@ -406,9 +521,15 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
 fn redact(url: &str) -> String {
     if url.len() > 5 && url[..5].eq_ignore_ascii_case("data:") {
         let head: String = url.chars().take(40).collect();
-        return if url.len() > 40 { format!("{head}… ({} bytes)", url.len()) } else { head };
+        return if url.len() > 40 {
+            format!("{head}… ({} bytes)", url.len())
+        } else {
+            head
+        };
     }
-    let Some((scheme, rest)) = url.split_once("://") else { return url.chars().take(200).collect() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.chars().take(200).collect();
+    };
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
     let host = authority.rsplit('@').next().unwrap_or(authority);

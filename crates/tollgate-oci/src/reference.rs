@@ -37,7 +37,9 @@ pub enum ReferenceError {
     #[error("invalid image reference: it is empty")]
     Empty,
     /// `domain/path` is longer than 255 characters.
-    #[error("invalid image reference {input:?}: the repository name is {len} characters, at most 255 are allowed")]
+    #[error(
+        "invalid image reference {input:?}: the repository name is {len} characters, at most 255 are allowed"
+    )]
     NameTooLong {
         /// The refused input.
         input: String,
@@ -90,7 +92,9 @@ pub enum ReferenceError {
         source: DigestError,
     },
     /// The input is a bare 64-character hex string, which docker reserves for image IDs.
-    #[error("invalid image reference {input:?}: a 64-character hex string is an image ID, not a repository name")]
+    #[error(
+        "invalid image reference {input:?}: a 64-character hex string is an image ID, not a repository name"
+    )]
     HexIdentifier {
         /// The refused input.
         input: String,
@@ -119,15 +123,23 @@ impl Reference {
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        if input.len() == 64 && input.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(ReferenceError::HexIdentifier { input: input.to_owned() });
+        if input.len() == 64
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ReferenceError::HexIdentifier {
+                input: input.to_owned(),
+            });
         }
         let err_input = || input.to_owned();
 
         let (name_and_tag, digest) = match input.split_once('@') {
             Some((left, d)) => {
-                let digest = Digest::parse(d)
-                    .map_err(|source| ReferenceError::InvalidDigest { input: err_input(), source })?;
+                let digest = Digest::parse(d).map_err(|source| ReferenceError::InvalidDigest {
+                    input: err_input(),
+                    source,
+                })?;
                 (left, Some(digest))
             }
             None => (input, None),
@@ -142,31 +154,54 @@ impl Reference {
         };
         if let Some(t) = tag {
             if !valid_tag(t) {
-                return Err(ReferenceError::InvalidTag { input: err_input(), tag: t.to_owned() });
+                return Err(ReferenceError::InvalidTag {
+                    input: err_input(),
+                    tag: t.to_owned(),
+                });
             }
         }
         if name.is_empty() {
-            return Err(ReferenceError::InvalidPathComponent { input: err_input(), component: String::new() });
+            return Err(ReferenceError::InvalidPathComponent {
+                input: err_input(),
+                component: String::new(),
+            });
         }
         if name.len() > NAME_TOTAL_LENGTH_MAX {
-            return Err(ReferenceError::NameTooLong { input: err_input(), len: name.len() });
+            return Err(ReferenceError::NameTooLong {
+                input: err_input(),
+                len: name.len(),
+            });
         }
 
         let (domain, path) = split_docker_domain(name);
         if !valid_domain(&domain) {
-            return Err(ReferenceError::InvalidDomain { input: err_input(), domain });
+            return Err(ReferenceError::InvalidDomain {
+                input: err_input(),
+                domain,
+            });
         }
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(ReferenceError::Uppercase { input: err_input() });
         }
         if let Some(bad) = path.split('/').find(|c| !valid_path_component(c)) {
-            return Err(ReferenceError::InvalidPathComponent { input: err_input(), component: bad.to_owned() });
+            return Err(ReferenceError::InvalidPathComponent {
+                input: err_input(),
+                component: bad.to_owned(),
+            });
         }
         let full_len = domain.len() + 1 + path.len();
         if full_len > NAME_TOTAL_LENGTH_MAX {
-            return Err(ReferenceError::NameTooLong { input: err_input(), len: full_len });
+            return Err(ReferenceError::NameTooLong {
+                input: err_input(),
+                len: full_len,
+            });
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_owned), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_owned),
+            digest,
+        })
     }
 
     /// Adds the `latest` tag when the reference has neither tag nor digest,
@@ -233,7 +268,10 @@ impl Reference {
     /// The short form docker prints: `busybox:latest` for `docker.io/library/busybox:latest`.
     pub fn familiar(&self) -> String {
         let mut out = if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix(OFFICIAL_REPO_PREFIX).unwrap_or(&self.path).to_owned()
+            self.path
+                .strip_prefix(OFFICIAL_REPO_PREFIX)
+                .unwrap_or(&self.path)
+                .to_owned()
         } else {
             self.repository()
         };
@@ -286,14 +324,24 @@ impl<'de> Deserialize<'de> for Reference {
 fn split_docker_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
         {
             (first.to_owned(), rest.to_owned())
         }
         _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
     };
-    let domain = if domain == LEGACY_DEFAULT_DOMAIN { DEFAULT_DOMAIN.to_owned() } else { domain };
-    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_REPO_PREFIX}{path}") } else { path };
+    let domain = if domain == LEGACY_DEFAULT_DOMAIN {
+        DEFAULT_DOMAIN.to_owned()
+    } else {
+        domain
+    };
+    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        format!("{OFFICIAL_REPO_PREFIX}{path}")
+    } else {
+        path
+    };
     (domain, path)
 }
 
@@ -302,7 +350,9 @@ fn valid_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     match bytes.split_first() {
         Some((first, rest)) => {
-            word(*first) && rest.len() < TAG_MAX && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
+            word(*first)
+                && rest.len() < TAG_MAX
+                && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
         }
         None => false,
     }
@@ -326,7 +376,13 @@ fn valid_path_component(c: &str) -> bool {
         }
         match bytes[i] {
             b'.' => i += 1,
-            b'_' => i += if bytes.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+            b'_' => {
+                i += if bytes.get(i + 1) == Some(&b'_') {
+                    2
+                } else {
+                    1
+                }
+            }
             b'-' => {
                 while i < bytes.len() && bytes[i] == b'-' {
                     i += 1;
@@ -339,8 +395,14 @@ fn valid_path_component(c: &str) -> bool {
 
 fn valid_domain(domain: &str) -> bool {
     let (host, port) = if let Some(rest) = domain.strip_prefix('[') {
-        let Some((v6, after)) = rest.split_once(']') else { return false };
-        if v6.is_empty() || !v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match after {
@@ -371,7 +433,9 @@ fn valid_domain_component(c: &str) -> bool {
     let b = c.as_bytes();
     match (b.first(), b.last()) {
         (Some(f), Some(l)) => {
-            f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
+            f.is_ascii_alphanumeric()
+                && l.is_ascii_alphanumeric()
+                && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
         }
         _ => false,
     }

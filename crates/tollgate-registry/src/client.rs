@@ -1,0 +1,521 @@
+//! The distribution-API client: the network edge around the pure core.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use tollgate_oci::{Digest, Reference, media_types};
+
+use crate::auth::{Challenge, parse_challenge};
+use crate::error::{RegistryError, is_transient_status};
+
+/// Largest manifest read (matches containerd and containers/image).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Largest token response read.
+const MAX_TOKEN_BYTES: u64 = 1 << 20;
+/// Largest error body read.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
+/// Client settings. `Default` gives safe values.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Registries (`host[:port]`) reached over plain HTTP. Every other one
+    /// must speak HTTPS with a certificate the system trusts.
+    pub insecure_registries: Vec<String>,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, body included.
+    pub request_timeout: Duration,
+    /// Manifest size cap.
+    pub max_manifest_bytes: u64,
+    /// Attempts per request, for transient failures only.
+    pub max_attempts: u32,
+    /// First retry delay; doubled each attempt.
+    pub retry_base: Duration,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            insecure_registries: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_manifest_bytes: MAX_MANIFEST_BYTES,
+            max_attempts: 3,
+            retry_base: Duration::from_millis(250),
+            user_agent: concat!("tollgate/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A manifest as fetched and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The digest of `bytes` (what a runtime pins).
+    pub digest: Digest,
+    /// The media type (index, manifest list, or single-platform manifest).
+    pub media_type: String,
+    /// The raw bytes, exactly as hashed.
+    pub bytes: Vec<u8>,
+}
+
+/// An OCI distribution client. Cheap to clone; clones share connections and tokens.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    cfg: Arc<ClientConfig>,
+    tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+/// Installs ring as the process-wide rustls provider (idempotent).
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Client {
+    /// Builds a client: rustls with the platform's trust roots, no
+    /// https→http redirects, at most 5 redirects. reqwest drops the
+    /// `Authorization` header when a redirect leaves the original host, so
+    /// credentials never follow a redirect to another host.
+    pub fn new(cfg: ClientConfig) -> Result<Client, RegistryError> {
+        install_crypto_provider();
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade = attempt
+                .previous()
+                .last()
+                .is_some_and(|p| p.scheme() == "https")
+                && attempt.url().scheme() != "https";
+            if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else if downgrade {
+                attempt.error("refusing a redirect from https to plain http")
+            } else {
+                attempt.follow()
+            }
+        });
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .redirect(policy)
+            .user_agent(cfg.user_agent.clone())
+            .build()
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
+        Ok(Client {
+            http,
+            cfg: Arc::new(cfg),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The API base URL of `domain`: plain HTTP only if listed as insecure.
+    pub fn base_url(&self, domain: &str) -> String {
+        let host = if domain == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            domain
+        };
+        let scheme = if self.cfg.insecure_registries.iter().any(|r| r == domain) {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{host}")
+    }
+
+    /// Fetches a manifest or index by tag or digest and verifies it:
+    /// the body must hash to the requested digest (if any) and to the
+    /// `Docker-Content-Digest` header (if sent), be at most the manifest
+    /// size cap, and have a manifest media type. Indexes are preferred, so a
+    /// multi-platform image yields its index digest.
+    pub async fn get_manifest(&self, r: &Reference) -> Result<Manifest, RegistryError> {
+        let registry = r.domain().to_owned();
+        let what = r.to_string();
+        let reference = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        let url = format!(
+            "{}/v2/{}/manifests/{reference}",
+            self.base_url(&registry),
+            r.path()
+        );
+        let accept = media_types::MANIFEST_ACCEPT.join(", ");
+        let scope = format!("repository:{}:pull", r.path());
+        let resp = self
+            .send(&registry, &scope, &what, || {
+                self.http.get(&url).header(ACCEPT, &accept)
+            })
+            .await?;
+        let headers = resp.headers().clone();
+        let bytes = read_capped(resp, self.cfg.max_manifest_bytes, &registry, &what).await?;
+        let algorithm = r
+            .digest()
+            .map_or(tollgate_oci::Algorithm::Sha256, Digest::algorithm);
+        let actual = Digest::of(algorithm, &bytes);
+        if let Some(expected) = r.digest() {
+            if *expected != actual {
+                return Err(mismatch(&registry, &what, expected.to_string(), actual));
+            }
+        }
+        if let Some(announced) = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            let ok = Digest::parse(announced)
+                .map(|d| Digest::of(d.algorithm(), &bytes) == d)
+                .unwrap_or(false);
+            if !ok {
+                return Err(mismatch(&registry, &what, announced.to_owned(), actual));
+            }
+        }
+        let media_type = media_type_of(&headers, &bytes);
+        if !media_types::is_manifest(&media_type) {
+            return Err(RegistryError::UnsupportedMediaType {
+                registry,
+                what,
+                media_type,
+            });
+        }
+        let digest = if algorithm == tollgate_oci::Algorithm::Sha256 {
+            actual
+        } else {
+            Digest::sha256_of(&bytes)
+        };
+        Ok(Manifest {
+            digest,
+            media_type,
+            bytes,
+        })
+    }
+
+    /// Uploads a blob (monolithic POST then PUT) unless the registry has it,
+    /// and returns its digest.
+    pub async fn put_blob(&self, repo: &Reference, bytes: &[u8]) -> Result<Digest, RegistryError> {
+        let registry = repo.domain().to_owned();
+        let digest = Digest::sha256_of(bytes);
+        let what = format!("blob {digest}");
+        let scope = format!("repository:{}:pull,push", repo.path());
+        let base = self.base_url(&registry);
+        let head_url = format!("{base}/v2/{}/blobs/{digest}", repo.path());
+        let exists = self
+            .send_raw(&registry, &scope, &what, || self.http.head(&head_url))
+            .await?;
+        if exists.status() == StatusCode::OK {
+            return Ok(digest);
+        }
+        let start = format!("{base}/v2/{}/blobs/uploads/", repo.path());
+        let resp = self
+            .send(&registry, &scope, &what, || self.http.post(&start))
+            .await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Status {
+                registry: registry.clone(),
+                what: what.clone(),
+                status: 202,
+            })?;
+        let mut put_url = Url::parse(&base)
+            .and_then(|b| b.join(location))
+            .map_err(|e| RegistryError::Config(format!("bad upload location {location:?}: {e}")))?;
+        put_url
+            .query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let body = bytes.to_vec();
+        self.send(&registry, &scope, &what, || {
+            self.http
+                .request(Method::PUT, put_url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(body.clone())
+        })
+        .await?;
+        Ok(digest)
+    }
+
+    /// Uploads a manifest under `target`'s tag (or digest) and checks that
+    /// the registry stored it under the digest of `bytes`.
+    pub async fn put_manifest(
+        &self,
+        target: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, RegistryError> {
+        let registry = target.domain().to_owned();
+        let digest = Digest::sha256_of(bytes);
+        let what = target.to_string();
+        let reference = target
+            .tag()
+            .map_or_else(|| digest.to_string(), str::to_owned);
+        let url = format!(
+            "{}/v2/{}/manifests/{reference}",
+            self.base_url(&registry),
+            target.path()
+        );
+        let scope = format!("repository:{}:pull,push", target.path());
+        let body = bytes.to_vec();
+        let resp = self
+            .send(&registry, &scope, &what, || {
+                self.http
+                    .put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(body.clone())
+            })
+            .await?;
+        if let Some(stored) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if stored != digest.to_string() {
+                return Err(mismatch(&registry, &what, stored.to_owned(), digest));
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Sends with auth and retries, and maps non-success statuses to errors.
+    async fn send(
+        &self,
+        registry: &str,
+        scope: &str,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let resp = self.send_raw(registry, scope, what, build).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let err = |status: u16| match status {
+            404 => RegistryError::NotFound {
+                registry: registry.to_owned(),
+                what: what.to_owned(),
+            },
+            401 | 403 => RegistryError::Unauthorized {
+                registry: registry.to_owned(),
+                what: what.to_owned(),
+                status,
+            },
+            s => RegistryError::Status {
+                registry: registry.to_owned(),
+                what: what.to_owned(),
+                status: s,
+            },
+        };
+        let _ = read_capped(resp, MAX_ERROR_BODY, registry, what).await;
+        Err(err(status.as_u16()))
+    }
+
+    /// Sends with bearer-token auth and bounded retries on transient
+    /// failures; returns whatever status the registry finally answered.
+    async fn send_raw(
+        &self,
+        registry: &str,
+        scope: &str,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let key = (registry.to_owned(), scope.to_owned());
+        let mut fetched_token = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned());
+            let mut req = build();
+            if let Some(t) = &token {
+                req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let outcome = req.send().await;
+            let retry = match outcome {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !fetched_token => {
+                    let challenge = resp
+                        .headers()
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(parse_challenge);
+                    match challenge {
+                        Some(Challenge::Bearer {
+                            realm,
+                            service,
+                            scope: asked,
+                        }) => {
+                            let scope = if scope.is_empty() {
+                                asked.unwrap_or_default()
+                            } else {
+                                scope.to_owned()
+                            };
+                            let t = self
+                                .fetch_token(registry, &realm, service.as_deref(), &scope)
+                                .await?;
+                            if let Ok(mut tokens) = self.tokens.lock() {
+                                tokens.insert(key.clone(), t);
+                            }
+                            fetched_token = true;
+                            attempt -= 1;
+                            continue;
+                        }
+                        _ => return Ok(resp),
+                    }
+                }
+                Ok(resp)
+                    if is_transient_status(resp.status().as_u16())
+                        && attempt < self.cfg.max_attempts =>
+                {
+                    tracing::debug!(
+                        registry,
+                        what,
+                        status = resp.status().as_u16(),
+                        attempt,
+                        "transient status; retrying"
+                    );
+                    true
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < self.cfg.max_attempts && (e.is_connect() || e.is_timeout()) => {
+                    tracing::debug!(registry, what, error = %e, attempt, "transport error; retrying");
+                    true
+                }
+                Err(e) => return Err(transport_error(registry, &e)),
+            };
+            if retry {
+                let factor = 1u32 << (attempt - 1).min(6);
+                tokio::time::sleep(self.cfg.retry_base.saturating_mul(factor)).await;
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let shown_realm = realm.split('?').next().unwrap_or(realm).to_owned();
+        let token_err = |message: String| RegistryError::Token {
+            registry: registry.to_owned(),
+            realm: shown_realm.clone(),
+            message,
+        };
+        let mut url =
+            Url::parse(realm).map_err(|e| token_err(format!("invalid realm URL: {e}")))?;
+        let insecure_ok = self.cfg.insecure_registries.iter().any(|r| r == registry);
+        if url.scheme() != "https" && !(url.scheme() == "http" && insecure_ok) {
+            return Err(token_err(
+                "realm must be https unless the registry is listed as insecure".into(),
+            ));
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            if !scope.is_empty() {
+                q.append_pair("scope", scope);
+            }
+        }
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| token_err(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(token_err(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let body = read_capped(resp, MAX_TOKEN_BYTES, registry, "token").await?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| token_err(format!("invalid JSON: {e}")))?;
+        parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| token_err("response has no token".into()))
+    }
+}
+
+fn mismatch(registry: &str, what: &str, expected: String, actual: Digest) -> RegistryError {
+    RegistryError::DigestMismatch {
+        registry: registry.to_owned(),
+        what: what.to_owned(),
+        expected,
+        actual,
+    }
+}
+
+fn transport_error(registry: &str, e: &reqwest::Error) -> RegistryError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    RegistryError::Unreachable {
+        registry: registry.to_owned(),
+        message,
+    }
+}
+
+fn media_type_of(headers: &HeaderMap, body: &[u8]) -> String {
+    let from_header = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|m| media_types::is_manifest(m));
+    from_header.unwrap_or_else(|| {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+        }
+        serde_json::from_slice::<Probe>(body)
+            .ok()
+            .and_then(|p| p.media_type)
+            .unwrap_or_default()
+    })
+}
+
+/// Reads a body, refusing more than `limit` bytes (announced or actual).
+async fn read_capped(
+    mut resp: Response,
+    limit: u64,
+    registry: &str,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::TooLarge {
+        registry: registry.to_owned(),
+        what: what.to_owned(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(registry, &e))?
+    {
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}

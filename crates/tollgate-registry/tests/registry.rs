@@ -1,0 +1,163 @@
+//! The distribution client against a real docker-registry on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tollgate_oci::{Reference, media_types};
+use tollgate_registry::{Client, ClientConfig, RegistryError};
+use tollgate_testkit::{Registry, image};
+
+fn reference(s: &str) -> Reference {
+    Reference::parse_normalized(s).unwrap()
+}
+
+#[tokio::test]
+async fn resolves_a_multi_arch_tag_to_its_index_digest() {
+    let reg = Registry::start();
+    let client = reg.client();
+    let repo = reference(&format!("{}/k8s/kube-apiserver", reg.addr));
+    let pushed = image::push_index(&client, &repo, "v1.32.9", b"apiserver").await;
+    let got = client
+        .get_manifest(&reference(&format!(
+            "{}/k8s/kube-apiserver:v1.32.9",
+            reg.addr
+        )))
+        .await
+        .unwrap();
+    assert_eq!(got.digest, pushed.digest);
+    assert_eq!(got.media_type, media_types::OCI_INDEX);
+    assert_eq!(got.bytes, pushed.manifest);
+    let by_digest = client
+        .get_manifest(&repo.clone().with_digest(pushed.digest.clone()))
+        .await
+        .unwrap();
+    assert_eq!(by_digest.digest, pushed.digest);
+}
+
+#[tokio::test]
+async fn bearer_token_auth_against_the_registry_token_mode() {
+    let reg = Registry::start_with_token_auth();
+    let client = reg.client();
+    let repo = reference(&format!("{}/k8s/etcd", reg.addr));
+    let pushed = image::push_image(&client, &repo, Some("3.5.16-0"), "amd64", b"etcd").await;
+    let fresh = reg.client();
+    let got = fresh
+        .get_manifest(&reference(&format!("{}/k8s/etcd:3.5.16-0", reg.addr)))
+        .await
+        .unwrap();
+    assert_eq!(got.digest, pushed.digest);
+    assert!(reg.token_server.as_ref().map(|t| t.issued()).unwrap_or(0) >= 2);
+}
+
+#[test]
+fn without_a_token_the_registry_refuses() {
+    use std::io::{Read, Write};
+    let reg = Registry::start_with_token_auth();
+    let mut s = std::net::TcpStream::connect(&reg.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /v2/k8s/etcd/manifests/x HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head[9..12], b"401");
+}
+
+#[tokio::test]
+async fn unknown_tag_is_not_found_and_not_transient() {
+    let reg = Registry::start();
+    let err = reg
+        .client()
+        .get_manifest(&reference(&format!("{}/k8s/none:v1", reg.addr)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn unreachable_registry_is_transient_and_named() {
+    let port = tollgate_testkit::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = ClientConfig {
+        insecure_registries: vec![addr.clone()],
+        retry_base: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let err = Client::new(cfg)
+        .unwrap()
+        .get_manifest(&reference(&format!("{addr}/x:1")))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("registry {addr} is unreachable: ")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn https_is_required_unless_listed_insecure() {
+    let reg = Registry::start();
+    let strict = Client::new(ClientConfig {
+        retry_base: Duration::from_millis(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let err = strict
+        .get_manifest(&reference(&format!("{}/x:1", reg.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unreachable { .. }),
+        "plain-HTTP registry must fail TLS: {err}"
+    );
+}
+
+/// The registry serves bytes that do not match the digest it stores them
+/// under (its storage was tampered with): the client refuses them.
+#[tokio::test]
+async fn tampered_registry_content_is_refused() {
+    let reg = Registry::start();
+    let client = reg.client();
+    let repo = reference(&format!("{}/k8s/kube-scheduler", reg.addr));
+    let pushed = image::push_image(&client, &repo, Some("v1"), "amd64", b"scheduler").await;
+    let hex = pushed.digest.hex();
+    let blob = reg.storage_dir().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    // Still a valid manifest, so the registry serves it; only the bytes differ.
+    let mut evil = b"{ ".to_vec();
+    evil.extend_from_slice(&pushed.manifest[1..]);
+    std::fs::write(&blob, &evil).unwrap();
+    let err = client
+        .get_manifest(&reference(&format!("{}/k8s/kube-scheduler:v1", reg.addr)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    let err = client
+        .get_manifest(&repo.clone().with_digest(pushed.digest.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn oversize_manifest_is_refused() {
+    let reg = Registry::start();
+    let client = reg.client();
+    let repo = reference(&format!("{}/k8s/big", reg.addr));
+    let pushed = image::push_image(&client, &repo, Some("v1"), "amd64", b"x").await;
+    let small = Client::new(ClientConfig {
+        insecure_registries: vec![reg.addr.clone()],
+        max_manifest_bytes: (pushed.manifest.len() - 1) as u64,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = small
+        .get_manifest(&reference(&format!("{}/k8s/big:v1", reg.addr)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
+}

@@ -1,0 +1,109 @@
+//! Real OCI images built in memory.
+
+use std::io::Write;
+
+use tollgate_oci::{Digest, Reference, media_types};
+
+/// One pushed single-platform image.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Manifest bytes.
+    pub manifest: Vec<u8>,
+    /// Media type.
+    pub media_type: String,
+}
+
+/// A gzip-compressed tar with one file, and the digest of the uncompressed tar.
+pub fn layer(file_name: &str, content: &[u8]) -> (Vec<u8>, Digest) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, file_name, content).expect("tar");
+    let raw = tar.into_inner().expect("tar");
+    let diff_id = Digest::sha256_of(&raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).expect("gz");
+    (gz.finish().expect("gz"), diff_id)
+}
+
+/// Builds and pushes a single-platform image with one layer, tagged `tag`.
+pub async fn push_image(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    tag: Option<&str>,
+    arch: &str,
+    content: &[u8],
+) -> Built {
+    let (layer, diff_id) = layer("hello.txt", content);
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "config": {}
+    })
+    .to_string()
+    .into_bytes();
+    let layer_digest = client.put_blob(repo, &layer).await.expect("push layer");
+    let config_digest = client.put_blob(repo, &config).await.expect("push config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_MANIFEST,
+        "config": {"mediaType": media_types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": media_types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}]
+    })
+    .to_string()
+    .into_bytes();
+    let target = match tag {
+        Some(t) => Reference::parse_normalized(&format!("{}:{t}", repo.repository())).expect("ref"),
+        None => repo.clone().without_digest(),
+    };
+    let target = if tag.is_none() {
+        target.with_digest(Digest::sha256_of(&manifest))
+    } else {
+        target
+    };
+    let digest = client
+        .put_manifest(&target, media_types::OCI_MANIFEST, &manifest)
+        .await
+        .expect("push manifest");
+    Built {
+        digest,
+        manifest,
+        media_type: media_types::OCI_MANIFEST.to_owned(),
+    }
+}
+
+/// Builds and pushes a two-platform image (amd64, arm64) under an OCI index tagged `tag`.
+pub async fn push_index(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    tag: &str,
+    content: &[u8],
+) -> Built {
+    let mut manifests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let mut c = content.to_vec();
+        c.extend_from_slice(arch.as_bytes());
+        let built = push_image(client, repo, None, arch, &c).await;
+        manifests.push(serde_json::json!({
+            "mediaType": built.media_type, "digest": built.digest.to_string(), "size": built.manifest.len(),
+            "platform": {"architecture": arch, "os": "linux"}
+        }));
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": media_types::OCI_INDEX, "manifests": manifests})
+        .to_string()
+        .into_bytes();
+    let target = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("ref");
+    let digest = client
+        .put_manifest(&target, media_types::OCI_INDEX, &index)
+        .await
+        .expect("push index");
+    Built {
+        digest,
+        manifest: index,
+        media_type: media_types::OCI_INDEX.to_owned(),
+    }
+}

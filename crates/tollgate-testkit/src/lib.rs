@@ -1,0 +1,30 @@
+//! Test harness for tollgate: real components, no mocks.
+//!
+//! - [`Registry`] starts Debian's `docker-registry` (distribution v2) on
+//!   127.0.0.1 with a free port and a temporary storage directory, optionally
+//!   with its token authentication backed by [`token::TokenServer`].
+//! - [`image`] builds real OCI images (layer tar.gz, config, manifest, index)
+//!   in memory and pushes them with tollgate's own client.
+//!
+//! Processes and threads stop when their handles drop; every wait is bounded.
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    missing_docs
+)]
+
+pub mod image;
+mod registry;
+pub mod token;
+
+pub use registry::{Registry, docker_registry_binary};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

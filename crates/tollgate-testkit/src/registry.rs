@@ -1,0 +1,131 @@
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::token::TokenServer;
+
+/// The `docker-registry` binary: `$TOLLGATE_DOCKER_REGISTRY` or Debian's path.
+pub fn docker_registry_binary() -> PathBuf {
+    std::env::var_os("TOLLGATE_DOCKER_REGISTRY")
+        .map_or_else(|| PathBuf::from("/usr/bin/docker-registry"), PathBuf::from)
+}
+
+/// A running registry. Killed on drop.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`, the reference domain and insecure-registry entry.
+    pub addr: String,
+    /// The token server, when started with auth.
+    pub token_server: Option<TokenServer>,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts an anonymous registry.
+    pub fn start() -> Registry {
+        Registry::start_inner(false)
+    }
+
+    /// Starts a registry that requires bearer tokens from a [`TokenServer`].
+    pub fn start_with_token_auth() -> Registry {
+        Registry::start_inner(true)
+    }
+
+    fn start_inner(auth: bool) -> Registry {
+        let bin = docker_registry_binary();
+        assert!(
+            bin.exists(),
+            "{} not found: install Debian's docker-registry (apt-get install -y docker-registry) or set TOLLGATE_DOCKER_REGISTRY",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_server = auth.then(|| TokenServer::start(dir.path()));
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let auth_cfg = match &token_server {
+                Some(t) => format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    t.realm(),
+                    crate::token::SERVICE,
+                    crate::token::ISSUER,
+                    t.cert_path().display()
+                ),
+                None => String::new(),
+            };
+            let config = format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
+                dir.path().join("storage").display()
+            );
+            let cfg_path = dir.path().join("config.yml");
+            std::fs::write(&cfg_path, config).expect("write registry config");
+            let mut child = Command::new(&bin)
+                .arg("serve")
+                .arg(&cfg_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            if wait_ready(&addr, &mut child) {
+                return Registry {
+                    child,
+                    addr,
+                    token_server,
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(mut e) = child.stderr.take() {
+                let mut s = String::new();
+                let _ = e.read_to_string(&mut s);
+                last_err = s;
+            }
+        }
+        panic!("docker-registry did not become ready: {last_err}");
+    }
+
+    /// A client configured for this registry (plain HTTP allowed for it only).
+    pub fn client(&self) -> tollgate_registry::Client {
+        let cfg = tollgate_registry::ClientConfig {
+            insecure_registries: vec![self.addr.clone()],
+            retry_base: Duration::from_millis(20),
+            ..Default::default()
+        };
+        tollgate_registry::Client::new(cfg).expect("client")
+    }
+
+    /// Path of the registry's storage, for tests that corrupt it on purpose.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+}
+
+fn wait_ready(addr: &str, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if std::net::TcpStream::connect_timeout(
+            &addr.parse().expect("addr"),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
