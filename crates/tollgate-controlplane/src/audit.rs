@@ -116,11 +116,7 @@ struct Container {
 
 /// Audits `manifests` against `catalog`. The version is `version` when
 /// given, otherwise the tag of the kube-apiserver image.
-pub fn audit(
-    manifests: &[(String, Vec<u8>)],
-    catalog: &Catalog,
-    version: Option<KubernetesVersion>,
-) -> Report {
+pub fn audit(manifests: &[(String, Vec<u8>)], catalog: &Catalog, version: Option<KubernetesVersion>) -> Report {
     let mut findings = Vec::new();
     let mut containers: Vec<(String, String, String)> = Vec::new();
     for (file, bytes) in manifests {
@@ -134,35 +130,22 @@ pub fn audit(
             expected: None,
         };
         if bytes.len() > MAX_MANIFEST_BYTES {
-            findings.push(finding(
-                FindingKind::Unreadable,
-                format!("larger than {MAX_MANIFEST_BYTES} bytes; not read"),
-            ));
+            findings
+                .push(finding(FindingKind::Unreadable, format!("larger than {MAX_MANIFEST_BYTES} bytes; not read")));
             continue;
         }
         let pod: Pod = match serde_yaml_ng::from_slice(bytes) {
             Ok(p) => p,
             Err(e) => {
-                findings.push(finding(
-                    FindingKind::Unreadable,
-                    format!("not a valid pod manifest: {e}"),
-                ));
+                findings.push(finding(FindingKind::Unreadable, format!("not a valid pod manifest: {e}")));
                 continue;
             }
         };
         if pod.kind != "Pod" {
-            findings.push(finding(
-                FindingKind::Unreadable,
-                format!("kind is {:?}, expected \"Pod\"", pod.kind),
-            ));
+            findings.push(finding(FindingKind::Unreadable, format!("kind is {:?}, expected \"Pod\"", pod.kind)));
             continue;
         }
-        for c in pod
-            .spec
-            .init_containers
-            .into_iter()
-            .chain(pod.spec.containers)
-        {
+        for c in pod.spec.init_containers.into_iter().chain(pod.spec.containers) {
             containers.push((file.clone(), c.name, c.image));
         }
     }
@@ -190,27 +173,18 @@ pub fn audit(
             image: None,
             kind: FindingKind::VersionUnknown,
             severity: Severity::Warning,
-            message: "digests not compared: no kube-apiserver image with a vX.Y.Z tag found; pass --kubernetes-version".into(),
+            message: "digests not compared: no kube-apiserver image with a vX.Y.Z tag found; pass --kubernetes-version"
+                .into(),
             expected: None,
         });
     }
     let expected = expected.and_then(Result::ok);
 
     for (manifest, container, image) in containers {
-        findings.push(check_container(
-            manifest,
-            container,
-            image,
-            expected.as_ref(),
-        ));
+        findings.push(check_container(manifest, container, image, expected.as_ref()));
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
-    Report {
-        kubernetes_version: version,
-        version_source,
-        manifests: manifests.len(),
-        findings,
-    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    Report { kubernetes_version: version, version_source, manifests: manifests.len(), findings }
 }
 
 fn detect_version(containers: &[(String, String, String)]) -> (Option<KubernetesVersion>, String) {
@@ -220,22 +194,14 @@ fn detect_version(containers: &[(String, String, String)]) -> (Option<Kubernetes
         };
         if r.path().rsplit('/').next() == Some("kube-apiserver") {
             if let Some(v) = r.tag().and_then(|t| KubernetesVersion::parse(t).ok()) {
-                return (
-                    Some(v),
-                    format!("tag of the kube-apiserver image in {file}"),
-                );
+                return (Some(v), format!("tag of the kube-apiserver image in {file}"));
             }
         }
     }
     (None, "not found".into())
 }
 
-fn check_container(
-    manifest: String,
-    container: String,
-    image: String,
-    expected: Option<&VersionImages>,
-) -> Finding {
+fn check_container(manifest: String, container: String, image: String, expected: Option<&VersionImages>) -> Finding {
     let mut f = Finding {
         manifest,
         container: Some(container.clone()),
@@ -254,13 +220,8 @@ fn check_container(
             return f;
         }
     };
-    let component = Component::from_name(&container).or_else(|| {
-        reference
-            .path()
-            .rsplit('/')
-            .next()
-            .and_then(Component::from_name)
-    });
+    let component =
+        Component::from_name(&container).or_else(|| reference.path().rsplit('/').next().and_then(Component::from_name));
     let want = component.and_then(|c| expected.and_then(|e| e.get(c)));
     f.expected = want.map(|w| w.pinned_reference().to_string());
     let Some(digest) = reference.digest() else {
@@ -275,8 +236,7 @@ fn check_container(
         (None, _) => {
             f.kind = FindingKind::UnknownImage;
             f.severity = Severity::Warning;
-            f.message =
-                format!("pinned to {digest}, but not a control-plane image the catalog knows");
+            f.message = format!("pinned to {digest}, but not a control-plane image the catalog knows");
         }
         (Some(_), None) => {
             f.kind = FindingKind::NoCatalogDigest;
@@ -287,10 +247,7 @@ fn check_container(
             None => {
                 f.kind = FindingKind::NoCatalogDigest;
                 f.severity = Severity::Warning;
-                f.message = format!(
-                    "pinned to {digest}; the catalog records no digest for {}",
-                    w.image
-                );
+                f.message = format!("pinned to {digest}; the catalog records no digest for {}", w.image);
             }
             Some(d) if d == digest => {
                 f.message = format!("pinned to the catalog digest {d}");

@@ -58,12 +58,8 @@ impl Component {
     ];
 
     /// The four static pods that kubeadm patch files can pin.
-    pub const STATIC_PODS: [Component; 4] = [
-        Component::KubeApiserver,
-        Component::KubeControllerManager,
-        Component::KubeScheduler,
-        Component::Etcd,
-    ];
+    pub const STATIC_PODS: [Component; 4] =
+        [Component::KubeApiserver, Component::KubeControllerManager, Component::KubeScheduler, Component::Etcd];
 
     /// The component name (also the kubeadm patch target for static pods).
     pub fn name(self) -> &'static str {
@@ -159,13 +155,12 @@ struct CatalogFile {
 #[non_exhaustive]
 pub enum CatalogError {
     /// The file is not valid catalog JSON.
-    #[error("catalog {source_name}: {source}")]
+    #[error("catalog {source_name}: {error}")]
     Parse {
         /// Where the catalog came from.
         source_name: String,
-        /// The JSON error, with line and column.
-        #[source]
-        source: serde_json::Error,
+        /// The JSON error, with line and column (part of the message, not a `source`).
+        error: serde_json::Error,
     },
     /// `apiVersion` or `kind` is wrong.
     #[error(
@@ -277,8 +272,7 @@ impl Catalog {
     /// by unit tests, so a malformed one cannot be shipped.
     #[allow(clippy::expect_used)]
     pub fn embedded() -> Catalog {
-        Catalog::parse(EMBEDDED.as_bytes(), "<embedded>")
-            .expect("embedded catalog is validated by tests")
+        Catalog::parse(EMBEDDED.as_bytes(), "<embedded>").expect("embedded catalog is validated by tests")
     }
 
     /// An empty catalog with the default image repository.
@@ -292,11 +286,8 @@ impl Catalog {
 
     /// Parses and validates a catalog file. `source_name` names it in errors.
     pub fn parse(bytes: &[u8], source_name: &str) -> Result<Catalog, CatalogError> {
-        let file: CatalogFile =
-            serde_json::from_slice(bytes).map_err(|source| CatalogError::Parse {
-                source_name: source_name.to_owned(),
-                source,
-            })?;
+        let file: CatalogFile = serde_json::from_slice(bytes)
+            .map_err(|error| CatalogError::Parse { source_name: source_name.to_owned(), error })?;
         if file.api_version != API_VERSION || file.kind != KIND {
             return Err(CatalogError::WrongType {
                 source_name: source_name.to_owned(),
@@ -304,50 +295,31 @@ impl Catalog {
                 kind: file.kind,
             });
         }
-        let invalid = |what: String| CatalogError::Invalid {
-            source_name: source_name.to_owned(),
-            what,
-        };
-        let image_repository = file
-            .image_repository
-            .unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_owned());
+        let invalid = |what: String| CatalogError::Invalid { source_name: source_name.to_owned(), what };
+        let image_repository = file.image_repository.unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_owned());
         validate_repository(&image_repository).map_err(invalid)?;
         for (minor, d) in &file.kubeadm_defaults {
             validate_minor_key(minor).map_err(invalid)?;
-            for (what, list) in [
-                ("etcd", &d.etcd),
-                ("coredns", &d.coredns),
-                ("pause", &d.pause),
-            ] {
+            for (what, list) in [("etcd", &d.etcd), ("coredns", &d.coredns), ("pause", &d.pause)] {
                 if list.first().map(|t| t.from_patch) != Some(0) {
-                    return Err(invalid(format!(
-                        "kubeadmDefaults.{minor}.{what} must start with fromPatch 0"
-                    )));
+                    return Err(invalid(format!("kubeadmDefaults.{minor}.{what} must start with fromPatch 0")));
                 }
                 if list.windows(2).any(|w| w[0].from_patch >= w[1].from_patch) {
-                    return Err(invalid(format!(
-                        "kubeadmDefaults.{minor}.{what} must be sorted by fromPatch"
-                    )));
+                    return Err(invalid(format!("kubeadmDefaults.{minor}.{what} must be sorted by fromPatch")));
                 }
                 for t in list {
-                    validate_tag(&t.tag)
-                        .map_err(|e| invalid(format!("kubeadmDefaults.{minor}.{what}: {e}")))?;
+                    validate_tag(&t.tag).map_err(|e| invalid(format!("kubeadmDefaults.{minor}.{what}: {e}")))?;
                 }
             }
         }
         let mut versions = BTreeMap::new();
         for (v, entry) in file.versions {
             for (c, pin) in &entry.images {
-                validate_tag(&pin.tag)
-                    .map_err(|e| invalid(format!("versions.{v}.images.{}: {e}", c.name())))?;
+                validate_tag(&pin.tag).map_err(|e| invalid(format!("versions.{v}.images.{}: {e}", c.name())))?;
             }
             versions.insert(v, entry.images);
         }
-        Ok(Catalog {
-            image_repository,
-            defaults: file.kubeadm_defaults,
-            versions,
-        })
+        Ok(Catalog { image_repository, defaults: file.kubeadm_defaults, versions })
     }
 
     /// Merges `other` over `self`: its defaults replace whole minors, its
@@ -364,10 +336,7 @@ impl Catalog {
 
     /// Records `pin` for `component` of `version` (used by `images lock`).
     pub fn set_pin(&mut self, version: KubernetesVersion, component: Component, pin: ImagePin) {
-        self.versions
-            .entry(version)
-            .or_default()
-            .insert(component, pin);
+        self.versions.entry(version).or_default().insert(component, pin);
     }
 
     /// Versions with an entry, oldest first.
@@ -389,10 +358,7 @@ impl Catalog {
             Component::Pause => &d.pause,
             _ => return Some(version.to_string()),
         };
-        list.iter()
-            .rev()
-            .find(|t| t.from_patch <= version.patch)
-            .map(|t| t.tag.clone())
+        list.iter().rev().find(|t| t.from_patch <= version.patch).map(|t| t.tag.clone())
     }
 
     /// The images of `version` under `image_repository` (the catalog's own
@@ -405,10 +371,8 @@ impl Catalog {
         image_repository: Option<&str>,
     ) -> Result<VersionImages, CatalogError> {
         let repo = image_repository.unwrap_or(&self.image_repository);
-        validate_repository(repo).map_err(|what| CatalogError::Invalid {
-            source_name: "--image-repository".into(),
-            what,
-        })?;
+        validate_repository(repo)
+            .map_err(|what| CatalogError::Invalid { source_name: "--image-repository".into(), what })?;
         let entry = self.versions.get(&version);
         if entry.is_none() && !self.defaults.contains_key(&version.minor_key()) {
             return Err(self.unknown(version));
@@ -423,50 +387,23 @@ impl Catalog {
                 },
             };
             let text = format!("{}:{}", component.repository(repo), pin.tag);
-            let image = Reference::parse_normalized(&text).map_err(|e| CatalogError::Invalid {
-                source_name: "catalog".into(),
-                what: e.to_string(),
-            })?;
-            images.push(ResolvedImage {
-                component,
-                image,
-                digest: pin.digest,
-            });
+            let image = Reference::parse_normalized(&text)
+                .map_err(|e| CatalogError::Invalid { source_name: "catalog".into(), what: e.to_string() })?;
+            images.push(ResolvedImage { component, image, digest: pin.digest });
         }
-        let provenance = if entry.is_some() {
-            Provenance::Catalog
-        } else {
-            Provenance::KubeadmDefaults
-        };
-        Ok(VersionImages {
-            version,
-            provenance,
-            images,
-        })
+        let provenance = if entry.is_some() { Provenance::Catalog } else { Provenance::KubeadmDefaults };
+        Ok(VersionImages { version, provenance, images })
     }
 
     fn unknown(&self, version: KubernetesVersion) -> CatalogError {
-        let first = self
-            .versions
-            .keys()
-            .next()
-            .map_or_else(|| "(none)".into(), ToString::to_string);
-        let last = self
-            .versions
-            .keys()
-            .next_back()
-            .map_or_else(|| "(none)".into(), ToString::to_string);
+        let first = self.versions.keys().next().map_or_else(|| "(none)".into(), ToString::to_string);
+        let last = self.versions.keys().next_back().map_or_else(|| "(none)".into(), ToString::to_string);
         let minors = if self.defaults.is_empty() {
             "no minor versions".to_owned()
         } else {
             self.defaults.keys().cloned().collect::<Vec<_>>().join(", ")
         };
-        CatalogError::UnknownVersion {
-            version,
-            first,
-            last,
-            minors,
-        }
+        CatalogError::UnknownVersion { version, first, last, minors }
     }
 
     /// Serializes the catalog as pretty JSON in the documented file format.
@@ -476,11 +413,7 @@ impl Catalog {
             kind: KIND.to_owned(),
             image_repository: Some(self.image_repository.clone()),
             kubeadm_defaults: self.defaults.clone(),
-            versions: self
-                .versions
-                .iter()
-                .map(|(v, i)| (*v, VersionEntry { images: i.clone() }))
-                .collect(),
+            versions: self.versions.iter().map(|(v, i)| (*v, VersionEntry { images: i.clone() })).collect(),
         };
         let mut s = serde_json::to_string_pretty(&file).unwrap_or_default();
         s.push('\n');

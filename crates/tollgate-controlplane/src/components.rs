@@ -87,15 +87,14 @@ pub enum ComponentError {
         message: String,
     },
     /// The content does not have the declared hash.
-    #[error("component {index} ({url}): {source}; refusing to install")]
+    #[error("component {index} ({url}): {mismatch}; refusing to install")]
     HashMismatch {
         /// Position in the list.
         index: usize,
         /// The URL, redacted.
         url: String,
         /// Expected and actual digest.
-        #[source]
-        source: DigestMismatch,
+        mismatch: DigestMismatch,
     },
     /// The archive is unsafe or unreadable.
     #[error("component {index} ({url}): archive entry {entry:?}: {message}")]
@@ -151,10 +150,7 @@ pub struct Installed {
 
 /// Parses a components list (a JSON or YAML array).
 pub fn parse_list(bytes: &[u8], source_name: &str) -> Result<Vec<ComponentSpec>, ComponentError> {
-    let parse_err = |message: String| ComponentError::Parse {
-        source_name: source_name.to_owned(),
-        message,
-    };
+    let parse_err = |message: String| ComponentError::Parse { source_name: source_name.to_owned(), message };
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let list: Vec<ComponentSpec> = if first == Some(&b'[') {
         serde_json::from_slice(bytes).map_err(|e| parse_err(e.to_string()))?
@@ -180,11 +176,7 @@ impl ComponentSpec {
     }
 
     fn invalid(&self, index: usize, message: impl Into<String>) -> ComponentError {
-        ComponentError::Invalid {
-            index,
-            url: self.display_url(),
-            message: message.into(),
-        }
+        ComponentError::Invalid { index, url: self.display_url(), message: message.into() }
     }
 
     /// Classifies and checks the URL. `data:` URLs are decoded here.
@@ -193,22 +185,18 @@ impl ComponentSpec {
         if lower.starts_with("data:") {
             let url = data_url::DataUrl::process(&self.url)
                 .map_err(|e| self.invalid(index, format!("malformed data: URL: {e:?}")))?;
-            let (body, _) = url
-                .decode_to_vec()
-                .map_err(|_| self.invalid(index, "data: URL has invalid base64 content"))?;
+            let (body, _) =
+                url.decode_to_vec().map_err(|_| self.invalid(index, "data: URL has invalid base64 content"))?;
             return Ok(Source::Data(body));
         }
         if self.hash.is_empty() {
-            return Err(self.invalid(
-                index,
-                "a sha256 hash is required for non-data: URLs; add \"hash\": \"sha256:<hex>\"",
-            ));
+            return Err(
+                self.invalid(index, "a sha256 hash is required for non-data: URLs; add \"hash\": \"sha256:<hex>\"")
+            );
         }
         if let Some(path) = lower.strip_prefix("file://").map(|_| &self.url[7..]) {
             if !path.starts_with('/') {
-                return Err(
-                    self.invalid(index, "file:// URLs need an absolute path (file:///path)")
-                );
+                return Err(self.invalid(index, "file:// URLs need an absolute path (file:///path)"));
             }
             return Ok(Source::File(PathBuf::from(path)));
         }
@@ -216,33 +204,22 @@ impl ComponentSpec {
             return Ok(Source::Https(self.url.clone()));
         }
         if lower.starts_with("http://") {
-            return Err(self.invalid(
-                index,
-                "plain http is refused; use https:// or a local file:// copy",
-            ));
+            return Err(self.invalid(index, "plain http is refused; use https:// or a local file:// copy"));
         }
-        Err(self.invalid(
-            index,
-            "unsupported URL scheme; use data:, file:// or https://",
-        ))
+        Err(self.invalid(index, "unsupported URL scheme; use data:, file:// or https://"))
     }
 
     fn digest(&self, index: usize) -> Result<Option<Digest>, ComponentError> {
         if self.hash.is_empty() {
             return Ok(None);
         }
-        Digest::parse(&self.hash)
-            .map(Some)
-            .map_err(|e| self.invalid(index, e.to_string()))
+        Digest::parse(&self.hash).map(Some).map_err(|e| self.invalid(index, e.to_string()))
     }
 
     fn install_rel(&self, index: usize) -> Result<PathBuf, ComponentError> {
         let p = Path::new(&self.install_path);
         if !p.is_absolute() {
-            return Err(self.invalid(
-                index,
-                format!("install_path {:?} must be absolute", self.install_path),
-            ));
+            return Err(self.invalid(index, format!("install_path {:?} must be absolute", self.install_path)));
         }
         let mut rel = PathBuf::new();
         for part in p.components() {
@@ -250,10 +227,9 @@ impl ComponentSpec {
                 PathPart::RootDir | PathPart::CurDir => {}
                 PathPart::Normal(n) => rel.push(n),
                 _ => {
-                    return Err(self.invalid(
-                        index,
-                        format!("install_path {:?} must not contain '..'", self.install_path),
-                    ));
+                    return Err(
+                        self.invalid(index, format!("install_path {:?} must not contain '..'", self.install_path))
+                    );
                 }
             }
         }
@@ -268,12 +244,7 @@ impl ComponentSpec {
             Some(m) => u32::from_str_radix(m, 8)
                 .ok()
                 .filter(|m| *m <= 0o777)
-                .ok_or_else(|| {
-                    self.invalid(
-                        index,
-                        format!("mode {m:?} must be octal permissions such as \"0755\""),
-                    )
-                }),
+                .ok_or_else(|| self.invalid(index, format!("mode {m:?} must be octal permissions such as \"0755\""))),
             None if self.url.to_ascii_lowercase().starts_with("data:") => Ok(0o644),
             None => Ok(0o755),
         }
@@ -288,20 +259,15 @@ pub fn plan(
     root: &Path,
 ) -> Result<Vec<PlannedEntry>, ComponentError> {
     if let Some(d) = spec.digest(index)? {
-        d.verify(bytes)
-            .map_err(|source| ComponentError::HashMismatch {
-                index,
-                url: spec.display_url(),
-                source,
-            })?;
+        d.verify(bytes).map_err(|mismatch| ComponentError::HashMismatch {
+            index,
+            url: spec.display_url(),
+            mismatch,
+        })?;
     }
     let dest = root.join(spec.install_rel(index)?);
     if !spec.extract {
-        return Ok(vec![PlannedEntry::File {
-            path: dest,
-            bytes: bytes.to_vec(),
-            mode: spec.mode(index)?,
-        }]);
+        return Ok(vec![PlannedEntry::File { path: dest, bytes: bytes.to_vec(), mode: spec.mode(index)? }]);
     }
     extract_plan(spec, index, bytes, &dest)
 }
@@ -319,70 +285,38 @@ fn extract_plan(
         message: message.to_owned(),
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    let entries = archive
-        .entries()
-        .map_err(|e| err("-", &format!("not a tar.gz archive: {e}")))?;
-    let mut plan = vec![PlannedEntry::Dir {
-        path: dest.to_owned(),
-    }];
+    let entries = archive.entries().map_err(|e| err("-", &format!("not a tar.gz archive: {e}")))?;
+    let mut plan = vec![PlannedEntry::Dir { path: dest.to_owned() }];
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut total: u64 = 0;
     for (n, entry) in entries.enumerate() {
         if n >= MAX_ARCHIVE_ENTRIES {
-            return Err(err(
-                "-",
-                &format!("more than {MAX_ARCHIVE_ENTRIES} entries"),
-            ));
+            return Err(err("-", &format!("more than {MAX_ARCHIVE_ENTRIES} entries")));
         }
         let mut entry = entry.map_err(|e| err("-", &format!("unreadable archive: {e}")))?;
-        let raw = entry
-            .path()
-            .map(|p| p.to_path_buf())
-            .map_err(|e| err("-", &format!("bad entry name: {e}")))?;
+        let raw = entry.path().map(|p| p.to_path_buf()).map_err(|e| err("-", &format!("bad entry name: {e}")))?;
         let shown = raw.display().to_string();
-        let rel =
-            confined(&raw).ok_or_else(|| err(&shown, "path escapes the install directory"))?;
+        let rel = confined(&raw).ok_or_else(|| err(&shown, "path escapes the install directory"))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
         if rel.ancestors().skip(1).any(|a| links.contains(a)) {
-            return Err(err(
-                &shown,
-                "path goes through a symbolic link from the same archive",
-            ));
+            return Err(err(&shown, "path goes through a symbolic link from the same archive"));
         }
         let path = dest.join(&rel);
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             plan.push(PlannedEntry::Dir { path });
         } else if kind.is_file() {
-            let size = entry
-                .header()
-                .size()
-                .map_err(|e| err(&shown, &e.to_string()))?;
+            let size = entry.header().size().map_err(|e| err(&shown, &e.to_string()))?;
             total = total.saturating_add(size);
             if total > MAX_EXTRACTED_BYTES {
-                return Err(err(
-                    &shown,
-                    &format!("archive expands beyond {MAX_EXTRACTED_BYTES} bytes"),
-                ));
+                return Err(err(&shown, &format!("archive expands beyond {MAX_EXTRACTED_BYTES} bytes")));
             }
-            let mode = entry
-                .header()
-                .mode()
-                .map_err(|e| err(&shown, &e.to_string()))?
-                & 0o755;
+            let mode = entry.header().mode().map_err(|e| err(&shown, &e.to_string()))? & 0o755;
             let mut content = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
-            entry
-                .by_ref()
-                .take(size)
-                .read_to_end(&mut content)
-                .map_err(|e| err(&shown, &e.to_string()))?;
-            plan.push(PlannedEntry::File {
-                path,
-                bytes: content,
-                mode,
-            });
+            entry.by_ref().take(size).read_to_end(&mut content).map_err(|e| err(&shown, &e.to_string()))?;
+            plan.push(PlannedEntry::File { path, bytes: content, mode });
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()
@@ -394,19 +328,13 @@ fn extract_plan(
             if target.is_absolute() || confined(&parent.join(&target)).is_none() {
                 return Err(err(
                     &shown,
-                    &format!(
-                        "symbolic link to {} points outside the install directory",
-                        target.display()
-                    ),
+                    &format!("symbolic link to {} points outside the install directory", target.display()),
                 ));
             }
             links.insert(rel);
             plan.push(PlannedEntry::Symlink { path, target });
         } else {
-            return Err(err(
-                &shown,
-                "only files, directories and contained symbolic links may be extracted",
-            ));
+            return Err(err(&shown, "only files, directories and contained symbolic links may be extracted"));
         }
     }
     Ok(plan)
@@ -440,34 +368,18 @@ pub fn apply(plan: &[PlannedEntry]) -> Result<Vec<Installed>, ComponentError> {
         match entry {
             PlannedEntry::Dir { path } => {
                 let existed = path.is_dir();
-                fsutil::create_dirs(path).map_err(|source| fsutil::WriteError {
-                    path: path.clone(),
-                    source,
-                })?;
-                let outcome = if existed {
-                    WriteOutcome::Unchanged
-                } else {
-                    WriteOutcome::Written
-                };
-                out.push(Installed {
-                    path: path.clone(),
-                    outcome,
-                });
+                fsutil::create_dirs(path).map_err(|error| fsutil::WriteError { path: path.clone(), error })?;
+                let outcome = if existed { WriteOutcome::Unchanged } else { WriteOutcome::Written };
+                out.push(Installed { path: path.clone(), outcome });
             }
             PlannedEntry::File { path, bytes, mode } => {
                 refuse_existing_symlink(path)?;
                 let outcome = fsutil::write_atomic(path, bytes, *mode)?;
-                out.push(Installed {
-                    path: path.clone(),
-                    outcome,
-                });
+                out.push(Installed { path: path.clone(), outcome });
             }
             PlannedEntry::Symlink { path, target } => {
                 let outcome = write_symlink(path, target)?;
-                out.push(Installed {
-                    path: path.clone(),
-                    outcome,
-                });
+                out.push(Installed { path: path.clone(), outcome });
             }
         }
     }
@@ -478,17 +390,14 @@ fn refuse_existing_symlink(path: &Path) -> Result<(), fsutil::WriteError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(fsutil::WriteError {
             path: path.to_owned(),
-            source: std::io::Error::other("a symbolic link is in the way; remove it and retry"),
+            error: std::io::Error::other("a symbolic link is in the way; remove it and retry"),
         }),
         _ => Ok(()),
     }
 }
 
 fn write_symlink(path: &Path, target: &Path) -> Result<WriteOutcome, fsutil::WriteError> {
-    let err = |source| fsutil::WriteError {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |error| fsutil::WriteError { path: path.to_owned(), error };
     if std::fs::read_link(path).is_ok_and(|t| t == target) {
         return Ok(WriteOutcome::Unchanged);
     }
@@ -506,9 +415,7 @@ pub fn read_file_source(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_SOURCE_BYTES} bytes"
-        )));
+        return Err(std::io::Error::other(format!("larger than {MAX_SOURCE_BYTES} bytes")));
     }
     Ok(buf)
 }
@@ -521,11 +428,7 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
 fn redact(url: &str) -> String {
     if url.len() > 5 && url[..5].eq_ignore_ascii_case("data:") {
         let head: String = url.chars().take(40).collect();
-        return if url.len() > 40 {
-            format!("{head}… ({} bytes)", url.len())
-        } else {
-            head
-        };
+        return if url.len() > 40 { format!("{head}… ({} bytes)", url.len()) } else { head };
     }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.chars().take(200).collect();

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 
 /// A file write that failed, naming the path.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {}: {error}", path.display())]
 pub struct WriteError {
     /// The file being written.
     pub path: PathBuf,
-    /// The I/O error.
-    #[source]
-    pub source: io::Error,
+    /// The I/O error (part of the message, not a `source`).
+    pub error: io::Error,
 }
 
 /// Whether a write changed anything.
@@ -32,10 +31,7 @@ pub enum WriteOutcome {
 /// one, never a partial one. Missing parent directories are created with
 /// mode 0755. A file that already has this content and mode is left alone.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
-    let err = |source| WriteError {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |error| WriteError { path: path.to_owned(), error };
     if same_content(path, bytes, mode).map_err(err)? {
         return Ok(WriteOutcome::Unchanged);
     }
@@ -44,14 +40,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome
         _ => PathBuf::from("."),
     };
     create_dirs(&dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tollgate-")
-        .tempfile_in(&dir)
-        .map_err(err)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tollgate-").tempfile_in(&dir).map_err(err)?;
     tmp.as_file_mut().write_all(bytes).map_err(err)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(err)?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
@@ -60,10 +51,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome
 
 /// Creates `dir` and its missing parents with mode 0755.
 pub fn create_dirs(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)
 }
 
 fn same_content(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
@@ -72,18 +60,11 @@ fn same_content(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    if !meta.is_file()
-        || meta.len() != bytes.len() as u64
-        || meta.permissions().mode() & 0o7777 != mode
-    {
+    if !meta.is_file() || meta.len() != bytes.len() as u64 || meta.permissions().mode() & 0o7777 != mode {
         return Ok(false);
     }
     let mut existing = Vec::with_capacity(bytes.len());
-    OpenOptions::new()
-        .read(true)
-        .open(path)?
-        .take(bytes.len() as u64 + 1)
-        .read_to_end(&mut existing)?;
+    OpenOptions::new().read(true).open(path)?.take(bytes.len() as u64 + 1).read_to_end(&mut existing)?;
     Ok(existing == bytes)
 }
 
@@ -112,14 +93,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let blocker = dir.path().join("file");
         write_atomic(&blocker, b"x", 0o644)?;
-        let err = write_atomic(&blocker.join("child"), b"y", 0o644)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.starts_with(&format!("cannot write {}/child: ", blocker.display())),
-            "{err}"
-        );
+        let err = write_atomic(&blocker.join("child"), b"y", 0o644).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with(&format!("cannot write {}/child: ", blocker.display())), "{err}");
         Ok(())
     }
 }

@@ -84,11 +84,9 @@ pub fn render(images: &VersionImages, allow_unpinned: bool) -> Result<PatchSet, 
     let mut missing = Vec::new();
     for img in &images.images {
         let (target, name_path, image_path) = match img.component {
-            Component::Coredns if coredns_by_patch => (
-                "corednsdeployment",
-                "/spec/template/spec/containers/0/name",
-                "/spec/template/spec/containers/0/image",
-            ),
+            Component::Coredns if coredns_by_patch => {
+                ("corednsdeployment", "/spec/template/spec/containers/0/name", "/spec/template/spec/containers/0/image")
+            }
             Component::Coredns => {
                 uncovered.push(Uncovered {
                     component: img.component,
@@ -116,36 +114,23 @@ pub fn render(images: &VersionImages, allow_unpinned: bool) -> Result<PatchSet, 
                 });
                 continue;
             }
-            c => (
-                c.name(),
-                "/spec/containers/0/name",
-                "/spec/containers/0/image",
-            ),
+            c => (c.name(), "/spec/containers/0/name", "/spec/containers/0/image"),
         };
         if img.digest.is_none() {
             missing.push(img.image.to_string());
-            uncovered.push(Uncovered {
-                component: img.component,
-                reason: format!("no digest known for {}", img.image),
-            });
+            uncovered
+                .push(Uncovered { component: img.component, reason: format!("no digest known for {}", img.image) });
             continue;
         }
         targets.push((img, target, name_path, image_path));
     }
     if !missing.is_empty() && !allow_unpinned {
-        return Err(PatchError::Unpinned {
-            version: images.version.to_string(),
-            images: missing,
-        });
+        return Err(PatchError::Unpinned { version: images.version.to_string(), images: missing });
     }
     let files = targets
         .into_iter()
         .map(|(img, target, name_path, image_path)| {
-            let container = if img.component == Component::Coredns {
-                "coredns"
-            } else {
-                img.component.name()
-            };
+            let container = if img.component == Component::Coredns { "coredns" } else { img.component.name() };
             let pinned = img.pinned_reference().to_string();
             let ops = json!([
                 {"op": "test", "path": name_path, "value": container},

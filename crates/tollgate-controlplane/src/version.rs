@@ -31,9 +31,7 @@ pub struct VersionError {
 impl KubernetesVersion {
     /// Parses `v1.32.9` or `1.32.9`.
     pub fn parse(input: &str) -> Result<KubernetesVersion, VersionError> {
-        let err = || VersionError {
-            input: input.to_owned(),
-        };
+        let err = || VersionError { input: input.to_owned() };
         let s = input.strip_prefix('v').unwrap_or(input);
         let mut parts = s.split('.');
         let mut next = || -> Result<u32, VersionError> {
@@ -47,11 +45,7 @@ impl KubernetesVersion {
             }
             p.parse().map_err(|_| err())
         };
-        let v = KubernetesVersion {
-            major: next()?,
-            minor: next()?,
-            patch: next()?,
-        };
+        let v = KubernetesVersion { major: next()?, minor: next()?, patch: next()? };
         if parts.next().is_some() {
             return Err(err());
         }
@@ -101,11 +95,7 @@ mod tests {
 
     #[test]
     fn parses_with_and_without_v() {
-        let want = KubernetesVersion {
-            major: 1,
-            minor: 32,
-            patch: 9,
-        };
+        let want = KubernetesVersion { major: 1, minor: 32, patch: 9 };
         assert_eq!(KubernetesVersion::parse("v1.32.9"), Ok(want));
         assert_eq!(KubernetesVersion::parse("1.32.9"), Ok(want));
         assert_eq!(want.to_string(), "v1.32.9");
@@ -114,24 +104,12 @@ mod tests {
 
     #[test]
     fn refuses_labels_and_garbage() {
-        for bad in [
-            "stable",
-            "v1.32",
-            "v1.32.9.1",
-            "v1.32.x",
-            "v01.32.9",
-            "",
-            "v1..9",
-            "v1.32.9-rc.0",
-            "v1.32.9999999",
-        ] {
+        for bad in ["stable", "v1.32", "v1.32.9.1", "v1.32.x", "v01.32.9", "", "v1..9", "v1.32.9-rc.0", "v1.32.9999999"]
+        {
             assert!(KubernetesVersion::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            KubernetesVersion::parse("stable")
-                .err()
-                .map(|e| e.to_string())
-                .as_deref(),
+            KubernetesVersion::parse("stable").err().map(|e| e.to_string()).as_deref(),
             Some(
                 "invalid Kubernetes version \"stable\": expected vMAJOR.MINOR.PATCH such as v1.32.9 \
                  (labels like 'stable' need network access and are not accepted)"

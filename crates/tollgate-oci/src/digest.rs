@@ -57,9 +57,7 @@ pub enum DigestError {
         input: String,
     },
     /// The algorithm part does not follow the grammar or is not registered.
-    #[error(
-        "unsupported digest algorithm {algorithm:?} in {input:?}: tollgate accepts sha256 and sha512"
-    )]
+    #[error("unsupported digest algorithm {algorithm:?} in {input:?}: tollgate accepts sha256 and sha512")]
     UnsupportedAlgorithm {
         /// The algorithm as written.
         algorithm: String,
@@ -110,18 +108,13 @@ impl Digest {
     /// Parses and validates `algorithm:hex`.
     pub fn parse(input: &str) -> Result<Digest, DigestError> {
         let Some((alg, hex)) = input.split_once(':') else {
-            return Err(DigestError::MissingSeparator {
-                input: input.to_owned(),
-            });
+            return Err(DigestError::MissingSeparator { input: input.to_owned() });
         };
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ => {
-                return Err(DigestError::UnsupportedAlgorithm {
-                    algorithm: alg.to_owned(),
-                    input: input.to_owned(),
-                });
+                return Err(DigestError::UnsupportedAlgorithm { algorithm: alg.to_owned(), input: input.to_owned() });
             }
         };
         if hex.len() != algorithm.hex_len() {
@@ -132,18 +125,10 @@ impl Digest {
                 input: input.to_owned(),
             });
         }
-        if !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(DigestError::BadHex {
-                input: input.to_owned(),
-            });
+        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(DigestError::BadHex { input: input.to_owned() });
         }
-        Ok(Digest {
-            algorithm,
-            hex: hex.to_owned(),
-        })
+        Ok(Digest { algorithm, hex: hex.to_owned() })
     }
 
     /// The SHA-256 digest of `bytes`.
@@ -153,23 +138,13 @@ impl Digest {
 
     /// The digest of `bytes` under `algorithm`.
     pub fn of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
-        Digest {
-            algorithm,
-            hex: algorithm.hash(bytes),
-        }
+        Digest { algorithm, hex: algorithm.hash(bytes) }
     }
 
     /// Checks that `bytes` hash to this digest, with this digest's algorithm.
     pub fn verify(&self, bytes: &[u8]) -> Result<(), DigestMismatch> {
         let actual = Digest::of(self.algorithm, bytes);
-        if actual == *self {
-            Ok(())
-        } else {
-            Err(DigestMismatch {
-                expected: self.clone(),
-                actual,
-            })
-        }
+        if actual == *self { Ok(()) } else { Err(DigestMismatch { expected: self.clone(), actual }) }
     }
 
     /// The algorithm.
@@ -213,8 +188,7 @@ impl<'de> Deserialize<'de> for Digest {
 mod tests {
     use super::*;
 
-    const EMPTY_SHA256: &str =
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn computes_known_sha256() {
@@ -230,10 +204,7 @@ mod tests {
 
     #[test]
     fn parse_round_trips() {
-        assert_eq!(
-            Digest::parse(EMPTY_SHA256).map(|d| d.to_string()),
-            Ok(EMPTY_SHA256.to_owned())
-        );
+        assert_eq!(Digest::parse(EMPTY_SHA256).map(|d| d.to_string()), Ok(EMPTY_SHA256.to_owned()));
     }
 
     #[test]
@@ -246,41 +217,20 @@ mod tests {
     #[test]
     fn error_texts_name_the_input_and_the_fix() {
         let cases = [
-            (
-                "sha256",
-                "invalid digest \"sha256\": expected ALGORITHM:HEX, e.g. sha256:<64 hex characters>",
-            ),
-            (
-                "md5:abc",
-                "unsupported digest algorithm \"md5\" in \"md5:abc\": tollgate accepts sha256 and sha512",
-            ),
-            (
-                "sha256:abc",
-                "invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3",
-            ),
+            ("sha256", "invalid digest \"sha256\": expected ALGORITHM:HEX, e.g. sha256:<64 hex characters>"),
+            ("md5:abc", "unsupported digest algorithm \"md5\" in \"md5:abc\": tollgate accepts sha256 and sha512"),
+            ("sha256:abc", "invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3"),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                Digest::parse(input).err().map(|e| e.to_string()).as_deref(),
-                Some(want)
-            );
+            assert_eq!(Digest::parse(input).err().map(|e| e.to_string()).as_deref(), Some(want));
         }
         let upper = format!("sha256:{}", "A".repeat(64));
         assert_eq!(
             Digest::parse(&upper).err().map(|e| e.to_string()),
-            Some(format!(
-                "invalid digest {upper:?}: the value must be lowercase hex [0-9a-f]"
-            ))
+            Some(format!("invalid digest {upper:?}: the value must be lowercase hex [0-9a-f]"))
         );
-        let mismatch = DigestMismatch {
-            expected: Digest::sha256_of(b"a"),
-            actual: Digest::sha256_of(b"b"),
-        };
-        assert!(
-            mismatch
-                .to_string()
-                .starts_with("digest mismatch: expected sha256:ca978112")
-        );
+        let mismatch = DigestMismatch { expected: Digest::sha256_of(b"a"), actual: Digest::sha256_of(b"b") };
+        assert!(mismatch.to_string().starts_with("digest mismatch: expected sha256:ca978112"));
     }
 
     #[test]

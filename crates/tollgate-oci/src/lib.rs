@@ -24,6 +24,4 @@ pub mod media_types;
 mod reference;
 
 pub use digest::{Algorithm, Digest, DigestError, DigestMismatch};
-pub use reference::{
-    DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, Reference, ReferenceError,
-};
+pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, Reference, ReferenceError};

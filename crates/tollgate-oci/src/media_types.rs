@@ -18,12 +18,7 @@ pub const OCI_DESCRIPTOR: &str = "application/vnd.oci.descriptor.v1+json";
 /// Every manifest media type tollgate accepts, in the order sent in `Accept`
 /// headers: indexes first so that a multi-platform image resolves to its
 /// index digest, the digest a container runtime pins.
-pub const MANIFEST_ACCEPT: [&str; 4] = [
-    OCI_INDEX,
-    DOCKER_MANIFEST_LIST,
-    OCI_MANIFEST,
-    DOCKER_MANIFEST,
-];
+pub const MANIFEST_ACCEPT: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
 /// Whether `media_type` names a multi-platform index or manifest list.
 pub fn is_index(media_type: &str) -> bool {

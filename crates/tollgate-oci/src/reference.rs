@@ -37,9 +37,7 @@ pub enum ReferenceError {
     #[error("invalid image reference: it is empty")]
     Empty,
     /// `domain/path` is longer than 255 characters.
-    #[error(
-        "invalid image reference {input:?}: the repository name is {len} characters, at most 255 are allowed"
-    )]
+    #[error("invalid image reference {input:?}: the repository name is {len} characters, at most 255 are allowed")]
     NameTooLong {
         /// The refused input.
         input: String,
@@ -83,18 +81,15 @@ pub enum ReferenceError {
         tag: String,
     },
     /// The digest is malformed or unsupported.
-    #[error("invalid image reference {input:?}: {source}")]
+    #[error("invalid image reference {input:?}: {error}")]
     InvalidDigest {
         /// The refused input.
         input: String,
-        /// What is wrong with the digest.
-        #[source]
-        source: DigestError,
+        /// What is wrong with the digest (part of the message, not a `source`).
+        error: DigestError,
     },
     /// The input is a bare 64-character hex string, which docker reserves for image IDs.
-    #[error(
-        "invalid image reference {input:?}: a 64-character hex string is an image ID, not a repository name"
-    )]
+    #[error("invalid image reference {input:?}: a 64-character hex string is an image ID, not a repository name")]
     HexIdentifier {
         /// The refused input.
         input: String,
@@ -123,23 +118,15 @@ impl Reference {
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        if input.len() == 64
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(ReferenceError::HexIdentifier {
-                input: input.to_owned(),
-            });
+        if input.len() == 64 && input.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(ReferenceError::HexIdentifier { input: input.to_owned() });
         }
         let err_input = || input.to_owned();
 
         let (name_and_tag, digest) = match input.split_once('@') {
             Some((left, d)) => {
-                let digest = Digest::parse(d).map_err(|source| ReferenceError::InvalidDigest {
-                    input: err_input(),
-                    source,
-                })?;
+                let digest =
+                    Digest::parse(d).map_err(|error| ReferenceError::InvalidDigest { input: err_input(), error })?;
                 (left, Some(digest))
             }
             None => (input, None),
@@ -154,54 +141,31 @@ impl Reference {
         };
         if let Some(t) = tag {
             if !valid_tag(t) {
-                return Err(ReferenceError::InvalidTag {
-                    input: err_input(),
-                    tag: t.to_owned(),
-                });
+                return Err(ReferenceError::InvalidTag { input: err_input(), tag: t.to_owned() });
             }
         }
         if name.is_empty() {
-            return Err(ReferenceError::InvalidPathComponent {
-                input: err_input(),
-                component: String::new(),
-            });
+            return Err(ReferenceError::InvalidPathComponent { input: err_input(), component: String::new() });
         }
         if name.len() > NAME_TOTAL_LENGTH_MAX {
-            return Err(ReferenceError::NameTooLong {
-                input: err_input(),
-                len: name.len(),
-            });
+            return Err(ReferenceError::NameTooLong { input: err_input(), len: name.len() });
         }
 
         let (domain, path) = split_docker_domain(name);
         if !valid_domain(&domain) {
-            return Err(ReferenceError::InvalidDomain {
-                input: err_input(),
-                domain,
-            });
+            return Err(ReferenceError::InvalidDomain { input: err_input(), domain });
         }
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(ReferenceError::Uppercase { input: err_input() });
         }
         if let Some(bad) = path.split('/').find(|c| !valid_path_component(c)) {
-            return Err(ReferenceError::InvalidPathComponent {
-                input: err_input(),
-                component: bad.to_owned(),
-            });
+            return Err(ReferenceError::InvalidPathComponent { input: err_input(), component: bad.to_owned() });
         }
         let full_len = domain.len() + 1 + path.len();
         if full_len > NAME_TOTAL_LENGTH_MAX {
-            return Err(ReferenceError::NameTooLong {
-                input: err_input(),
-                len: full_len,
-            });
+            return Err(ReferenceError::NameTooLong { input: err_input(), len: full_len });
         }
-        Ok(Reference {
-            domain,
-            path,
-            tag: tag.map(str::to_owned),
-            digest,
-        })
+        Ok(Reference { domain, path, tag: tag.map(str::to_owned), digest })
     }
 
     /// Adds the `latest` tag when the reference has neither tag nor digest,
@@ -268,10 +232,7 @@ impl Reference {
     /// The short form docker prints: `busybox:latest` for `docker.io/library/busybox:latest`.
     pub fn familiar(&self) -> String {
         let mut out = if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix(OFFICIAL_REPO_PREFIX)
-                .unwrap_or(&self.path)
-                .to_owned()
+            self.path.strip_prefix(OFFICIAL_REPO_PREFIX).unwrap_or(&self.path).to_owned()
         } else {
             self.repository()
         };
@@ -324,24 +285,15 @@ impl<'de> Deserialize<'de> for Reference {
 fn split_docker_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
         {
             (first.to_owned(), rest.to_owned())
         }
         _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
     };
-    let domain = if domain == LEGACY_DEFAULT_DOMAIN {
-        DEFAULT_DOMAIN.to_owned()
-    } else {
-        domain
-    };
-    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
-        format!("{OFFICIAL_REPO_PREFIX}{path}")
-    } else {
-        path
-    };
+    let domain = if domain == LEGACY_DEFAULT_DOMAIN { DEFAULT_DOMAIN.to_owned() } else { domain };
+    let path =
+        if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_REPO_PREFIX}{path}") } else { path };
     (domain, path)
 }
 
@@ -350,9 +302,7 @@ fn valid_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     match bytes.split_first() {
         Some((first, rest)) => {
-            word(*first)
-                && rest.len() < TAG_MAX
-                && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
+            word(*first) && rest.len() < TAG_MAX && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
         }
         None => false,
     }
@@ -376,13 +326,7 @@ fn valid_path_component(c: &str) -> bool {
         }
         match bytes[i] {
             b'.' => i += 1,
-            b'_' => {
-                i += if bytes.get(i + 1) == Some(&b'_') {
-                    2
-                } else {
-                    1
-                }
-            }
+            b'_' => i += if bytes.get(i + 1) == Some(&b'_') { 2 } else { 1 },
             b'-' => {
                 while i < bytes.len() && bytes[i] == b'-' {
                     i += 1;
@@ -398,11 +342,7 @@ fn valid_domain(domain: &str) -> bool {
         let Some((v6, after)) = rest.split_once(']') else {
             return false;
         };
-        if v6.is_empty()
-            || !v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        if v6.is_empty() || !v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
             return false;
         }
         match after {

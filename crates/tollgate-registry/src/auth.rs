@@ -24,9 +24,7 @@ pub enum Challenge {
 /// challenges without a realm give `None`.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header
-        .split_once(char::is_whitespace)
-        .unwrap_or((header, ""));
+    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
     let params = parse_params(rest);
     if scheme.eq_ignore_ascii_case("bearer") {
         let realm = params.get("realm").filter(|r| !r.is_empty())?.clone();
@@ -132,10 +130,7 @@ mod tests {
 
     #[test]
     fn basic_unknown_and_realmless() {
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry""#),
-            Some(Challenge::Basic)
-        );
+        assert_eq!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic));
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
         assert_eq!(parse_challenge(""), None);

@@ -88,11 +88,8 @@ impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, RegistryError> {
         install_crypto_provider();
         let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let downgrade = attempt
-                .previous()
-                .last()
-                .is_some_and(|p| p.scheme() == "https")
-                && attempt.url().scheme() != "https";
+            let downgrade =
+                attempt.previous().last().is_some_and(|p| p.scheme() == "https") && attempt.url().scheme() != "https";
             if attempt.previous().len() >= 5 {
                 attempt.error("more than 5 redirects")
             } else if downgrade {
@@ -108,25 +105,13 @@ impl Client {
             .user_agent(cfg.user_agent.clone())
             .build()
             .map_err(|e| RegistryError::Config(e.to_string()))?;
-        Ok(Client {
-            http,
-            cfg: Arc::new(cfg),
-            tokens: Arc::new(Mutex::new(HashMap::new())),
-        })
+        Ok(Client { http, cfg: Arc::new(cfg), tokens: Arc::new(Mutex::new(HashMap::new())) })
     }
 
     /// The API base URL of `domain`: plain HTTP only if listed as insecure.
     pub fn base_url(&self, domain: &str) -> String {
-        let host = if domain == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            domain
-        };
-        let scheme = if self.cfg.insecure_registries.iter().any(|r| r == domain) {
-            "http"
-        } else {
-            "https"
-        };
+        let host = if domain == "docker.io" { "registry-1.docker.io" } else { domain };
+        let scheme = if self.cfg.insecure_registries.iter().any(|r| r == domain) { "http" } else { "https" };
         format!("{scheme}://{host}")
     }
 
@@ -143,58 +128,31 @@ impl Client {
             (None, Some(t)) => t.to_owned(),
             (None, None) => "latest".to_owned(),
         };
-        let url = format!(
-            "{}/v2/{}/manifests/{reference}",
-            self.base_url(&registry),
-            r.path()
-        );
+        let url = format!("{}/v2/{}/manifests/{reference}", self.base_url(&registry), r.path());
         let accept = media_types::MANIFEST_ACCEPT.join(", ");
         let scope = format!("repository:{}:pull", r.path());
-        let resp = self
-            .send(&registry, &scope, &what, || {
-                self.http.get(&url).header(ACCEPT, &accept)
-            })
-            .await?;
+        let resp = self.send(&registry, &scope, &what, || self.http.get(&url).header(ACCEPT, &accept)).await?;
         let headers = resp.headers().clone();
         let bytes = read_capped(resp, self.cfg.max_manifest_bytes, &registry, &what).await?;
-        let algorithm = r
-            .digest()
-            .map_or(tollgate_oci::Algorithm::Sha256, Digest::algorithm);
+        let algorithm = r.digest().map_or(tollgate_oci::Algorithm::Sha256, Digest::algorithm);
         let actual = Digest::of(algorithm, &bytes);
         if let Some(expected) = r.digest() {
             if *expected != actual {
                 return Err(mismatch(&registry, &what, expected.to_string(), actual));
             }
         }
-        if let Some(announced) = headers
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-        {
-            let ok = Digest::parse(announced)
-                .map(|d| Digest::of(d.algorithm(), &bytes) == d)
-                .unwrap_or(false);
+        if let Some(announced) = headers.get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+            let ok = Digest::parse(announced).map(|d| Digest::of(d.algorithm(), &bytes) == d).unwrap_or(false);
             if !ok {
                 return Err(mismatch(&registry, &what, announced.to_owned(), actual));
             }
         }
         let media_type = media_type_of(&headers, &bytes);
         if !media_types::is_manifest(&media_type) {
-            return Err(RegistryError::UnsupportedMediaType {
-                registry,
-                what,
-                media_type,
-            });
+            return Err(RegistryError::UnsupportedMediaType { registry, what, media_type });
         }
-        let digest = if algorithm == tollgate_oci::Algorithm::Sha256 {
-            actual
-        } else {
-            Digest::sha256_of(&bytes)
-        };
-        Ok(Manifest {
-            digest,
-            media_type,
-            bytes,
-        })
+        let digest = if algorithm == tollgate_oci::Algorithm::Sha256 { actual } else { Digest::sha256_of(&bytes) };
+        Ok(Manifest { digest, media_type, bytes })
     }
 
     /// Uploads a blob (monolithic POST then PUT) unless the registry has it,
@@ -206,31 +164,21 @@ impl Client {
         let scope = format!("repository:{}:pull,push", repo.path());
         let base = self.base_url(&registry);
         let head_url = format!("{base}/v2/{}/blobs/{digest}", repo.path());
-        let exists = self
-            .send_raw(&registry, &scope, &what, || self.http.head(&head_url))
-            .await?;
+        let exists = self.send_raw(&registry, &scope, &what, || self.http.head(&head_url)).await?;
         if exists.status() == StatusCode::OK {
             return Ok(digest);
         }
         let start = format!("{base}/v2/{}/blobs/uploads/", repo.path());
-        let resp = self
-            .send(&registry, &scope, &what, || self.http.post(&start))
-            .await?;
+        let resp = self.send(&registry, &scope, &what, || self.http.post(&start)).await?;
         let location = resp
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RegistryError::Status {
-                registry: registry.clone(),
-                what: what.clone(),
-                status: 202,
-            })?;
+            .ok_or_else(|| RegistryError::Status { registry: registry.clone(), what: what.clone(), status: 202 })?;
         let mut put_url = Url::parse(&base)
             .and_then(|b| b.join(location))
             .map_err(|e| RegistryError::Config(format!("bad upload location {location:?}: {e}")))?;
-        put_url
-            .query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
+        put_url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let body = bytes.to_vec();
         self.send(&registry, &scope, &what, || {
             self.http
@@ -253,34 +201,30 @@ impl Client {
         let registry = target.domain().to_owned();
         let digest = Digest::sha256_of(bytes);
         let what = target.to_string();
-        let reference = target
-            .tag()
-            .map_or_else(|| digest.to_string(), str::to_owned);
-        let url = format!(
-            "{}/v2/{}/manifests/{reference}",
-            self.base_url(&registry),
-            target.path()
-        );
+        let reference = target.tag().map_or_else(|| digest.to_string(), str::to_owned);
+        let url = format!("{}/v2/{}/manifests/{reference}", self.base_url(&registry), target.path());
         let scope = format!("repository:{}:pull,push", target.path());
         let body = bytes.to_vec();
         let resp = self
-            .send(&registry, &scope, &what, || {
-                self.http
-                    .put(&url)
-                    .header(CONTENT_TYPE, media_type)
-                    .body(body.clone())
-            })
+            .send(&registry, &scope, &what, || self.http.put(&url).header(CONTENT_TYPE, media_type).body(body.clone()))
             .await?;
-        if let Some(stored) = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(stored) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             if stored != digest.to_string() {
                 return Err(mismatch(&registry, &what, stored.to_owned(), digest));
             }
         }
         Ok(digest)
+    }
+
+    /// Downloads `url` (no registry auth) with the client's timeouts and
+    /// retries, refusing more than `limit` bytes. Used for component installs;
+    /// the caller checks the content's hash.
+    pub async fn fetch_url(&self, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
+        let parsed = Url::parse(url).map_err(|e| RegistryError::Config(format!("invalid URL: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let shown = format!("{}://{host}{}", parsed.scheme(), parsed.path());
+        let resp = self.send(&host, "", &shown, || self.http.get(parsed.clone())).await?;
+        read_capped(resp, limit, &host, &shown).await
     }
 
     /// Sends with auth and retries, and maps non-success statuses to errors.
@@ -297,20 +241,9 @@ impl Client {
             return Ok(resp);
         }
         let err = |status: u16| match status {
-            404 => RegistryError::NotFound {
-                registry: registry.to_owned(),
-                what: what.to_owned(),
-            },
-            401 | 403 => RegistryError::Unauthorized {
-                registry: registry.to_owned(),
-                what: what.to_owned(),
-                status,
-            },
-            s => RegistryError::Status {
-                registry: registry.to_owned(),
-                what: what.to_owned(),
-                status: s,
-            },
+            404 => RegistryError::NotFound { registry: registry.to_owned(), what: what.to_owned() },
+            401 | 403 => RegistryError::Unauthorized { registry: registry.to_owned(), what: what.to_owned(), status },
+            s => RegistryError::Status { registry: registry.to_owned(), what: what.to_owned(), status: s },
         };
         let _ = read_capped(resp, MAX_ERROR_BODY, registry, what).await;
         Err(err(status.as_u16()))
@@ -345,19 +278,9 @@ impl Client {
                         .filter_map(|v| v.to_str().ok())
                         .find_map(parse_challenge);
                     match challenge {
-                        Some(Challenge::Bearer {
-                            realm,
-                            service,
-                            scope: asked,
-                        }) => {
-                            let scope = if scope.is_empty() {
-                                asked.unwrap_or_default()
-                            } else {
-                                scope.to_owned()
-                            };
-                            let t = self
-                                .fetch_token(registry, &realm, service.as_deref(), &scope)
-                                .await?;
+                        Some(Challenge::Bearer { realm, service, scope: asked }) => {
+                            let scope = if scope.is_empty() { asked.unwrap_or_default() } else { scope.to_owned() };
+                            let t = self.fetch_token(registry, &realm, service.as_deref(), &scope).await?;
                             if let Ok(mut tokens) = self.tokens.lock() {
                                 tokens.insert(key.clone(), t);
                             }
@@ -368,10 +291,7 @@ impl Client {
                         _ => return Ok(resp),
                     }
                 }
-                Ok(resp)
-                    if is_transient_status(resp.status().as_u16())
-                        && attempt < self.cfg.max_attempts =>
-                {
+                Ok(resp) if is_transient_status(resp.status().as_u16()) && attempt < self.cfg.max_attempts => {
                     tracing::debug!(
                         registry,
                         what,
@@ -386,7 +306,7 @@ impl Client {
                     tracing::debug!(registry, what, error = %e, attempt, "transport error; retrying");
                     true
                 }
-                Err(e) => return Err(transport_error(registry, &e)),
+                Err(e) => return Err(transport_error(registry, e)),
             };
             if retry {
                 let factor = 1u32 << (attempt - 1).min(6);
@@ -408,13 +328,10 @@ impl Client {
             realm: shown_realm.clone(),
             message,
         };
-        let mut url =
-            Url::parse(realm).map_err(|e| token_err(format!("invalid realm URL: {e}")))?;
+        let mut url = Url::parse(realm).map_err(|e| token_err(format!("invalid realm URL: {e}")))?;
         let insecure_ok = self.cfg.insecure_registries.iter().any(|r| r == registry);
         if url.scheme() != "https" && !(url.scheme() == "http" && insecure_ok) {
-            return Err(token_err(
-                "realm must be https unless the registry is listed as insecure".into(),
-            ));
+            return Err(token_err("realm must be https unless the registry is listed as insecure".into()));
         }
         {
             let mut q = url.query_pairs_mut();
@@ -425,12 +342,7 @@ impl Client {
                 q.append_pair("scope", scope);
             }
         }
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| token_err(e.to_string()))?;
+        let resp = self.http.get(url).send().await.map_err(|e| token_err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(token_err(format!("HTTP {}", resp.status().as_u16())));
         }
@@ -451,25 +363,20 @@ impl Client {
 }
 
 fn mismatch(registry: &str, what: &str, expected: String, actual: Digest) -> RegistryError {
-    RegistryError::DigestMismatch {
-        registry: registry.to_owned(),
-        what: what.to_owned(),
-        expected,
-        actual,
-    }
+    RegistryError::DigestMismatch { registry: registry.to_owned(), what: what.to_owned(), expected, actual }
 }
 
-fn transport_error(registry: &str, e: &reqwest::Error) -> RegistryError {
+/// Describes a transport failure without its URL: query strings can hold
+/// credentials (signed URLs), and the registry is named separately.
+fn transport_error(registry: &str, e: reqwest::Error) -> RegistryError {
+    let e = e.without_url();
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message = format!("{message}: {s}");
         source = s.source();
     }
-    RegistryError::Unreachable {
-        registry: registry.to_owned(),
-        message,
-    }
+    RegistryError::Unreachable { registry: registry.to_owned(), message }
 }
 
 fn media_type_of(headers: &HeaderMap, body: &[u8]) -> String {
@@ -484,34 +391,18 @@ fn media_type_of(headers: &HeaderMap, body: &[u8]) -> String {
             #[serde(rename = "mediaType")]
             media_type: Option<String>,
         }
-        serde_json::from_slice::<Probe>(body)
-            .ok()
-            .and_then(|p| p.media_type)
-            .unwrap_or_default()
+        serde_json::from_slice::<Probe>(body).ok().and_then(|p| p.media_type).unwrap_or_default()
     })
 }
 
 /// Reads a body, refusing more than `limit` bytes (announced or actual).
-async fn read_capped(
-    mut resp: Response,
-    limit: u64,
-    registry: &str,
-    what: &str,
-) -> Result<Vec<u8>, RegistryError> {
-    let too_large = || RegistryError::TooLarge {
-        registry: registry.to_owned(),
-        what: what.to_owned(),
-        limit,
-    };
+async fn read_capped(mut resp: Response, limit: u64, registry: &str, what: &str) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::TooLarge { registry: registry.to_owned(), what: what.to_owned(), limit };
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(registry, &e))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(registry, e))? {
         if buf.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large());
         }

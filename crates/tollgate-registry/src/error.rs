@@ -8,9 +8,7 @@ use tollgate_oci::Digest;
 #[non_exhaustive]
 pub enum RegistryError {
     /// The connection failed or timed out.
-    #[error(
-        "registry {registry} is unreachable: {message}; check the address, or the network and any proxy"
-    )]
+    #[error("registry {registry} is unreachable: {message}; check the address, or the network and any proxy")]
     Unreachable {
         /// Registry host[:port].
         registry: String,
@@ -58,9 +56,7 @@ pub enum RegistryError {
         limit: u64,
     },
     /// Content does not hash to the digest it was requested by or announced with.
-    #[error(
-        "registry {registry} served content for {what} that hashes to {actual}, not {expected}; refusing it"
-    )]
+    #[error("registry {registry} served content for {what} that hashes to {actual}, not {expected}; refusing it")]
     DigestMismatch {
         /// Registry host[:port].
         registry: String,
@@ -72,9 +68,7 @@ pub enum RegistryError {
         actual: Digest,
     },
     /// The response is not a manifest tollgate understands.
-    #[error(
-        "{what} from registry {registry} has media type {media_type:?}, which is not an OCI or docker manifest"
-    )]
+    #[error("{what} from registry {registry} has media type {media_type:?}, which is not an OCI or docker manifest")]
     UnsupportedMediaType {
         /// Registry host[:port].
         registry: String,
@@ -120,10 +114,7 @@ mod tests {
 
     #[test]
     fn display_texts_say_what_and_where() {
-        let e = RegistryError::Unreachable {
-            registry: "127.0.0.1:1".into(),
-            message: "connection refused".into(),
-        };
+        let e = RegistryError::Unreachable { registry: "127.0.0.1:1".into(), message: "connection refused".into() };
         assert_eq!(
             e.to_string(),
             "registry 127.0.0.1:1 is unreachable: connection refused; check the address, or the network and any proxy"
@@ -141,25 +132,11 @@ mod tests {
              sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855, not sha256:aa; refusing it"
         );
         assert!(!e.is_transient());
-        let e = RegistryError::Status {
-            registry: "r".into(),
-            what: "x".into(),
-            status: 503,
-        };
+        let e = RegistryError::Status { registry: "r".into(), what: "x".into(), status: 503 };
         assert!(e.is_transient());
-        let e = RegistryError::NotFound {
-            registry: "r".into(),
-            what: "r/x:1".into(),
-        };
+        let e = RegistryError::NotFound { registry: "r".into(), what: "r/x:1".into() };
         assert_eq!(e.to_string(), "r/x:1 not found in registry r (HTTP 404)");
-        let e = RegistryError::TooLarge {
-            registry: "r".into(),
-            what: "m".into(),
-            limit: 4,
-        };
-        assert_eq!(
-            e.to_string(),
-            "m from registry r exceeds the 4-byte limit; refusing to read it"
-        );
+        let e = RegistryError::TooLarge { registry: "r".into(), what: "m".into(), limit: 4 };
+        assert_eq!(e.to_string(), "m from registry r exceeds the 4-byte limit; refusing to read it");
     }
 }

@@ -1,5 +1,5 @@
 //! The distribution client against a real docker-registry on 127.0.0.1.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::time::Duration;
 
@@ -17,20 +17,11 @@ async fn resolves_a_multi_arch_tag_to_its_index_digest() {
     let client = reg.client();
     let repo = reference(&format!("{}/k8s/kube-apiserver", reg.addr));
     let pushed = image::push_index(&client, &repo, "v1.32.9", b"apiserver").await;
-    let got = client
-        .get_manifest(&reference(&format!(
-            "{}/k8s/kube-apiserver:v1.32.9",
-            reg.addr
-        )))
-        .await
-        .unwrap();
+    let got = client.get_manifest(&reference(&format!("{}/k8s/kube-apiserver:v1.32.9", reg.addr))).await.unwrap();
     assert_eq!(got.digest, pushed.digest);
     assert_eq!(got.media_type, media_types::OCI_INDEX);
     assert_eq!(got.bytes, pushed.manifest);
-    let by_digest = client
-        .get_manifest(&repo.clone().with_digest(pushed.digest.clone()))
-        .await
-        .unwrap();
+    let by_digest = client.get_manifest(&repo.clone().with_digest(pushed.digest.clone())).await.unwrap();
     assert_eq!(by_digest.digest, pushed.digest);
 }
 
@@ -41,10 +32,7 @@ async fn bearer_token_auth_against_the_registry_token_mode() {
     let repo = reference(&format!("{}/k8s/etcd", reg.addr));
     let pushed = image::push_image(&client, &repo, Some("3.5.16-0"), "amd64", b"etcd").await;
     let fresh = reg.client();
-    let got = fresh
-        .get_manifest(&reference(&format!("{}/k8s/etcd:3.5.16-0", reg.addr)))
-        .await
-        .unwrap();
+    let got = fresh.get_manifest(&reference(&format!("{}/k8s/etcd:3.5.16-0", reg.addr))).await.unwrap();
     assert_eq!(got.digest, pushed.digest);
     assert!(reg.token_server.as_ref().map(|t| t.issued()).unwrap_or(0) >= 2);
 }
@@ -55,8 +43,7 @@ fn without_a_token_the_registry_refuses() {
     let reg = Registry::start_with_token_auth();
     let mut s = std::net::TcpStream::connect(&reg.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /v2/k8s/etcd/manifests/x HTTP/1.0\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /v2/k8s/etcd/manifests/x HTTP/1.0\r\n\r\n").unwrap();
     let mut head = [0u8; 12];
     s.read_exact(&mut head).unwrap();
     assert_eq!(&head[9..12], b"401");
@@ -65,11 +52,7 @@ fn without_a_token_the_registry_refuses() {
 #[tokio::test]
 async fn unknown_tag_is_not_found_and_not_transient() {
     let reg = Registry::start();
-    let err = reg
-        .client()
-        .get_manifest(&reference(&format!("{}/k8s/none:v1", reg.addr)))
-        .await
-        .unwrap_err();
+    let err = reg.client().get_manifest(&reference(&format!("{}/k8s/none:v1", reg.addr))).await.unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
     assert!(!err.is_transient());
 }
@@ -83,35 +66,17 @@ async fn unreachable_registry_is_transient_and_named() {
         retry_base: Duration::from_millis(1),
         ..Default::default()
     };
-    let err = Client::new(cfg)
-        .unwrap()
-        .get_manifest(&reference(&format!("{addr}/x:1")))
-        .await
-        .unwrap_err();
+    let err = Client::new(cfg).unwrap().get_manifest(&reference(&format!("{addr}/x:1"))).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("registry {addr} is unreachable: ")),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("registry {addr} is unreachable: ")), "{err}");
 }
 
 #[tokio::test]
 async fn https_is_required_unless_listed_insecure() {
     let reg = Registry::start();
-    let strict = Client::new(ClientConfig {
-        retry_base: Duration::from_millis(1),
-        ..Default::default()
-    })
-    .unwrap();
-    let err = strict
-        .get_manifest(&reference(&format!("{}/x:1", reg.addr)))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, RegistryError::Unreachable { .. }),
-        "plain-HTTP registry must fail TLS: {err}"
-    );
+    let strict = Client::new(ClientConfig { retry_base: Duration::from_millis(1), ..Default::default() }).unwrap();
+    let err = strict.get_manifest(&reference(&format!("{}/x:1", reg.addr))).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "plain-HTTP registry must fail TLS: {err}");
 }
 
 /// The registry serves bytes that do not match the digest it stores them
@@ -123,23 +88,14 @@ async fn tampered_registry_content_is_refused() {
     let repo = reference(&format!("{}/k8s/kube-scheduler", reg.addr));
     let pushed = image::push_image(&client, &repo, Some("v1"), "amd64", b"scheduler").await;
     let hex = pushed.digest.hex();
-    let blob = reg.storage_dir().join(format!(
-        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
-        &hex[..2]
-    ));
+    let blob = reg.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
     // Still a valid manifest, so the registry serves it; only the bytes differ.
     let mut evil = b"{ ".to_vec();
     evil.extend_from_slice(&pushed.manifest[1..]);
     std::fs::write(&blob, &evil).unwrap();
-    let err = client
-        .get_manifest(&reference(&format!("{}/k8s/kube-scheduler:v1", reg.addr)))
-        .await
-        .unwrap_err();
+    let err = client.get_manifest(&reference(&format!("{}/k8s/kube-scheduler:v1", reg.addr))).await.unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
-    let err = client
-        .get_manifest(&repo.clone().with_digest(pushed.digest.clone()))
-        .await
-        .unwrap_err();
+    let err = client.get_manifest(&repo.clone().with_digest(pushed.digest.clone())).await.unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
 }
 
@@ -155,9 +111,6 @@ async fn oversize_manifest_is_refused() {
         ..Default::default()
     })
     .unwrap();
-    let err = small
-        .get_manifest(&reference(&format!("{}/k8s/big:v1", reg.addr)))
-        .await
-        .unwrap_err();
+    let err = small.get_manifest(&reference(&format!("{}/k8s/big:v1", reg.addr))).await.unwrap_err();
     assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
 }

@@ -60,29 +60,13 @@ pub async fn push_image(
         Some(t) => Reference::parse_normalized(&format!("{}:{t}", repo.repository())).expect("ref"),
         None => repo.clone().without_digest(),
     };
-    let target = if tag.is_none() {
-        target.with_digest(Digest::sha256_of(&manifest))
-    } else {
-        target
-    };
-    let digest = client
-        .put_manifest(&target, media_types::OCI_MANIFEST, &manifest)
-        .await
-        .expect("push manifest");
-    Built {
-        digest,
-        manifest,
-        media_type: media_types::OCI_MANIFEST.to_owned(),
-    }
+    let target = if tag.is_none() { target.with_digest(Digest::sha256_of(&manifest)) } else { target };
+    let digest = client.put_manifest(&target, media_types::OCI_MANIFEST, &manifest).await.expect("push manifest");
+    Built { digest, manifest, media_type: media_types::OCI_MANIFEST.to_owned() }
 }
 
 /// Builds and pushes a two-platform image (amd64, arm64) under an OCI index tagged `tag`.
-pub async fn push_index(
-    client: &tollgate_registry::Client,
-    repo: &Reference,
-    tag: &str,
-    content: &[u8],
-) -> Built {
+pub async fn push_index(client: &tollgate_registry::Client, repo: &Reference, tag: &str, content: &[u8]) -> Built {
     let mut manifests = Vec::new();
     for arch in ["amd64", "arm64"] {
         let mut c = content.to_vec();
@@ -97,13 +81,6 @@ pub async fn push_index(
         .to_string()
         .into_bytes();
     let target = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("ref");
-    let digest = client
-        .put_manifest(&target, media_types::OCI_INDEX, &index)
-        .await
-        .expect("push index");
-    Built {
-        digest,
-        manifest: index,
-        media_type: media_types::OCI_INDEX.to_owned(),
-    }
+    let digest = client.put_manifest(&target, media_types::OCI_INDEX, &index).await.expect("push index");
+    Built { digest, manifest: index, media_type: media_types::OCI_INDEX.to_owned() }
 }

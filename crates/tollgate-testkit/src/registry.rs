@@ -70,12 +70,7 @@ impl Registry {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
             if wait_ready(&addr, &mut child) {
-                return Registry {
-                    child,
-                    addr,
-                    token_server,
-                    dir,
-                };
+                return Registry { child, addr, token_server, dir };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -110,12 +105,7 @@ fn wait_ready(addr: &str, child: &mut Child) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if std::net::TcpStream::connect_timeout(
-            &addr.parse().expect("addr"),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
+        if std::net::TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_millis(200)).is_ok() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(25));

@@ -31,16 +31,14 @@ impl TokenServer {
     /// Generates a key and root certificate in `dir` and starts serving.
     pub fn start(dir: &Path) -> TokenServer {
         let key = rcgen::KeyPair::generate().expect("key");
-        let params =
-            rcgen::CertificateParams::new(vec!["tollgate-test-token".to_owned()]).expect("params");
+        let params = rcgen::CertificateParams::new(vec!["tollgate-test-token".to_owned()]).expect("params");
         let cert = params.self_signed(&key).expect("cert");
         let cert_path = dir.join("token-root.crt");
         std::fs::write(&cert_path, cert.pem()).expect("write cert");
         let kid = libtrust_key_id(&rcgen::PublicKeyData::subject_public_key_info(&key));
         let rng = ring::rand::SystemRandom::new();
         let signer =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng)
-                .expect("signer");
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng).expect("signer");
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -76,13 +74,7 @@ impl TokenServer {
                 }
             }
         });
-        TokenServer {
-            addr,
-            cert_path,
-            stop,
-            issued,
-            thread: Some(thread),
-        }
+        TokenServer { addr, cert_path, stop, issued, thread: Some(thread) }
     }
 
     /// The token endpoint URL.
@@ -137,17 +129,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn sign_token(
-    signer: &EcdsaKeyPair,
-    rng: &ring::rand::SystemRandom,
-    kid: &str,
-    scope: &str,
-) -> String {
+fn sign_token(signer: &EcdsaKeyPair, rng: &ring::rand::SystemRandom, kid: &str, scope: &str) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let access: Vec<serde_json::Value> = scope
         .split(' ')
         .filter_map(|s| {
@@ -162,11 +146,7 @@ fn sign_token(
         "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scope.len()),
         "access": access,
     });
-    let signing_input = format!(
-        "{}.{}",
-        b64.encode(header.to_string()),
-        b64.encode(claims.to_string())
-    );
+    let signing_input = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()));
     let sig = signer.sign(rng, signing_input.as_bytes()).expect("sign");
     format!("{signing_input}.{}", b64.encode(sig.as_ref()))
 }
@@ -175,12 +155,7 @@ fn sign_token(
 fn libtrust_key_id(spki_der: &[u8]) -> String {
     let hash = sha2::Sha256::digest(spki_der);
     let encoded = base32(&hash[..30]);
-    encoded
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(":")
+    encoded.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
 }
 
 fn base32(data: &[u8]) -> String {

@@ -1,1 +1,33 @@
-fn main() {}
+//! `tollgate`: image trust on the Kubernetes node. This file stays thin:
+//! parse arguments, run the command, turn the outcome into an exit code.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    match cmd::run(args) {
+        Ok(outcome) => outcome.code(),
+        Err(err) => exit::report(&err),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

@@ -4,19 +4,14 @@ use super::*;
 
 fn manifests() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/kubeadm-v1.32");
-    [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-    ]
-    .iter()
-    .map(|n| {
-        let name = format!("{n}.yaml");
-        let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{e}"));
-        (name, bytes)
-    })
-    .collect()
+    ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+        .iter()
+        .map(|n| {
+            let name = format!("{n}.yaml");
+            let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{e}"));
+            (name, bytes)
+        })
+        .collect()
 }
 
 fn pin(ms: &mut [(String, Vec<u8>)], file: &str, from: &str, to: &str) {
@@ -29,39 +24,21 @@ fn pin(ms: &mut [(String, Vec<u8>)], file: &str, from: &str, to: &str) {
 }
 
 fn kinds(r: &Report) -> Vec<(String, FindingKind)> {
-    r.findings
-        .iter()
-        .map(|f| (f.container.clone().unwrap_or_default(), f.kind))
-        .collect()
+    r.findings.iter().map(|f| (f.container.clone().unwrap_or_default(), f.kind)).collect()
 }
 
 #[test]
 fn unpinned_kubeadm_manifests_fail_and_name_every_container() {
     let r = audit(&manifests(), &Catalog::embedded(), None);
     assert!(r.failed());
-    assert_eq!(
-        r.kubernetes_version.map(|v| v.to_string()).as_deref(),
-        Some("v1.32.9")
-    );
-    assert_eq!(
-        r.version_source,
-        "tag of the kube-apiserver image in kube-apiserver.yaml"
-    );
+    assert_eq!(r.kubernetes_version.map(|v| v.to_string()).as_deref(), Some("v1.32.9"));
+    assert_eq!(r.version_source, "tag of the kube-apiserver image in kube-apiserver.yaml");
     assert_eq!(r.findings.len(), 4);
-    assert!(
-        r.findings
-            .iter()
-            .all(|f| f.kind == FindingKind::NotPinned && f.severity == Severity::Error)
-    );
-    let etcd = r
-        .findings
-        .iter()
-        .find(|f| f.container.as_deref() == Some("etcd"));
+    assert!(r.findings.iter().all(|f| f.kind == FindingKind::NotPinned && f.severity == Severity::Error));
+    let etcd = r.findings.iter().find(|f| f.container.as_deref() == Some("etcd"));
     assert_eq!(
         etcd.and_then(|f| f.expected.as_deref()),
-        Some(
-            "registry.k8s.io/etcd:3.5.16-0@sha256:c6a9d11cc5c04b114ccdef39a9265eeef818e3d02f5359be035ae784097fdec5"
-        )
+        Some("registry.k8s.io/etcd:3.5.16-0@sha256:c6a9d11cc5c04b114ccdef39a9265eeef818e3d02f5359be035ae784097fdec5")
     );
 }
 
@@ -79,11 +56,7 @@ fn fully_pinned_manifests_pass() {
     }
     let r = audit(&ms, &cat, None);
     assert!(!r.failed(), "{:?}", r.findings);
-    assert!(
-        r.findings.iter().all(|f| f.kind == FindingKind::Pinned),
-        "{:?}",
-        kinds(&r)
-    );
+    assert!(r.findings.iter().all(|f| f.kind == FindingKind::Pinned), "{:?}", kinds(&r));
 }
 
 #[test]
@@ -97,10 +70,7 @@ fn a_foreign_digest_is_a_mismatch() {
         &format!("image: registry.k8s.io/kube-scheduler:v1.32.9@{evil}\n"),
     );
     let r = audit(&ms, &Catalog::embedded(), None);
-    let f = r
-        .findings
-        .iter()
-        .find(|f| f.container.as_deref() == Some("kube-scheduler"));
+    let f = r.findings.iter().find(|f| f.container.as_deref() == Some("kube-scheduler"));
     assert_eq!(f.map(|f| f.kind), Some(FindingKind::DigestMismatch));
     assert_eq!(
         f.map(|f| f.message.as_str()),
@@ -118,10 +88,7 @@ fn garbage_and_non_pods_are_findings_not_crashes() {
         ("broken.yaml".to_owned(), b"spec: [unclosed".to_vec()),
         ("deploy.yaml".to_owned(), b"kind: Deployment\n".to_vec()),
         ("huge.yaml".to_owned(), vec![b' '; MAX_MANIFEST_BYTES + 1]),
-        (
-            "bad-ref.yaml".to_owned(),
-            b"kind: Pod\nspec:\n  containers:\n  - name: x\n    image: a//b\n".to_vec(),
-        ),
+        ("bad-ref.yaml".to_owned(), b"kind: Pod\nspec:\n  containers:\n  - name: x\n    image: a//b\n".to_vec()),
     ];
     let r = audit(&ms, &Catalog::embedded(), None);
     let got: Vec<FindingKind> = r.findings.iter().map(|f| f.kind).collect();
@@ -143,10 +110,7 @@ fn given_version_overrides_detection() {
     let v = KubernetesVersion::parse("v1.31.13").unwrap_or_else(|e| panic!("{e}"));
     let r = audit(&manifests(), &Catalog::embedded(), Some(v));
     assert_eq!(r.version_source, "given with --kubernetes-version");
-    let api = r
-        .findings
-        .iter()
-        .find(|f| f.container.as_deref() == Some("kube-apiserver"));
+    let api = r.findings.iter().find(|f| f.container.as_deref() == Some("kube-apiserver"));
     assert!(
         api.and_then(|f| f.expected.as_deref())
             .is_some_and(|e| e.starts_with("registry.k8s.io/kube-apiserver:v1.31.13@"))

@@ -5,13 +5,7 @@ use base64::Engine as _;
 use super::*;
 
 fn spec(url: &str, hash: &str, path: &str, extract: bool) -> ComponentSpec {
-    ComponentSpec {
-        url: url.into(),
-        hash: hash.into(),
-        install_path: path.into(),
-        extract,
-        mode: None,
-    }
+    ComponentSpec { url: url.into(), hash: hash.into(), install_path: path.into(), extract, mode: None }
 }
 
 fn err_text<T: std::fmt::Debug>(r: Result<T, ComponentError>) -> String {
@@ -23,7 +17,7 @@ fn err_text<T: std::fmt::Debug>(r: Result<T, ComponentError>) -> String {
 
 /// Builds a tar.gz from raw entries, writing header names byte for byte so
 /// that malicious names (`../x`, `/etc/x`) can be expressed.
-fn targz(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
+fn targz(entries: &[RawEntry]) -> Vec<u8> {
     let mut raw = Vec::new();
     for (name, kind, data, link) in entries {
         let mut h = tar::Header::new_gnu();
@@ -49,26 +43,12 @@ fn targz(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
 #[test]
 fn data_urls_decode_base64_and_percent_encoding() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(br#"[{"op":"test"}]"#);
-    let s = spec(
-        &format!("data:application/json;base64,{b64}"),
-        "",
-        "/p/a.json",
-        false,
-    );
-    assert_eq!(
-        s.source(0).ok(),
-        Some(Source::Data(br#"[{"op":"test"}]"#.to_vec()))
-    );
+    let s = spec(&format!("data:application/json;base64,{b64}"), "", "/p/a.json", false);
+    assert_eq!(s.source(0).ok(), Some(Source::Data(br#"[{"op":"test"}]"#.to_vec())));
     let s = spec("data:,hello%20world%0A", "", "/p/b", false);
-    assert_eq!(
-        s.source(0).ok(),
-        Some(Source::Data(b"hello world\n".to_vec()))
-    );
+    assert_eq!(s.source(0).ok(), Some(Source::Data(b"hello world\n".to_vec())));
     let s = spec("data:;base64,@@@", "", "/p/c", false);
-    assert_eq!(
-        err_text(s.source(3)),
-        "component 3 (data:;base64,@@@): data: URL has invalid base64 content"
-    );
+    assert_eq!(err_text(s.source(3)), "component 3 (data:;base64,@@@): data: URL has invalid base64 content");
 }
 
 #[test]
@@ -86,10 +66,7 @@ fn non_data_urls_need_a_hash_and_a_safe_scheme() {
         err_text(spec("ftp://example.com/x", &h, "/x", false).source(2)),
         "component 2 (ftp://example.com/x): unsupported URL scheme; use data:, file:// or https://"
     );
-    assert_eq!(
-        spec("file:///tmp/x", &h, "/x", false).source(0).ok(),
-        Some(Source::File("/tmp/x".into()))
-    );
+    assert_eq!(spec("file:///tmp/x", &h, "/x", false).source(0).ok(), Some(Source::File("/tmp/x".into())));
 }
 
 #[test]
@@ -109,15 +86,9 @@ fn list_validation_names_the_entry() {
         err_text(parse_list(list, "c.json")),
         "component 0 (data:,x): mode \"999\" must be octal permissions such as \"0755\""
     );
-    assert_eq!(
-        err_text(parse_list(b"[]", "c.json")),
-        "components list c.json: the list is empty"
-    );
+    assert_eq!(err_text(parse_list(b"[]", "c.json")), "components list c.json: the list is empty");
     let legacy = br#"[{"URL":"data:,x","Hash":"","InstallPath":"/a","Extract":false}]"#;
-    assert_eq!(
-        parse_list(legacy, "legacy.json").map(|l| l.len()).ok(),
-        Some(1)
-    );
+    assert_eq!(parse_list(legacy, "legacy.json").map(|l| l.len()).ok(), Some(1));
     let yaml = b"- url: data:,x\n  install_path: /a\n";
     assert_eq!(parse_list(yaml, "c.yaml").map(|l| l.len()).ok(), Some(1));
 }
@@ -125,17 +96,9 @@ fn list_validation_names_the_entry() {
 #[test]
 fn hash_mismatch_is_refused_before_anything_is_written() -> Result<(), Box<dyn std::error::Error>> {
     let root = tempfile::tempdir()?;
-    let s = spec(
-        "file:///x",
-        &Digest::sha256_of(b"expected").to_string(),
-        "/bin/tool",
-        false,
-    );
+    let s = spec("file:///x", &Digest::sha256_of(b"expected").to_string(), "/bin/tool", false);
     let msg = err_text(plan(&s, 0, b"tampered", root.path()));
-    assert!(
-        msg.starts_with("component 0 (file:///x): digest mismatch: expected sha256:"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("component 0 (file:///x): digest mismatch: expected sha256:"), "{msg}");
     assert!(msg.ends_with("; refusing to install"));
     assert!(!root.path().join("bin").exists());
     Ok(())
@@ -144,12 +107,7 @@ fn hash_mismatch_is_refused_before_anything_is_written() -> Result<(), Box<dyn s
 #[test]
 fn single_file_install_is_atomic_moded_and_idempotent() -> Result<(), Box<dyn std::error::Error>> {
     let root = tempfile::tempdir()?;
-    let s = spec(
-        "data:,pinned",
-        "",
-        "/etc/kubernetes/patches/etcd+json.json",
-        false,
-    );
+    let s = spec("data:,pinned", "", "/etc/kubernetes/patches/etcd+json.json", false);
     let p = plan(&s, 0, b"pinned", root.path())?;
     let first = apply(&p)?;
     assert_eq!(first[0].outcome, WriteOutcome::Written);
@@ -161,39 +119,28 @@ fn single_file_install_is_atomic_moded_and_idempotent() -> Result<(), Box<dyn st
 }
 
 #[test]
-fn extracts_files_dirs_and_contained_links_without_setuid() -> Result<(), Box<dyn std::error::Error>>
-{
+fn extracts_files_dirs_and_contained_links_without_setuid() -> Result<(), Box<dyn std::error::Error>> {
     let root = tempfile::tempdir()?;
     let archive = targz(&[
         ("bin/", tar::EntryType::Directory, b"", ""),
         ("bin/kubelet", tar::EntryType::Regular, b"ELF", ""),
         ("kubelet", tar::EntryType::Symlink, b"", "bin/kubelet"),
     ]);
-    let s = spec(
-        "file:///k.tgz",
-        &Digest::sha256_of(&archive).to_string(),
-        "/opt/k8s",
-        true,
-    );
+    let s = spec("file:///k.tgz", &Digest::sha256_of(&archive).to_string(), "/opt/k8s", true);
     let installed = apply(&plan(&s, 0, &archive, root.path())?)?;
     assert_eq!(installed.len(), 4);
     assert_eq!(std::fs::read(root.path().join("opt/k8s/kubelet"))?, b"ELF");
-    assert_eq!(
-        mode_of(&root.path().join("opt/k8s/bin/kubelet"))?,
-        0o755,
-        "setuid bit dropped"
-    );
+    assert_eq!(mode_of(&root.path().join("opt/k8s/bin/kubelet"))?, 0o755, "setuid bit dropped");
     let again = apply(&plan(&s, 0, &archive, root.path())?)?;
-    assert!(
-        again.iter().all(|i| i.outcome == WriteOutcome::Unchanged),
-        "{again:?}"
-    );
+    assert!(again.iter().all(|i| i.outcome == WriteOutcome::Unchanged), "{again:?}");
     Ok(())
 }
 
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8], &'a str);
+
 #[test]
 fn archive_traversal_and_escaping_links_are_refused() {
-    let cases: [(&[(&str, tar::EntryType, &[u8], &str)], &str); 5] = [
+    let cases: [(&[RawEntry], &str); 5] = [
         (
             &[("../evil", tar::EntryType::Regular, b"x", "")],
             "archive entry \"../evil\": path escapes the install directory",
@@ -211,10 +158,7 @@ fn archive_traversal_and_escaping_links_are_refused() {
             "archive entry \"abs\": symbolic link to /etc/shadow points outside the install directory",
         ),
         (
-            &[
-                ("here", tar::EntryType::Symlink, b"", "."),
-                ("here/x", tar::EntryType::Regular, b"x", ""),
-            ],
+            &[("here", tar::EntryType::Symlink, b"", "."), ("here/x", tar::EntryType::Regular, b"x", "")],
             "archive entry \"here/x\": path goes through a symbolic link from the same archive",
         ),
     ];
@@ -225,22 +169,9 @@ fn archive_traversal_and_escaping_links_are_refused() {
         assert_eq!(msg, format!("component 7 (file:///a.tgz): {want}"));
     }
     let archive = targz(&[("dev", tar::EntryType::Char, b"", "")]);
-    let msg = err_text(plan(
-        &spec("file:///a.tgz", "", "/opt/x", true),
-        0,
-        &archive,
-        Path::new("/n"),
-    ));
-    assert!(
-        msg.ends_with("only files, directories and contained symbolic links may be extracted"),
-        "{msg}"
-    );
-    let msg = err_text(plan(
-        &spec("file:///a.tgz", "", "/opt/x", true),
-        0,
-        b"not gzip",
-        Path::new("/n"),
-    ));
+    let msg = err_text(plan(&spec("file:///a.tgz", "", "/opt/x", true), 0, &archive, Path::new("/n")));
+    assert!(msg.ends_with("only files, directories and contained symbolic links may be extracted"), "{msg}");
+    let msg = err_text(plan(&spec("file:///a.tgz", "", "/opt/x", true), 0, b"not gzip", Path::new("/n")));
     assert!(msg.contains("archive entry \"-\""), "{msg}");
 }
 
@@ -252,23 +183,14 @@ fn an_existing_symlink_is_never_written_through() -> Result<(), Box<dyn std::err
     std::os::unix::fs::symlink(outside.path().join("target"), root.path().join("opt/tool"))?;
     let s = spec("data:,x", "", "/opt/tool", false);
     let msg = err_text(apply(&plan(&s, 0, b"x", root.path())?));
-    assert!(
-        msg.ends_with("a symbolic link is in the way; remove it and retry"),
-        "{msg}"
-    );
+    assert!(msg.ends_with("a symbolic link is in the way; remove it and retry"), "{msg}");
     assert!(!outside.path().join("target").exists());
     Ok(())
 }
 
 #[test]
 fn urls_are_redacted_in_messages() {
-    assert_eq!(
-        redact("https://user:secret@host.example/path/f?token=abc#x"),
-        "https://host.example/path/f"
-    );
+    assert_eq!(redact("https://user:secret@host.example/path/f?token=abc#x"), "https://host.example/path/f");
     let long = format!("data:application/json;base64,{}", "A".repeat(100));
-    assert_eq!(
-        redact(&long),
-        "data:application/json;base64,AAAAAAAAAAA… (129 bytes)"
-    );
+    assert_eq!(redact(&long), "data:application/json;base64,AAAAAAAAAAA… (129 bytes)");
 }

@@ -6,25 +6,17 @@ use crate::version::KubernetesVersion;
 
 fn images(version: &str) -> VersionImages {
     let v = KubernetesVersion::parse(version).unwrap_or_else(|e| panic!("{e}"));
-    Catalog::embedded()
-        .images(v, None)
-        .unwrap_or_else(|e| panic!("{e}"))
+    Catalog::embedded().images(v, None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn testdata(name: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn apply(
-    file: &PatchFile,
-    mut doc: serde_json::Value,
-) -> Result<serde_json::Value, json_patch::PatchError> {
-    let patch: json_patch::Patch =
-        serde_json::from_str(&file.content).unwrap_or_else(|e| panic!("{e}"));
+fn apply(file: &PatchFile, mut doc: serde_json::Value) -> Result<serde_json::Value, json_patch::PatchError> {
+    let patch: json_patch::Patch = serde_json::from_str(&file.content).unwrap_or_else(|e| panic!("{e}"));
     json_patch::patch(&mut doc, &patch)?;
     Ok(doc)
 }
@@ -50,11 +42,7 @@ fn v1_32_9_writes_four_static_pod_patches_and_coredns() {
 #[test]
 fn patch_content_is_a_test_then_a_replace() {
     let set = render(&images("v1.32.9"), false).unwrap_or_else(|e| panic!("{e}"));
-    let api = set
-        .files
-        .first()
-        .map(|f| f.content.as_str())
-        .unwrap_or_default();
+    let api = set.files.first().map(|f| f.content.as_str()).unwrap_or_default();
     assert_eq!(
         api,
         r#"[
@@ -80,32 +68,18 @@ fn patches_apply_to_real_kubeadm_manifests() {
     let set = render(&images("v1.32.9"), false).unwrap_or_else(|e| panic!("{e}"));
     for file in &set.files {
         let (manifest, image_ptr) = if file.target == "corednsdeployment" {
-            (
-                "coredns-deployment.yaml".to_owned(),
-                "/spec/template/spec/containers/0/image",
-            )
+            ("coredns-deployment.yaml".to_owned(), "/spec/template/spec/containers/0/image")
         } else {
-            (
-                format!("kubeadm-v1.32/{}.yaml", file.target),
-                "/spec/containers/0/image",
-            )
+            (format!("kubeadm-v1.32/{}.yaml", file.target), "/spec/containers/0/image")
         };
         let before = testdata(&manifest);
-        let after =
-            apply(file, before.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.file_name));
-        assert_eq!(
-            after.pointer(image_ptr).and_then(|v| v.as_str()),
-            Some(file.image.as_str())
-        );
+        let after = apply(file, before.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.file_name));
+        assert_eq!(after.pointer(image_ptr).and_then(|v| v.as_str()), Some(file.image.as_str()));
         let mut restored = after.clone();
         if let Some(slot) = restored.pointer_mut(image_ptr) {
             *slot = before.pointer(image_ptr).cloned().unwrap_or_default();
         }
-        assert_eq!(
-            restored, before,
-            "{} changed more than the image",
-            file.file_name
-        );
+        assert_eq!(restored, before, "{} changed more than the image", file.file_name);
     }
 }
 
@@ -114,11 +88,7 @@ fn patches_apply_to_real_kubeadm_manifests() {
 #[test]
 fn test_op_refuses_the_wrong_container() {
     let set = render(&images("v1.32.9"), false).unwrap_or_else(|e| panic!("{e}"));
-    let api = set
-        .files
-        .iter()
-        .find(|f| f.target == "kube-apiserver")
-        .unwrap_or_else(|| panic!("no apiserver patch"));
+    let api = set.files.iter().find(|f| f.target == "kube-apiserver").unwrap_or_else(|| panic!("no apiserver patch"));
     assert!(apply(api, testdata("kubeadm-v1.32/etcd.yaml")).is_err());
 }
 
@@ -126,11 +96,7 @@ fn test_op_refuses_the_wrong_container() {
 fn before_1_31_coredns_is_left_to_cluster_configuration() {
     let set = render(&images("v1.30.14"), false).unwrap_or_else(|e| panic!("{e}"));
     assert!(set.files.iter().all(|f| f.target != "corednsdeployment"));
-    let reason = set
-        .uncovered
-        .iter()
-        .find(|u| u.component == Component::Coredns)
-        .map(|u| u.reason.as_str());
+    let reason = set.uncovered.iter().find(|u| u.component == Component::Coredns).map(|u| u.reason.as_str());
     assert!(reason.is_some_and(|r| r.contains("ClusterConfiguration.dns")));
 }
 

@@ -13,20 +13,14 @@ fn normalizes_like_docker() {
     let cases = [
         ("busybox", "docker.io/library/busybox:latest"),
         ("library/busybox", "docker.io/library/busybox:latest"),
-        (
-            "index.docker.io/busybox",
-            "docker.io/library/busybox:latest",
-        ),
+        ("index.docker.io/busybox", "docker.io/library/busybox:latest"),
         ("docker.io/busybox:1.36", "docker.io/library/busybox:1.36"),
         ("user/repo", "docker.io/user/repo:latest"),
         ("localhost/repo", "localhost/repo:latest"),
         ("localhost:5000/repo:tag", "localhost:5000/repo:tag"),
         ("127.0.0.1:5000/a/b/c:v1", "127.0.0.1:5000/a/b/c:v1"),
         ("[::1]:5000/repo", "[::1]:5000/repo:latest"),
-        (
-            "registry.k8s.io/kube-apiserver:v1.32.9",
-            "registry.k8s.io/kube-apiserver:v1.32.9",
-        ),
+        ("registry.k8s.io/kube-apiserver:v1.32.9", "registry.k8s.io/kube-apiserver:v1.32.9"),
         ("Foo.Example.com/repo", "Foo.Example.com/repo:latest"),
         ("a__b/c-----d/e.f_g", "docker.io/a__b/c-----d/e.f_g:latest"),
     ];
@@ -37,13 +31,8 @@ fn normalizes_like_docker() {
 
 #[test]
 fn digest_only_gets_no_default_tag() {
-    let r = Reference::parse_normalized(&format!("busybox@{D}"))
-        .ok()
-        .map(Reference::with_default_tag);
-    assert_eq!(
-        r.map(|r| r.to_string()),
-        Some(format!("docker.io/library/busybox@{D}"))
-    );
+    let r = Reference::parse_normalized(&format!("busybox@{D}")).ok().map(Reference::with_default_tag);
+    assert_eq!(r.map(|r| r.to_string()), Some(format!("docker.io/library/busybox@{D}")));
 }
 
 #[test]
@@ -51,14 +40,8 @@ fn tag_and_digest_both_kept() {
     let r = Reference::parse_normalized(&format!("registry.k8s.io/etcd:3.5.16-0@{D}"));
     let r = r.ok();
     assert_eq!(r.as_ref().and_then(|r| r.tag()), Some("3.5.16-0"));
-    assert_eq!(
-        r.as_ref().and_then(|r| r.digest()).map(|d| d.to_string()),
-        Some(D.to_owned())
-    );
-    assert_eq!(
-        r.map(|r| r.familiar()),
-        Some(format!("registry.k8s.io/etcd:3.5.16-0@{D}"))
-    );
+    assert_eq!(r.as_ref().and_then(|r| r.digest()).map(|d| d.to_string()), Some(D.to_owned()));
+    assert_eq!(r.map(|r| r.familiar()), Some(format!("registry.k8s.io/etcd:3.5.16-0@{D}")));
 }
 
 #[test]
@@ -69,13 +52,9 @@ fn familiar_strips_docker_hub_prefixes() {
 
 #[test]
 fn moves_to_mirror_registry() {
-    let r =
-        Reference::parse_normalized(&format!("registry.k8s.io/coredns/coredns:v1.11.3@{D}")).ok();
+    let r = Reference::parse_normalized(&format!("registry.k8s.io/coredns/coredns:v1.11.3@{D}")).ok();
     let m = r.and_then(|r| r.with_registry("mirror.local:5000/k8s/").ok());
-    assert_eq!(
-        m.map(|m| m.to_string()),
-        Some(format!("mirror.local:5000/k8s/coredns/coredns:v1.11.3@{D}"))
-    );
+    assert_eq!(m.map(|m| m.to_string()), Some(format!("mirror.local:5000/k8s/coredns/coredns:v1.11.3@{D}")));
 }
 
 #[test]
@@ -83,10 +62,7 @@ fn rejects_with_precise_errors() {
     let long = format!("a/{}", "b".repeat(260));
     let cases: Vec<(String, &str)> = vec![
         ("".into(), "invalid image reference: it is empty"),
-        (
-            "Busybox".into(),
-            "invalid image reference \"Busybox\": repository name must be lowercase",
-        ),
+        ("Busybox".into(), "invalid image reference \"Busybox\": repository name must be lowercase"),
         (
             "busybox:".into(),
             "invalid image reference \"busybox:\": tag \"\" must be 1 to 128 characters of [A-Za-z0-9_.-] and must not start with '.' or '-'",
@@ -107,10 +83,7 @@ fn rejects_with_precise_errors() {
             "a___b".into(),
             "invalid image reference \"a___b\": repository path component \"a___b\" must be lowercase letters and digits separated by '.', '_', '__' or '-'",
         ),
-        (
-            "-bad.io/x".into(),
-            "invalid image reference \"-bad.io/x\": registry \"-bad.io\" is not a valid host[:port]",
-        ),
+        ("-bad.io/x".into(), "invalid image reference \"-bad.io/x\": registry \"-bad.io\" is not a valid host[:port]"),
         (
             "host.io:abc/x".into(),
             "invalid image reference \"host.io:abc/x\": registry \"host.io:abc\" is not a valid host[:port]",
@@ -125,19 +98,9 @@ fn rejects_with_precise_errors() {
         ),
     ];
     for (input, want) in cases {
-        assert_eq!(
-            Reference::parse_normalized(&input)
-                .err()
-                .map(|e| e.to_string())
-                .as_deref(),
-            Some(want),
-            "{input}"
-        );
+        assert_eq!(Reference::parse_normalized(&input).err().map(|e| e.to_string()).as_deref(), Some(want), "{input}");
     }
-    assert!(matches!(
-        Reference::parse_normalized(&long),
-        Err(ReferenceError::NameTooLong { len: 262, .. })
-    ));
+    assert!(matches!(Reference::parse_normalized(&long), Err(ReferenceError::NameTooLong { len: 262, .. })));
     assert!(matches!(
         Reference::parse_normalized(&format!("busybox:{}", "t".repeat(129))),
         Err(ReferenceError::InvalidTag { .. })

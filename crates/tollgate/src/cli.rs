@@ -1,0 +1,245 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+use crate::output::Format;
+
+const ABOUT: &str = "Image trust on the Kubernetes node: pin the control plane by digest, and know that every image a node runs is the one you meant.";
+
+const LONG_ABOUT: &str = "\
+tollgate pins the kubeadm control plane to image digests, so the container runtime itself refuses any
+other content, and keeps those pins through init, join and upgrade.
+
+Start here:
+  tollgate images list --kubernetes-version v1.32.9 --pinned     what kubeadm will run, with digests
+  tollgate kubeadm patches --kubernetes-version v1.32.9 --out ./patches
+  kubeadm init --patches ./patches ...                           kubeadm applies the pins
+  tollgate kubeadm audit                                         is every static pod pinned?
+
+Everything runs offline on the catalog compiled into tollgate, except `images lock`
+and `components install` with https URLs.";
+
+/// tollgate command line.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Output format: `text` for people, `json` for machines.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// More log output on stderr (-v info, -vv debug). TOLLGATE_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List and lock the control-plane images of a Kubernetes version.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Write kubeadm patches and configuration that pin the control plane, and audit it.
+    #[command(subcommand)]
+    Kubeadm(KubeadmCommand),
+    /// Install files from data:, file:// and https:// URLs with hash checks.
+    #[command(subcommand)]
+    Components(ComponentsCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example: tollgate completions bash > /etc/bash_completion.d/tollgate")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the catalog comes from.
+#[derive(Debug, Args, Clone)]
+pub struct CatalogArgs {
+    /// A catalog file merged over the embedded one (versions and images it names replace the embedded ones).
+    /// Written by `tollgate images lock`; format in docs/catalog.md.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+}
+
+/// `images` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List the images kubeadm uses for a version, in `kubeadm config images list` order. Offline.
+    #[command(after_help = "\
+Examples:
+  tollgate images list --kubernetes-version v1.32.9
+  tollgate images list --kubernetes-version v1.32.9 --pinned
+  tollgate images list --kubernetes-version v1.32.9 --image-repository mirror.example.com/k8s -o json
+
+Images with no known digest are printed by tag and named in a warning on stderr.")]
+    List(ImagesListArgs),
+    /// Resolve image tags to digests against a registry and write them to a catalog file.
+    #[command(after_help = "\
+Examples:
+  tollgate images lock --kubernetes-version v1.33.5 --out catalog.json
+  tollgate images lock --kubernetes-version v1.32.9 --registry 127.0.0.1:5000/k8s --insecure-registry 127.0.0.1:5000
+
+Each manifest is fetched (multi-platform images resolve to their index digest) and its bytes are
+hashed; a registry whose Docker-Content-Digest disagrees with the bytes is refused. If the catalog
+already pins an image and the registry now serves another digest for the same tag, the tag has moved:
+lock refuses unless --accept-changes. Nothing is written unless every image resolved.")]
+    Lock(ImagesLockArgs),
+}
+
+/// `images list` arguments.
+#[derive(Debug, Args)]
+pub struct ImagesListArgs {
+    /// Kubernetes version, e.g. v1.32.9.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: String,
+    /// Registry and path prefix to use instead of registry.k8s.io (as kubeadm's imageRepository).
+    #[arg(long, value_name = "REPO")]
+    pub image_repository: Option<String>,
+    /// Print each image with its digest (`image:tag@sha256:…`).
+    #[arg(long)]
+    pub pinned: bool,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `images lock` arguments.
+#[derive(Debug, Args)]
+pub struct ImagesLockArgs {
+    /// Kubernetes versions to resolve (repeatable).
+    #[arg(long = "kubernetes-version", value_name = "VERSION", required = true)]
+    pub kubernetes_versions: Vec<String>,
+    /// Catalog file to write. If it exists, it is read first and updated.
+    #[arg(long, value_name = "FILE", default_value = "tollgate-catalog.json")]
+    pub out: PathBuf,
+    /// Resolve from this registry[/prefix] (a mirror) instead of registry.k8s.io.
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub registry: Option<String>,
+    /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Parallel requests.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Overwrite pinned digests that the registry now serves differently (a moved tag).
+    #[arg(long)]
+    pub accept_changes: bool,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `kubeadm` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KubeadmCommand {
+    /// Write kubeadm patch files (RFC 6902) that pin every static pod, and CoreDNS from 1.31, by digest.
+    #[command(after_help = "\
+Examples:
+  tollgate kubeadm patches --kubernetes-version v1.32.9 --out /etc/kubernetes/tollgate-patches
+  kubeadm init --patches /etc/kubernetes/tollgate-patches ...
+
+Patches are node-local: kubeadm upgrade apply and kubeadm upgrade node must get --patches again
+(or use `tollgate kubeadm config`), or the regenerated manifests lose their pins.
+Refuses when an image to patch has no known digest, unless --allow-unpinned.")]
+    Patches(PatchesArgs),
+    /// Render Init/Cluster/Join (and, from 1.31, Upgrade) configuration that reads the patches.
+    #[command(after_help = "\
+Examples:
+  tollgate kubeadm config --kubernetes-version v1.32.9 > kubeadm.yaml
+  tollgate kubeadm config --kubernetes-version v1.30.14 --patches-dir /etc/kubernetes/tollgate-patches")]
+    Config(ConfigArgs),
+    /// Check that every static-pod image is pinned by digest and matches the catalog.
+    #[command(after_help = "\
+Examples:
+  tollgate kubeadm audit
+  tollgate kubeadm audit --manifests ./manifests --kubernetes-version v1.32.9 -o json
+
+The version is read from the kube-apiserver image tag unless given. Exits 1 on findings.")]
+    Audit(AuditArgs),
+}
+
+/// `kubeadm patches` arguments.
+#[derive(Debug, Args)]
+pub struct PatchesArgs {
+    /// Kubernetes version, e.g. v1.32.9.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: String,
+    /// Directory to write the patch files to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Registry and path prefix to use instead of registry.k8s.io (must mirror the content by digest).
+    #[arg(long, value_name = "REPO")]
+    pub image_repository: Option<String>,
+    /// Write patches for the pinned images and skip unpinned ones instead of refusing.
+    #[arg(long)]
+    pub allow_unpinned: bool,
+    /// Show what would be written without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `kubeadm config` arguments.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Kubernetes version, e.g. v1.32.9.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: String,
+    /// Directory on the node that holds the patch files.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/tollgate-patches")]
+    pub patches_dir: String,
+    /// Registry and path prefix to use instead of registry.k8s.io.
+    #[arg(long, value_name = "REPO")]
+    pub image_repository: Option<String>,
+    /// Write the YAML to this file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `kubeadm audit` arguments.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Directory of static-pod manifests.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
+    pub manifests: PathBuf,
+    /// Compare against this version instead of the one the kube-apiserver image names.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `components` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ComponentsCommand {
+    /// Install every entry of a components list; nothing is written unless every entry checks out.
+    #[command(after_help = "\
+Example list (JSON or YAML):
+  [{\"url\": \"https://dl.k8s.io/v1.32.9/bin/linux/amd64/kubeadm\", \"hash\": \"sha256:…\",
+    \"install_path\": \"/usr/local/bin/kubeadm\", \"mode\": \"0755\"},
+   {\"url\": \"data:application/json;base64,…\", \"install_path\": \"/etc/kubernetes/patches/etcd+json.json\"}]
+
+hash is mandatory except for data: URLs. With \"extract\": true a tar.gz is unpacked into install_path;
+entries that would escape it (.., absolute paths, outward links) are refused. Re-running is a no-op.")]
+    Install(InstallArgs),
+}
+
+/// `components install` arguments.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The components list.
+    pub file: PathBuf,
+    /// Install under this root instead of / (for images and tests).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Fetch and check everything, but write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -1,0 +1,80 @@
+//! Command implementations: the imperative shell around the library crates.
+
+mod components;
+mod images;
+mod kubeadm;
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context as _;
+use clap::CommandFactory as _;
+use tollgate_controlplane::{Catalog, KubernetesVersion};
+
+use crate::cli::{CatalogArgs, Cli, Command, ComponentsCommand, ImagesCommand, KubeadmCommand};
+use crate::exit::Outcome;
+use crate::output::Format;
+
+/// Largest catalog, manifest or components list read from disk.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let fmt = cli.output;
+    match cli.command {
+        Command::Images(ImagesCommand::List(a)) => images::list(&a, fmt),
+        Command::Images(ImagesCommand::Lock(a)) => runtime()?.block_on(images::lock(&a, fmt)),
+        Command::Kubeadm(KubeadmCommand::Patches(a)) => kubeadm::patches(&a, fmt),
+        Command::Kubeadm(KubeadmCommand::Config(a)) => kubeadm::config(&a, fmt),
+        Command::Kubeadm(KubeadmCommand::Audit(a)) => kubeadm::audit(&a, fmt),
+        Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tollgate", &mut buf);
+            crate::output::print(&String::from_utf8_lossy(&buf))?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Parses `--kubernetes-version`.
+pub fn version(s: &str) -> anyhow::Result<KubernetesVersion> {
+    Ok(KubernetesVersion::parse(s)?)
+}
+
+/// The embedded catalog, with `--catalog` merged over it.
+pub fn load_catalog(args: &CatalogArgs) -> anyhow::Result<Catalog> {
+    let mut catalog = Catalog::embedded();
+    if let Some(path) = &args.catalog {
+        let bytes = read_capped(path)?;
+        let user = Catalog::parse(&bytes, &path.display().to_string())?;
+        catalog.merge(user);
+    }
+    Ok(catalog)
+}
+
+/// Reads a file, refusing more than [`MAX_CONFIG_FILE_BYTES`].
+pub fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if buf.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        anyhow::bail!("{} is larger than {MAX_CONFIG_FILE_BYTES} bytes; refusing to read it", path.display());
+    }
+    Ok(buf)
+}
+
+/// Whether progress bars may be drawn.
+pub fn interactive(fmt: Format) -> bool {
+    fmt == Format::Text && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}

@@ -1,0 +1,90 @@
+//! Exit codes, and the one-line error report.
+
+use std::process::ExitCode;
+
+use tollgate_controlplane::components::ComponentError;
+use tollgate_registry::RegistryError;
+
+use crate::output::BrokenPipe;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Denied, or findings: the command worked and the answer is "no".
+pub const DENIED: u8 = 1;
+/// Usage or configuration error.
+pub const USAGE: u8 = 2;
+/// Undecidable for now: a transient failure such as an unreachable registry.
+pub const TRANSIENT: u8 = 3;
+
+/// The text `--help` shows about exit codes.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success; for decisions and audits: allowed, no findings
+  1  denied, audit findings, or content refused for integrity
+     (hash or digest mismatch, moved tag, unsafe archive)
+  2  usage or configuration error (bad flag, unknown version, malformed file)
+  3  undecidable for now: a transient failure such as an unreachable registry";
+
+/// What a successful run concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All good.
+    Ok,
+    /// The command ran and found problems (audit findings).
+    Findings,
+}
+
+impl Outcome {
+    pub fn code(self) -> ExitCode {
+        match self {
+            Outcome::Ok => ExitCode::from(OK),
+            Outcome::Findings => ExitCode::from(DENIED),
+        }
+    }
+}
+
+/// Picks the exit code for an error by what caused it.
+pub fn classify(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(r) = cause.downcast_ref::<RegistryError>() {
+            return match r {
+                RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. } => DENIED,
+                e if e.is_transient() => TRANSIENT,
+                _ => USAGE,
+            };
+        }
+        if let Some(c) = cause.downcast_ref::<ComponentError>() {
+            return match c {
+                ComponentError::HashMismatch { .. } | ComponentError::Archive { .. } => DENIED,
+                _ => USAGE,
+            };
+        }
+        if cause.downcast_ref::<Transient>().is_some() {
+            return TRANSIENT;
+        }
+        if cause.downcast_ref::<Refused>().is_some() {
+            return DENIED;
+        }
+    }
+    USAGE
+}
+
+/// Marks an aggregated failure whose causes were all transient.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Transient(pub String);
+
+/// Marks a refusal on integrity grounds (for example a moved tag).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Prints `tollgate: <error chain>` on one line and picks the exit code.
+/// A closed stdout (`tollgate … | head`) exits quietly with success.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|c| c.downcast_ref::<BrokenPipe>().is_some()) {
+        return ExitCode::from(OK);
+    }
+    eprintln!("tollgate: {err:#}");
+    ExitCode::from(classify(err))
+}

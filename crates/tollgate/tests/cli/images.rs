@@ -1,0 +1,104 @@
+use crate::util::tollgate;
+
+#[test]
+fn list_prints_kubeadm_order_for_v1_32_9() {
+    let r = tollgate(&["images", "list", "--kubernetes-version", "v1.32.9"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    eqnice!(
+        "registry.k8s.io/kube-apiserver:v1.32.9
+registry.k8s.io/kube-controller-manager:v1.32.9
+registry.k8s.io/kube-scheduler:v1.32.9
+registry.k8s.io/kube-proxy:v1.32.9
+registry.k8s.io/coredns/coredns:v1.11.3
+registry.k8s.io/pause:3.10
+registry.k8s.io/etcd:3.5.16-0
+",
+        r.stdout
+    );
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn list_pinned_names_what_has_no_digest() {
+    let r = tollgate(&["images", "list", "--kubernetes-version", "1.30.14", "--pinned"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.starts_with(
+        "registry.k8s.io/kube-apiserver:v1.30.14@sha256:be079fe85d6b6804b89ab4fdd6a35cd56341e99ea809881cfe37962f440dc1be\n"
+    ));
+    assert!(r.stdout.contains(
+        "registry.k8s.io/pause:3.9@sha256:7031c1b283388d2c2e09b57badb803c05ebed362dc88d84b480cc47f72a21097\n"
+    ));
+    eqnice!(
+        "tollgate: warning: no digest known for kube-proxy of v1.30.14: printed by tag; resolve with `tollgate images lock --kubernetes-version v1.30.14`\n",
+        r.stderr
+    );
+}
+
+#[test]
+fn list_json_and_mirror_repository() {
+    let r = tollgate(&[
+        "images",
+        "list",
+        "--kubernetes-version",
+        "v1.32.9",
+        "--image-repository",
+        "mirror.example.com:5000/k8s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0);
+    let j = r.json();
+    assert_eq!(j["kubernetesVersion"], "v1.32.9");
+    assert_eq!(j["provenance"], "catalog");
+    let images = j["images"].as_array().unwrap();
+    assert_eq!(images.len(), 7);
+    assert_eq!(images[4]["component"], "coredns");
+    assert_eq!(images[4]["image"], "mirror.example.com:5000/k8s/coredns:v1.11.3");
+    assert_eq!(
+        images[4]["pinned"],
+        "mirror.example.com:5000/k8s/coredns:v1.11.3@sha256:9caabbf6238b189a65d0d6e6ac138de60d6a1c419e5a341fbbb7c78382559c6e"
+    );
+    assert_eq!(images[3]["component"], "kube-proxy");
+    assert!(images[3]["digest"].is_null());
+    assert!(images[3]["pinned"].is_null());
+}
+
+#[test]
+fn unknown_version_is_one_clear_line_and_exit_2() {
+    let r = tollgate(&["images", "list", "--kubernetes-version", "v1.40.1"]);
+    let line = r.one_line_error(2);
+    assert!(line.starts_with("tollgate: Kubernetes version v1.40.1 is not in the catalog"), "{line}");
+    let r = tollgate(&["images", "list", "--kubernetes-version", "stable"]);
+    assert!(r.one_line_error(2).contains("invalid Kubernetes version \"stable\""));
+}
+
+#[test]
+fn malformed_catalog_names_the_file_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.json");
+    std::fs::write(&f, r#"{"apiVersion":"tollgate.dev/v1alpha1","kind":"ImageCatalog","versions":{"v1.32.9":{"images":{"etcd":{"tag":"x"}}}}}"#).unwrap();
+    let r = tollgate(&["images", "list", "--kubernetes-version", "v1.32.9", "--catalog", f.to_str().unwrap()]);
+    let line = r.one_line_error(2);
+    assert_eq!(line, format!("tollgate: catalog {}: missing field `digest` at line 1 column 111", f.display()));
+    let r = tollgate(&["images", "list", "--kubernetes-version", "v1.32.9", "--catalog", "/nonexistent/c.json"]);
+    assert_eq!(
+        r.one_line_error(2),
+        "tollgate: cannot read /nonexistent/c.json: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn help_teaches_and_lists_exit_codes() {
+    let r = tollgate(&["--help"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("tollgate kubeadm patches --kubernetes-version v1.32.9 --out ./patches"));
+    assert!(r.stdout.contains("3  undecidable for now"));
+    let r = tollgate(&["images", "lock", "--help"]);
+    let help = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("the tag has moved: lock refuses unless --accept-changes"), "{help}");
+    let r = tollgate(&["completions", "bash"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("_tollgate()"));
+    let r = tollgate(&["images", "list"]);
+    assert_eq!(r.code, 2, "missing required flag is a usage error");
+}

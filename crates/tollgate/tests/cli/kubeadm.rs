@@ -1,0 +1,182 @@
+use std::path::Path;
+
+use crate::util::{controlplane_testdata, mode, tollgate};
+
+const STATIC_PODS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
+
+fn write_patches(dir: &Path, version: &str) -> crate::util::Run {
+    tollgate(&["kubeadm", "patches", "--kubernetes-version", version, "--out", dir.to_str().unwrap()])
+}
+
+/// Does what kubeadm does with `--patches`: applies each `<target>+json.json` to its manifest.
+fn kubeadm_apply(patches: &Path, manifests_out: &Path) {
+    std::fs::create_dir_all(manifests_out).unwrap();
+    for pod in STATIC_PODS {
+        let text = std::fs::read_to_string(controlplane_testdata(&format!("kubeadm-v1.32/{pod}.yaml"))).unwrap();
+        let mut doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let patch_text = std::fs::read_to_string(patches.join(format!("{pod}+json.json"))).unwrap();
+        let patch: json_patch::Patch = serde_json::from_str(&patch_text).unwrap();
+        json_patch::patch(&mut doc, &patch).unwrap();
+        std::fs::write(manifests_out.join(format!("{pod}.yaml")), serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn readme_command_writes_five_patch_files_atomically_with_mode_0644() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("patches");
+    let r = write_patches(&out, "v1.32.9");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "corednsdeployment+json.json",
+            "etcd+json.json",
+            "kube-apiserver+json.json",
+            "kube-controller-manager+json.json",
+            "kube-scheduler+json.json"
+        ]
+    );
+    for n in &names {
+        assert_eq!(mode(&out.join(n)), 0o644, "{n}");
+    }
+    assert!(r.stdout.contains(&format!("kubeadm upgrade apply v1.32.9 --patches {}", out.display())));
+    assert!(r.stderr.contains("tollgate: warning: kube-proxy is not pinned by these patches"));
+    assert!(r.stderr.contains("tollgate: warning: pause is not pinned by these patches"));
+    let again = write_patches(&out, "v1.32.9");
+    assert_eq!(again.stdout.matches("unchanged").count(), 5, "{}", again.stdout);
+}
+
+#[test]
+fn patches_then_kubeadm_then_audit_passes_and_unpatched_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let patches = dir.path().join("patches");
+    assert_eq!(write_patches(&patches, "v1.32.9").code, 0);
+
+    let unpatched = controlplane_testdata("kubeadm-v1.32");
+    let r = tollgate(&["kubeadm", "audit", "--manifests", unpatched.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "unpinned manifests are findings: {}", r.stdout);
+    assert!(r.stdout.contains("audit failed: 4 finding(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL  etcd.yaml"), "{}", r.stdout);
+
+    let manifests = dir.path().join("manifests");
+    kubeadm_apply(&patches, &manifests);
+    let r = tollgate(&["kubeadm", "audit", "--manifests", manifests.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let j = r.json();
+    assert_eq!(j["kubernetesVersion"], "v1.32.9");
+    let findings = j["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 4);
+    assert!(findings.iter().all(|f| f["kind"] == "pinned" && f["severity"] == "info"), "{findings:?}");
+}
+
+#[test]
+fn audit_catches_a_pin_to_another_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let patches = dir.path().join("patches");
+    // Patches for an older patch release: kubeadm would pin the wrong apiserver for v1.32.9.
+    assert_eq!(write_patches(&patches, "v1.32.8").code, 0);
+    let manifests = dir.path().join("manifests");
+    kubeadm_apply(&patches, &manifests);
+    let r =
+        tollgate(&["kubeadm", "audit", "--manifests", manifests.to_str().unwrap(), "--kubernetes-version", "v1.32.9"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains(
+            "but the catalog expects sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn audit_without_manifests_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = tollgate(&["kubeadm", "audit", "--manifests", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        r.one_line_error(2),
+        format!(
+            "tollgate: no static-pod manifests (*.yaml, *.yml, *.json) in {}; pass --manifests DIR",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn unpinned_version_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p");
+    let r = write_patches(&out, "v1.28.4");
+    assert!(r.one_line_error(2).contains("no digest is known for registry.k8s.io/etcd:3.5.9-0 of Kubernetes v1.28.4"));
+    assert!(!out.exists());
+    let r = tollgate(&[
+        "kubeadm",
+        "patches",
+        "--kubernetes-version",
+        "v1.28.4",
+        "--out",
+        out.to_str().unwrap(),
+        "--allow-unpinned",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["files"].as_array().unwrap().len(), 3);
+    assert!(j["uncovered"].as_array().unwrap().iter().any(|u| u["component"] == "etcd"));
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p");
+    let r = tollgate(&[
+        "kubeadm",
+        "patches",
+        "--kubernetes-version",
+        "v1.31.13",
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("would write"));
+    assert!(r.stdout.contains("\"op\": \"test\""));
+    assert!(!out.exists());
+}
+
+#[test]
+fn config_renders_v1beta4_with_upgrade_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kubeadm.yaml");
+    let r = tollgate(&["kubeadm", "config", "--kubernetes-version", "v1.32.9", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mode(&out), 0o600);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let kinds: Vec<String> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str::<serde_json::Value>(d).unwrap()["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["InitConfiguration", "ClusterConfiguration", "JoinConfiguration", "UpgradeConfiguration"]);
+    assert_eq!(text.matches("directory: /etc/kubernetes/tollgate-patches").count(), 4);
+    assert!(r.stderr.contains("kubeadm upgrade apply --config upgrade.yaml"));
+}
+
+#[test]
+fn config_v1beta3_json_has_upgrade_flags() {
+    let r = tollgate(&["kubeadm", "config", "--kubernetes-version", "v1.29.15", "--patches-dir", "/p", "-o", "json"]);
+    assert_eq!(r.code, 0);
+    let j = r.json();
+    assert_eq!(j["apiVersion"], "kubeadm.k8s.io/v1beta3");
+    assert_eq!(j["upgradeCommands"][0], "kubeadm upgrade apply v1.29.15 --patches /p   # first control-plane node");
+    assert!(
+        j["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("imageTag: v1.11.1@sha256:1eeb4c7316bacb1d4c8ead65571cd92dd21e27359f0d4917f1a5822a73b75db1")
+    );
+}

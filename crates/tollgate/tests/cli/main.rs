@@ -1,0 +1,10 @@
+//! One integration-test binary that runs the real `tollgate` program.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+#[macro_use]
+mod util;
+
+mod components;
+mod images;
+mod kubeadm;
+mod lock;
