@@ -1,0 +1,89 @@
+//! Replays the checked-in fuzz seed corpus (`fuzz/corpus/<target>`) with the
+//! fuzz targets' own invariants, on the stable toolchain, on every test run.
+//! `scripts/fuzz-smoke` runs the real fuzzers.
+
+use std::path::{Path, PathBuf};
+
+use tollgate_controlplane::components::{self, ComponentSpec, PlannedEntry};
+use tollgate_controlplane::{Catalog, audit};
+use tollgate_oci::{Digest, Reference};
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "empty corpus {target}");
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+#[test]
+fn reference_corpus() {
+    for data in corpus("reference") {
+        let s = String::from_utf8(data).unwrap();
+        if let Ok(r) = Reference::parse_normalized(&s) {
+            assert_eq!(Reference::parse_normalized(&r.to_string()).as_ref(), Ok(&r));
+        }
+        if let Ok(d) = Digest::parse(&s) {
+            assert_eq!(d.to_string(), s);
+        }
+    }
+}
+
+#[test]
+fn catalog_corpus() {
+    for data in corpus("catalog") {
+        let c = Catalog::parse(&data, "seed").unwrap();
+        assert_eq!(Catalog::parse(c.to_json().as_bytes(), "again").ok().as_ref(), Some(&c));
+    }
+}
+
+#[test]
+fn www_authenticate_corpus() {
+    for data in corpus("www_authenticate") {
+        assert!(tollgate_registry::auth::parse_challenge(&String::from_utf8(data).unwrap()).is_some());
+    }
+}
+
+#[test]
+fn components_list_corpus() {
+    for data in corpus("components_list") {
+        let list = components::parse_list(&data, "seed").unwrap();
+        for (i, c) in list.iter().enumerate() {
+            assert!(c.source(i).is_ok());
+        }
+    }
+}
+
+#[test]
+fn static_pod_audit_corpus() {
+    for data in corpus("static_pod_audit") {
+        let r = audit::audit(&[("seed.yaml".to_owned(), data)], &Catalog::embedded(), None);
+        assert_eq!(r.manifests, 1);
+    }
+}
+
+#[test]
+fn tar_extract_corpus_never_plans_outside_the_target() {
+    let spec = ComponentSpec {
+        url: "file:///s.tgz".into(),
+        hash: String::new(),
+        install_path: "/opt/x".into(),
+        extract: true,
+        mode: None,
+    };
+    let mut accepted = 0;
+    for data in corpus("tar_extract") {
+        if let Ok(plan) = components::plan(&spec, 0, &data, Path::new("/r")) {
+            accepted += 1;
+            for e in plan {
+                let (PlannedEntry::File { path, .. } | PlannedEntry::Dir { path } | PlannedEntry::Symlink { path, .. }) =
+                    &e;
+                assert!(path.starts_with("/r/opt/x"), "{}", path.display());
+            }
+        }
+    }
+    assert_eq!(accepted, 1, "only the benign seed is accepted");
+}
