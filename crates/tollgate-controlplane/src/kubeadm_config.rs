@@ -23,6 +23,8 @@ pub struct ConfigOptions {
     pub patches_dir: String,
     /// Custom `imageRepository` (a mirror), if any.
     pub image_repository: Option<String>,
+    /// Render only this kind (e.g. `UpgradeConfiguration` for `kubeadm upgrade apply --config`).
+    pub only: Option<String>,
 }
 
 /// The rendered configuration.
@@ -105,8 +107,11 @@ pub fn render(images: &VersionImages, opts: &ConfigOptions) -> Rendered {
             "node": {"patches": patches},
         }));
         vec![
-            format!("kubeadm upgrade apply --config upgrade.yaml   # first control-plane node, {version}"),
-            "kubeadm upgrade node --config upgrade.yaml          # every other node".to_owned(),
+            format!(
+                "tollgate kubeadm config --kubernetes-version {version} --patches-dir {dir} --only upgrade --out upgrade.yaml"
+            ),
+            "kubeadm upgrade apply --config upgrade.yaml   # first control-plane node".to_owned(),
+            "kubeadm upgrade node --config upgrade.yaml    # every other node".to_owned(),
         ]
     } else {
         vec![
@@ -114,6 +119,9 @@ pub fn render(images: &VersionImages, opts: &ConfigOptions) -> Rendered {
             format!("kubeadm upgrade node --patches {dir}              # every other node"),
         ]
     };
+    if let Some(only) = &opts.only {
+        docs.retain(|d| d.get("kind").and_then(Value::as_str) == Some(only.as_str()));
+    }
     let kinds = docs.iter().filter_map(|d| d.get("kind").and_then(Value::as_str).map(str::to_owned)).collect();
     let yaml = docs.iter().map(|d| serde_yaml_ng::to_string(d).unwrap_or_default()).collect::<Vec<_>>().join("---\n");
     let header = format!(
@@ -132,7 +140,14 @@ mod tests {
     fn rendered(version: &str) -> Rendered {
         let v = KubernetesVersion::parse(version).unwrap_or_else(|e| panic!("{e}"));
         let imgs = Catalog::embedded().images(v, None).unwrap_or_else(|e| panic!("{e}"));
-        render(&imgs, &ConfigOptions { patches_dir: "/etc/kubernetes/tollgate-patches".into(), image_repository: None })
+        render(
+            &imgs,
+            &ConfigOptions {
+                patches_dir: "/etc/kubernetes/tollgate-patches".into(),
+                image_repository: None,
+                only: None,
+            },
+        )
     }
 
     fn docs(r: &Rendered) -> Vec<Value> {
@@ -174,12 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn only_renders_one_kind() {
+        let v = KubernetesVersion::parse("v1.32.9").unwrap_or_else(|e| panic!("{e}"));
+        let imgs = Catalog::embedded().images(v, None).unwrap_or_else(|e| panic!("{e}"));
+        let opts = ConfigOptions {
+            patches_dir: "/p".into(),
+            image_repository: None,
+            only: Some("UpgradeConfiguration".into()),
+        };
+        let r = render(&imgs, &opts);
+        assert_eq!(r.kinds, ["UpgradeConfiguration"]);
+        assert!(!r.yaml.contains("InitConfiguration"));
+    }
+
+    #[test]
     fn custom_repository_is_passed_through() {
         let v = KubernetesVersion::parse("v1.31.13").unwrap_or_else(|e| panic!("{e}"));
         let imgs = Catalog::embedded().images(v, Some("mirror.local/k8s")).unwrap_or_else(|e| panic!("{e}"));
         let r = render(
             &imgs,
-            &ConfigOptions { patches_dir: "/p".into(), image_repository: Some("mirror.local/k8s".into()) },
+            &ConfigOptions { patches_dir: "/p".into(), image_repository: Some("mirror.local/k8s".into()), only: None },
         );
         let d = docs(&r);
         assert_eq!(d[1].pointer("/imageRepository").and_then(Value::as_str), Some("mirror.local/k8s"));

@@ -24,6 +24,7 @@ pub const PATCH_FILE_MODE: u32 = 0o644;
 
 /// One patch file to write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PatchFile {
     /// File name inside the patches directory.
     pub file_name: String,

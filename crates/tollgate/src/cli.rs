@@ -150,7 +150,9 @@ Refuses when an image to patch has no known digest, unless --allow-unpinned.")]
     #[command(after_help = "\
 Examples:
   tollgate kubeadm config --kubernetes-version v1.32.9 > kubeadm.yaml
-  tollgate kubeadm config --kubernetes-version v1.30.14 --patches-dir /etc/kubernetes/tollgate-patches")]
+  tollgate kubeadm config --kubernetes-version v1.30.14 --patches-dir /etc/kubernetes/tollgate-patches
+  tollgate kubeadm config --kubernetes-version v1.32.9 --only upgrade --out upgrade.yaml
+  kubeadm upgrade apply --config upgrade.yaml")]
     Config(ConfigArgs),
     /// Check that every static-pod image is pinned by digest and matches the catalog.
     #[command(after_help = "\
@@ -199,8 +201,36 @@ pub struct ConfigArgs {
     /// Write the YAML to this file (mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Render only one kind, e.g. `upgrade` for `kubeadm upgrade apply|node --config`.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub only: Option<ConfigKind>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+}
+
+/// A kubeadm configuration kind.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ConfigKind {
+    /// InitConfiguration.
+    Init,
+    /// ClusterConfiguration.
+    Cluster,
+    /// JoinConfiguration.
+    Join,
+    /// UpgradeConfiguration (kubeadm ≥ 1.31).
+    Upgrade,
+}
+
+impl ConfigKind {
+    /// The kubeadm `kind`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ConfigKind::Init => "InitConfiguration",
+            ConfigKind::Cluster => "ClusterConfiguration",
+            ConfigKind::Join => "JoinConfiguration",
+            ConfigKind::Upgrade => "UpgradeConfiguration",
+        }
+    }
 }
 
 /// `kubeadm audit` arguments.

@@ -94,12 +94,14 @@ struct LockOutput {
 }
 
 pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
-    let catalog = load_catalog(&a.catalog)?;
+    let mut catalog = load_catalog(&a.catalog)?;
     let mut out_catalog = if a.out.exists() {
         Catalog::parse(&read_capped(&a.out)?, &a.out.display().to_string())?
     } else {
         Catalog::empty()
     };
+    // Pins already in the output file count as known: a tag that moved since the last lock is caught too.
+    catalog.merge(out_catalog.clone());
     let mut work = Vec::new();
     for v in &a.kubernetes_versions {
         let v = version(v)?;

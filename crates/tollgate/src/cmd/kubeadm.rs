@@ -87,8 +87,20 @@ pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
 pub fn config(a: &ConfigArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let catalog = load_catalog(&a.catalog)?;
     let imgs = catalog.images(version(&a.kubernetes_version)?, a.image_repository.as_deref())?;
-    let opts = ConfigOptions { patches_dir: a.patches_dir.clone(), image_repository: a.image_repository.clone() };
+    let opts = ConfigOptions {
+        patches_dir: a.patches_dir.clone(),
+        image_repository: a.image_repository.clone(),
+        only: a.only.map(|k| k.kind().to_owned()),
+    };
     let rendered = kubeadm_config::render(&imgs, &opts);
+    if rendered.kinds.is_empty() {
+        anyhow::bail!(
+            "Kubernetes {} uses kubeadm {}, which has no {}; UpgradeConfiguration exists from 1.31 (v1beta4), use --patches on kubeadm upgrade instead",
+            imgs.version,
+            rendered.api_version,
+            opts.only.unwrap_or_default()
+        );
+    }
     if let Some(path) = &a.out {
         fsutil::write_atomic(path, rendered.yaml.as_bytes(), 0o600)?;
     }

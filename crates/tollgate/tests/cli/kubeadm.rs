@@ -164,6 +164,15 @@ fn config_renders_v1beta4_with_upgrade_configuration() {
     assert_eq!(kinds, ["InitConfiguration", "ClusterConfiguration", "JoinConfiguration", "UpgradeConfiguration"]);
     assert_eq!(text.matches("directory: /etc/kubernetes/tollgate-patches").count(), 4);
     assert!(r.stderr.contains("kubeadm upgrade apply --config upgrade.yaml"));
+    let r = tollgate(&["kubeadm", "config", "--kubernetes-version", "v1.32.9", "--only", "upgrade"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("kind: UpgradeConfiguration") && !r.stdout.contains("kind: InitConfiguration"),
+        "{}",
+        r.stdout
+    );
+    let r = tollgate(&["kubeadm", "config", "--kubernetes-version", "v1.30.14", "--only", "upgrade"]);
+    assert!(r.one_line_error(2).contains("has no UpgradeConfiguration"));
 }
 
 #[test]

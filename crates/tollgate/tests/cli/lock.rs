@@ -117,12 +117,12 @@ fn a_moved_tag_is_refused_unless_accepted() {
         image::push_image(&reg.client(), &repo, Some("3.5.21-0"), "amd64", b"backdoored etcd").await
     });
     let before = std::fs::read(&out).unwrap();
-    let r = lock(&reg, &out, &["--catalog", out.to_str().unwrap()]);
+    let r = lock(&reg, &out, &[]);
     let line = r.one_line_error(1);
     assert!(line.contains("tag moved for 1 image(s); nothing was written"), "{line}");
     assert!(line.contains(&format!("/k8s/etcd:3.5.21-0 now serves {}", moved.digest)), "{line}");
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    let r = lock(&reg, &out, &["--catalog", out.to_str().unwrap(), "--accept-changes"]);
+    let r = lock(&reg, &out, &["--accept-changes"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("(changed: tag moved)"));
 }

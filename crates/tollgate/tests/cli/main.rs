@@ -5,6 +5,7 @@
 mod util;
 
 mod components;
+mod examples;
 mod fuzz_corpus;
 mod images;
 mod kubeadm;
