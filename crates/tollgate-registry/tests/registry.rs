@@ -114,3 +114,57 @@ async fn oversize_manifest_is_refused() {
     let err = small.get_manifest(&reference(&format!("{}/k8s/big:v1", reg.addr))).await.unwrap_err();
     assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
 }
+
+fn stub_client(addr: &str, timeout: Duration) -> Client {
+    Client::new(ClientConfig {
+        insecure_registries: vec![addr.to_owned()],
+        retry_base: Duration::from_millis(5),
+        request_timeout: timeout,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn transient_statuses_are_retried_a_bounded_number_of_times() {
+    use tollgate_testkit::stub::{Reply, Stub};
+    let stub = Stub::start(vec![Reply::Status(503), Reply::Status(503), Reply::Status(404)]);
+    let err = stub_client(&stub.addr, Duration::from_secs(5))
+        .get_manifest(&reference(&format!("{}/x:1", stub.addr)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "recovered past two 503s to the real answer: {err}");
+    assert_eq!(stub.requests(), 3);
+
+    let always = Stub::start(vec![Reply::Status(503)]);
+    let err = stub_client(&always.addr, Duration::from_secs(5))
+        .get_manifest(&reference(&format!("{}/x:1", always.addr)))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(always.requests(), 3, "attempts are bounded");
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    use tollgate_testkit::stub::{Reply, Stub};
+    let stub = Stub::start(vec![Reply::Status(400)]);
+    let err = stub_client(&stub.addr, Duration::from_secs(5))
+        .get_manifest(&reference(&format!("{}/x:1", stub.addr)))
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(stub.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_registry_times_out() {
+    use tollgate_testkit::stub::{Reply, Stub};
+    let stub = Stub::start(vec![Reply::Hang]);
+    let err = stub_client(&stub.addr, Duration::from_millis(300))
+        .get_manifest(&reference(&format!("{}/x:1", stub.addr)))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+}

@@ -12,6 +12,7 @@
 
 pub mod image;
 mod registry;
+pub mod stub;
 pub mod token;
 
 pub use registry::{Registry, docker_registry_binary};
