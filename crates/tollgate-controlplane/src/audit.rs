@@ -156,25 +156,19 @@ pub fn audit(manifests: &[(String, Vec<u8>)], catalog: &Catalog, version: Option
     };
     let expected: Option<Result<VersionImages, String>> =
         version.map(|v| catalog.images(v, None).map_err(|e| e.to_string()));
-    if let Some(Err(e)) = &expected {
+    let not_compared = match (&expected, version) {
+        (Some(Err(e)), _) => Some(e.clone()),
+        (None, None) => Some("no kube-apiserver image with a vX.Y.Z tag found; pass --kubernetes-version".to_owned()),
+        _ => None,
+    };
+    if let Some(why) = not_compared {
         findings.push(Finding {
             manifest: "-".into(),
             container: None,
             image: None,
             kind: FindingKind::VersionUnknown,
             severity: Severity::Warning,
-            message: format!("digests not compared: {e}"),
-            expected: None,
-        });
-    } else if version.is_none() {
-        findings.push(Finding {
-            manifest: "-".into(),
-            container: None,
-            image: None,
-            kind: FindingKind::VersionUnknown,
-            severity: Severity::Warning,
-            message: "digests not compared: no kube-apiserver image with a vX.Y.Z tag found; pass --kubernetes-version"
-                .into(),
+            message: format!("digests not compared: {why}"),
             expected: None,
         });
     }

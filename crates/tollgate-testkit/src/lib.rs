@@ -12,6 +12,7 @@
 
 pub mod image;
 mod registry;
+mod serve;
 pub mod stub;
 pub mod token;
 

@@ -1,13 +1,12 @@
 //! A token service for distribution's `auth.token` mode: it signs ES256
 //! JWTs that the real registry verifies against a generated root certificate.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
@@ -40,39 +39,21 @@ impl TokenServer {
         let signer =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng).expect("signer");
 
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr").to_string();
+        let (listener, addr) = crate::serve::bind();
         let stop = Arc::new(AtomicBool::new(false));
         let issued = Arc::new(AtomicUsize::new(0));
-        let (stop2, issued2) = (stop.clone(), issued.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut reader = BufReader::new(&stream);
-                        let mut request_line = String::new();
-                        let _ = reader.read_line(&mut request_line);
-                        let mut line = String::new();
-                        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                            line.clear();
-                        }
-                        let scope = query_param(&request_line, "scope").unwrap_or_default();
-                        let jwt = sign_token(&signer, &rng, &kid, &scope);
-                        issued2.fetch_add(1, Ordering::Relaxed);
-                        let body = format!("{{\"token\":\"{jwt}\",\"expires_in\":300}}");
-                        let mut w = &stream;
-                        let _ = write!(
-                            w,
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
+        let counter = issued.clone();
+        let thread = crate::serve::spawn(listener, stop.clone(), move |stream, request_line| {
+            let scope = query_param(&request_line, "scope").unwrap_or_default();
+            let jwt = sign_token(&signer, &rng, &kid, &scope);
+            counter.fetch_add(1, Ordering::Relaxed);
+            let body = format!("{{\"token\":\"{jwt}\",\"expires_in\":300}}");
+            let mut w = &stream;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         });
         TokenServer { addr, cert_path, stop, issued, thread: Some(thread) }
     }
