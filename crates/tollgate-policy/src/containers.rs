@@ -1,0 +1,578 @@
+//! `containers-policy.json`: model and strict parser.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A policy file was refused. The message names the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Not valid JSON of the policy shape (unknown field, duplicate key, wrong type…).
+    #[error("policy {source_name}: {message}")]
+    Parse {
+        /// Where the policy came from.
+        source_name: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// Valid JSON, but a requirement is inconsistent.
+    #[error("policy {source_name}: {location}: {message}")]
+    Invalid {
+        /// Where the policy came from.
+        source_name: String,
+        /// `default[0]`, `transports.docker["example.com"][1]`…
+        location: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// Where trust material comes from: a file path or inline base64 data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeySource {
+    /// Path of a file (read at the edge, never by the pure core).
+    Path(String),
+    /// Inline content, already base64-decoded.
+    Data(Vec<u8>),
+}
+
+/// `signedIdentity`: how the identity a signature claims must relate to the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum SignedIdentity {
+    /// The signature must claim exactly the image reference (tag or digest).
+    MatchExact,
+    /// Tag references: exact; digest references: same repository. The default.
+    #[default]
+    MatchRepoDigestOrExact,
+    /// The signature must claim the image's repository, any tag.
+    MatchRepository,
+    /// The signature must claim exactly `dockerReference`.
+    #[serde(rename_all = "camelCase")]
+    ExactReference {
+        /// The fully expanded reference the signature must claim.
+        docker_reference: String,
+    },
+    /// The signature must claim `dockerRepository`.
+    #[serde(rename_all = "camelCase")]
+    ExactRepository {
+        /// The fully expanded repository the signature must claim.
+        docker_repository: String,
+    },
+    /// Rewrite `prefix` in the image reference to `signedPrefix`, then `matchRepoDigestOrExact`.
+    #[serde(rename_all = "camelCase")]
+    RemapIdentity {
+        /// Prefix of the image reference (host[:port]/namespace/repo, fully expanded).
+        prefix: String,
+        /// What the signature claims instead of `prefix`.
+        signed_prefix: String,
+    },
+}
+
+/// `fulcio` of a `sigstoreSigned` requirement: keyless signing certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fulcio {
+    /// Fulcio CA certificates (PEM).
+    pub ca: KeySource,
+    /// Required OIDC issuer.
+    pub oidc_issuer: String,
+    /// Required SAN email.
+    pub subject_email: String,
+}
+
+/// `pki` of a `sigstoreSigned` requirement: certificates from a private CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pki {
+    /// Root CA certificates (PEM).
+    pub ca_roots: KeySource,
+    /// Intermediate CA certificates (PEM), if any.
+    pub ca_intermediates: Option<KeySource>,
+    /// Required SAN email, if any.
+    pub subject_email: Option<String>,
+    /// Required SAN hostname, if any.
+    pub subject_hostname: Option<String>,
+}
+
+/// One requirement of a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Requirement {
+    /// Accept the image; never accepts a signature.
+    InsecureAcceptAnything,
+    /// Reject the image.
+    Reject,
+    /// GPG simple signing. Parsed so that files load as-is; evaluation denies it as unsupported.
+    #[serde(rename_all = "camelCase")]
+    SignedBy {
+        /// `GPGKeys` and friends.
+        key_type: String,
+        /// The keyrings.
+        keys: Vec<KeySource>,
+        /// Identity rule.
+        signed_identity: SignedIdentity,
+    },
+    /// Reserved by containers/image, not implemented there either; evaluation denies it.
+    #[serde(rename_all = "camelCase")]
+    SignedBaseLayer {
+        /// Identity of the base layer.
+        base_layer_identity: SignedIdentity,
+    },
+    /// Sigstore (cosign) signatures.
+    #[serde(rename_all = "camelCase")]
+    SigstoreSigned {
+        /// Public keys (PEM), any one of which may have signed.
+        keys: Vec<KeySource>,
+        /// Keyless: Fulcio CA and identity.
+        fulcio: Option<Fulcio>,
+        /// Private PKI.
+        pki: Option<Pki>,
+        /// Rekor public keys; when present a verified SET is required.
+        rekor_public_keys: Vec<KeySource>,
+        /// Identity rule.
+        signed_identity: SignedIdentity,
+    },
+}
+
+/// A parsed `containers-policy.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Requirements when no scope matches.
+    pub default: Vec<Requirement>,
+    /// Per transport (`docker`, `dir`, …), per scope (`""` is the transport default).
+    pub transports: BTreeMap<String, BTreeMap<String, Vec<Requirement>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    default: Vec<RawRequirement>,
+    #[serde(default)]
+    transports: UniqueMap<UniqueMap<Vec<RawRequirement>>>,
+}
+
+// Lives only during parsing; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum RawRequirement {
+    // Empty struct variants, not unit variants: serde ignores extra fields of
+    // internally tagged unit variants even with deny_unknown_fields.
+    InsecureAcceptAnything {},
+    Reject {},
+    #[serde(rename_all = "camelCase")]
+    SignedBy {
+        key_type: String,
+        key_path: Option<String>,
+        key_paths: Option<Vec<String>>,
+        key_data: Option<String>,
+        #[serde(default)]
+        signed_identity: Option<SignedIdentity>,
+    },
+    #[serde(rename_all = "camelCase")]
+    SignedBaseLayer {
+        base_layer_identity: SignedIdentity,
+    },
+    #[serde(rename_all = "camelCase")]
+    SigstoreSigned {
+        key_path: Option<String>,
+        key_paths: Option<Vec<String>>,
+        key_data: Option<String>,
+        key_datas: Option<Vec<String>>,
+        fulcio: Option<RawFulcio>,
+        pki: Option<RawPki>,
+        rekor_public_key_path: Option<String>,
+        rekor_public_key_paths: Option<Vec<String>>,
+        rekor_public_key_data: Option<String>,
+        rekor_public_key_datas: Option<Vec<String>>,
+        #[serde(default)]
+        signed_identity: Option<SignedIdentity>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawFulcio {
+    ca_path: Option<String>,
+    ca_data: Option<String>,
+    oidc_issuer: Option<String>,
+    subject_email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawPki {
+    ca_roots_path: Option<String>,
+    ca_roots_data: Option<String>,
+    ca_intermediates_path: Option<String>,
+    ca_intermediates_data: Option<String>,
+    subject_email: Option<String>,
+    subject_hostname: Option<String>,
+}
+
+/// A JSON object whose duplicate keys are an error, as in containers/image's paranoid parser.
+struct UniqueMap<V>(BTreeMap<String, V>);
+
+impl<V> Default for UniqueMap<V> {
+    fn default() -> Self {
+        UniqueMap(BTreeMap::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V2<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V2<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(de::Error::custom(format!("duplicate key {key:?}")));
+                    }
+                    let value = map.next_value()?;
+                    out.insert(key, value);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(V2(std::marker::PhantomData))
+    }
+}
+
+impl Policy {
+    /// Parses a `containers-policy.json`. `source_name` names it in errors.
+    pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
+        let raw: RawPolicy = serde_json::from_slice(bytes)
+            .map_err(|e| PolicyError::Parse { source_name: source_name.to_owned(), message: e.to_string() })?;
+        let ctx = |location: String| Ctx { source_name, location };
+        if raw.default.is_empty() {
+            return Err(ctx("default".into()).err("must list at least one requirement, e.g. [{\"type\": \"reject\"}]"));
+        }
+        let default = convert_list(raw.default, &ctx("default".into()))?;
+        let mut transports = BTreeMap::new();
+        for (transport, scopes) in raw.transports.0 {
+            let mut out = BTreeMap::new();
+            for (scope, reqs) in scopes.0 {
+                let c = ctx(format!("transports.{transport}[{scope:?}]"));
+                if reqs.is_empty() {
+                    return Err(c.err("must list at least one requirement"));
+                }
+                out.insert(scope, convert_list(reqs, &c)?);
+            }
+            transports.insert(transport, out);
+        }
+        Ok(Policy { default, transports })
+    }
+
+    /// Serializes back to `containers-policy.json` (canonical field order, pretty).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.to_value()).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        let list = |reqs: &[Requirement]| serde_json::Value::Array(reqs.iter().map(requirement_json).collect());
+        let transports: serde_json::Map<String, serde_json::Value> = self
+            .transports
+            .iter()
+            .map(|(t, scopes)| {
+                let s: serde_json::Map<String, serde_json::Value> =
+                    scopes.iter().map(|(k, v)| (k.clone(), list(v))).collect();
+                (t.clone(), serde_json::Value::Object(s))
+            })
+            .collect();
+        let mut top = serde_json::Map::new();
+        top.insert("default".into(), list(&self.default));
+        if !transports.is_empty() {
+            top.insert("transports".into(), serde_json::Value::Object(transports));
+        }
+        serde_json::Value::Object(top)
+    }
+}
+
+struct Ctx<'a> {
+    source_name: &'a str,
+    location: String,
+}
+
+impl Ctx<'_> {
+    fn err(&self, message: &str) -> PolicyError {
+        PolicyError::Invalid {
+            source_name: self.source_name.to_owned(),
+            location: self.location.clone(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+fn convert_list(raw: Vec<RawRequirement>, ctx: &Ctx<'_>) -> Result<Vec<Requirement>, PolicyError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, r)| convert(r, &Ctx { source_name: ctx.source_name, location: format!("{}[{i}]", ctx.location) }))
+        .collect()
+}
+
+fn b64(data: &str, what: &str, ctx: &Ctx<'_>) -> Result<Vec<u8>, PolicyError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| ctx.err(&format!("{what} is not valid base64: {e}")))
+}
+
+/// Exactly one of path / paths / data / datas.
+fn one_of_keys(
+    path: Option<String>,
+    paths: Option<Vec<String>>,
+    data: Option<String>,
+    datas: Option<Vec<String>>,
+    names: [&str; 4],
+    required: bool,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<KeySource>, PolicyError> {
+    let given = [path.is_some(), paths.is_some(), data.is_some(), datas.is_some()];
+    let count = given.iter().filter(|g| **g).count();
+    if count > 1 {
+        return Err(ctx.err(&format!("use only one of {}", names.join(", "))));
+    }
+    if count == 0 {
+        return if required { Err(ctx.err(&format!("one of {} is required", names.join(", ")))) } else { Ok(vec![]) };
+    }
+    let mut out = Vec::new();
+    if let Some(p) = path {
+        out.push(KeySource::Path(p));
+    }
+    if let Some(ps) = paths {
+        if ps.is_empty() {
+            return Err(ctx.err(&format!("{} must not be empty", names[1])));
+        }
+        out.extend(ps.into_iter().map(KeySource::Path));
+    }
+    if let Some(d) = data {
+        out.push(KeySource::Data(b64(&d, names[2], ctx)?));
+    }
+    if let Some(ds) = datas {
+        if ds.is_empty() {
+            return Err(ctx.err(&format!("{} must not be empty", names[3])));
+        }
+        for d in ds {
+            out.push(KeySource::Data(b64(&d, names[3], ctx)?));
+        }
+    }
+    Ok(out)
+}
+
+fn path_or_data(
+    path: Option<String>,
+    data: Option<String>,
+    names: [&str; 2],
+    ctx: &Ctx<'_>,
+) -> Result<Option<KeySource>, PolicyError> {
+    match (path, data) {
+        (Some(_), Some(_)) => Err(ctx.err(&format!("use only one of {} and {}", names[0], names[1]))),
+        (Some(p), None) => Ok(Some(KeySource::Path(p))),
+        (None, Some(d)) => Ok(Some(KeySource::Data(b64(&d, names[1], ctx)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn convert(raw: RawRequirement, ctx: &Ctx<'_>) -> Result<Requirement, PolicyError> {
+    Ok(match raw {
+        RawRequirement::InsecureAcceptAnything {} => Requirement::InsecureAcceptAnything,
+        RawRequirement::Reject {} => Requirement::Reject,
+        RawRequirement::SignedBy { key_type, key_path, key_paths, key_data, signed_identity } => {
+            const TYPES: [&str; 4] = ["GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509CAs"];
+            if !TYPES.contains(&key_type.as_str()) {
+                return Err(ctx.err(&format!("unknown keyType {key_type:?}; expected one of {}", TYPES.join(", "))));
+            }
+            let keys =
+                one_of_keys(key_path, key_paths, key_data, None, ["keyPath", "keyPaths", "keyData", "-"], true, ctx)?;
+            Requirement::SignedBy { key_type, keys, signed_identity: signed_identity.unwrap_or_default() }
+        }
+        RawRequirement::SignedBaseLayer { base_layer_identity } => Requirement::SignedBaseLayer { base_layer_identity },
+        RawRequirement::SigstoreSigned {
+            key_path,
+            key_paths,
+            key_data,
+            key_datas,
+            fulcio,
+            pki,
+            rekor_public_key_path,
+            rekor_public_key_paths,
+            rekor_public_key_data,
+            rekor_public_key_datas,
+            signed_identity,
+        } => {
+            let keys = one_of_keys(
+                key_path,
+                key_paths,
+                key_data,
+                key_datas,
+                ["keyPath", "keyPaths", "keyData", "keyDatas"],
+                false,
+                ctx,
+            )?;
+            let rekor_public_keys = one_of_keys(
+                rekor_public_key_path,
+                rekor_public_key_paths,
+                rekor_public_key_data,
+                rekor_public_key_datas,
+                ["rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"],
+                false,
+                ctx,
+            )?;
+            let fulcio = match fulcio {
+                None => None,
+                Some(f) => {
+                    let ca = path_or_data(f.ca_path, f.ca_data, ["fulcio.caPath", "fulcio.caData"], ctx)?
+                        .ok_or_else(|| ctx.err("fulcio needs caPath or caData"))?;
+                    let oidc_issuer = f.oidc_issuer.ok_or_else(|| ctx.err("fulcio.oidcIssuer is required"))?;
+                    let subject_email = f.subject_email.ok_or_else(|| ctx.err("fulcio.subjectEmail is required"))?;
+                    Some(Fulcio { ca, oidc_issuer, subject_email })
+                }
+            };
+            let pki = match pki {
+                None => None,
+                Some(p) => {
+                    let ca_roots =
+                        path_or_data(p.ca_roots_path, p.ca_roots_data, ["pki.caRootsPath", "pki.caRootsData"], ctx)?
+                            .ok_or_else(|| ctx.err("pki needs caRootsPath or caRootsData"))?;
+                    let ca_intermediates = path_or_data(
+                        p.ca_intermediates_path,
+                        p.ca_intermediates_data,
+                        ["pki.caIntermediatesPath", "pki.caIntermediatesData"],
+                        ctx,
+                    )?;
+                    if p.subject_email.is_none() && p.subject_hostname.is_none() {
+                        return Err(ctx.err("pki needs subjectEmail or subjectHostname"));
+                    }
+                    Some(Pki {
+                        ca_roots,
+                        ca_intermediates,
+                        subject_email: p.subject_email,
+                        subject_hostname: p.subject_hostname,
+                    })
+                }
+            };
+            let kinds = [!keys.is_empty(), fulcio.is_some(), pki.is_some()].iter().filter(|k| **k).count();
+            if kinds == 0 {
+                return Err(ctx.err("sigstoreSigned needs one of keyPath, keyPaths, keyData, keyDatas, fulcio or pki"));
+            }
+            if kinds > 1 {
+                return Err(ctx.err("sigstoreSigned takes only one of public keys, fulcio and pki"));
+            }
+            if fulcio.is_some() && rekor_public_keys.is_empty() {
+                return Err(ctx.err("fulcio requires a Rekor public key (rekorPublicKeyPath or rekorPublicKeyData)"));
+            }
+            if pki.is_some() && !rekor_public_keys.is_empty() {
+                return Err(ctx.err("pki cannot be combined with Rekor public keys"));
+            }
+            Requirement::SigstoreSigned {
+                keys,
+                fulcio,
+                pki,
+                rekor_public_keys,
+                signed_identity: signed_identity.unwrap_or_default(),
+            }
+        }
+    })
+}
+
+fn requirement_json(r: &Requirement) -> serde_json::Value {
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    let b64 = |d: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(d));
+    let identity = |i: &SignedIdentity| serde_json::to_value(i).unwrap_or(Value::Null);
+    let keys_into = |o: &mut serde_json::Map<String, Value>, keys: &[KeySource], names: [&str; 4]| {
+        let paths: Vec<&String> =
+            keys.iter().filter_map(|k| if let KeySource::Path(p) = k { Some(p) } else { None }).collect();
+        let datas: Vec<&Vec<u8>> =
+            keys.iter().filter_map(|k| if let KeySource::Data(d) = k { Some(d) } else { None }).collect();
+        match (paths.as_slice(), datas.as_slice()) {
+            ([p], []) => {
+                o.insert(names[0].into(), json!(p));
+            }
+            ([], [d]) => {
+                o.insert(names[2].into(), b64(d));
+            }
+            (ps, []) if !ps.is_empty() => {
+                o.insert(names[1].into(), json!(ps));
+            }
+            ([], ds) if !ds.is_empty() => {
+                o.insert(names[3].into(), Value::Array(ds.iter().map(|d| b64(d)).collect()));
+            }
+            _ => {}
+        }
+    };
+    let mut o = serde_json::Map::new();
+    match r {
+        Requirement::InsecureAcceptAnything => {
+            o.insert("type".into(), json!("insecureAcceptAnything"));
+        }
+        Requirement::Reject => {
+            o.insert("type".into(), json!("reject"));
+        }
+        Requirement::SignedBy { key_type, keys, signed_identity } => {
+            o.insert("type".into(), json!("signedBy"));
+            o.insert("keyType".into(), json!(key_type));
+            keys_into(&mut o, keys, ["keyPath", "keyPaths", "keyData", "keyData"]);
+            o.insert("signedIdentity".into(), identity(signed_identity));
+        }
+        Requirement::SignedBaseLayer { base_layer_identity } => {
+            o.insert("type".into(), json!("signedBaseLayer"));
+            o.insert("baseLayerIdentity".into(), identity(base_layer_identity));
+        }
+        Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
+            o.insert("type".into(), json!("sigstoreSigned"));
+            keys_into(&mut o, keys, ["keyPath", "keyPaths", "keyData", "keyDatas"]);
+            let src = |o: &mut serde_json::Map<String, Value>, k: &KeySource, names: [&str; 2]| match k {
+                KeySource::Path(p) => {
+                    o.insert(names[0].into(), json!(p));
+                }
+                KeySource::Data(d) => {
+                    o.insert(names[1].into(), b64(d));
+                }
+            };
+            if let Some(f) = fulcio {
+                let mut fo = serde_json::Map::new();
+                src(&mut fo, &f.ca, ["caPath", "caData"]);
+                fo.insert("oidcIssuer".into(), json!(f.oidc_issuer));
+                fo.insert("subjectEmail".into(), json!(f.subject_email));
+                o.insert("fulcio".into(), Value::Object(fo));
+            }
+            if let Some(p) = pki {
+                let mut po = serde_json::Map::new();
+                src(&mut po, &p.ca_roots, ["caRootsPath", "caRootsData"]);
+                if let Some(i) = &p.ca_intermediates {
+                    src(&mut po, i, ["caIntermediatesPath", "caIntermediatesData"]);
+                }
+                if let Some(e) = &p.subject_email {
+                    po.insert("subjectEmail".into(), json!(e));
+                }
+                if let Some(h) = &p.subject_hostname {
+                    po.insert("subjectHostname".into(), json!(h));
+                }
+                o.insert("pki".into(), Value::Object(po));
+            }
+            keys_into(
+                &mut o,
+                rekor_public_keys,
+                ["rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"],
+            );
+            o.insert("signedIdentity".into(), identity(signed_identity));
+        }
+    }
+    Value::Object(o)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! Image trust policy with the semantics of `containers-policy.json(5)`.
+//!
+//! - [`containers`]: the strict parser for `containers-policy.json` files
+//!   (unknown or duplicate fields reject the whole file, as in containers/image).
+//! - [`scope`]: which scope applies to an image: the most specific of
+//!   `host[:port]/ns/repo:tag|@digest`, `repo`, parent namespaces, `host[:port]`,
+//!   `*.domain` wildcards, the transport default and the global default.
+//! - [`identity`]: `signedIdentity` matching (`matchExact`,
+//!   `matchRepoDigestOrExact`, `matchRepository`, `exactReference`,
+//!   `exactRepository`, `remapIdentity`).
+//!
+//! Everything here is pure: bytes and values in, values out.
+#![forbid(unsafe_code)]
+
+pub mod containers;
+pub mod identity;
+pub mod scope;
+
+pub use containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
