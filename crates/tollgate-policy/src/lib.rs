@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod containers;
+pub mod evaluate;
 pub mod identity;
 pub mod scope;
 
 pub use containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
+pub use evaluate::{Decision, Failure, Image, LoadedPolicy, Signatures, evaluate};

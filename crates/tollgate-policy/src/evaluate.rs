@@ -1,0 +1,361 @@
+//! Evaluating a policy for one image: a pure function from the policy, the
+//! image and the signatures found to an explained [`Decision`].
+
+use serde::Serialize;
+use tollgate_oci::{Digest, Reference};
+use tollgate_verify::cosign::{self, SignatureLayer, SignatureRejection};
+use tollgate_verify::{PublicKey, rekor};
+
+use crate::containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
+use crate::identity;
+use crate::scope::{self, MatchedScope};
+
+/// A requirement with its trust material loaded and parsed.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// `insecureAcceptAnything`.
+    AcceptAnything,
+    /// `reject`.
+    Reject,
+    /// A requirement tollgate cannot evaluate; always denies, with this reason.
+    Unsupported(String),
+    /// `sigstoreSigned` with public keys.
+    SigstoreKeys {
+        /// Signing keys.
+        keys: Vec<PublicKey>,
+        /// Rekor keys; a verified SET is required when not empty.
+        rekor_keys: Vec<PublicKey>,
+        /// Identity rule.
+        identity: SignedIdentity,
+    },
+}
+
+/// A policy whose trust material has been read and parsed.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    /// The policy as written.
+    pub policy: Policy,
+    default: Vec<Loaded>,
+    docker: Vec<(String, Vec<Loaded>)>,
+}
+
+impl LoadedPolicy {
+    /// Loads trust material through `read` (the edge: files, or a map in tests).
+    /// Every key is parsed now, so a broken key fails at load, not at pull time.
+    pub fn load(
+        policy: Policy,
+        source_name: &str,
+        read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<LoadedPolicy, PolicyError> {
+        let default = load_list(&policy.default, "default", source_name, read)?;
+        let mut docker = Vec::new();
+        if let Some(scopes) = policy.transports.get(scope::DOCKER) {
+            for (s, reqs) in scopes {
+                docker.push((s.clone(), load_list(reqs, &format!("transports.docker[{s:?}]"), source_name, read)?));
+            }
+        }
+        Ok(LoadedPolicy { policy, default, docker })
+    }
+
+    fn loaded_for(&self, matched: &MatchedScope) -> &[Loaded] {
+        match &matched.scope {
+            None => &self.default,
+            Some(s) => self.docker.iter().find(|(k, _)| k == s).map_or(&self.default[..], |(_, l)| l),
+        }
+    }
+
+    /// Whether evaluating `image` will look at signatures (so the caller knows whether to fetch them).
+    pub fn needs_signatures(&self, image: &Reference) -> bool {
+        let (matched, _) = scope::requirements_for(&self.policy, image);
+        self.loaded_for(&matched).iter().any(|l| matches!(l, Loaded::SigstoreKeys { .. }))
+    }
+}
+
+fn load_list(
+    reqs: &[Requirement],
+    location: &str,
+    source_name: &str,
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+) -> Result<Vec<Loaded>, PolicyError> {
+    reqs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let loc = format!("{location}[{i}]");
+            let err = |message: String| PolicyError::Invalid {
+                source_name: source_name.to_owned(),
+                location: loc.clone(),
+                message,
+            };
+            let keys = |sources: &[KeySource], what: &str| -> Result<Vec<PublicKey>, PolicyError> {
+                sources
+                    .iter()
+                    .map(|s| {
+                        let (bytes, shown) = match s {
+                            KeySource::Path(p) => {
+                                (read(p).map_err(|e| err(format!("cannot read {what} {p}: {e}")))?, p.clone())
+                            }
+                            KeySource::Data(d) => (d.clone(), format!("inline {what}")),
+                        };
+                        PublicKey::from_pem(&bytes).map_err(|e| err(format!("{shown}: {e}")))
+                    })
+                    .collect()
+            };
+            Ok(match r {
+                Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
+                Requirement::Reject => Loaded::Reject,
+                Requirement::SignedBy { .. } => Loaded::Unsupported(
+                    "signedBy (GPG simple signing) is not supported by tollgate; use sigstoreSigned".into(),
+                ),
+                Requirement::SignedBaseLayer { .. } => Loaded::Unsupported(
+                    "signedBaseLayer is not implemented (containers/image does not implement it either)".into(),
+                ),
+                Requirement::SigstoreSigned { fulcio: Some(_), .. }
+                | Requirement::SigstoreSigned { pki: Some(_), .. } => Loaded::Unsupported(
+                    "keyless (fulcio) and pki sigstoreSigned requirements are not implemented yet".into(),
+                ),
+                Requirement::SigstoreSigned { keys: k, rekor_public_keys, signed_identity, .. } => {
+                    let rekor_keys = keys(rekor_public_keys, "Rekor key")?;
+                    for key in &rekor_keys {
+                        rekor::check_rekor_key(key).map_err(err)?;
+                    }
+                    Loaded::SigstoreKeys { keys: keys(k, "key")?, rekor_keys, identity: signed_identity.clone() }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The image being decided on.
+#[derive(Debug, Clone)]
+pub struct Image<'a> {
+    /// The reference as pulled (normalized; tag and/or digest).
+    pub reference: &'a Reference,
+    /// The digest that will be pulled (for a multi-platform image, the index digest).
+    pub digest: &'a Digest,
+    /// The manifest bytes, already checked against `digest`, when available.
+    pub manifest: Option<&'a [u8]>,
+}
+
+/// Signatures as the edge found them.
+#[derive(Debug, Clone)]
+pub enum Signatures {
+    /// The signature layers (their payloads digest-checked by the fetcher).
+    Found(Vec<SignatureLayer>),
+    /// They could not be fetched.
+    Unavailable {
+        /// Whether trying again later may succeed (network).
+        transient: bool,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether a denial may go away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// The image is not acceptable (bad or missing signature, reject rule…).
+    Fatal,
+    /// Undecidable for now (registry unreachable…).
+    Transient,
+}
+
+/// What happened to one signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureOutcome {
+    /// Position among the signatures found.
+    pub index: usize,
+    /// Whether it satisfied the requirement.
+    pub accepted: bool,
+    /// Why (or why not).
+    pub reason: String,
+    /// The key that verified it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "keyFingerprint")]
+    pub key_fingerprint: Option<String>,
+}
+
+/// What happened to one requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequirementOutcome {
+    /// `reject`, `insecureAcceptAnything`, `sigstoreSigned (keys: 2, rekor: 1, signedIdentity: matchRepository)`…
+    pub requirement: String,
+    /// Whether it holds.
+    pub satisfied: bool,
+    /// Why (or why not).
+    pub reason: String,
+    /// Per-signature outcomes, for signature requirements.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SignatureOutcome>,
+    /// Set when the requirement failed only because material was unavailable.
+    #[serde(skip)]
+    transient: bool,
+}
+
+/// A decision, with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Whether the image may run.
+    pub allowed: bool,
+    /// The image reference.
+    pub image: String,
+    /// The digest decided on.
+    pub digest: String,
+    /// The scope whose requirements applied.
+    pub scope: MatchedScope,
+    /// Every requirement's outcome, in policy order.
+    pub requirements: Vec<RequirementOutcome>,
+    /// For denials: fatal or transient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// One line: what decided.
+    pub reason: String,
+}
+
+/// Decides on `image`. Every requirement of the most specific scope must hold;
+/// a signature requirement holds when any one signature is accepted.
+pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signatures) -> Decision {
+    let (matched, raw) = scope::requirements_for(&policy.policy, image.reference);
+    let loaded = policy.loaded_for(&matched);
+    let requirements: Vec<RequirementOutcome> =
+        raw.iter().zip(loaded).map(|(r, l)| evaluate_one(r, l, image, signatures)).collect();
+    let allowed = !requirements.is_empty() && requirements.iter().all(|r| r.satisfied);
+    let failed: Vec<&RequirementOutcome> = requirements.iter().filter(|r| !r.satisfied).collect();
+    let failure = if allowed {
+        None
+    } else if !failed.is_empty() && failed.iter().all(|r| r.transient) {
+        Some(Failure::Transient)
+    } else {
+        Some(Failure::Fatal)
+    };
+    let reason = if allowed {
+        format!(
+            "allowed by {}: {}",
+            matched.name,
+            requirements.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>().join("; ")
+        )
+    } else {
+        let first = failed.first().map_or("no requirement", |r| r.reason.as_str());
+        format!("denied by {}: {first}", matched.name)
+    };
+    Decision {
+        allowed,
+        image: image.reference.to_string(),
+        digest: image.digest.to_string(),
+        scope: matched,
+        requirements,
+        failure,
+        reason,
+    }
+}
+
+fn describe(r: &Requirement) -> String {
+    match r {
+        Requirement::InsecureAcceptAnything => "insecureAcceptAnything".into(),
+        Requirement::Reject => "reject".into(),
+        Requirement::SignedBy { key_type, .. } => format!("signedBy ({key_type})"),
+        Requirement::SignedBaseLayer { .. } => "signedBaseLayer".into(),
+        Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
+            let material = if fulcio.is_some() {
+                "fulcio".to_owned()
+            } else if pki.is_some() {
+                "pki".to_owned()
+            } else {
+                format!("keys: {}", keys.len())
+            };
+            let id = serde_json::to_value(signed_identity)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            format!("sigstoreSigned ({material}, rekor keys: {}, signedIdentity: {id})", rekor_public_keys.len())
+        }
+    }
+}
+
+fn outcome(requirement: String, satisfied: bool, reason: impl Into<String>) -> RequirementOutcome {
+    RequirementOutcome { requirement, satisfied, reason: reason.into(), signatures: Vec::new(), transient: false }
+}
+
+fn evaluate_one(raw: &Requirement, loaded: &Loaded, image: &Image<'_>, signatures: &Signatures) -> RequirementOutcome {
+    let name = describe(raw);
+    match loaded {
+        Loaded::AcceptAnything => outcome(name, true, "insecureAcceptAnything accepts any image"),
+        Loaded::Reject => outcome(name, false, "the policy rejects every image in this scope"),
+        Loaded::Unsupported(why) => outcome(name, false, why.clone()),
+        Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
+            let layers = match signatures {
+                Signatures::Unavailable { transient, reason } => {
+                    let mut o = outcome(name, false, format!("signatures could not be fetched: {reason}"));
+                    o.transient = *transient;
+                    return o;
+                }
+                Signatures::Found(l) => l,
+            };
+            let sigs: Vec<SignatureOutcome> = layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.media_type == cosign::SIMPLE_SIGNING)
+                .map(|(i, l)| check_signature(i, l, keys, rekor_keys, identity, image))
+                .collect();
+            let satisfied = sigs.iter().any(|s| s.accepted);
+            let reason = if satisfied {
+                let s = sigs.iter().find(|s| s.accepted).map(|s| s.reason.clone()).unwrap_or_default();
+                format!("signature {s}")
+            } else if sigs.is_empty() {
+                "a signature was required, but no signature exists".to_owned()
+            } else {
+                format!("none of the {} signature(s) is acceptable", sigs.len())
+            };
+            RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+        }
+    }
+}
+
+fn check_signature(
+    index: usize,
+    layer: &SignatureLayer,
+    keys: &[PublicKey],
+    rekor_keys: &[PublicKey],
+    rule: &SignedIdentity,
+    image: &Image<'_>,
+) -> SignatureOutcome {
+    let reject =
+        |reason: String, fp: Option<String>| SignatureOutcome { index, accepted: false, reason, key_fingerprint: fp };
+    let verified = match cosign::verify_with_keys(layer, keys, rekor_keys) {
+        Ok(v) => v,
+        Err(SignatureRejection::NotASignature(m)) => return reject(format!("not a signature ({m})"), None),
+        Err(e) => return reject(e.to_string(), None),
+    };
+    let fp = Some(verified.key_fingerprint.clone());
+    let signed = &verified.payload.manifest_digest;
+    let digest_ok = if signed.algorithm() == image.digest.algorithm() {
+        signed == image.digest
+    } else {
+        image.manifest.is_some_and(|m| signed.verify(m).is_ok())
+    };
+    if !digest_ok {
+        return reject(format!("signed for manifest {signed}, not {}", image.digest), fp);
+    }
+    if !identity::matches(rule, image.reference, &verified.payload.docker_reference) {
+        return reject(
+            format!(
+                "signed identity {:?} does not satisfy signedIdentity for {}",
+                verified.payload.docker_reference, image.reference
+            ),
+            fp,
+        );
+    }
+    let rekor = verified.integrated_time.map(|t| format!(", logged in Rekor at {t}")).unwrap_or_default();
+    SignatureOutcome {
+        index,
+        accepted: true,
+        reason: format!("{index} verified with key {}{rekor}", short(&verified.key_fingerprint)),
+        key_fingerprint: fp,
+    }
+}
+
+fn short(fp: &str) -> &str {
+    fp.get(..16).unwrap_or(fp)
+}
+
+#[cfg(test)]
+mod tests;

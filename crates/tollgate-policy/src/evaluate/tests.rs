@@ -1,0 +1,213 @@
+//! containers/image conformance rows (shared/conformance/containers-image/cases.tsv)
+//! for public-key and Rekor requirements, run through the real evaluation.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use tollgate_verify::cosign::parse_dir_signature;
+
+use super::*;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/containers-image/signature/fixtures")
+}
+
+fn read(p: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(fixtures().join(p)).map_err(|e| e.to_string())
+}
+
+fn policy(requirement: &str) -> Result<LoadedPolicy, PolicyError> {
+    let text = format!(r#"{{"default":[{requirement}]}}"#);
+    let p = Policy::parse(text.as_bytes(), "case")?;
+    LoadedPolicy::load(p, "case", &read)
+}
+
+/// Loads an image directory; signature files that are not sigstore (GPG) are skipped, as
+/// sigstoreSigned ignores them.
+fn image_dir(dir: &str, sigs: &[&str]) -> (Option<Vec<u8>>, Vec<SignatureLayer>) {
+    let manifest = std::fs::read(fixtures().join(dir).join("manifest.json")).ok();
+    let layers = sigs
+        .iter()
+        .filter_map(|s| {
+            let p = fixtures().join(dir).join(s);
+            parse_dir_signature(&std::fs::read(p).unwrap_or_else(|e| panic!("{s}: {e}"))).ok()
+        })
+        .collect();
+    (manifest, layers)
+}
+
+fn decide(req: &str, reference: &str, dir: &str, sigs: &[&str], mutate: impl Fn(&mut Vec<SignatureLayer>)) -> bool {
+    let (manifest, mut layers) = image_dir(dir, sigs);
+    mutate(&mut layers);
+    // No manifest: nothing to decide on, which is a denial (K13).
+    let Some(manifest) = manifest else { return false };
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(reference).unwrap_or_else(|e| panic!("{e}"));
+    let p = policy(req).unwrap_or_else(|e| panic!("{e}"));
+    let image = Image { reference: &reference, digest: &digest, manifest: Some(&manifest) };
+    let d = evaluate(&p, &image, &Signatures::Found(layers));
+    assert_eq!(d.allowed, d.failure.is_none());
+    d.allowed
+}
+
+const KEY: &str = r#"{"type":"sigstoreSigned","keyPath":"cosign.pub","signedIdentity":{"type":"matchRepository"}}"#;
+const VALID: &str = "dir-img-cosign-valid";
+const SAMPLE: &str = "192.168.64.2:5000/cosign-signed-single-sample";
+fn none(_: &mut Vec<SignatureLayer>) {}
+
+#[test]
+fn k01_valid_signature_with_any_key_form() {
+    let pem = |f: &str| base64::engine::general_purpose::STANDARD.encode(read(f).unwrap_or_default());
+    let forms = [
+        KEY.to_owned(),
+        r#"{"type":"sigstoreSigned","keyPaths":["cosign.pub","cosign2.pub"],"signedIdentity":{"type":"matchRepository"}}"#.to_owned(),
+        r#"{"type":"sigstoreSigned","keyPaths":["cosign2.pub","cosign.pub"],"signedIdentity":{"type":"matchRepository"}}"#.to_owned(),
+        format!(r#"{{"type":"sigstoreSigned","keyDatas":["{}","{}"],"signedIdentity":{{"type":"matchRepository"}}}}"#, pem("cosign2.pub"), pem("cosign.pub")),
+    ];
+    for req in forms {
+        assert!(decide(&req, SAMPLE, VALID, &["signature-1"], none), "{req}");
+    }
+}
+
+#[test]
+fn k02_to_k06_rejections() {
+    assert!(!decide(KEY, "testing/manifest:notlatest", VALID, &["signature-1"], none), "K02 repository differs");
+    let exact = r#"{"type":"sigstoreSigned","keyPath":"cosign.pub","signedIdentity":{"type":"exactReference","dockerReference":"this/does-not:match"}}"#;
+    assert!(!decide(exact, SAMPLE, VALID, &["signature-1"], none), "K03 identity");
+    let bad_sig = |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.insert(
+            cosign::SIGNATURE_ANNOTATION.into(),
+            base64::engine::general_purpose::STANDARD.encode("invalid signature"),
+        );
+    };
+    assert!(!decide(KEY, SAMPLE, VALID, &["signature-1"], bad_sig), "K04 bad signature");
+    assert!(!decide(KEY, SAMPLE, VALID, &["signature-1"], |l| l[0].annotations.clear()), "K05 no annotations");
+    assert!(!decide(KEY, SAMPLE, VALID, &["../unknown-cosign-key.signature"], none), "K06 unknown key");
+}
+
+#[test]
+fn k07_to_k12_multiple_and_odd_signatures() {
+    assert!(decide(KEY, SAMPLE, "dir-img-cosign-valid-2", &["signature-1", "signature-2"], none), "K07");
+    assert!(
+        !decide(KEY, "this/does-not:match", "dir-img-cosign-valid-2", &["signature-1", "signature-2"], none),
+        "K08"
+    );
+    assert!(
+        decide(KEY, SAMPLE, "dir-img-cosign-mixed", &["signature-1", "signature-2"], none),
+        "K09 one good signature is enough"
+    );
+    assert!(!decide(KEY, "testing/manifest:latest", "dir-img-unsigned", &[], none), "K10 unsigned");
+    assert!(
+        !decide(KEY, "testing/manifest:latest", "dir-img-valid", &["signature-1"], none),
+        "K11 GPG signature is not sigstore"
+    );
+    assert!(
+        !decide(KEY, "testing/manifest:latest", "dir-img-cosign-other-attachment", &["signature-1"], none),
+        "K12 other attachment"
+    );
+}
+
+#[test]
+fn k13_to_k18_manifest_and_exact_identity() {
+    assert!(!decide(KEY, SAMPLE, "dir-img-cosign-no-manifest", &["signature-1"], none), "K13");
+    assert!(!decide(KEY, SAMPLE, "dir-img-cosign-manifest-digest-error", &["signature-1"], none), "K14");
+    assert!(!decide(KEY, SAMPLE, "dir-img-cosign-modified-manifest", &["signature-1"], none), "K15");
+    let exact = r#"{"type":"sigstoreSigned","keyPath":"cosign.pub","signedIdentity":{"type":"matchExact"}}"#;
+    assert!(
+        decide(exact, "192.168.64.2:5000/skopeo-signed:tag", "dir-img-cosign-valid-with-tag", &["signature-1"], none),
+        "K16"
+    );
+    assert!(
+        !decide(
+            exact,
+            "192.168.64.2:5000/skopeo-signed:othertag",
+            "dir-img-cosign-valid-with-tag",
+            &["signature-1"],
+            none
+        ),
+        "K17"
+    );
+    assert!(!decide(exact, SAMPLE, VALID, &["signature-1"], none), "K18 repository-only claim is not exact");
+}
+
+const REKOR: &str = r#"{"type":"sigstoreSigned","keyPath":"cosign2.pub","rekorPublicKeyPath":"rekor.pub","signedIdentity":{"type":"matchRepository"}}"#;
+const KEY_REKOR: &str = "dir-img-cosign-key-rekor-valid";
+const KEY1: &str = "192.168.64.2:5000/cosign-signed/key-1";
+
+#[test]
+fn r01_rekor_set_verifies() {
+    let both = r#"{"type":"sigstoreSigned","keyPaths":["cosign2.pub","cosign.pub"],"rekorPublicKeyPaths":["cosign.pub","rekor.pub"],"signedIdentity":{"type":"matchRepository"}}"#;
+    assert!(decide(REKOR, KEY1, KEY_REKOR, &["signature-1"], none));
+    assert!(decide(both, KEY1, KEY_REKOR, &["signature-1"], none));
+}
+
+#[test]
+fn r02_to_r05_rekor_rejections() {
+    let drop_bundle = |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.remove(cosign::BUNDLE_ANNOTATION);
+    };
+    assert!(!decide(REKOR, KEY1, KEY_REKOR, &["signature-1"], drop_bundle), "R02");
+    let bad_bundle = |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.insert(cosign::BUNDLE_ANNOTATION.into(), "this is not a valid SET".into());
+    };
+    assert!(!decide(REKOR, KEY1, KEY_REKOR, &["signature-1"], bad_bundle), "R03");
+    let wrong_rekor = r#"{"type":"sigstoreSigned","keyPaths":["cosign2.pub","cosign.pub"],"rekorPublicKeyPath":"cosign.pub","signedIdentity":{"type":"matchRepository"}}"#;
+    assert!(!decide(wrong_rekor, KEY1, KEY_REKOR, &["signature-1"], none), "R04");
+    let (_, other) = image_dir(KEY_REKOR, &["signature-1"]);
+    let foreign_bundle = other[0].annotations.get(cosign::BUNDLE_ANNOTATION).cloned().unwrap_or_default();
+    let swap = move |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.insert(cosign::BUNDLE_ANNOTATION.into(), foreign_bundle.clone());
+    };
+    let both_keys = r#"{"type":"sigstoreSigned","keyPaths":["cosign.pub","cosign2.pub"],"rekorPublicKeyPath":"rekor.pub","signedIdentity":{"type":"matchRepository"}}"#;
+    assert!(!decide(both_keys, SAMPLE, VALID, &["signature-1"], swap), "R05 a SET for another signature");
+}
+
+#[test]
+fn x05_rsa_rekor_key_is_a_configuration_error() {
+    let err = policy(r#"{"type":"sigstoreSigned","keyPath":"cosign.pub","rekorPublicKeyPath":"some-rsa-key.pub"}"#)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(err.as_deref(), Some("policy case: default[0]: Rekor public keys must be ECDSA, found Rsa"));
+}
+
+#[test]
+fn decisions_explain_themselves() {
+    let (manifest, layers) = image_dir(VALID, &["signature-1", "../unknown-cosign-key.signature"]);
+    let manifest = manifest.unwrap_or_default();
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let p = policy(KEY).unwrap_or_else(|e| panic!("{e}"));
+    let image = Image { reference: &reference, digest: &digest, manifest: Some(&manifest) };
+    let d = evaluate(&p, &image, &Signatures::Found(layers.clone()));
+    assert!(d.allowed);
+    assert_eq!(d.scope.name, "default");
+    assert!(d.reason.starts_with("allowed by default: signature 0 verified with key "), "{}", d.reason);
+    assert_eq!(d.requirements[0].signatures.len(), 2);
+    assert_eq!(
+        d.requirements[0].signatures[1].reason,
+        "the signature does not verify with any of the 1 trusted key(s)"
+    );
+
+    let unavailable = Signatures::Unavailable { transient: true, reason: "registry unreachable".into() };
+    let d = evaluate(&p, &image, &unavailable);
+    assert_eq!((d.allowed, d.failure), (false, Some(Failure::Transient)));
+    assert_eq!(d.reason, "denied by default: signatures could not be fetched: registry unreachable");
+
+    let gpg = br#"{"default":[{"type":"reject"}],"transports":{"docker":{
+        "example.com/playground":[{"type":"insecureAcceptAnything"}],
+        "example.com/production":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/keys/employee-gpg-keyring"}]}}}"#;
+    let gpg = Policy::parse(gpg, "policy.json").unwrap_or_else(|e| panic!("{e}"));
+    let gpg = LoadedPolicy::load(gpg, "policy.json", &|_| Ok(Vec::new())).unwrap_or_else(|e| panic!("{e}"));
+    let prod = Reference::parse_normalized("example.com/production/app:1").unwrap_or_else(|e| panic!("{e}"));
+    let d = evaluate(&gpg, &Image { reference: &prod, digest: &digest, manifest: None }, &Signatures::Found(vec![]));
+    assert_eq!((d.allowed, d.failure), (false, Some(Failure::Fatal)));
+    assert_eq!(
+        d.reason,
+        "denied by transports.docker[\"example.com/production\"]: signedBy (GPG simple signing) is not supported by tollgate; use sigstoreSigned"
+    );
+    let play = Reference::parse_normalized("example.com/playground/app:1").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        evaluate(&gpg, &Image { reference: &play, digest: &digest, manifest: None }, &Signatures::Found(vec![]))
+            .allowed
+    );
+}

@@ -1,0 +1,184 @@
+//! Public keys in PEM (`PUBLIC KEY`, SubjectPublicKeyInfo) and signature checks.
+
+use der::Decode as _;
+use der::asn1::ObjectIdentifier;
+use sha2::Digest as _;
+use spki::SubjectPublicKeyInfoRef;
+
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The key algorithms tollgate verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlgorithm {
+    /// ECDSA on P-256.
+    EcdsaP256,
+    /// ECDSA on P-384.
+    EcdsaP384,
+    /// RSA, 2048 to 8192 bits, PKCS#1 v1.5.
+    Rsa,
+    /// Ed25519.
+    Ed25519,
+}
+
+/// A key could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not PEM, or not a `PUBLIC KEY` block.
+    #[error("not a PEM public key: {0}; expected a -----BEGIN PUBLIC KEY----- block")]
+    Pem(String),
+    /// The DER inside is not a SubjectPublicKeyInfo.
+    #[error("malformed public key: {0}")]
+    Der(String),
+    /// An algorithm or curve tollgate does not verify.
+    #[error("unsupported public key algorithm {0}; tollgate accepts ECDSA P-256/P-384, RSA and Ed25519")]
+    Unsupported(String),
+}
+
+/// A signature did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cryptographic signature does not verify with this key")]
+pub struct BadSignature;
+
+/// A parsed public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    algorithm: KeyAlgorithm,
+    spki_der: Vec<u8>,
+    key_bytes: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Parses one PEM `PUBLIC KEY` block.
+    pub fn from_pem(pem: &[u8]) -> Result<PublicKey, KeyError> {
+        let (label, der) = der::pem::decode_vec(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
+        if label != "PUBLIC KEY" {
+            return Err(KeyError::Pem(format!("found a {label:?} block")));
+        }
+        PublicKey::from_spki_der(&der)
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo.
+    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, KeyError> {
+        let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|e| KeyError::Der(e.to_string()))?;
+        let key_bytes = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| KeyError::Der("public key bit string has unused bits".into()))?
+            .to_vec();
+        let algorithm = match spki.algorithm.oid {
+            EC_PUBLIC_KEY => match spki.algorithm.parameters_oid().map_err(|e| KeyError::Der(e.to_string()))? {
+                P256 => KeyAlgorithm::EcdsaP256,
+                P384 => KeyAlgorithm::EcdsaP384,
+                curve => return Err(KeyError::Unsupported(format!("ECDSA curve {curve}"))),
+            },
+            RSA => KeyAlgorithm::Rsa,
+            ED25519 => KeyAlgorithm::Ed25519,
+            other => return Err(KeyError::Unsupported(other.to_string())),
+        };
+        Ok(PublicKey { algorithm, spki_der: der.to_vec(), key_bytes })
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// Hex SHA-256 of the SubjectPublicKeyInfo: a Rekor log ID, a key fingerprint.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(sha2::Sha256::digest(&self.spki_der))
+    }
+
+    /// Checks `signature` over `message`. ECDSA signatures are ASN.1 DER over
+    /// SHA-256 (P-384 also accepts SHA-384, which cosign uses for P-384 keys);
+    /// RSA is PKCS#1 v1.5 with SHA-256; Ed25519 signs the message itself. This
+    /// is containers/image's fixed choice of SHA-256 for sigstore signatures.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), BadSignature> {
+        use ring::signature as s;
+        let algs: &[&'static dyn s::VerificationAlgorithm] = match self.algorithm {
+            KeyAlgorithm::EcdsaP256 => &[&s::ECDSA_P256_SHA256_ASN1],
+            KeyAlgorithm::EcdsaP384 => &[&s::ECDSA_P384_SHA256_ASN1, &s::ECDSA_P384_SHA384_ASN1],
+            KeyAlgorithm::Rsa => &[&s::RSA_PKCS1_2048_8192_SHA256],
+            KeyAlgorithm::Ed25519 => &[&s::ED25519],
+        };
+        let ok =
+            algs.iter().any(|alg| s::UnparsedPublicKey::new(*alg, &self.key_bytes).verify(message, signature).is_ok());
+        if ok { Ok(()) } else { Err(BadSignature) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+
+    use super::*;
+
+    /// Wraps a raw public key in a PEM SubjectPublicKeyInfo, as keys come on disk.
+    pub(crate) fn pem_for(algorithm_der: &[u8], key: &[u8]) -> String {
+        use der::Encode as _;
+        let bits = der::asn1::BitStringRef::from_bytes(key).unwrap_or_else(|e| panic!("{e}"));
+        let alg = der::asn1::AnyRef::try_from(algorithm_der).unwrap_or_else(|e| panic!("{e}"));
+        let mut body = Vec::new();
+        alg.encode_to_vec(&mut body).unwrap_or_else(|e| panic!("{e}"));
+        bits.encode_to_vec(&mut body).unwrap_or_else(|e| panic!("{e}"));
+        let spki = der::asn1::AnyRef::new(der::Tag::Sequence, &body).unwrap_or_else(|e| panic!("{e}"));
+        let der = spki.to_der().unwrap_or_else(|e| panic!("{e}"));
+        der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &der).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    // AlgorithmIdentifier DER for P-256 and Ed25519.
+    const P256_ALG: &[u8] = &[
+        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+        0x03, 0x01, 0x07,
+    ];
+    const ED25519_ALG: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+
+    #[test]
+    fn ecdsa_p256_round_trip_and_tamper() {
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap_or_else(|e| panic!("{e}"));
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = PublicKey::from_pem(pem_for(P256_ALG, kp.public_key().as_ref()).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+        let sig = kp.sign(&rng, b"payload").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.verify(b"payload", sig.as_ref()), Ok(()));
+        assert_eq!(key.verify(b"payload!", sig.as_ref()), Err(BadSignature));
+        assert_eq!(key.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn ed25519_round_trip() {
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap_or_else(|e| panic!("{e}"));
+        let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        let key = PublicKey::from_pem(pem_for(ED25519_ALG, kp.public_key().as_ref()).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.algorithm(), KeyAlgorithm::Ed25519);
+        assert_eq!(key.verify(b"m", kp.sign(b"m").as_ref()), Ok(()));
+        assert_eq!(key.verify(b"m", kp.sign(b"n").as_ref()), Err(BadSignature));
+    }
+
+    #[test]
+    fn refuses_non_keys_with_clear_errors() {
+        assert!(matches!(PublicKey::from_pem(b"hello"), Err(KeyError::Pem(_))));
+        let cert = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            PublicKey::from_pem(cert.as_bytes()).err().map(|e| e.to_string()).as_deref(),
+            Some("not a PEM public key: found a \"CERTIFICATE\" block; expected a -----BEGIN PUBLIC KEY----- block")
+        );
+    }
+}
