@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod digest;
+pub mod manifest;
 pub mod media_types;
 mod reference;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use tollgate_oci::manifest::{Descriptor, ImageManifest, signature_tag};
 use tollgate_oci::{Digest, Reference, media_types};
 
 use crate::auth::{Challenge, parse_challenge};
@@ -153,6 +154,54 @@ impl Client {
         }
         let digest = if algorithm == tollgate_oci::Algorithm::Sha256 { actual } else { Digest::sha256_of(&bytes) };
         Ok(Manifest { digest, media_type, bytes })
+    }
+
+    /// Fetches a blob and checks that it hashes to `digest`; refuses more than `limit` bytes.
+    pub async fn get_blob(&self, repo: &Reference, digest: &Digest, limit: u64) -> Result<Vec<u8>, RegistryError> {
+        let registry = repo.domain().to_owned();
+        let what = format!("blob {digest} of {}", repo.repository());
+        let url = format!("{}/v2/{}/blobs/{digest}", self.base_url(&registry), repo.path());
+        let scope = format!("repository:{}:pull", repo.path());
+        let resp = self.send(&registry, &scope, &what, || self.http.get(&url)).await?;
+        let bytes = read_capped(resp, limit, &registry, &what).await?;
+        digest.verify(&bytes).map_err(|m| mismatch(&registry, &what, digest.to_string(), m.actual))?;
+        Ok(bytes)
+    }
+
+    /// The cosign signature layers attached to `digest` in `repo` under the tag
+    /// `sha256-<hex>.sig`: each layer's descriptor and its bytes (digest-checked,
+    /// at most the manifest size cap each). No such tag means no signatures.
+    pub async fn signature_layers(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Result<Vec<(Descriptor, Vec<u8>)>, RegistryError> {
+        let tag = signature_tag(digest);
+        let sig_ref = Reference::parse_normalized(&format!("{}:{tag}", repo.repository()))
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
+        let manifest = match self.get_manifest(&sig_ref).await {
+            Ok(m) => m,
+            Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let parsed = ImageManifest::parse(&manifest.bytes).map_err(|e| RegistryError::Malformed {
+            registry: repo.domain().to_owned(),
+            what: sig_ref.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut out = Vec::with_capacity(parsed.layers.len());
+        for layer in parsed.layers {
+            if layer.size > self.cfg.max_manifest_bytes {
+                return Err(RegistryError::TooLarge {
+                    registry: repo.domain().to_owned(),
+                    what: format!("signature layer {}", layer.digest),
+                    limit: self.cfg.max_manifest_bytes,
+                });
+            }
+            let bytes = self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await?;
+            out.push((layer, bytes));
+        }
+        Ok(out)
     }
 
     /// Uploads a blob (monolithic POST then PUT) unless the registry has it,

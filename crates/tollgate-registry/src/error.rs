@@ -77,6 +77,16 @@ pub enum RegistryError {
         /// The media type served.
         media_type: String,
     },
+    /// A manifest or attachment is not valid JSON of the expected shape.
+    #[error("{what} from registry {registry} is malformed: {message}")]
+    Malformed {
+        /// Registry host[:port].
+        registry: String,
+        /// What was requested.
+        what: String,
+        /// The parser's message.
+        message: String,
+    },
     /// The token endpoint misbehaved.
     #[error("token service {realm} for registry {registry} failed: {message}")]
     Token {

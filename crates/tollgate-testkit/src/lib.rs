@@ -13,6 +13,7 @@
 pub mod image;
 mod registry;
 mod serve;
+pub mod sign;
 pub mod stub;
 pub mod token;
 

@@ -13,6 +13,10 @@ pub enum Reply {
     Status(u16),
     /// Accept the connection, read the request, never answer (until the stub stops).
     Hang,
+    /// 200 with an OCI manifest content type and this body, with Content-Length.
+    Body(Vec<u8>),
+    /// 200 with this body and no Content-Length (the end is the connection close).
+    Stream(Vec<u8>),
 }
 
 /// A running stub on 127.0.0.1. Stops on drop.
@@ -40,6 +44,23 @@ impl Stub {
                     let _ = write!(w, "HTTP/1.1 {code} Stub\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 }
                 Reply::Hang => held.push(stream),
+                Reply::Body(body) => {
+                    let mut w = &stream;
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = w.write_all(&body);
+                }
+                Reply::Stream(body) => {
+                    let mut w = &stream;
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = w.write_all(&body);
+                }
             }
         });
         Stub { addr, requests, stop, thread: Some(thread) }

@@ -50,6 +50,19 @@ pub enum Command {
     /// Install files from data:, file:// and https:// URLs with hash checks.
     #[command(subcommand)]
     Components(ComponentsCommand),
+    /// Decide whether an image may run under a policy, and say why.
+    #[command(after_help = "\
+Examples:
+  tollgate verify registry.example.com/app:1.2 --policy /etc/containers/policy.json
+  tollgate verify 127.0.0.1:5000/app@sha256:… --policy policy.json --insecure-registry 127.0.0.1:5000 -o json
+
+The digest that would be pulled is the one verified: a tag is resolved to its digest (for a
+multi-platform image, the index digest) and signatures are looked up for that digest.
+Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (e.g. registry unreachable).")]
+    Verify(VerifyArgs),
+    /// Check and explain policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example: tollgate completions bash > /etc/bash_completion.d/tollgate")]
     Completions {
@@ -244,6 +257,41 @@ pub struct AuditArgs {
     pub kubernetes_version: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: a registry reference (`host/repo:tag` or `host/repo@sha256:…`).
+    pub image: String,
+    /// The policy (containers-policy.json). Relative key paths are read relative to the policy file.
+    #[arg(long, value_name = "FILE", default_value = "/etc/containers/policy.json")]
+    pub policy: PathBuf,
+    /// Decide on this digest instead of resolving the tag (what containerd passes).
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Seconds allowed for each registry request (3 attempts at most for transient failures).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy, load its keys, and list what each scope requires.
+    #[command(after_help = "\
+Example:
+  tollgate policy check /etc/containers/policy.json
+
+Exits 2 when the file is invalid (the whole file is refused, as containers/image does) or a key
+cannot be loaded. Warnings name scopes that can never match and requirements tollgate denies.")]
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
 }
 
 /// `components` subcommands.

@@ -30,8 +30,10 @@ Exit codes:
 pub enum Outcome {
     /// All good.
     Ok,
-    /// The command ran and found problems (audit findings).
+    /// The command ran and the answer is no (audit findings, a denial).
     Findings,
+    /// The command ran and could not decide for now (transient failure).
+    Undecidable,
 }
 
 impl Outcome {
@@ -39,6 +41,7 @@ impl Outcome {
         match self {
             Outcome::Ok => ExitCode::from(OK),
             Outcome::Findings => ExitCode::from(DENIED),
+            Outcome::Undecidable => ExitCode::from(TRANSIENT),
         }
     }
 }
@@ -48,7 +51,9 @@ pub fn classify(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(r) = cause.downcast_ref::<RegistryError>() {
             return match r {
-                RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. } => DENIED,
+                RegistryError::DigestMismatch { .. }
+                | RegistryError::TooLarge { .. }
+                | RegistryError::Malformed { .. } => DENIED,
                 e if e.is_transient() => TRANSIENT,
                 _ => USAGE,
             };

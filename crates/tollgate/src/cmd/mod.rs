@@ -3,6 +3,8 @@
 mod components;
 mod images;
 mod kubeadm;
+mod policy;
+mod verify;
 
 use std::io::Read;
 use std::path::Path;
@@ -11,7 +13,7 @@ use anyhow::Context as _;
 use clap::CommandFactory as _;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 
-use crate::cli::{CatalogArgs, Cli, Command, ComponentsCommand, ImagesCommand, KubeadmCommand};
+use crate::cli::{CatalogArgs, Cli, Command, ComponentsCommand, ImagesCommand, KubeadmCommand, PolicyCommand};
 use crate::exit::Outcome;
 use crate::output::Format;
 
@@ -28,6 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Kubeadm(KubeadmCommand::Config(a)) => kubeadm::config(&a, fmt),
         Command::Kubeadm(KubeadmCommand::Audit(a)) => kubeadm::audit(&a, fmt),
         Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
+        Command::Verify(a) => runtime()?.block_on(verify::verify(&a, fmt)),
+        Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tollgate", &mut buf);

@@ -10,3 +10,4 @@ mod fuzz_corpus;
 mod images;
 mod kubeadm;
 mod lock;
+mod verify;

@@ -1,0 +1,101 @@
+//! `tollgate policy check`.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tollgate_oci::Reference;
+use tollgate_policy::Requirement;
+
+use super::verify::load_policy;
+use crate::exit::Outcome;
+use crate::output::{Format, print, print_json, warn};
+
+#[derive(Serialize)]
+struct ScopeSummary {
+    transport: String,
+    scope: String,
+    requirements: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckOutput {
+    valid: bool,
+    default: Vec<String>,
+    scopes: Vec<ScopeSummary>,
+    warnings: Vec<String>,
+}
+
+fn describe(r: &Requirement) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether a docker scope can ever match: a `*.` wildcard, a host, or a fully expanded name or reference.
+fn scope_can_match(scope: &str) -> bool {
+    if scope.starts_with("*.") {
+        return true;
+    }
+    if !scope.contains('/') {
+        return scope.contains(['.', ':']) || scope == "localhost";
+    }
+    Reference::parse_normalized(scope).is_ok_and(|r| r.repository() == scope || r.to_string() == scope)
+}
+
+pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
+    let loaded = load_policy(path)?;
+    let p = &loaded.policy;
+    let mut warnings = Vec::new();
+    let mut scopes = Vec::new();
+    let note_unsupported = |where_: &str, reqs: &[Requirement], warnings: &mut Vec<String>| {
+        for r in reqs {
+            match r {
+                Requirement::SignedBy { .. } => warnings.push(format!("{where_}: signedBy (GPG) is not supported; tollgate denies these images")),
+                Requirement::SignedBaseLayer { .. } => warnings.push(format!("{where_}: signedBaseLayer is not implemented; tollgate denies these images")),
+                Requirement::SigstoreSigned { fulcio: Some(_), .. } | Requirement::SigstoreSigned { pki: Some(_), .. } => {
+                    warnings.push(format!("{where_}: keyless (fulcio) and pki requirements are not implemented yet; tollgate denies these images"))
+                }
+                _ => {}
+            }
+        }
+    };
+    note_unsupported("default", &p.default, &mut warnings);
+    for (transport, map) in &p.transports {
+        if transport != "docker" {
+            warnings.push(format!(
+                "transport {transport:?} is kept but not evaluated: tollgate decides on registry (docker) images"
+            ));
+        }
+        for (scope, reqs) in map {
+            let where_ = format!("transports.{transport}[{scope:?}]");
+            if transport == "docker" && !scope.is_empty() && !scope_can_match(scope) {
+                warnings.push(format!(
+                    "{where_}: scope is not a fully expanded name (e.g. docker.io/library/busybox), so it never matches"
+                ));
+            }
+            note_unsupported(&where_, reqs, &mut warnings);
+            scopes.push(ScopeSummary {
+                transport: transport.clone(),
+                scope: scope.clone(),
+                requirements: reqs.iter().map(describe).collect(),
+            });
+        }
+    }
+    let out = CheckOutput { valid: true, default: p.default.iter().map(describe).collect(), scopes, warnings };
+    match fmt {
+        Format::Json => print_json(&out)?,
+        Format::Text => {
+            let mut s = format!("{}: valid\n  default: {}\n", path.display(), out.default.join(", "));
+            for sc in &out.scopes {
+                s.push_str(&format!("  {}[{:?}]: {}\n", sc.transport, sc.scope, sc.requirements.join(", ")));
+            }
+            print(&s)?;
+            for w in &out.warnings {
+                warn(w);
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,258 @@
+//! `tollgate verify` against a real registry, including the adversarial cases:
+//! every one of them must deny, and a denial must never come out as an allow.
+
+use std::path::PathBuf;
+
+use tollgate_oci::{Digest, Reference};
+use tollgate_testkit::sign::{Attached, TestKey, attach};
+use tollgate_testkit::stub::{Reply, Stub};
+use tollgate_testkit::{Registry, image};
+
+use crate::util::{Run, tollgate};
+
+struct Setup {
+    reg: Registry,
+    dir: tempfile::TempDir,
+    key: TestKey,
+    repo: Reference,
+    digest: Digest,
+    rt: tokio::runtime::Runtime,
+}
+
+const KEY_POLICY: &str = r#"{"default":[{"type":"reject"}],"transports":{"docker":{
+    "REG/team":[{"type":"sigstoreSigned","keyPath":"trusted.pub","signedIdentity":{"type":"matchRepository"}}],
+    "REG/open":[{"type":"insecureAcceptAnything"}]}}}"#;
+
+impl Setup {
+    /// A registry with `REG/team/app:v1` (a two-platform index), a trusted key, and a policy.
+    fn new() -> Setup {
+        let reg = Registry::start();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let repo = Reference::parse_normalized(&format!("{}/team/app", reg.addr)).unwrap();
+        let digest = rt.block_on(image::push_index(&reg.client(), &repo, "v1", b"app")).digest;
+        let dir = tempfile::tempdir().unwrap();
+        let key = TestKey::generate();
+        std::fs::write(dir.path().join("trusted.pub"), key.public_pem()).unwrap();
+        std::fs::write(dir.path().join("policy.json"), KEY_POLICY.replace("REG", &reg.addr)).unwrap();
+        Setup { reg, dir, key, repo, digest, rt }
+    }
+
+    fn policy(&self) -> PathBuf {
+        self.dir.path().join("policy.json")
+    }
+
+    fn attach(&self, sigs: &[Attached]) {
+        self.rt.block_on(attach(&self.reg.client(), &self.repo, &self.digest, sigs));
+    }
+
+    fn verify(&self, image: &str, extra: &[&str]) -> Run {
+        let policy = self.policy();
+        let mut args =
+            vec!["verify", image, "--policy", policy.to_str().unwrap(), "--insecure-registry", &self.reg.addr];
+        args.extend_from_slice(extra);
+        tollgate(&args)
+    }
+
+    fn app(&self) -> String {
+        format!("{}/team/app:v1", self.reg.addr)
+    }
+
+    fn repository(&self) -> String {
+        self.repo.repository()
+    }
+}
+
+fn assert_denied(r: &Run, code: i32, needle: &str) {
+    assert_eq!(r.code, code, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.starts_with("ALLOWED"), "{}", r.stdout);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains(needle), "expected {needle:?} in:\n{all}");
+}
+
+#[test]
+fn a_signed_image_is_allowed_and_the_decision_explains_why() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let r = s.verify(&s.app(), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with(&format!("ALLOWED {}\n  digest {}\n", s.app(), s.digest)), "{}", r.stdout);
+    let j = s.verify(&s.app(), &["-o", "json"]).json();
+    assert_eq!(j["allowed"], true);
+    assert_eq!(j["digest"], s.digest.to_string(), "the index digest is the one decided on");
+    assert_eq!(j["scope"]["scope"], format!("{}/team", s.reg.addr));
+    assert_eq!(j["requirements"][0]["signatures"][0]["accepted"], true);
+    // The digest containerd passes is honoured too.
+    let by_digest = s.verify(&s.app(), &["--digest", &s.digest.to_string()]);
+    assert_eq!(by_digest.code, 0, "{}", by_digest.stdout);
+}
+
+#[test]
+fn an_unsigned_image_is_denied() {
+    let s = Setup::new();
+    assert_denied(&s.verify(&s.app(), &[]), 1, "a signature was required, but no signature exists");
+}
+
+#[test]
+fn the_wrong_key_is_denied() {
+    let s = Setup::new();
+    let other = TestKey::generate();
+    s.attach(&[Attached::cosign(&other, &s.repository(), &s.digest)]);
+    assert_denied(&s.verify(&s.app(), &[]), 1, "the signature does not verify with any of the 1 trusted key(s)");
+}
+
+#[test]
+fn a_payload_altered_after_signing_is_denied() {
+    let s = Setup::new();
+    let mut sig = Attached::cosign(&s.key, &s.repository(), &s.digest);
+    sig.payload = String::from_utf8(sig.payload).unwrap().replace("team/app", "team/evil").into_bytes();
+    s.attach(&[sig]);
+    assert_denied(&s.verify(&s.app(), &[]), 1, "does not verify");
+}
+
+#[test]
+fn a_signature_of_another_digest_copied_here_is_denied() {
+    let s = Setup::new();
+    let other = Digest::sha256_of(b"some other manifest");
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &other)]);
+    assert_denied(&s.verify(&s.app(), &[]), 1, &format!("signed for manifest {other}, not {}", s.digest));
+}
+
+#[test]
+fn a_signed_identity_of_another_repository_is_denied() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &format!("{}/team/other", s.reg.addr), &s.digest)]);
+    assert_denied(&s.verify(&s.app(), &[]), 1, "does not satisfy signedIdentity");
+}
+
+#[test]
+fn a_signed_but_malformed_payload_is_denied() {
+    let s = Setup::new();
+    let payload = br#"{"critical":{"identity":{"docker-reference":"x"}},"optional":null"#.to_vec();
+    let mut sig = Attached::cosign(&s.key, &s.repository(), &s.digest);
+    sig.annotations.insert(
+        tollgate_verify::cosign::SIGNATURE_ANNOTATION.into(),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.key.sign(&payload)),
+    );
+    sig.payload = payload;
+    s.attach(&[sig]);
+    assert_denied(&s.verify(&s.app(), &[]), 1, "invalid signature payload");
+}
+
+#[test]
+fn a_registry_serving_wrong_bytes_is_denied() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let hex = s.digest.hex();
+    let blob = s.reg.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let original = std::fs::read(&blob).unwrap();
+    let mut evil = b"{ ".to_vec();
+    evil.extend_from_slice(&original[1..]);
+    std::fs::write(&blob, evil).unwrap();
+    let r = s.verify(&s.app(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.one_line_error(1).contains("that hashes to sha256:"), "{}", r.stderr);
+}
+
+#[test]
+fn a_malformed_signature_manifest_is_denied() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    // Replace the .sig manifest's stored bytes with JSON of the wrong shape.
+    let tag_link = s.reg.storage_dir().join(format!(
+        "docker/registry/v2/repositories/team/app/_manifests/tags/{}/current/link",
+        tollgate_oci::manifest::signature_tag(&s.digest)
+    ));
+    let link = std::fs::read_to_string(&tag_link).unwrap();
+    let hex = link.trim().trim_start_matches("sha256:");
+    let blob = s.reg.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    std::fs::write(
+        &blob,
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":"nope"}"#,
+    )
+    .unwrap();
+    let r = s.verify(&s.app(), &[]);
+    assert!(r.code == 1 || r.code == 3, "must deny: {} {}", r.stdout, r.stderr);
+    assert!(!r.stdout.starts_with("ALLOWED"));
+}
+
+#[test]
+fn an_oversize_manifest_is_denied() {
+    // A real registry will neither store nor serve a manifest over 4 MiB, so a
+    // hostile server stands in: once announcing the size, once streaming it.
+    let s = Setup::new();
+    let big = vec![b' '; (4 << 20) + 1];
+    for reply in [Reply::Body(big.clone()), Reply::Stream(big)] {
+        let evil = Stub::start(vec![reply]);
+        let policy = s.policy();
+        let r = tollgate(&[
+            "verify",
+            &format!("{}/team/app:v1", evil.addr),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--insecure-registry",
+            &evil.addr,
+        ]);
+        assert!(r.one_line_error(1).contains("exceeds the 4194304-byte limit"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn an_unreachable_or_hanging_registry_is_undecidable() {
+    let s = Setup::new();
+    let port = tollgate_testkit::free_port();
+    let dead = format!("127.0.0.1:{port}");
+    let policy = s.policy();
+    let r = tollgate(&[
+        "verify",
+        &format!("{dead}/team/app:v1"),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--insecure-registry",
+        &dead,
+    ]);
+    assert!(r.one_line_error(3).contains("is unreachable"), "{}", r.stderr);
+
+    let hang = Stub::start(vec![Reply::Hang]);
+    let r = tollgate(&[
+        "verify",
+        &format!("{}/team/app:v1", hang.addr),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--insecure-registry",
+        &hang.addr,
+        "--timeout",
+        "1",
+    ]);
+    assert!(r.one_line_error(3).contains("timed out"), "{}", r.stderr);
+}
+
+#[test]
+fn scopes_without_signature_requirements_do_not_fetch_signatures() {
+    let s = Setup::new();
+    let open = Reference::parse_normalized(&format!("{}/open/tool", s.reg.addr)).unwrap();
+    s.rt.block_on(image::push_image(&s.reg.client(), &open, Some("1"), "amd64", b"tool"));
+    let r = s.verify(&format!("{}:1", open.repository()), &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("insecureAcceptAnything accepts any image"));
+    let elsewhere = Reference::parse_normalized(&format!("{}/elsewhere/x", s.reg.addr)).unwrap();
+    s.rt.block_on(image::push_image(&s.reg.client(), &elsewhere, Some("1"), "amd64", b"x"));
+    let r = s.verify(&format!("{}/elsewhere/x:1", s.reg.addr), &[]);
+    assert_denied(&r, 1, "the policy rejects every image in this scope");
+}
+
+#[test]
+fn policy_check_explains_and_refuses_broken_files() {
+    let s = Setup::new();
+    let r = tollgate(&["policy", "check", s.policy().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("docker[\"{}/team\"]: sigstoreSigned", s.reg.addr)), "{}", r.stdout);
+    let bad = s.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"default":[{"type":"sigstoreSigned","keyPath":"missing.pub"}]}"#).unwrap();
+    let r = tollgate(&["policy", "check", bad.to_str().unwrap()]);
+    assert!(r.one_line_error(2).contains("default[0]: cannot read key missing.pub"), "{}", r.stderr);
+    std::fs::write(&bad, r#"{"default":[{"type":"reject"}],"transports":{"docker":{"busybox":[{"type":"reject"}]}}}"#)
+        .unwrap();
+    let r = tollgate(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("scope is not a fully expanded name"), "{}", r.stderr);
+}
