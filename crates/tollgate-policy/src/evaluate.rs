@@ -2,13 +2,13 @@
 //! image and the signatures found to an explained [`Decision`].
 
 use serde::Serialize;
-use tollgate_oci::{Digest, Reference};
+use tollgate_oci::Digest;
 use tollgate_verify::cosign::{self, SignatureLayer, SignatureRejection};
 use tollgate_verify::{PublicKey, rekor};
 
 use crate::containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
 use crate::identity;
-use crate::scope::{self, MatchedScope};
+use crate::scope::{self, MatchedScope, Subject};
 
 /// A requirement with its trust material loaded and parsed.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct LoadedPolicy {
     /// The policy as written.
     pub policy: Policy,
     default: Vec<Loaded>,
-    docker: Vec<(String, Vec<Loaded>)>,
+    scopes: Vec<(&'static str, String, Vec<Loaded>)>,
 }
 
 impl LoadedPolicy {
@@ -48,26 +48,29 @@ impl LoadedPolicy {
         read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
     ) -> Result<LoadedPolicy, PolicyError> {
         let default = load_list(&policy.default, "default", source_name, read)?;
-        let mut docker = Vec::new();
-        if let Some(scopes) = policy.transports.get(scope::DOCKER) {
-            for (s, reqs) in scopes {
-                docker.push((s.clone(), load_list(reqs, &format!("transports.docker[{s:?}]"), source_name, read)?));
+        let mut scopes = Vec::new();
+        for t in [scope::DOCKER, scope::OCI] {
+            for (s, reqs) in policy.transports.get(t).into_iter().flatten() {
+                let loaded = load_list(reqs, &format!("transports.{t}[{s:?}]"), source_name, read)?;
+                scopes.push((t, s.clone(), loaded));
             }
         }
-        Ok(LoadedPolicy { policy, default, docker })
+        Ok(LoadedPolicy { policy, default, scopes })
     }
 
-    fn loaded_for(&self, matched: &MatchedScope) -> &[Loaded] {
+    fn loaded_for(&self, transport: &str, matched: &MatchedScope) -> &[Loaded] {
         match &matched.scope {
             None => &self.default,
-            Some(s) => self.docker.iter().find(|(k, _)| k == s).map_or(&self.default[..], |(_, l)| l),
+            Some(s) => {
+                self.scopes.iter().find(|(t, k, _)| *t == transport && k == s).map_or(&self.default[..], |(_, _, l)| l)
+            }
         }
     }
 
-    /// Whether evaluating `image` will look at signatures (so the caller knows whether to fetch them).
-    pub fn needs_signatures(&self, image: &Reference) -> bool {
-        let (matched, _) = scope::requirements_for(&self.policy, image);
-        self.loaded_for(&matched).iter().any(|l| matches!(l, Loaded::SigstoreKeys { .. }))
+    /// Whether evaluating `subject` will look at signatures (so the caller knows whether to fetch them).
+    pub fn needs_signatures(&self, subject: &Subject<'_>) -> bool {
+        let (matched, _) = scope::requirements_for(&self.policy, subject);
+        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::SigstoreKeys { .. }))
     }
 }
 
@@ -128,8 +131,8 @@ fn load_list(
 /// The image being decided on.
 #[derive(Debug, Clone)]
 pub struct Image<'a> {
-    /// The reference as pulled (normalized; tag and/or digest).
-    pub reference: &'a Reference,
+    /// What is pulled: a registry reference as pulled (normalized; tag and/or digest), or an OCI layout.
+    pub subject: Subject<'a>,
     /// The digest that will be pulled (for a multi-platform image, the index digest).
     pub digest: &'a Digest,
     /// The manifest bytes, already checked against `digest`, when available.
@@ -214,8 +217,8 @@ pub struct Decision {
 /// Decides on `image`. Every requirement of the most specific scope must hold;
 /// a signature requirement holds when any one signature is accepted.
 pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signatures) -> Decision {
-    let (matched, raw) = scope::requirements_for(&policy.policy, image.reference);
-    let loaded = policy.loaded_for(&matched);
+    let (matched, raw) = scope::requirements_for(&policy.policy, &image.subject);
+    let loaded = policy.loaded_for(image.subject.transport(), &matched);
     let requirements: Vec<RequirementOutcome> =
         raw.iter().zip(loaded).map(|(r, l)| evaluate_one(r, l, image, signatures)).collect();
     let allowed = !requirements.is_empty() && requirements.iter().all(|r| r.satisfied);
@@ -239,7 +242,7 @@ pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signature
     };
     Decision {
         allowed,
-        image: image.reference.to_string(),
+        image: image.subject.display(),
         digest: image.digest.to_string(),
         scope: matched,
         requirements,
@@ -298,7 +301,8 @@ fn evaluate_one(raw: &Requirement, loaded: &Loaded, image: &Image<'_>, signature
                 .collect();
             let satisfied = sigs.iter().any(|s| s.accepted);
             let reason = if satisfied {
-                let s = sigs.iter().find(|s| s.accepted).map(|s| s.reason.clone()).unwrap_or_default();
+                let s =
+                    sigs.iter().find(|s| s.accepted).map(|s| format!("{} {}", s.index, s.reason)).unwrap_or_default();
                 format!("signature {s}")
             } else if sigs.is_empty() {
                 "a signature was required, but no signature exists".to_owned()
@@ -335,11 +339,12 @@ fn check_signature(
     if !digest_ok {
         return reject(format!("signed for manifest {signed}, not {}", image.digest), fp);
     }
-    if !identity::matches(rule, image.reference, &verified.payload.docker_reference) {
+    if !identity::matches(rule, image.subject.docker_reference(), &verified.payload.docker_reference) {
         return reject(
             format!(
                 "signed identity {:?} does not satisfy signedIdentity for {}",
-                verified.payload.docker_reference, image.reference
+                verified.payload.docker_reference,
+                image.subject.display()
             ),
             fp,
         );
@@ -348,7 +353,7 @@ fn check_signature(
     SignatureOutcome {
         index,
         accepted: true,
-        reason: format!("{index} verified with key {}{rekor}", short(&verified.key_fingerprint)),
+        reason: format!("verified with key {}{rekor}", short(&verified.key_fingerprint)),
         key_fingerprint: fp,
     }
 }

@@ -6,10 +6,21 @@ use crate::containers::SignedIdentity;
 
 /// Whether a signature that claims `signed` (its `docker-reference`) satisfies
 /// `rule` for the image `image` (normalized, with its tag and/or digest).
+/// An image without a docker reference (an OCI layout) can only satisfy
+/// `exactReference` and `exactRepository`, as in containers/image.
 /// A claim that does not parse never matches.
-pub fn matches(rule: &SignedIdentity, image: &Reference, signed: &str) -> bool {
+pub fn matches(rule: &SignedIdentity, image: Option<&Reference>, signed: &str) -> bool {
     let Ok(signature) = Reference::parse_normalized(signed) else { return false };
     let name_only = |r: &Reference| r.tag().is_none() && r.digest().is_none();
+    let Some(image) = image else {
+        return match rule {
+            SignedIdentity::ExactReference { docker_reference } => Reference::parse_normalized(docker_reference)
+                .is_ok_and(|want| !name_only(&want) && !name_only(&signature) && want == signature),
+            SignedIdentity::ExactRepository { docker_repository } => Reference::parse_normalized(docker_repository)
+                .is_ok_and(|want| want.repository() == signature.repository()),
+            _ => false,
+        };
+    };
     match rule {
         SignedIdentity::MatchExact => !name_only(image) && !name_only(&signature) && signature == *image,
         SignedIdentity::MatchRepoDigestOrExact => repo_digest_or_exact(image, &signature),
@@ -67,37 +78,37 @@ mod tests {
     #[test]
     fn match_exact() {
         let rule = SignedIdentity::MatchExact;
-        assert!(matches(&rule, &r("example.com/a:1"), "example.com/a:1"));
-        assert!(!matches(&rule, &r("example.com/a:1"), "example.com/a:2"));
-        assert!(!matches(&rule, &r("example.com/a:1"), "example.com/a"), "a repository-only claim is not exact");
-        assert!(!matches(&rule, &r(&format!("example.com/a@{D}")), "example.com/a:1"));
+        assert!(matches(&rule, Some(&r("example.com/a:1")), "example.com/a:1"));
+        assert!(!matches(&rule, Some(&r("example.com/a:1")), "example.com/a:2"));
+        assert!(!matches(&rule, Some(&r("example.com/a:1")), "example.com/a"), "a repository-only claim is not exact");
+        assert!(!matches(&rule, Some(&r(&format!("example.com/a@{D}"))), "example.com/a:1"));
     }
 
     #[test]
     fn match_repo_digest_or_exact() {
         let rule = SignedIdentity::MatchRepoDigestOrExact;
-        assert!(matches(&rule, &r("example.com/a:1"), "example.com/a:1"));
-        assert!(!matches(&rule, &r("example.com/a:1"), "example.com/a"), "cosign claims need matchRepository");
-        assert!(matches(&rule, &r(&format!("example.com/a@{D}")), "example.com/a:anything"));
-        assert!(!matches(&rule, &r(&format!("example.com/a@{D}")), "example.com/b:1"));
+        assert!(matches(&rule, Some(&r("example.com/a:1")), "example.com/a:1"));
+        assert!(!matches(&rule, Some(&r("example.com/a:1")), "example.com/a"), "cosign claims need matchRepository");
+        assert!(matches(&rule, Some(&r(&format!("example.com/a@{D}"))), "example.com/a:anything"));
+        assert!(!matches(&rule, Some(&r(&format!("example.com/a@{D}"))), "example.com/b:1"));
     }
 
     #[test]
     fn match_repository_and_normalization() {
         let rule = SignedIdentity::MatchRepository;
-        assert!(matches(&rule, &r("busybox:1"), "docker.io/library/busybox"));
-        assert!(!matches(&rule, &r("example.com/a:1"), "example.com/ab"));
-        assert!(!matches(&rule, &r("example.com/a:1"), "not a reference"));
+        assert!(matches(&rule, Some(&r("busybox:1")), "docker.io/library/busybox"));
+        assert!(!matches(&rule, Some(&r("example.com/a:1")), "example.com/ab"));
+        assert!(!matches(&rule, Some(&r("example.com/a:1")), "not a reference"));
     }
 
     #[test]
     fn exact_reference_and_repository() {
         let rule = SignedIdentity::ExactReference { docker_reference: "example.com/golden:v1".into() };
-        assert!(matches(&rule, &r("mirror.local/anything:2"), "example.com/golden:v1"));
-        assert!(!matches(&rule, &r("mirror.local/anything:2"), "example.com/golden:v2"));
+        assert!(matches(&rule, Some(&r("mirror.local/anything:2")), "example.com/golden:v1"));
+        assert!(!matches(&rule, Some(&r("mirror.local/anything:2")), "example.com/golden:v2"));
         let rule = SignedIdentity::ExactRepository { docker_repository: "example.com/golden".into() };
-        assert!(matches(&rule, &r("mirror.local/x:2"), "example.com/golden:v9"));
-        assert!(!matches(&rule, &r("mirror.local/x:2"), "example.com/other:v9"));
+        assert!(matches(&rule, Some(&r("mirror.local/x:2")), "example.com/golden:v9"));
+        assert!(!matches(&rule, Some(&r("mirror.local/x:2")), "example.com/other:v9"));
     }
 
     #[test]
@@ -106,13 +117,31 @@ mod tests {
             prefix: "private-mirror:5000/vendor-mirror".into(),
             signed_prefix: "vendor.example.com".into(),
         };
-        assert!(matches(&rule, &r("private-mirror:5000/vendor-mirror/app:1"), "vendor.example.com/app:1"));
+        assert!(matches(&rule, Some(&r("private-mirror:5000/vendor-mirror/app:1")), "vendor.example.com/app:1"));
         assert!(!matches(
             &rule,
-            &r("private-mirror:5000/vendor-mirror/app:1"),
+            Some(&r("private-mirror:5000/vendor-mirror/app:1")),
             "private-mirror:5000/vendor-mirror/app:2"
         ));
-        assert!(!matches(&rule, &r("private-mirror:5000/vendor-mirrorx/app:1"), "vendor.example.comx/app:1"));
-        assert!(matches(&rule, &r("other.example.com/app:1"), "other.example.com/app:1"), "no prefix: plain rule");
+        assert!(!matches(&rule, Some(&r("private-mirror:5000/vendor-mirrorx/app:1")), "vendor.example.comx/app:1"));
+        assert!(
+            matches(&rule, Some(&r("other.example.com/app:1")), "other.example.com/app:1"),
+            "no prefix: plain rule"
+        );
+    }
+}
+
+#[cfg(test)]
+mod oci_tests {
+    use super::*;
+
+    #[test]
+    fn layouts_only_satisfy_exact_rules() {
+        let exact = SignedIdentity::ExactReference { docker_reference: "example.com/demo/hello:v1".into() };
+        assert!(matches(&exact, None, "example.com/demo/hello:v1"));
+        assert!(!matches(&exact, None, "example.com/demo/hello:v2"));
+        let repo = SignedIdentity::ExactRepository { docker_repository: "example.com/demo/hello".into() };
+        assert!(matches(&repo, None, "example.com/demo/hello"));
+        assert!(!matches(&SignedIdentity::MatchRepository, None, "example.com/demo/hello"));
     }
 }

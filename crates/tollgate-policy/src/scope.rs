@@ -11,8 +11,74 @@ use tollgate_oci::Reference;
 
 use crate::containers::{Policy, Requirement};
 
-/// The transport tollgate evaluates: registry images.
+/// The transport of registry images.
 pub const DOCKER: &str = "docker";
+/// The transport of OCI image layouts on disk.
+pub const OCI: &str = "oci";
+
+/// What a decision is about: a registry image, or an image in an OCI layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// A registry image (`docker` transport).
+    Docker(&'a Reference),
+    /// An OCI layout: its absolute directory, and the image name (tag) inside it.
+    Oci {
+        /// Absolute path of the layout directory.
+        dir: &'a str,
+        /// The `org.opencontainers.image.ref.name`, if one was given.
+        name: Option<&'a str>,
+    },
+}
+
+impl Subject<'_> {
+    /// The transport name.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Subject::Docker(_) => DOCKER,
+            Subject::Oci { .. } => OCI,
+        }
+    }
+
+    /// The docker reference, if the subject has one (OCI layouts do not).
+    pub fn docker_reference(&self) -> Option<&Reference> {
+        match self {
+            Subject::Docker(r) => Some(r),
+            Subject::Oci { .. } => None,
+        }
+    }
+
+    /// The lookup keys, most specific first.
+    pub fn candidates(&self) -> Vec<String> {
+        match self {
+            Subject::Docker(r) => candidates(r),
+            Subject::Oci { dir, name } => {
+                // containers/image oci transport: "dir:name", then dir and its parents.
+                let mut out = Vec::new();
+                if let Some(n) = name {
+                    out.push(format!("{dir}:{n}"));
+                }
+                let mut d = dir.trim_end_matches('/');
+                while !d.is_empty() {
+                    out.push(d.to_owned());
+                    d = match d.rfind('/') {
+                        Some(i) => &d[..i],
+                        None => "",
+                    };
+                }
+                out
+            }
+        }
+    }
+
+    /// How the subject prints in decisions.
+    pub fn display(&self) -> String {
+        match self {
+            Subject::Docker(r) => r.to_string(),
+            Subject::Oci { dir, name: Some(n) } => format!("oci:{dir}:{n}"),
+            Subject::Oci { dir, name: None } => format!("oci:{dir}"),
+        }
+    }
+}
 
 /// Which scope matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,16 +119,17 @@ pub fn candidates(reference: &Reference) -> Vec<String> {
     out
 }
 
-/// The requirements that apply to `reference`, and which scope they came from.
-pub fn requirements_for<'p>(policy: &'p Policy, reference: &Reference) -> (MatchedScope, &'p [Requirement]) {
-    if let Some(scopes) = policy.transports.get(DOCKER) {
-        for c in candidates(reference) {
+/// The requirements that apply to `subject`, and which scope they came from.
+pub fn requirements_for<'p>(policy: &'p Policy, subject: &Subject<'_>) -> (MatchedScope, &'p [Requirement]) {
+    let t = subject.transport();
+    if let Some(scopes) = policy.transports.get(t) {
+        for c in subject.candidates() {
             if let Some(reqs) = scopes.get(&c) {
-                return (MatchedScope { name: format!("transports.docker[{c:?}]"), scope: Some(c) }, reqs);
+                return (MatchedScope { name: format!("transports.{t}[{c:?}]"), scope: Some(c) }, reqs);
             }
         }
         if let Some(reqs) = scopes.get("") {
-            return (MatchedScope { name: "transports.docker[\"\"]".into(), scope: Some(String::new()) }, reqs);
+            return (MatchedScope { name: format!("transports.{t}[\"\"]"), scope: Some(String::new()) }, reqs);
         }
     }
     (MatchedScope { name: "default".into(), scope: None }, &policy.default)
@@ -105,15 +172,29 @@ mod tests {
                 "":[{"type":"reject"}]}}}"#,
             "p",
         )?;
-        let (s, reqs) = requirements_for(&policy, &r("example.com/team/app:1"));
+        let d = |s: &str| r(s);
+        let docker = |s: &str| d(s);
+        let team = docker("example.com/team/app:1");
+        let (s, reqs) = requirements_for(&policy, &Subject::Docker(&team));
         assert_eq!(s.name, "transports.docker[\"example.com/team\"]");
         assert_eq!(reqs, [Requirement::InsecureAcceptAnything]);
-        let (s, _) = requirements_for(&policy, &r("example.com/other:1"));
+        let other = r("example.com/other:1");
+        let (s, _) = requirements_for(&policy, &Subject::Docker(&other));
         assert_eq!(s.scope.as_deref(), Some("example.com"));
-        let (s, _) = requirements_for(&policy, &r("registry.example.com/x:1"));
+        let reg = r("registry.example.com/x:1");
+        let (s, _) = requirements_for(&policy, &Subject::Docker(&reg));
         assert_eq!(s.scope.as_deref(), Some("*.example.com"));
-        let (s, _) = requirements_for(&policy, &r("quay.io/x:1"));
+        let quay = r("quay.io/x:1");
+        let (s, _) = requirements_for(&policy, &Subject::Docker(&quay));
         assert_eq!(s.name, "transports.docker[\"\"]");
         Ok(())
+    }
+
+    #[test]
+    fn oci_layouts_are_scoped_by_directory() {
+        let s = Subject::Oci { dir: "/srv/images/app", name: Some("v1") };
+        assert_eq!(s.candidates(), ["/srv/images/app:v1", "/srv/images/app", "/srv/images", "/srv"]);
+        assert_eq!(s.docker_reference(), None);
+        assert_eq!(s.display(), "oci:/srv/images/app:v1");
     }
 }

@@ -11,6 +11,7 @@
 pub mod auth;
 mod client;
 mod error;
+pub mod layout;
 
 pub use client::{Client, ClientConfig, MAX_MANIFEST_BYTES, Manifest};
 pub use error::{RegistryError, is_transient_status};

@@ -84,3 +84,60 @@ pub async fn push_index(client: &tollgate_registry::Client, repo: &Reference, ta
     let digest = client.put_manifest(&target, media_types::OCI_INDEX, &index).await.expect("push index");
     Built { digest, manifest: index, media_type: media_types::OCI_INDEX.to_owned() }
 }
+
+/// Writes a one-image OCI layout to `dir`, named `name`, signed by `key` for
+/// `docker_reference`, with the signature tagged `sha256-<hex>.sig`. Returns the manifest digest.
+pub fn write_signed_layout(
+    dir: &std::path::Path,
+    name: &str,
+    key: &crate::sign::TestKey,
+    docker_reference: &str,
+) -> Digest {
+    let put = |bytes: &[u8]| -> Digest {
+        let d = Digest::sha256_of(bytes);
+        let p = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join(d.hex()), bytes).expect("write blob");
+        d
+    };
+    let (layer, diff_id) = layer("hello.txt", b"hello from a signed OCI layout\n");
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]}
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media_types::OCI_MANIFEST,
+        "config": {"mediaType": media_types::OCI_CONFIG, "digest": put(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": media_types::OCI_LAYER_GZIP, "digest": put(&layer).to_string(), "size": layer.len()}]
+    })
+    .to_string()
+    .into_bytes();
+    let digest = put(&manifest);
+    let sig = crate::sign::Attached::cosign(key, docker_reference, &digest);
+    let sig_config = serde_json::json!({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": [Digest::sha256_of(&sig.payload).to_string()]}})
+        .to_string()
+        .into_bytes();
+    let sig_manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media_types::OCI_MANIFEST,
+        "config": {"mediaType": media_types::OCI_CONFIG, "digest": put(&sig_config).to_string(), "size": sig_config.len()},
+        "layers": [{"mediaType": tollgate_verify::cosign::SIMPLE_SIGNING, "digest": put(&sig.payload).to_string(),
+                    "size": sig.payload.len(), "annotations": sig.annotations}]
+    })
+    .to_string()
+    .into_bytes();
+    let sig_digest = put(&sig_manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media_types::OCI_INDEX,
+        "manifests": [
+            {"mediaType": media_types::OCI_MANIFEST, "digest": digest.to_string(), "size": manifest.len(),
+             "annotations": {"org.opencontainers.image.ref.name": name}},
+            {"mediaType": media_types::OCI_MANIFEST, "digest": sig_digest.to_string(), "size": sig_manifest.len(),
+             "annotations": {"org.opencontainers.image.ref.name": tollgate_oci::manifest::signature_tag(&digest)}}
+        ]
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_string_pretty(&index).expect("json")).expect("index");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    digest
+}

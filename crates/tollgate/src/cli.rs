@@ -55,6 +55,7 @@ pub enum Command {
 Examples:
   tollgate verify registry.example.com/app:1.2 --policy /etc/containers/policy.json
   tollgate verify 127.0.0.1:5000/app@sha256:… --policy policy.json --insecure-registry 127.0.0.1:5000 -o json
+  tollgate verify oci:examples/signed-layout:v1 --policy examples/policy.json
 
 The digest that would be pulled is the one verified: a tag is resolved to its digest (for a
 multi-platform image, the index digest) and signatures are looked up for that digest.
@@ -262,7 +263,7 @@ pub struct AuditArgs {
 /// `verify` arguments.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The image: a registry reference (`host/repo:tag` or `host/repo@sha256:…`).
+    /// The image: a registry reference (`host/repo:tag`, `host/repo@sha256:…`) or an OCI layout (`oci:DIR[:NAME]`).
     pub image: String,
     /// The policy (containers-policy.json). Relative key paths are read relative to the policy file.
     #[arg(long, value_name = "FILE", default_value = "/etc/containers/policy.json")]

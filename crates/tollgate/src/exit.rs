@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use tollgate_controlplane::components::ComponentError;
 use tollgate_registry::RegistryError;
+use tollgate_registry::layout::LayoutError;
 
 use crate::output::BrokenPipe;
 
@@ -61,6 +62,14 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<ComponentError>() {
             return match c {
                 ComponentError::HashMismatch { .. } | ComponentError::Archive { .. } => DENIED,
+                _ => USAGE,
+            };
+        }
+        if let Some(l) = cause.downcast_ref::<LayoutError>() {
+            return match l {
+                LayoutError::DigestMismatch { .. } | LayoutError::TooLarge { .. } | LayoutError::Malformed { .. } => {
+                    DENIED
+                }
                 _ => USAGE,
             };
         }

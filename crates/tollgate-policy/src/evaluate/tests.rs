@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use tollgate_verify::cosign::parse_dir_signature;
 
+use tollgate_oci::Reference;
+
 use super::*;
 
 fn fixtures() -> PathBuf {
@@ -44,7 +46,7 @@ fn decide(req: &str, reference: &str, dir: &str, sigs: &[&str], mutate: impl Fn(
     let digest = Digest::sha256_of(&manifest);
     let reference = Reference::parse_normalized(reference).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(req).unwrap_or_else(|e| panic!("{e}"));
-    let image = Image { reference: &reference, digest: &digest, manifest: Some(&manifest) };
+    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
     let d = evaluate(&p, &image, &Signatures::Found(layers));
     assert_eq!(d.allowed, d.failure.is_none());
     d.allowed
@@ -177,7 +179,7 @@ fn decisions_explain_themselves() {
     let digest = Digest::sha256_of(&manifest);
     let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(KEY).unwrap_or_else(|e| panic!("{e}"));
-    let image = Image { reference: &reference, digest: &digest, manifest: Some(&manifest) };
+    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
     let d = evaluate(&p, &image, &Signatures::Found(layers.clone()));
     assert!(d.allowed);
     assert_eq!(d.scope.name, "default");
@@ -199,7 +201,11 @@ fn decisions_explain_themselves() {
     let gpg = Policy::parse(gpg, "policy.json").unwrap_or_else(|e| panic!("{e}"));
     let gpg = LoadedPolicy::load(gpg, "policy.json", &|_| Ok(Vec::new())).unwrap_or_else(|e| panic!("{e}"));
     let prod = Reference::parse_normalized("example.com/production/app:1").unwrap_or_else(|e| panic!("{e}"));
-    let d = evaluate(&gpg, &Image { reference: &prod, digest: &digest, manifest: None }, &Signatures::Found(vec![]));
+    let d = evaluate(
+        &gpg,
+        &Image { subject: Subject::Docker(&prod), digest: &digest, manifest: None },
+        &Signatures::Found(vec![]),
+    );
     assert_eq!((d.allowed, d.failure), (false, Some(Failure::Fatal)));
     assert_eq!(
         d.reason,
@@ -207,7 +213,11 @@ fn decisions_explain_themselves() {
     );
     let play = Reference::parse_normalized("example.com/playground/app:1").unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        evaluate(&gpg, &Image { reference: &play, digest: &digest, manifest: None }, &Signatures::Found(vec![]))
-            .allowed
+        evaluate(
+            &gpg,
+            &Image { subject: Subject::Docker(&play), digest: &digest, manifest: None },
+            &Signatures::Found(vec![])
+        )
+        .allowed
     );
 }

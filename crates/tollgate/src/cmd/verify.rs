@@ -5,7 +5,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use tollgate_oci::{Digest, Reference};
 use tollgate_policy::evaluate::{Failure, Image, LoadedPolicy, Signatures};
+use tollgate_policy::scope::Subject;
 use tollgate_policy::{Decision, Policy, evaluate};
+use tollgate_registry::layout::Layout;
 use tollgate_registry::{Client, ClientConfig};
 use tollgate_verify::SignatureLayer;
 
@@ -27,45 +29,12 @@ pub fn load_policy(path: &Path) -> anyhow::Result<LoadedPolicy> {
 }
 
 pub async fn verify(a: &VerifyArgs, fmt: Format) -> anyhow::Result<Outcome> {
-    let reference = Reference::parse_normalized(&a.image)?.with_default_tag();
     let given = a.digest.as_deref().map(Digest::parse).transpose()?;
-    if let (Some(g), Some(d)) = (&given, reference.digest()) {
-        anyhow::ensure!(g == d, "--digest {g} contradicts the digest in {reference}");
-    }
     let policy = load_policy(&a.policy)?;
-    let client = Client::new(ClientConfig {
-        insecure_registries: a.insecure_registry.clone(),
-        request_timeout: std::time::Duration::from_secs(a.timeout),
-        connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
-        ..Default::default()
-    })?;
-    // The manifest is always fetched by digest or tag and checked against it:
-    // the digest that would be pulled is the one decided on.
-    let target = match &given {
-        Some(d) => reference.clone().without_digest().with_digest(d.clone()),
-        None => reference.clone(),
+    let decision = match a.image.strip_prefix("oci:") {
+        Some(spec) => verify_layout(spec, given.as_ref(), &policy)?,
+        None => verify_registry(a, given.as_ref(), &policy).await?,
     };
-    let manifest = client.get_manifest(&target).await.with_context(|| format!("cannot fetch {target}"))?;
-    let digest = manifest.digest.clone();
-    let signatures = if policy.needs_signatures(&reference) {
-        match client.signature_layers(&reference, &digest).await {
-            Ok(found) => Signatures::Found(
-                found
-                    .into_iter()
-                    .map(|(d, payload)| SignatureLayer {
-                        media_type: d.media_type,
-                        payload,
-                        annotations: d.annotations,
-                    })
-                    .collect(),
-            ),
-            Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
-        }
-    } else {
-        Signatures::Found(Vec::new())
-    };
-    let image = Image { reference: &reference, digest: &digest, manifest: Some(&manifest.bytes) };
-    let decision = evaluate(&policy, &image, &signatures);
     match fmt {
         Format::Json => print_json(&decision)?,
         Format::Text => print(&render(&decision))?,
@@ -75,6 +44,68 @@ pub async fn verify(a: &VerifyArgs, fmt: Format) -> anyhow::Result<Outcome> {
         Some(Failure::Fatal) => Outcome::Findings,
         Some(Failure::Transient) => Outcome::Undecidable,
     })
+}
+
+fn to_layers(found: Vec<(tollgate_oci::manifest::Descriptor, Vec<u8>)>) -> Vec<SignatureLayer> {
+    found
+        .into_iter()
+        .map(|(d, payload)| SignatureLayer { media_type: d.media_type, payload, annotations: d.annotations })
+        .collect()
+}
+
+async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
+    let reference = Reference::parse_normalized(&a.image)?.with_default_tag();
+    if let (Some(g), Some(d)) = (given, reference.digest()) {
+        anyhow::ensure!(g == d, "--digest {g} contradicts the digest in {reference}");
+    }
+    let client = Client::new(ClientConfig {
+        insecure_registries: a.insecure_registry.clone(),
+        request_timeout: std::time::Duration::from_secs(a.timeout),
+        connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
+        ..Default::default()
+    })?;
+    // The manifest is always fetched by digest or tag and checked against it:
+    // the digest that would be pulled is the one decided on.
+    let target = match given {
+        Some(d) => reference.clone().without_digest().with_digest(d.clone()),
+        None => reference.clone(),
+    };
+    let manifest = client.get_manifest(&target).await.with_context(|| format!("cannot fetch {target}"))?;
+    let digest = manifest.digest.clone();
+    let subject = Subject::Docker(&reference);
+    let signatures = if policy.needs_signatures(&subject) {
+        match client.signature_layers(&reference, &digest).await {
+            Ok(found) => Signatures::Found(to_layers(found)),
+            Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+        }
+    } else {
+        Signatures::Found(Vec::new())
+    };
+    let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes) };
+    Ok(evaluate(policy, &image, &signatures))
+}
+
+fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
+    // oci:DIR[:NAME]; a NAME never contains '/'.
+    let (dir, name) = match spec.rsplit_once(':') {
+        Some((d, n)) if !n.contains('/') && !d.is_empty() => (d, Some(n)),
+        _ => (spec, None),
+    };
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot open OCI layout {dir}"))?;
+    let layout = Layout::open(&dir, tollgate_registry::MAX_MANIFEST_BYTES)?;
+    let desc = layout.resolve(name)?;
+    if let Some(g) = given {
+        anyhow::ensure!(*g == desc.digest, "--digest {g} is not the digest of {spec} ({})", desc.digest);
+    }
+    let manifest = layout.manifest(&desc)?;
+    let dir_text = dir.display().to_string();
+    let subject = Subject::Oci { dir: &dir_text, name };
+    let signatures = match layout.signature_layers(&desc.digest) {
+        Ok(found) => Signatures::Found(to_layers(found)),
+        Err(e) => Signatures::Unavailable { transient: false, reason: e.to_string() },
+    };
+    let image = Image { subject, digest: &desc.digest, manifest: Some(&manifest) };
+    Ok(evaluate(policy, &image, &signatures))
 }
 
 /// The human form of a decision.

@@ -41,3 +41,54 @@ fn components_example_installs_under_a_root() {
     assert_eq!(std::fs::read_to_string(dir.path().join("etc/tollgate/README")).unwrap(), "tollgate was here\n");
     assert_eq!(mode(&dir.path().join("etc/tollgate/README")), 0o640);
 }
+
+/// `examples/signed-layout` verifies with `examples/policy.json`. Set
+/// TOLLGATE_UPDATE_EXAMPLES=1 to regenerate the layout and key.
+#[test]
+fn signed_layout_example_verifies_and_a_tampered_copy_does_not() {
+    let layout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/signed-layout");
+    if std::env::var_os("TOLLGATE_UPDATE_EXAMPLES").is_some() {
+        let _ = std::fs::remove_dir_all(&layout);
+        std::fs::create_dir_all(&layout).unwrap();
+        let key = tollgate_testkit::sign::TestKey::generate();
+        std::fs::write(layout.with_extension("pub"), key.public_pem()).unwrap();
+        tollgate_testkit::image::write_signed_layout(&layout, "v1", &key, "registry.example.com/demo/hello");
+    }
+    let policy = example("policy.json");
+    let r = tollgate(&["verify", &format!("oci:{}:v1", example("signed-layout")), "--policy", &policy]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("ALLOWED oci:"), "{}", r.stdout);
+
+    // Copy, then swap the signed image's layer for other bytes under the same name.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("layout");
+    copy_dir(&layout, &copy);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    std::fs::write(copy.join("blobs/sha256").join(&manifest_digest), b"{}").unwrap();
+    let r = tollgate(&["verify", &format!("oci:{}:v1", copy.display()), "--policy", &policy]);
+    assert!(r.one_line_error(1).contains("the layout was modified"), "{}", r.stderr);
+
+    // An unsigned image in the same place is denied.
+    let unsigned = dir.path().join("unsigned");
+    copy_dir(&layout, &unsigned);
+    let mut index = index.clone();
+    index["manifests"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(unsigned.join("index.json"), index.to_string()).unwrap();
+    let r = tollgate(&["verify", &format!("oci:{}:v1", unsigned.display()), "--policy", &policy]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("a signature was required, but no signature exists"), "{}", r.stdout);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
