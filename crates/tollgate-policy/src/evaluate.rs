@@ -4,7 +4,8 @@
 use serde::Serialize;
 use tollgate_oci::Digest;
 use tollgate_verify::cosign::{self, SignatureLayer, SignatureRejection};
-use tollgate_verify::{PublicKey, rekor};
+use tollgate_verify::cosign::{FulcioTrust, PkiTrust, VerifiedSignature};
+use tollgate_verify::{PublicKey, rekor, x509};
 
 use crate::containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
 use crate::identity;
@@ -19,6 +20,32 @@ pub enum Loaded {
     Reject,
     /// A requirement tollgate cannot evaluate; always denies, with this reason.
     Unsupported(String),
+    /// `sigstoreSigned` with `fulcio` (keyless).
+    SigstoreFulcio {
+        /// Fulcio CA certificates (DER).
+        roots: Vec<Vec<u8>>,
+        /// Required OIDC issuer.
+        issuer: String,
+        /// Required SAN email.
+        email: String,
+        /// Rekor keys (at least one).
+        rekor_keys: Vec<PublicKey>,
+        /// Identity rule.
+        identity: SignedIdentity,
+    },
+    /// `sigstoreSigned` with `pki`.
+    SigstorePki {
+        /// Root certificates (DER).
+        roots: Vec<Vec<u8>>,
+        /// Intermediate certificates (DER).
+        intermediates: Vec<Vec<u8>>,
+        /// Required SAN email.
+        email: Option<String>,
+        /// Required hostname.
+        hostname: Option<String>,
+        /// Identity rule.
+        identity: SignedIdentity,
+    },
     /// `sigstoreSigned` with public keys.
     SigstoreKeys {
         /// Signing keys.
@@ -70,7 +97,9 @@ impl LoadedPolicy {
     /// Whether evaluating `subject` will look at signatures (so the caller knows whether to fetch them).
     pub fn needs_signatures(&self, subject: &Subject<'_>) -> bool {
         let (matched, _) = scope::requirements_for(&self.policy, subject);
-        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::SigstoreKeys { .. }))
+        self.loaded_for(subject.transport(), &matched).iter().any(|l| {
+            matches!(l, Loaded::SigstoreKeys { .. } | Loaded::SigstoreFulcio { .. } | Loaded::SigstorePki { .. })
+        })
     }
 }
 
@@ -112,10 +141,29 @@ fn load_list(
                 Requirement::SignedBaseLayer { .. } => Loaded::Unsupported(
                     "signedBaseLayer is not implemented (containers/image does not implement it either)".into(),
                 ),
-                Requirement::SigstoreSigned { fulcio: Some(_), .. }
-                | Requirement::SigstoreSigned { pki: Some(_), .. } => Loaded::Unsupported(
-                    "keyless (fulcio) and pki sigstoreSigned requirements are not implemented yet".into(),
-                ),
+                Requirement::SigstoreSigned { fulcio: Some(f), rekor_public_keys, signed_identity, .. } => {
+                    let rekor_keys = keys(rekor_public_keys, "Rekor key")?;
+                    for key in &rekor_keys {
+                        rekor::check_rekor_key(key).map_err(err)?;
+                    }
+                    Loaded::SigstoreFulcio {
+                        roots: certs(&f.ca, "fulcio CA", read, &err)?,
+                        issuer: f.oidc_issuer.clone(),
+                        email: f.subject_email.clone(),
+                        rekor_keys,
+                        identity: signed_identity.clone(),
+                    }
+                }
+                Requirement::SigstoreSigned { pki: Some(p), signed_identity, .. } => Loaded::SigstorePki {
+                    roots: certs(&p.ca_roots, "pki roots", read, &err)?,
+                    intermediates: match &p.ca_intermediates {
+                        Some(i) => certs(i, "pki intermediates", read, &err)?,
+                        None => Vec::new(),
+                    },
+                    email: p.subject_email.clone(),
+                    hostname: p.subject_hostname.clone(),
+                    identity: signed_identity.clone(),
+                },
                 Requirement::SigstoreSigned { keys: k, rekor_public_keys, signed_identity, .. } => {
                     let rekor_keys = keys(rekor_public_keys, "Rekor key")?;
                     for key in &rekor_keys {
@@ -126,6 +174,19 @@ fn load_list(
             })
         })
         .collect()
+}
+
+fn certs(
+    source: &KeySource,
+    what: &str,
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    err: &dyn Fn(String) -> PolicyError,
+) -> Result<Vec<Vec<u8>>, PolicyError> {
+    let (bytes, shown) = match source {
+        KeySource::Path(p) => (read(p).map_err(|e| err(format!("cannot read {what} {p}: {e}")))?, p.clone()),
+        KeySource::Data(d) => (d.clone(), format!("inline {what}")),
+    };
+    x509::certs_from_pem(&bytes).map_err(|e| err(format!("{shown}: {e}")))
 }
 
 /// The image being decided on.
@@ -214,13 +275,14 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Decides on `image`. Every requirement of the most specific scope must hold;
-/// a signature requirement holds when any one signature is accepted.
-pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signatures) -> Decision {
+/// Decides on `image` at time `now` (Unix seconds; used to check PKI
+/// certificates). Every requirement of the most specific scope must hold; a
+/// signature requirement holds when any one signature is accepted.
+pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signatures, now: u64) -> Decision {
     let (matched, raw) = scope::requirements_for(&policy.policy, &image.subject);
     let loaded = policy.loaded_for(image.subject.transport(), &matched);
     let requirements: Vec<RequirementOutcome> =
-        raw.iter().zip(loaded).map(|(r, l)| evaluate_one(r, l, image, signatures)).collect();
+        raw.iter().zip(loaded).map(|(r, l)| evaluate_one(r, l, image, signatures, now)).collect();
     let allowed = !requirements.is_empty() && requirements.iter().all(|r| r.satisfied);
     let failed: Vec<&RequirementOutcome> = requirements.iter().filter(|r| !r.satisfied).collect();
     let failure = if allowed {
@@ -278,53 +340,66 @@ fn outcome(requirement: String, satisfied: bool, reason: impl Into<String>) -> R
     RequirementOutcome { requirement, satisfied, reason: reason.into(), signatures: Vec::new(), transient: false }
 }
 
-fn evaluate_one(raw: &Requirement, loaded: &Loaded, image: &Image<'_>, signatures: &Signatures) -> RequirementOutcome {
+fn evaluate_one(
+    raw: &Requirement,
+    loaded: &Loaded,
+    image: &Image<'_>,
+    signatures: &Signatures,
+    now: u64,
+) -> RequirementOutcome {
+    type Check<'a> = Box<dyn Fn(&SignatureLayer) -> Result<VerifiedSignature, SignatureRejection> + 'a>;
     let name = describe(raw);
-    match loaded {
-        Loaded::AcceptAnything => outcome(name, true, "insecureAcceptAnything accepts any image"),
-        Loaded::Reject => outcome(name, false, "the policy rejects every image in this scope"),
-        Loaded::Unsupported(why) => outcome(name, false, why.clone()),
+    let (rule, check): (&SignedIdentity, Check<'_>) = match loaded {
+        Loaded::AcceptAnything => return outcome(name, true, "insecureAcceptAnything accepts any image"),
+        Loaded::Reject => return outcome(name, false, "the policy rejects every image in this scope"),
+        Loaded::Unsupported(why) => return outcome(name, false, why.clone()),
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
-            let layers = match signatures {
-                Signatures::Unavailable { transient, reason } => {
-                    let mut o = outcome(name, false, format!("signatures could not be fetched: {reason}"));
-                    o.transient = *transient;
-                    return o;
-                }
-                Signatures::Found(l) => l,
-            };
-            let sigs: Vec<SignatureOutcome> = layers
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.media_type == cosign::SIMPLE_SIGNING)
-                .map(|(i, l)| check_signature(i, l, keys, rekor_keys, identity, image))
-                .collect();
-            let satisfied = sigs.iter().any(|s| s.accepted);
-            let reason = if satisfied {
-                let s =
-                    sigs.iter().find(|s| s.accepted).map(|s| format!("{} {}", s.index, s.reason)).unwrap_or_default();
-                format!("signature {s}")
-            } else if sigs.is_empty() {
-                "a signature was required, but no signature exists".to_owned()
-            } else {
-                format!("none of the {} signature(s) is acceptable", sigs.len())
-            };
-            RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+            (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
         }
-    }
+        Loaded::SigstoreFulcio { roots, issuer, email, rekor_keys, identity } => {
+            let trust = FulcioTrust { roots, issuer, email, rekor_keys };
+            (identity, Box::new(move |l| cosign::verify_with_fulcio(l, &trust)))
+        }
+        Loaded::SigstorePki { roots, intermediates, email, hostname, identity } => {
+            let trust = PkiTrust { roots, intermediates, email: email.as_deref(), hostname: hostname.as_deref() };
+            (identity, Box::new(move |l| cosign::verify_with_pki(l, &trust, now)))
+        }
+    };
+    let layers = match signatures {
+        Signatures::Unavailable { transient, reason } => {
+            let mut o = outcome(name, false, format!("signatures could not be fetched: {reason}"));
+            o.transient = *transient;
+            return o;
+        }
+        Signatures::Found(l) => l,
+    };
+    let sigs: Vec<SignatureOutcome> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.media_type == cosign::SIMPLE_SIGNING)
+        .map(|(i, l)| check_signature(i, check(l), rule, image))
+        .collect();
+    let satisfied = sigs.iter().any(|s| s.accepted);
+    let reason = if satisfied {
+        let s = sigs.iter().find(|s| s.accepted).map(|s| format!("{} {}", s.index, s.reason)).unwrap_or_default();
+        format!("signature {s}")
+    } else if sigs.is_empty() {
+        "a signature was required, but no signature exists".to_owned()
+    } else {
+        format!("none of the {} signature(s) is acceptable", sigs.len())
+    };
+    RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
 }
 
 fn check_signature(
     index: usize,
-    layer: &SignatureLayer,
-    keys: &[PublicKey],
-    rekor_keys: &[PublicKey],
+    verified: Result<VerifiedSignature, SignatureRejection>,
     rule: &SignedIdentity,
     image: &Image<'_>,
 ) -> SignatureOutcome {
     let reject =
         |reason: String, fp: Option<String>| SignatureOutcome { index, accepted: false, reason, key_fingerprint: fp };
-    let verified = match cosign::verify_with_keys(layer, keys, rekor_keys) {
+    let verified = match verified {
         Ok(v) => v,
         Err(SignatureRejection::NotASignature(m)) => return reject(format!("not a signature ({m})"), None),
         Err(e) => return reject(e.to_string(), None),
@@ -350,10 +425,11 @@ fn check_signature(
         );
     }
     let rekor = verified.integrated_time.map(|t| format!(", logged in Rekor at {t}")).unwrap_or_default();
+    let who = verified.certificate_identity.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
     SignatureOutcome {
         index,
         accepted: true,
-        reason: format!("verified with key {}{rekor}", short(&verified.key_fingerprint)),
+        reason: format!("verified with key {}{who}{rekor}", short(&verified.key_fingerprint)),
         key_fingerprint: fp,
     }
 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde::Serialize;
 
 use crate::keys::PublicKey;
 use crate::payload::{Payload, PayloadError};
 use crate::rekor::{self, RekorError, Signer};
+use crate::x509::{self, CertError};
 
 /// Media type of a simple-signing payload layer.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -43,6 +43,34 @@ pub struct VerifiedSignature {
     pub key_fingerprint: String,
     /// When Rekor logged it, if a SET was required and verified.
     pub integrated_time: Option<i64>,
+    /// For certificates: the identity that was checked (`email via issuer`, or the PKI subject).
+    pub certificate_identity: Option<String>,
+}
+
+/// Trust for keyless (Fulcio) signatures, as containers/image's `fulcio` requirement.
+#[derive(Debug, Clone, Copy)]
+pub struct FulcioTrust<'a> {
+    /// Trusted Fulcio CA certificates (DER).
+    pub roots: &'a [Vec<u8>],
+    /// Required OIDC issuer.
+    pub issuer: &'a str,
+    /// Required SAN email.
+    pub email: &'a str,
+    /// Rekor keys; a verified SET is mandatory.
+    pub rekor_keys: &'a [PublicKey],
+}
+
+/// Trust for signatures by certificates of a private CA, as containers/image's `pki` requirement.
+#[derive(Debug, Clone, Copy)]
+pub struct PkiTrust<'a> {
+    /// Trusted root certificates (DER).
+    pub roots: &'a [Vec<u8>],
+    /// Configured intermediate certificates (DER).
+    pub intermediates: &'a [Vec<u8>],
+    /// Required SAN email, if any.
+    pub email: Option<&'a str>,
+    /// Required hostname, if any.
+    pub hostname: Option<&'a str>,
 }
 
 /// Why one signature was not accepted.
@@ -70,6 +98,112 @@ pub enum SignatureRejection {
     /// The payload was refused.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// A certificate annotation is missing.
+    #[error("the layer has no {0} annotation")]
+    MissingAnnotation(&'static str),
+    /// The certificate or its chain was refused.
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+}
+
+fn signature_bytes(layer: &SignatureLayer) -> Result<Vec<u8>, SignatureRejection> {
+    if layer.media_type != SIMPLE_SIGNING {
+        return Err(SignatureRejection::NotASignature(layer.media_type.clone()));
+    }
+    let b64 = layer.annotations.get(SIGNATURE_ANNOTATION).ok_or(SignatureRejection::MissingSignature)?;
+    crate::decode_base64(b64).map_err(|_| SignatureRejection::BadBase64)
+}
+
+/// The leaf from the certificate annotation (exactly one certificate) and the
+/// intermediates from the chain annotation (all but its last element, the root,
+/// which must come from the trusted roots instead).
+fn certificates(layer: &SignatureLayer) -> Result<(Vec<u8>, Vec<Vec<u8>>), SignatureRejection> {
+    let cert = layer
+        .annotations
+        .get(CERTIFICATE_ANNOTATION)
+        .ok_or(SignatureRejection::MissingAnnotation(CERTIFICATE_ANNOTATION))?;
+    let mut leaf = x509::certs_from_pem(cert.as_bytes())?;
+    if leaf.len() != 1 {
+        return Err(CertError::Pem(format!("expected one certificate, found {}", leaf.len())).into());
+    }
+    let leaf = leaf.remove(0);
+    let mut chain = match layer.annotations.get(CHAIN_ANNOTATION) {
+        Some(c) => x509::certs_from_pem(c.as_bytes())?,
+        None => Vec::new(),
+    };
+    chain.pop();
+    Ok((leaf, chain))
+}
+
+/// Checks a keyless signature: Rekor SET (which gives the signing time), the
+/// certificate chain to a Fulcio root at that time, the OIDC issuer and email,
+/// then the signature with the certified key.
+pub fn verify_with_fulcio(
+    layer: &SignatureLayer,
+    trust: &FulcioTrust<'_>,
+) -> Result<VerifiedSignature, SignatureRejection> {
+    let signature = signature_bytes(layer)?;
+    let (leaf, intermediates) = certificates(layer)?;
+    let bundle = layer.annotations.get(BUNDLE_ANNOTATION).ok_or(SignatureRejection::MissingBundle)?;
+    let time = rekor::verify_bundle(
+        bundle.as_bytes(),
+        trust.rekor_keys,
+        Signer::Certificate(&leaf),
+        &signature,
+        &layer.payload,
+    )?;
+    let t = u64::try_from(time).map_err(|_| RekorError::Malformed(format!("negative integratedTime {time}")))?;
+    x509::verify_chain(&leaf, &intermediates, trust.roots, t)?;
+    let info = x509::leaf_info(&leaf)?;
+    match &info.issuer {
+        Some(i) if i == trust.issuer => {}
+        Some(i) => {
+            return Err(CertError::Identity(format!("OIDC issuer {i:?} is not the required {:?}", trust.issuer)).into());
+        }
+        None => return Err(CertError::Identity("the certificate names no OIDC issuer".into()).into()),
+    }
+    if !info.emails.iter().any(|e| e == trust.email) {
+        let msg = format!("the certificate is for {:?}, not the required {:?}", info.emails, trust.email);
+        return Err(CertError::Identity(msg).into());
+    }
+    info.public_key.verify(&layer.payload, &signature).map_err(|_| SignatureRejection::NoKeyVerifies(1))?;
+    let payload = Payload::parse(&layer.payload)?;
+    Ok(VerifiedSignature {
+        payload,
+        key_fingerprint: info.public_key.fingerprint(),
+        integrated_time: Some(time),
+        certificate_identity: Some(format!("{} via {}", trust.email, trust.issuer)),
+    })
+}
+
+/// Checks a signature by a private-PKI certificate at time `now` (Unix seconds).
+pub fn verify_with_pki(
+    layer: &SignatureLayer,
+    trust: &PkiTrust<'_>,
+    now: u64,
+) -> Result<VerifiedSignature, SignatureRejection> {
+    let signature = signature_bytes(layer)?;
+    let (leaf, mut intermediates) = certificates(layer)?;
+    intermediates.extend_from_slice(trust.intermediates);
+    x509::verify_chain(&leaf, &intermediates, trust.roots, now)?;
+    let info = x509::leaf_info(&leaf)?;
+    if let Some(email) = trust.email {
+        if !info.emails.iter().any(|e| e == email) {
+            return Err(CertError::Identity(format!("the certificate is for {:?}, not {email:?}", info.emails)).into());
+        }
+    }
+    if let Some(host) = trust.hostname {
+        x509::verify_hostname(&leaf, host)?;
+    }
+    info.public_key.verify(&layer.payload, &signature).map_err(|_| SignatureRejection::NoKeyVerifies(1))?;
+    let payload = Payload::parse(&layer.payload)?;
+    let who = [trust.email, trust.hostname].into_iter().flatten().collect::<Vec<_>>().join(", ");
+    Ok(VerifiedSignature {
+        payload,
+        key_fingerprint: info.public_key.fingerprint(),
+        integrated_time: None,
+        certificate_identity: Some(who),
+    })
 }
 
 /// Checks `layer` with `keys` (any one may verify) and, when `rekor_keys` is
@@ -79,11 +213,7 @@ pub fn verify_with_keys(
     keys: &[PublicKey],
     rekor_keys: &[PublicKey],
 ) -> Result<VerifiedSignature, SignatureRejection> {
-    if layer.media_type != SIMPLE_SIGNING {
-        return Err(SignatureRejection::NotASignature(layer.media_type.clone()));
-    }
-    let b64 = layer.annotations.get(SIGNATURE_ANNOTATION).ok_or(SignatureRejection::MissingSignature)?;
-    let signature = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| SignatureRejection::BadBase64)?;
+    let signature = signature_bytes(layer)?;
     let key = keys
         .iter()
         .find(|k| k.verify(&layer.payload, &signature).is_ok())
@@ -95,7 +225,7 @@ pub fn verify_with_keys(
         Some(rekor::verify_bundle(bundle.as_bytes(), rekor_keys, Signer::Key(key), &signature, &layer.payload)?)
     };
     let payload = Payload::parse(&layer.payload)?;
-    Ok(VerifiedSignature { payload, key_fingerprint: key.fingerprint(), integrated_time })
+    Ok(VerifiedSignature { payload, key_fingerprint: key.fingerprint(), integrated_time, certificate_identity: None })
 }
 
 /// Reads containers/image's `dir:` signature file format:
@@ -111,6 +241,6 @@ pub fn parse_dir_signature(bytes: &[u8]) -> Result<SignatureLayer, String> {
         annotations: BTreeMap<String, String>,
     }
     let f: File = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let payload = base64::engine::general_purpose::STANDARD.decode(&f.payload).map_err(|e| e.to_string())?;
+    let payload = crate::decode_base64(&f.payload).map_err(|e| e.to_string())?;
     Ok(SignatureLayer { media_type: f.mime_type, payload, annotations: f.annotations })
 }

@@ -13,6 +13,16 @@ pub mod keys;
 pub mod payload;
 pub mod rekor;
 mod strict;
+pub mod x509;
+
+/// Decodes standard base64 the way Go's `base64.StdEncoding.DecodeString` does:
+/// line breaks (`\r`, `\n`) are ignored, as cosign and containers/image write
+/// wrapped base64 in some annotations.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    base64::engine::general_purpose::STANDARD.decode(compact)
+}
 
 pub use cosign::{SignatureLayer, SignatureRejection, VerifiedSignature};
 pub use keys::{KeyError, PublicKey};

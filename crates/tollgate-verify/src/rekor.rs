@@ -8,7 +8,6 @@
 //! entry must name this very signature, this key or certificate, and the
 //! SHA-256 of this payload.
 
-use base64::Engine as _;
 use sha2::Digest as _;
 
 use crate::keys::{KeyAlgorithm, PublicKey};
@@ -55,9 +54,7 @@ pub fn verify_bundle(
     payload: &[u8],
 ) -> Result<i64, RekorError> {
     let m = RekorError::Malformed;
-    let b64 = |s: &str, what: &str| {
-        base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| RekorError::Malformed(format!("{what}: {e}")))
-    };
+    let b64 = |s: &str, what: &str| crate::decode_base64(s).map_err(|e| RekorError::Malformed(format!("{what}: {e}")));
     let top = Strict::parse(bundle).map_err(m)?;
     let [set, body_payload] = top.exact_fields("bundle", &["SignedEntryTimestamp", "Payload"]).map_err(m)?[..] else {
         return Err(RekorError::Malformed("bundle".into()));
@@ -117,8 +114,7 @@ fn check_entry(entry: &[u8], signer: Signer<'_>, signature: &[u8], payload: &[u8
     let [content, public_key] = sig.exact_fields("spec.signature", &["content", "publicKey"]).map_err(m)?[..] else {
         return Err(RekorError::Malformed("spec.signature".into()));
     };
-    let logged_sig = base64::engine::general_purpose::STANDARD
-        .decode(content.str("content").map_err(m)?)
+    let logged_sig = crate::decode_base64(content.str("content").map_err(m)?)
         .map_err(|e| RekorError::Malformed(format!("logged signature: {e}")))?;
     if logged_sig != signature {
         return Err(mm("the logged signature differs from this signature"));
@@ -126,8 +122,7 @@ fn check_entry(entry: &[u8], signer: Signer<'_>, signature: &[u8], payload: &[u8
     let [pk] = public_key.exact_fields("spec.signature.publicKey", &["content"]).map_err(m)?[..] else {
         return Err(RekorError::Malformed("publicKey".into()));
     };
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(pk.str("publicKey.content").map_err(m)?)
+    let pem = crate::decode_base64(pk.str("publicKey.content").map_err(m)?)
         .map_err(|e| RekorError::Malformed(format!("logged key: {e}")))?;
     let (label, der) = der::pem::decode_vec(&pem).map_err(|e| RekorError::Malformed(format!("logged key PEM: {e}")))?;
     let same = match signer {

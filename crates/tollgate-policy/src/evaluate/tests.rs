@@ -47,10 +47,16 @@ fn decide(req: &str, reference: &str, dir: &str, sigs: &[&str], mutate: impl Fn(
     let reference = Reference::parse_normalized(reference).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(req).unwrap_or_else(|e| panic!("{e}"));
     let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
-    let d = evaluate(&p, &image, &Signatures::Found(layers));
+    let d = evaluate(&p, &image, &Signatures::Found(layers), NOW);
     assert_eq!(d.allowed, d.failure.is_none());
+    if !d.allowed {
+        eprintln!("{reference}: {}: {:?}", d.reason, d.requirements.first().map(|r| &r.signatures));
+    }
     d.allowed
 }
+
+/// 2026-11-22, inside the PKI fixtures' validity (2024-10-01 to 2052-02-16).
+const NOW: u64 = 1_795_392_000;
 
 const KEY: &str = r#"{"type":"sigstoreSigned","keyPath":"cosign.pub","signedIdentity":{"type":"matchRepository"}}"#;
 const VALID: &str = "dir-img-cosign-valid";
@@ -180,7 +186,7 @@ fn decisions_explain_themselves() {
     let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(KEY).unwrap_or_else(|e| panic!("{e}"));
     let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
-    let d = evaluate(&p, &image, &Signatures::Found(layers.clone()));
+    let d = evaluate(&p, &image, &Signatures::Found(layers.clone()), NOW);
     assert!(d.allowed);
     assert_eq!(d.scope.name, "default");
     assert!(d.reason.starts_with("allowed by default: signature 0 verified with key "), "{}", d.reason);
@@ -191,7 +197,7 @@ fn decisions_explain_themselves() {
     );
 
     let unavailable = Signatures::Unavailable { transient: true, reason: "registry unreachable".into() };
-    let d = evaluate(&p, &image, &unavailable);
+    let d = evaluate(&p, &image, &unavailable, NOW);
     assert_eq!((d.allowed, d.failure), (false, Some(Failure::Transient)));
     assert_eq!(d.reason, "denied by default: signatures could not be fetched: registry unreachable");
 
@@ -205,6 +211,7 @@ fn decisions_explain_themselves() {
         &gpg,
         &Image { subject: Subject::Docker(&prod), digest: &digest, manifest: None },
         &Signatures::Found(vec![]),
+        NOW,
     );
     assert_eq!((d.allowed, d.failure), (false, Some(Failure::Fatal)));
     assert_eq!(
@@ -216,8 +223,83 @@ fn decisions_explain_themselves() {
         evaluate(
             &gpg,
             &Image { subject: Subject::Docker(&play), digest: &digest, manifest: None },
-            &Signatures::Found(vec![])
+            &Signatures::Found(vec![]),
+            NOW
         )
         .allowed
     );
+}
+
+const FULCIO: &str = r#"{"type":"sigstoreSigned","fulcio":{"caPath":"fulcio_v1.crt.pem","oidcIssuer":"https://github.com/login/oauth","subjectEmail":"mitr@redhat.com"},"rekorPublicKeyPath":"rekor.pub","signedIdentity":{"type":"matchRepository"}}"#;
+const FULCIO_DIR: &str = "dir-img-cosign-fulcio-rekor-valid";
+const FULCIO_REF: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
+
+fn without(key: &'static str) -> impl Fn(&mut Vec<SignatureLayer>) {
+    move |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.remove(key);
+    }
+}
+
+fn replace(key: &'static str, value: &'static str) -> impl Fn(&mut Vec<SignatureLayer>) {
+    move |l: &mut Vec<SignatureLayer>| {
+        l[0].annotations.insert(key.into(), value.into());
+    }
+}
+
+#[test]
+fn f01_keyless_signature_verifies_at_the_rekor_time() {
+    assert!(decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], none));
+    let two_rekor =
+        FULCIO.replace(r#""rekorPublicKeyPath":"rekor.pub""#, r#""rekorPublicKeyPaths":["cosign.pub","rekor.pub"]"#);
+    assert!(decide(&two_rekor, FULCIO_REF, FULCIO_DIR, &["signature-1"], none));
+}
+
+#[test]
+fn f02_to_f10_keyless_rejections() {
+    let no_rekor = FULCIO.replace(r#","rekorPublicKeyPath":"rekor.pub""#, "");
+    assert!(policy(&no_rekor).is_err(), "F02 fulcio without a Rekor key is a configuration error");
+    assert!(!decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], without(cosign::BUNDLE_ANNOTATION)), "F03");
+    assert!(!decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], without(cosign::CERTIFICATE_ANNOTATION)), "F04");
+    assert!(!decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], without(cosign::CHAIN_ANNOTATION)), "F05");
+    let bad_cert = replace(cosign::CERTIFICATE_ANNOTATION, "this is not a valid certificate");
+    assert!(!decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], bad_cert), "F07");
+    let other_email = FULCIO.replace("mitr@redhat.com", "this-does-not-match@example.com");
+    assert!(!decide(&other_email, FULCIO_REF, FULCIO_DIR, &["signature-1"], none), "F08");
+    let bad_set = replace(cosign::BUNDLE_ANNOTATION, "this is not a valid SET");
+    assert!(!decide(FULCIO, FULCIO_REF, FULCIO_DIR, &["signature-1"], bad_set), "F09");
+    let wrong_rekor = FULCIO.replace(r#""rekorPublicKeyPath":"rekor.pub""#, r#""rekorPublicKeyPath":"cosign.pub""#);
+    assert!(!decide(&wrong_rekor, FULCIO_REF, FULCIO_DIR, &["signature-1"], none), "F10");
+    let other_issuer = FULCIO.replace("https://github.com/login/oauth", "https://accounts.google.com");
+    assert!(!decide(&other_issuer, FULCIO_REF, FULCIO_DIR, &["signature-1"], none), "issuer must match");
+}
+
+#[test]
+fn f06_the_signatures_own_chain_as_trusted_ca() {
+    let (_, layers) = image_dir(FULCIO_DIR, &["signature-1"]);
+    let chain = layers[0].annotations.get(cosign::CHAIN_ANNOTATION).cloned().unwrap_or_default();
+    let req = FULCIO.replace(
+        r#""caPath":"fulcio_v1.crt.pem""#,
+        &format!(r#""caData":"{}""#, base64::engine::general_purpose::STANDARD.encode(chain)),
+    );
+    assert!(decide(&req, FULCIO_REF, FULCIO_DIR, &["signature-1"], without(cosign::CHAIN_ANNOTATION)));
+}
+
+const PKI: &str = r#"{"type":"sigstoreSigned","pki":{"caRootsPath":"pki_root_crts.pem","caIntermediatesPath":"pki_intermediate_crts.pem","subjectEmail":"qiwan@redhat.com","subjectHostname":"myhost.example.com"},"signedIdentity":{"type":"matchRepository"}}"#;
+const PKI_DIR: &str = "dir-img-cosign-pki-valid";
+const PKI_REF: &str = "localhost:5000/test";
+
+#[test]
+fn p01_to_p04_private_pki() {
+    assert!(decide(PKI, PKI_REF, PKI_DIR, &["signature-1"], none), "P01");
+    assert!(!decide(PKI, PKI_REF, PKI_DIR, &["signature-1"], without(cosign::CERTIFICATE_ANNOTATION)), "P02");
+    assert!(
+        decide(PKI, PKI_REF, PKI_DIR, &["signature-1"], without(cosign::CHAIN_ANNOTATION)),
+        "P03 configured intermediates"
+    );
+    let no_inter = PKI.replace(r#","caIntermediatesPath":"pki_intermediate_crts.pem""#, "");
+    assert!(!decide(&no_inter, PKI_REF, PKI_DIR, &["signature-1"], without(cosign::CHAIN_ANNOTATION)), "P04");
+    let wrong_host = PKI.replace("myhost.example.com", "otherhost.example.com");
+    assert!(!decide(&wrong_host, PKI_REF, PKI_DIR, &["signature-1"], none), "hostname must match");
+    let wrong_email = PKI.replace("qiwan@redhat.com", "someone@example.com");
+    assert!(!decide(&wrong_email, PKI_REF, PKI_DIR, &["signature-1"], none), "email must match");
 }

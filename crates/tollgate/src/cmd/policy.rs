@@ -49,18 +49,18 @@ pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
     let p = &loaded.policy;
     let mut warnings = Vec::new();
     let mut scopes = Vec::new();
-    let note_unsupported = |where_: &str, reqs: &[Requirement], warnings: &mut Vec<String>| {
-        for r in reqs {
-            match r {
-                Requirement::SignedBy { .. } => warnings.push(format!("{where_}: signedBy (GPG) is not supported; tollgate denies these images")),
-                Requirement::SignedBaseLayer { .. } => warnings.push(format!("{where_}: signedBaseLayer is not implemented; tollgate denies these images")),
-                Requirement::SigstoreSigned { fulcio: Some(_), .. } | Requirement::SigstoreSigned { pki: Some(_), .. } => {
-                    warnings.push(format!("{where_}: keyless (fulcio) and pki requirements are not implemented yet; tollgate denies these images"))
+    let note_unsupported =
+        |where_: &str, reqs: &[Requirement], warnings: &mut Vec<String>| {
+            for r in reqs {
+                match r {
+                    Requirement::SignedBy { .. } => warnings
+                        .push(format!("{where_}: signedBy (GPG) is not supported; tollgate denies these images")),
+                    Requirement::SignedBaseLayer { .. } => warnings
+                        .push(format!("{where_}: signedBaseLayer is not implemented; tollgate denies these images")),
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-    };
+        };
     note_unsupported("default", &p.default, &mut warnings);
     for (transport, map) in &p.transports {
         if transport != "docker" {

@@ -82,7 +82,7 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         Signatures::Found(Vec::new())
     };
     let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes) };
-    Ok(evaluate(policy, &image, &signatures))
+    Ok(evaluate(policy, &image, &signatures, now()))
 }
 
 fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
@@ -105,7 +105,12 @@ fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> a
         Err(e) => Signatures::Unavailable { transient: false, reason: e.to_string() },
     };
     let image = Image { subject, digest: &desc.digest, manifest: Some(&manifest) };
-    Ok(evaluate(policy, &image, &signatures))
+    Ok(evaluate(policy, &image, &signatures, now()))
+}
+
+/// The clock, read at the edge and passed into the pure core.
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The human form of a decision.

@@ -1,0 +1,148 @@
+//! Certificates for keyless (Fulcio) and private-PKI signatures.
+//!
+//! Path validation is rustls-webpki's (ring), at a time the caller passes in:
+//! the Rekor integration time for Fulcio, the current time for PKI, as
+//! containers/image does. The leaf must allow code signing.
+
+use der::asn1::{ObjectIdentifier, Utf8StringRef};
+use der::{Decode as _, Encode as _};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::keys::PublicKey;
+
+/// Fulcio's deprecated issuer extension (a raw string).
+const FULCIO_ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
+/// Fulcio's issuer extension (a DER UTF8String).
+const FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
+/// id-kp-codeSigning, DER content bytes.
+const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+/// A certificate problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertError {
+    /// Not PEM certificates.
+    #[error("not a PEM certificate: {0}")]
+    Pem(String),
+    /// A certificate that does not parse.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// The chain does not lead to a trusted root at the given time.
+    #[error("the certificate does not chain to a trusted root at {time}: {reason}")]
+    Untrusted {
+        /// Unix time of the check.
+        time: u64,
+        /// webpki's reason.
+        reason: String,
+    },
+    /// The certificate is not for the required identity.
+    #[error("{0}")]
+    Identity(String),
+}
+
+/// Parses every `CERTIFICATE` block of `pem` into DER. At least one is required.
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    let certs = Certificate::load_pem_chain(pem).map_err(|e| CertError::Pem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(CertError::Pem("no certificate found".into()));
+    }
+    certs.iter().map(|c| c.to_der().map_err(|e| CertError::Malformed(e.to_string()))).collect()
+}
+
+/// What the signing certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafInfo {
+    /// The certified public key.
+    pub public_key: PublicKey,
+    /// SAN email addresses.
+    pub emails: Vec<String>,
+    /// SAN URIs.
+    pub uris: Vec<String>,
+    /// SAN DNS names.
+    pub dns_names: Vec<String>,
+    /// Fulcio OIDC issuer (extension .1.8, else .1.1), if present.
+    pub issuer: Option<String>,
+}
+
+/// Reads the leaf's key, SANs and Fulcio issuer.
+pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
+    let m = |e: der::Error| CertError::Malformed(e.to_string());
+    let cert = Certificate::from_der(der).map_err(m)?;
+    let tbs = cert.tbs_certificate();
+    let spki = tbs.subject_public_key_info().to_der().map_err(m)?;
+    let public_key = PublicKey::from_spki_der(&spki).map_err(|e| CertError::Malformed(e.to_string()))?;
+    let (mut emails, mut uris, mut dns_names) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some((_, san)) = tbs.get_extension::<SubjectAltName>().map_err(m)? {
+        for name in san.0 {
+            match name {
+                GeneralName::Rfc822Name(s) => emails.push(s.to_string()),
+                GeneralName::UniformResourceIdentifier(s) => uris.push(s.to_string()),
+                GeneralName::DnsName(s) => dns_names.push(s.to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut v1 = None;
+    let mut v2 = None;
+    for ext in tbs.extensions().into_iter().flatten() {
+        if ext.extn_id == FULCIO_ISSUER_V2 {
+            let s = Utf8StringRef::from_der(ext.extn_value.as_bytes()).map_err(m)?;
+            v2 = Some(s.as_str().to_owned());
+        } else if ext.extn_id == FULCIO_ISSUER_V1 {
+            v1 = Some(String::from_utf8_lossy(ext.extn_value.as_bytes()).into_owned());
+        }
+    }
+    Ok(LeafInfo { public_key, emails, uris, dns_names, issuer: v2.or(v1) })
+}
+
+/// Validates `leaf` → `intermediates` → one of `roots` at `time` (Unix seconds), for code signing.
+/// A root may be any trusted certificate, including an intermediate CA.
+pub fn verify_chain(leaf: &[u8], intermediates: &[Vec<u8>], roots: &[Vec<u8>], time: u64) -> Result<(), CertError> {
+    let untrusted = |reason: String| CertError::Untrusted { time, reason };
+    let root_ders: Vec<CertificateDer<'_>> = roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
+    let anchors = root_ders
+        .iter()
+        .map(|r| webpki::anchor_from_trusted_cert(r).map_err(|e| untrusted(format!("bad trusted root: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let leaf_der = CertificateDer::from(leaf);
+    let ee = webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| CertError::Malformed(e.to_string()))?;
+    let algs = [
+        webpki::ring::ECDSA_P256_SHA256,
+        webpki::ring::ECDSA_P256_SHA384,
+        webpki::ring::ECDSA_P384_SHA256,
+        webpki::ring::ECDSA_P384_SHA384,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA512,
+        webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        webpki::ring::ED25519,
+    ];
+    ee.verify_for_usage(
+        &algs,
+        &anchors,
+        &inter,
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(time)),
+        // As Go: a certificate without an EKU extension may sign anything.
+        webpki::KeyUsage::required_if_present(CODE_SIGNING),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| untrusted(format!("{e:?}")))
+}
+
+/// Checks that `leaf` is valid for the DNS name `host`.
+pub fn verify_hostname(leaf: &[u8], host: &str) -> Result<(), CertError> {
+    let leaf_der = CertificateDer::from(leaf);
+    let ee = webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| CertError::Malformed(e.to_string()))?;
+    let name = rustls_pki_types::ServerName::try_from(host)
+        .map_err(|e| CertError::Identity(format!("invalid hostname {host:?}: {e}")))?;
+    ee.verify_is_valid_for_subject_name(&name)
+        .map_err(|_| CertError::Identity(format!("the certificate is not valid for host {host:?}")))
+}
