@@ -10,6 +10,7 @@ use tollgate_oci::manifest::{Descriptor, ImageManifest, signature_tag};
 use tollgate_oci::{Digest, Reference, media_types};
 
 use crate::auth::{Challenge, parse_challenge};
+use crate::credentials::{CredentialStore, Credentials};
 use crate::error::{RegistryError, is_transient_status};
 
 /// Largest manifest read (matches containerd and containers/image).
@@ -37,6 +38,8 @@ pub struct ClientConfig {
     pub retry_base: Duration,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Credentials by registry (from auth files); sent only to their registry.
+    pub credentials: CredentialStore,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +52,7 @@ impl Default for ClientConfig {
             max_attempts: 3,
             retry_base: Duration::from_millis(250),
             user_agent: concat!("tollgate/", env!("CARGO_PKG_VERSION")).to_owned(),
+            credentials: CredentialStore::default(),
         }
     }
 }
@@ -308,7 +312,9 @@ impl Client {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let key = (registry.to_owned(), scope.to_owned());
+        let creds = self.credentials_for(registry, scope);
         let mut fetched_token = false;
+        let mut use_basic = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -316,6 +322,8 @@ impl Client {
             let mut req = build();
             if let Some(t) = &token {
                 req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+            } else if let (true, Some(c)) = (use_basic, creds) {
+                req = req.basic_auth(&c.username, Some(&c.password));
             }
             let outcome = req.send().await;
             let retry = match outcome {
@@ -329,10 +337,16 @@ impl Client {
                     match challenge {
                         Some(Challenge::Bearer { realm, service, scope: asked }) => {
                             let scope = if scope.is_empty() { asked.unwrap_or_default() } else { scope.to_owned() };
-                            let t = self.fetch_token(registry, &realm, service.as_deref(), &scope).await?;
+                            let t = self.fetch_token(registry, &realm, service.as_deref(), &scope, creds).await?;
                             if let Ok(mut tokens) = self.tokens.lock() {
                                 tokens.insert(key.clone(), t);
                             }
+                            fetched_token = true;
+                            attempt -= 1;
+                            continue;
+                        }
+                        Some(Challenge::Basic) if creds.is_some() && !use_basic => {
+                            use_basic = true;
                             fetched_token = true;
                             attempt -= 1;
                             continue;
@@ -364,12 +378,23 @@ impl Client {
         }
     }
 
+    /// Credentials for requests to `registry` in `scope` (`repository:<path>:…`).
+    fn credentials_for(&self, registry: &str, scope: &str) -> Option<&Credentials> {
+        let path = scope.strip_prefix("repository:").and_then(|s| s.rsplit_once(':')).map(|(p, _)| p);
+        let repository = match path {
+            Some(p) => format!("{registry}/{p}"),
+            None => registry.to_owned(),
+        };
+        self.cfg.credentials.lookup(&repository)
+    }
+
     async fn fetch_token(
         &self,
         registry: &str,
         realm: &str,
         service: Option<&str>,
         scope: &str,
+        creds: Option<&Credentials>,
     ) -> Result<String, RegistryError> {
         let shown_realm = realm.split('?').next().unwrap_or(realm).to_owned();
         let token_err = |message: String| RegistryError::Token {
@@ -391,7 +416,15 @@ impl Client {
                 q.append_pair("scope", scope);
             }
         }
-        let resp = self.http.get(url).send().await.map_err(|e| token_err(e.to_string()))?;
+        let mut req = self.http.get(url.clone());
+        // Credentials go to the token service the registry named, over HTTPS
+        // (or when the registry itself is listed as insecure).
+        if let Some(c) = creds {
+            if url.scheme() == "https" || insecure_ok {
+                req = req.basic_auth(&c.username, Some(&c.password));
+            }
+        }
+        let resp = req.send().await.map_err(|e| token_err(e.without_url().to_string()))?;
         if !resp.status().is_success() {
             return Err(token_err(format!("HTTP {}", resp.status().as_u16())));
         }

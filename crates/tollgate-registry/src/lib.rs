@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod client;
+pub mod credentials;
 mod error;
 pub mod layout;
 

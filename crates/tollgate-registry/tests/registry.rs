@@ -168,3 +168,36 @@ async fn a_hanging_registry_times_out() {
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
 }
+
+#[tokio::test]
+async fn basic_auth_with_credentials_from_an_auth_file() {
+    let reg = Registry::start_with_basic_auth();
+    let client = reg.client();
+    let repo = reference(&format!("{}/team/app", reg.addr));
+    let pushed = image::push_image(&client, &repo, Some("v1"), "amd64", b"private").await;
+    let got = client.get_manifest(&reference(&format!("{}/team/app:v1", reg.addr))).await.unwrap();
+    assert_eq!(got.digest, pushed.digest);
+    let anonymous =
+        Client::new(ClientConfig { insecure_registries: vec![reg.addr.clone()], ..Default::default() }).unwrap();
+    let err = anonymous.get_manifest(&reference(&format!("{}/team/app:v1", reg.addr))).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { status: 401, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn credentials_are_never_sent_to_another_registry() {
+    use tollgate_registry::credentials::CredentialStore;
+    use tollgate_testkit::stub::{Reply, Stub};
+    let stub = Stub::start(vec![Reply::Challenge("Basic realm=\"x\"".into())]);
+    let creds = CredentialStore::parse(br#"{"auths":{"other.example.com":{"auth":"dTpzZWNyZXQ="}}}"#, "a").unwrap();
+    let client = Client::new(ClientConfig {
+        insecure_registries: vec![stub.addr.clone()],
+        credentials: creds,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = client.get_manifest(&reference(&format!("{}/team/app:v1", stub.addr))).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    let heads = stub.heads();
+    assert_eq!(heads.len(), 1, "no retry with credentials: {heads:?}");
+    assert!(!heads[0].to_ascii_lowercase().contains("authorization"), "{}", heads[0]);
+}

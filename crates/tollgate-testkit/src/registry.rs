@@ -5,6 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::token::TokenServer;
 
+/// The htpasswd user of [`Registry::start_with_basic_auth`].
+pub const HTPASSWD_USER: &str = "tollgate";
+/// Its password.
+pub const HTPASSWD_PASSWORD: &str = "tollgate-test-password";
+/// bcrypt of the password (cost 5), generated once; distribution accepts only bcrypt.
+const HTPASSWD_BCRYPT: &str = "$2y$05$BsH.8w4NzgV2w8v95/6KP.0fDbZ53o1hHr6ASiyWlAFslcSDwGww.";
+
 /// The `docker-registry` binary: `$TOLLGATE_DOCKER_REGISTRY` or Debian's path.
 pub fn docker_registry_binary() -> PathBuf {
     std::env::var_os("TOLLGATE_DOCKER_REGISTRY")
@@ -18,21 +25,28 @@ pub struct Registry {
     pub addr: String,
     /// The token server, when started with auth.
     pub token_server: Option<TokenServer>,
+    /// User and password, when started with htpasswd auth.
+    pub basic: Option<(String, String)>,
     dir: tempfile::TempDir,
 }
 
 impl Registry {
     /// Starts an anonymous registry.
     pub fn start() -> Registry {
-        Registry::start_inner(false)
+        Registry::start_inner(false, false)
     }
 
     /// Starts a registry that requires bearer tokens from a [`TokenServer`].
     pub fn start_with_token_auth() -> Registry {
-        Registry::start_inner(true)
+        Registry::start_inner(true, false)
     }
 
-    fn start_inner(auth: bool) -> Registry {
+    /// Starts a registry with htpasswd (basic) auth for [`HTPASSWD_USER`] / [`HTPASSWD_PASSWORD`].
+    pub fn start_with_basic_auth() -> Registry {
+        Registry::start_inner(false, true)
+    }
+
+    fn start_inner(auth: bool, basic: bool) -> Registry {
         let bin = docker_registry_binary();
         assert!(
             bin.exists(),
@@ -45,7 +59,14 @@ impl Registry {
         for _ in 0..5 {
             let port = crate::free_port();
             let addr = format!("127.0.0.1:{port}");
+            let htpasswd = dir.path().join("htpasswd");
+            if basic {
+                std::fs::write(&htpasswd, format!("{HTPASSWD_USER}:{HTPASSWD_BCRYPT}\n")).expect("htpasswd");
+            }
             let auth_cfg = match &token_server {
+                None if basic => {
+                    format!("auth:\n  htpasswd:\n    realm: tollgate-test\n    path: {}\n", htpasswd.display())
+                }
                 Some(t) => format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     t.realm(),
@@ -70,7 +91,8 @@ impl Registry {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
             if wait_ready(&addr, &mut child) {
-                return Registry { child, addr, token_server, dir };
+                let basic = basic.then(|| (HTPASSWD_USER.to_owned(), HTPASSWD_PASSWORD.to_owned()));
+                return Registry { child, addr, token_server, basic, dir };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -88,9 +110,20 @@ impl Registry {
         let cfg = tollgate_registry::ClientConfig {
             insecure_registries: vec![self.addr.clone()],
             retry_base: Duration::from_millis(20),
+            credentials: self.auth_file().map_or_else(Default::default, |f| {
+                tollgate_registry::credentials::CredentialStore::parse(f.as_bytes(), "test").expect("auth file")
+            }),
             ..Default::default()
         };
         tollgate_registry::Client::new(cfg).expect("client")
+    }
+
+    /// A containers auth.json with this registry's basic credentials, if it has any.
+    pub fn auth_file(&self) -> Option<String> {
+        use base64::Engine as _;
+        let (u, p) = self.basic.as_ref()?;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        Some(format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, self.addr))
     }
 
     /// Path of the registry's storage, for tests that corrupt it on purpose.

@@ -16,7 +16,7 @@ pub fn bind() -> (TcpListener, String) {
 }
 
 /// Serves connections one at a time until `stop` is set: reads the request
-/// head and hands the stream and the request line to `handle`.
+/// head and hands the stream and the head (request line and headers) to `handle`.
 pub fn spawn(
     listener: TcpListener,
     stop: Arc<AtomicBool>,
@@ -31,13 +31,15 @@ pub fn spawn(
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let mut reader = BufReader::new(&stream);
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                line.clear();
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(n) if n > 2 && head.len() < 64 << 10 => head.push_str(&line),
+                    _ => break,
+                }
             }
-            handle(stream, request_line);
+            handle(stream, head);
         }
     })
 }

@@ -17,6 +17,8 @@ pub enum Reply {
     Body(Vec<u8>),
     /// 200 with this body and no Content-Length (the end is the connection close).
     Stream(Vec<u8>),
+    /// 401 with this `WWW-Authenticate` header value.
+    Challenge(String),
 }
 
 /// A running stub on 127.0.0.1. Stops on drop.
@@ -24,6 +26,7 @@ pub struct Stub {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     requests: Arc<AtomicUsize>,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,8 +38,13 @@ impl Stub {
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let counter = requests.clone();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
         let mut held = Vec::new();
-        let thread = crate::serve::spawn(listener, stop.clone(), move |stream, _| {
+        let thread = crate::serve::spawn(listener, stop.clone(), move |stream, head| {
+            if let Ok(mut h) = seen.lock() {
+                h.push(head);
+            }
             let n = counter.fetch_add(1, Ordering::Relaxed);
             match script.get(n).or(script.last()).cloned().unwrap_or(Reply::Status(500)) {
                 Reply::Status(code) => {
@@ -53,6 +61,13 @@ impl Stub {
                     );
                     let _ = w.write_all(&body);
                 }
+                Reply::Challenge(h) => {
+                    let mut w = &stream;
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {h}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
                 Reply::Stream(body) => {
                     let mut w = &stream;
                     let _ = write!(
@@ -63,7 +78,12 @@ impl Stub {
                 }
             }
         });
-        Stub { addr, requests, stop, thread: Some(thread) }
+        Stub { addr, requests, heads, stop, thread: Some(thread) }
+    }
+
+    /// The heads (request line and headers) of the requests received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Requests received so far.

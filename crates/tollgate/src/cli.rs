@@ -140,6 +140,9 @@ pub struct ImagesLockArgs {
     /// Parallel requests.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Registry credentials (docker config.json or containers auth.json format); defaults as for `verify`.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
     /// Overwrite pinned digests that the registry now serves differently (a moved tag).
     #[arg(long)]
     pub accept_changes: bool,
@@ -274,6 +277,10 @@ pub struct VerifyArgs {
     /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+    /// Registry credentials (docker config.json or containers auth.json format). Default: $REGISTRY_AUTH_FILE,
+    /// $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json, when they exist.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
     /// Seconds allowed for each registry request (3 attempts at most for transient failures).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,

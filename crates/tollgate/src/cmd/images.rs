@@ -113,7 +113,11 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
             work.push((v, img.component, img.image, previous));
         }
     }
-    let client = Client::new(ClientConfig { insecure_registries: a.insecure_registry.clone(), ..Default::default() })?;
+    let client = Client::new(ClientConfig {
+        insecure_registries: a.insecure_registry.clone(),
+        credentials: super::load_credentials(a.authfile.as_deref())?,
+        ..Default::default()
+    })?;
     let bar = progress(work.len() as u64, interactive(fmt));
     let permits = Arc::new(Semaphore::new(usize::from(a.concurrency)));
     let mut tasks = tokio::task::JoinSet::new();

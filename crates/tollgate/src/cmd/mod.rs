@@ -78,6 +78,31 @@ pub fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Registry credentials: `--authfile` (which must exist), else the first of
+/// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json` and
+/// `~/.docker/config.json` that exists. A malformed file is an error.
+pub fn load_credentials(authfile: Option<&Path>) -> anyhow::Result<tollgate_registry::credentials::CredentialStore> {
+    use tollgate_registry::credentials::CredentialStore;
+    let parse = |p: &Path| -> anyhow::Result<CredentialStore> {
+        Ok(CredentialStore::parse(&read_capped(p)?, &p.display().to_string())?)
+    };
+    if let Some(p) = authfile {
+        return parse(p);
+    }
+    let env = |k: &str| std::env::var_os(k).map(std::path::PathBuf::from);
+    let candidates = [
+        env("REGISTRY_AUTH_FILE"),
+        env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")),
+        env("HOME").map(|h| h.join(".docker/config.json")),
+    ];
+    for p in candidates.into_iter().flatten() {
+        if p.is_file() {
+            return parse(&p);
+        }
+    }
+    Ok(CredentialStore::default())
+}
+
 /// Whether progress bars may be drawn.
 pub fn interactive(fmt: Format) -> bool {
     fmt == Format::Text && std::io::IsTerminal::is_terminal(&std::io::stderr())

@@ -62,6 +62,7 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         insecure_registries: a.insecure_registry.clone(),
         request_timeout: std::time::Duration::from_secs(a.timeout),
         connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
+        credentials: super::load_credentials(a.authfile.as_deref())?,
         ..Default::default()
     })?;
     // The manifest is always fetched by digest or tag and checked against it:

@@ -27,9 +27,18 @@ impl Run {
 
 /// Runs the tollgate binary with `args` and no stdin.
 pub fn tollgate(args: &[&str]) -> Run {
+    tollgate_env(args, &[])
+}
+
+/// Runs the tollgate binary with `args`, extra environment variables, and no stdin.
+/// Auth-file variables of the caller's environment are removed.
+pub fn tollgate_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(args)
         .env_remove("TOLLGATE_LOG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run tollgate");

@@ -256,3 +256,28 @@ fn policy_check_explains_and_refuses_broken_files() {
     assert_eq!(r.code, 0);
     assert!(r.stderr.contains("scope is not a fully expanded name"), "{}", r.stderr);
 }
+
+#[test]
+fn private_registries_need_credentials_from_an_auth_file() {
+    let reg = Registry::start_with_basic_auth();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let repo = Reference::parse_normalized(&format!("{}/open/tool", reg.addr)).unwrap();
+    rt.block_on(image::push_image(&reg.client(), &repo, Some("1"), "amd64", b"tool"));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    let auth = dir.path().join("auth.json");
+    std::fs::write(&auth, reg.auth_file().unwrap()).unwrap();
+    let image = format!("{}:1", repo.repository());
+    let base =
+        ["verify", image.as_str(), "--policy", policy.to_str().unwrap(), "--insecure-registry", reg.addr.as_str()];
+    let empty_home = dir.path().join("home");
+    let r = crate::util::tollgate_env(&base, &[("HOME", empty_home.to_str().unwrap())]);
+    assert!(r.one_line_error(2).contains("refused access"), "{}", r.stderr);
+    let mut with_auth = base.to_vec();
+    with_auth.extend_from_slice(&["--authfile", auth.to_str().unwrap()]);
+    let r = tollgate(&with_auth);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = crate::util::tollgate_env(&base, &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "REGISTRY_AUTH_FILE is honoured: {}", r.stderr);
+}
