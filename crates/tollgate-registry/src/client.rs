@@ -71,9 +71,35 @@ pub struct Manifest {
 /// An OCI distribution client. Cheap to clone; clones share connections and tokens.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// For plain-HTTP (insecure-listed) registries: no trust roots are loaded.
+    plain: reqwest::Client,
+    /// For HTTPS, with the platform's trust roots; built on first use, since
+    /// loading the system roots costs milliseconds a node-local check should not pay.
+    tls: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     cfg: Arc<ClientConfig>,
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+/// The shared client settings: timeouts, no https→http redirects, at most 5
+/// redirects. reqwest drops `Authorization` when a redirect leaves the
+/// original host, so credentials never follow a redirect to another host.
+fn builder(cfg: &ClientConfig) -> reqwest::ClientBuilder {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade =
+            attempt.previous().last().is_some_and(|p| p.scheme() == "https") && attempt.url().scheme() != "https";
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if downgrade {
+            attempt.error("refusing a redirect from https to plain http")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .redirect(policy)
+        .user_agent(cfg.user_agent.clone())
 }
 
 /// Installs ring as the process-wide rustls provider (idempotent).
@@ -92,25 +118,26 @@ impl Client {
     /// credentials never follow a redirect to another host.
     pub fn new(cfg: ClientConfig) -> Result<Client, RegistryError> {
         install_crypto_provider();
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let downgrade =
-                attempt.previous().last().is_some_and(|p| p.scheme() == "https") && attempt.url().scheme() != "https";
-            if attempt.previous().len() >= 5 {
-                attempt.error("more than 5 redirects")
-            } else if downgrade {
-                attempt.error("refusing a redirect from https to plain http")
-            } else {
-                attempt.follow()
-            }
-        });
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .redirect(policy)
-            .user_agent(cfg.user_agent.clone())
-            .build()
-            .map_err(|e| RegistryError::Config(e.to_string()))?;
-        Ok(Client { http, cfg: Arc::new(cfg), tokens: Arc::new(Mutex::new(HashMap::new())) })
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let no_roots = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| RegistryError::Config(e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let plain =
+            builder(&cfg).use_preconfigured_tls(no_roots).build().map_err(|e| RegistryError::Config(e.to_string()))?;
+        Ok(Client { plain, tls: Arc::default(), cfg: Arc::new(cfg), tokens: Arc::new(Mutex::new(HashMap::new())) })
+    }
+
+    /// The HTTP client for `url`: the TLS one (built now if needed) for https.
+    fn http_for(&self, url: &str) -> Result<&reqwest::Client, RegistryError> {
+        if !url.starts_with("https://") {
+            return Ok(&self.plain);
+        }
+        self.tls
+            .get_or_init(|| builder(&self.cfg).build().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| RegistryError::Config(e.clone()))
     }
 
     /// The API base URL of `domain`: plain HTTP only if listed as insecure.
@@ -136,7 +163,8 @@ impl Client {
         let url = format!("{}/v2/{}/manifests/{reference}", self.base_url(&registry), r.path());
         let accept = media_types::MANIFEST_ACCEPT.join(", ");
         let scope = format!("repository:{}:pull", r.path());
-        let resp = self.send(&registry, &scope, &what, || self.http.get(&url).header(ACCEPT, &accept)).await?;
+        let http = self.http_for(&url)?;
+        let resp = self.send(&registry, &scope, &what, || http.get(&url).header(ACCEPT, &accept)).await?;
         let headers = resp.headers().clone();
         let bytes = read_capped(resp, self.cfg.max_manifest_bytes, &registry, &what).await?;
         let algorithm = r.digest().map_or(tollgate_oci::Algorithm::Sha256, Digest::algorithm);
@@ -166,7 +194,8 @@ impl Client {
         let what = format!("blob {digest} of {}", repo.repository());
         let url = format!("{}/v2/{}/blobs/{digest}", self.base_url(&registry), repo.path());
         let scope = format!("repository:{}:pull", repo.path());
-        let resp = self.send(&registry, &scope, &what, || self.http.get(&url)).await?;
+        let http = self.http_for(&url)?;
+        let resp = self.send(&registry, &scope, &what, || http.get(&url)).await?;
         let bytes = read_capped(resp, limit, &registry, &what).await?;
         digest.verify(&bytes).map_err(|m| mismatch(&registry, &what, digest.to_string(), m.actual))?;
         Ok(bytes)
@@ -217,12 +246,13 @@ impl Client {
         let scope = format!("repository:{}:pull,push", repo.path());
         let base = self.base_url(&registry);
         let head_url = format!("{base}/v2/{}/blobs/{digest}", repo.path());
-        let exists = self.send_raw(&registry, &scope, &what, || self.http.head(&head_url)).await?;
+        let http = self.http_for(&base)?;
+        let exists = self.send_raw(&registry, &scope, &what, || http.head(&head_url)).await?;
         if exists.status() == StatusCode::OK {
             return Ok(digest);
         }
         let start = format!("{base}/v2/{}/blobs/uploads/", repo.path());
-        let resp = self.send(&registry, &scope, &what, || self.http.post(&start)).await?;
+        let resp = self.send(&registry, &scope, &what, || http.post(&start)).await?;
         let location = resp
             .headers()
             .get(LOCATION)
@@ -234,8 +264,7 @@ impl Client {
         put_url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let body = bytes.to_vec();
         self.send(&registry, &scope, &what, || {
-            self.http
-                .request(Method::PUT, put_url.clone())
+            http.request(Method::PUT, put_url.clone())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(body.clone())
         })
@@ -256,10 +285,11 @@ impl Client {
         let what = target.to_string();
         let reference = target.tag().map_or_else(|| digest.to_string(), str::to_owned);
         let url = format!("{}/v2/{}/manifests/{reference}", self.base_url(&registry), target.path());
+        let http = self.http_for(&url)?;
         let scope = format!("repository:{}:pull,push", target.path());
         let body = bytes.to_vec();
         let resp = self
-            .send(&registry, &scope, &what, || self.http.put(&url).header(CONTENT_TYPE, media_type).body(body.clone()))
+            .send(&registry, &scope, &what, || http.put(&url).header(CONTENT_TYPE, media_type).body(body.clone()))
             .await?;
         if let Some(stored) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             if stored != digest.to_string() {
@@ -276,7 +306,8 @@ impl Client {
         let parsed = Url::parse(url).map_err(|e| RegistryError::Config(format!("invalid URL: {e}")))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let shown = format!("{}://{host}{}", parsed.scheme(), parsed.path());
-        let resp = self.send(&host, "", &shown, || self.http.get(parsed.clone())).await?;
+        let http = self.http_for(parsed.as_str())?;
+        let resp = self.send(&host, "", &shown, || http.get(parsed.clone())).await?;
         read_capped(resp, limit, &host, &shown).await
     }
 
@@ -416,7 +447,7 @@ impl Client {
                 q.append_pair("scope", scope);
             }
         }
-        let mut req = self.http.get(url.clone());
+        let mut req = self.http_for(url.as_str())?.get(url.clone());
         // Credentials go to the token service the registry named, over HTTPS
         // (or when the registry itself is listed as insecure).
         if let Some(c) = creds {

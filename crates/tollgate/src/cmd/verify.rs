@@ -71,17 +71,35 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         Some(d) => reference.clone().without_digest().with_digest(d.clone()),
         None => reference.clone(),
     };
-    let manifest = client.get_manifest(&target).await.with_context(|| format!("cannot fetch {target}"))?;
-    let digest = manifest.digest.clone();
     let subject = Subject::Docker(&reference);
-    let signatures = if policy.needs_signatures(&subject) {
-        match client.signature_layers(&reference, &digest).await {
-            Ok(found) => Signatures::Found(to_layers(found)),
-            Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+    let wants_signatures = policy.needs_signatures(&subject);
+    let fetch_signatures = |digest: Digest| {
+        let client = client.clone();
+        let reference = reference.clone();
+        async move {
+            if !wants_signatures {
+                return Signatures::Found(Vec::new());
+            }
+            match client.signature_layers(&reference, &digest).await {
+                Ok(found) => Signatures::Found(to_layers(found)),
+                Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+            }
         }
-    } else {
-        Signatures::Found(Vec::new())
     };
+    // With a known digest (what containerd passes) the manifest and the
+    // signatures are fetched concurrently; a tag must be resolved first.
+    let (manifest, signatures) = match given {
+        Some(d) => {
+            let (m, s) = tokio::join!(client.get_manifest(&target), fetch_signatures(d.clone()));
+            (m.with_context(|| format!("cannot fetch {target}"))?, s)
+        }
+        None => {
+            let m = client.get_manifest(&target).await.with_context(|| format!("cannot fetch {target}"))?;
+            let s = fetch_signatures(m.digest.clone()).await;
+            (m, s)
+        }
+    };
+    let digest = manifest.digest.clone();
     let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes) };
     Ok(evaluate(policy, &image, &signatures, now()))
 }
