@@ -87,3 +87,63 @@ fn tar_extract_corpus_never_plans_outside_the_target() {
     }
     assert_eq!(accepted, 1, "only the benign seed is accepted");
 }
+
+#[test]
+fn containers_policy_corpus_round_trips() {
+    for data in corpus("containers_policy") {
+        let p = tollgate_policy::Policy::parse(&data, "seed").unwrap();
+        assert_eq!(tollgate_policy::Policy::parse(p.to_json().as_bytes(), "again").as_ref().ok(), Some(&p));
+    }
+}
+
+#[test]
+fn signature_payload_corpus() {
+    for data in corpus("signature_payload") {
+        assert!(tollgate_verify::payload::Payload::parse(&data).is_ok());
+    }
+}
+
+#[test]
+fn rekor_bundle_corpus_never_verifies_foreign_material() {
+    let key = tollgate_verify::PublicKey::from_pem(include_bytes!(
+        "../../../../../shared/conformance/containers-image/signature/internal/testdata/rekor.pub"
+    ))
+    .unwrap();
+    for data in corpus("rekor_bundle") {
+        let keys = [key.clone()];
+        let r = tollgate_verify::rekor::verify_bundle(
+            &data,
+            &keys,
+            tollgate_verify::rekor::Signer::Key(&key),
+            b"sig",
+            b"payload",
+        );
+        assert!(r.is_err());
+    }
+}
+
+#[test]
+fn auth_file_corpus() {
+    for data in corpus("auth_file") {
+        let s = tollgate_registry::credentials::CredentialStore::parse(&data, "seed").unwrap();
+        assert!(s.lookup("docker.io/library/busybox").is_some());
+    }
+}
+
+#[test]
+fn oci_manifest_corpus() {
+    for data in corpus("oci_manifest") {
+        let m = tollgate_oci::manifest::ImageManifest::parse(&data).is_ok();
+        let i = tollgate_oci::manifest::ImageIndex::parse(&data).is_ok();
+        assert!(m || i);
+    }
+}
+
+#[test]
+fn certificates_corpus() {
+    for data in corpus("certificates") {
+        let key = tollgate_verify::PublicKey::from_pem(&data).is_ok();
+        let certs = tollgate_verify::x509::certs_from_pem(&data).is_ok();
+        assert!(key || certs);
+    }
+}
