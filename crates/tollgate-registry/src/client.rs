@@ -40,6 +40,8 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Credentials by registry (from auth files); sent only to their registry.
     pub credentials: CredentialStore,
+    /// Extra trusted CA certificates (PEM bundles), added to the system roots.
+    pub extra_ca_pems: Vec<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +55,7 @@ impl Default for ClientConfig {
             retry_base: Duration::from_millis(250),
             user_agent: concat!("tollgate/", env!("CARGO_PKG_VERSION")).to_owned(),
             credentials: CredentialStore::default(),
+            extra_ca_pems: Vec::new(),
         }
     }
 }
@@ -135,7 +138,14 @@ impl Client {
             return Ok(&self.plain);
         }
         self.tls
-            .get_or_init(|| builder(&self.cfg).build().map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                let mut extra = Vec::new();
+                for pem in &self.cfg.extra_ca_pems {
+                    extra
+                        .extend(reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("extra CA file: {e}"))?);
+                }
+                builder(&self.cfg).tls_certs_merge(extra).build().map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| RegistryError::Config(e.clone()))
     }
@@ -396,7 +406,11 @@ impl Client {
                     true
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < self.cfg.max_attempts && (e.is_connect() || e.is_timeout()) => {
+                Err(e)
+                    if attempt < self.cfg.max_attempts
+                        && (e.is_connect() || e.is_timeout())
+                        && tls_cause(&e).is_none() =>
+                {
                     tracing::debug!(registry, what, error = %e, attempt, "transport error; retrying");
                     true
                 }
@@ -479,9 +493,32 @@ fn mismatch(registry: &str, what: &str, expected: String, actual: Digest) -> Reg
     RegistryError::DigestMismatch { registry: registry.to_owned(), what: what.to_owned(), expected, actual }
 }
 
+/// The rustls error inside a transport failure, if TLS is what failed.
+/// hyper-util nests it in `io::Error`s, sometimes twice.
+fn tls_cause(e: &reqwest::Error) -> Option<String> {
+    fn find(e: &(dyn std::error::Error + 'static), depth: usize) -> Option<String> {
+        if depth > 16 {
+            return None;
+        }
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(found) = find(inner, depth + 1) {
+                return Some(found);
+            }
+        }
+        e.source().and_then(|s| find(s, depth + 1))
+    }
+    std::error::Error::source(e).and_then(|s| find(s, 0))
+}
+
 /// Describes a transport failure without its URL: query strings can hold
 /// credentials (signed URLs), and the registry is named separately.
 fn transport_error(registry: &str, e: reqwest::Error) -> RegistryError {
+    if let Some(message) = tls_cause(&e) {
+        return RegistryError::Tls { registry: registry.to_owned(), message };
+    }
     let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);

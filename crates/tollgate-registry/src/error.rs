@@ -35,6 +35,16 @@ pub enum RegistryError {
         /// 401 or 403.
         status: u16,
     },
+    /// TLS failed: the certificate is not trusted, or the peer does not speak TLS.
+    #[error(
+        "TLS with registry {registry} failed: {message}; trust its CA with --ca-file, or list it with --insecure-registry if it serves plain HTTP"
+    )]
+    Tls {
+        /// Registry host[:port].
+        registry: String,
+        /// What rustls reported.
+        message: String,
+    },
     /// Any other unexpected HTTP status.
     #[error("registry {registry} answered HTTP {status} for {what}")]
     Status {

@@ -76,7 +76,8 @@ async fn https_is_required_unless_listed_insecure() {
     let reg = Registry::start();
     let strict = Client::new(ClientConfig { retry_base: Duration::from_millis(1), ..Default::default() }).unwrap();
     let err = strict.get_manifest(&reference(&format!("{}/x:1", reg.addr))).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unreachable { .. }), "plain-HTTP registry must fail TLS: {err}");
+    assert!(matches!(err, RegistryError::Tls { .. }), "plain-HTTP registry must fail TLS: {err}");
+    assert!(!err.is_transient(), "a TLS failure is not retried");
 }
 
 /// The registry serves bytes that do not match the digest it stores them

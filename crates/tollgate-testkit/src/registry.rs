@@ -27,6 +27,8 @@ pub struct Registry {
     pub token_server: Option<TokenServer>,
     /// User and password, when started with htpasswd auth.
     pub basic: Option<(String, String)>,
+    /// The CA certificate (PEM) of the registry's TLS certificate, when started with TLS.
+    pub tls_ca: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -34,6 +36,11 @@ impl Registry {
     /// Starts an anonymous registry.
     pub fn start() -> Registry {
         Registry::start_inner(false, false)
+    }
+
+    /// Starts an anonymous registry that serves HTTPS with a certificate from a fresh CA ([`Registry::tls_ca`]).
+    pub fn start_with_tls() -> Registry {
+        Registry::start_tls()
     }
 
     /// Starts a registry that requires bearer tokens from a [`TokenServer`].
@@ -46,7 +53,27 @@ impl Registry {
         Registry::start_inner(false, true)
     }
 
+    fn start_tls() -> Registry {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "tollgate test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        let mut reg = Registry::start_configured(false, false, Some((cert.pem(), key.serialize_pem())));
+        reg.tls_ca = Some(ca.pem());
+        reg
+    }
+
     fn start_inner(auth: bool, basic: bool) -> Registry {
+        Registry::start_configured(auth, basic, None)
+    }
+
+    fn start_configured(auth: bool, basic: bool, tls: Option<(String, String)>) -> Registry {
         let bin = docker_registry_binary();
         assert!(
             bin.exists(),
@@ -76,8 +103,20 @@ impl Registry {
                 ),
                 None => String::new(),
             };
+            let tls_cfg = match &tls {
+                Some((cert, key)) => {
+                    std::fs::write(dir.path().join("tls.crt"), cert).expect("cert");
+                    std::fs::write(dir.path().join("tls.key"), key).expect("key");
+                    format!(
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        dir.path().join("tls.crt").display(),
+                        dir.path().join("tls.key").display()
+                    )
+                }
+                None => String::new(),
+            };
             let config = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_cfg}{auth_cfg}",
                 dir.path().join("storage").display()
             );
             let cfg_path = dir.path().join("config.yml");
@@ -92,7 +131,7 @@ impl Registry {
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
             if wait_ready(&addr, &mut child) {
                 let basic = basic.then(|| (HTPASSWD_USER.to_owned(), HTPASSWD_PASSWORD.to_owned()));
-                return Registry { child, addr, token_server, basic, dir };
+                return Registry { child, addr, token_server, basic, tls_ca: None, dir };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -108,7 +147,8 @@ impl Registry {
     /// A client configured for this registry (plain HTTP allowed for it only).
     pub fn client(&self) -> tollgate_registry::Client {
         let cfg = tollgate_registry::ClientConfig {
-            insecure_registries: vec![self.addr.clone()],
+            insecure_registries: if self.tls_ca.is_some() { vec![] } else { vec![self.addr.clone()] },
+            extra_ca_pems: self.tls_ca.iter().map(|c| c.as_bytes().to_vec()).collect(),
             retry_base: Duration::from_millis(20),
             credentials: self.auth_file().map_or_else(Default::default, |f| {
                 tollgate_registry::credentials::CredentialStore::parse(f.as_bytes(), "test").expect("auth file")

@@ -143,6 +143,9 @@ pub struct ImagesLockArgs {
     /// Registry credentials (docker config.json or containers auth.json format); defaults as for `verify`.
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
     /// Overwrite pinned digests that the registry now serves differently (a moved tag).
     #[arg(long)]
     pub accept_changes: bool,
@@ -281,6 +284,9 @@ pub struct VerifyArgs {
     /// $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json, when they exist.
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
     /// Seconds allowed for each registry request (3 attempts at most for transient failures).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,

@@ -116,6 +116,7 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let client = Client::new(ClientConfig {
         insecure_registries: a.insecure_registry.clone(),
         credentials: super::load_credentials(a.authfile.as_deref())?,
+        extra_ca_pems: super::load_ca_files(&a.ca_file)?,
         ..Default::default()
     })?;
     let bar = progress(work.len() as u64, interactive(fmt));

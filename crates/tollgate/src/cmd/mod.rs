@@ -101,6 +101,22 @@ pub fn load_credentials(authfile: Option<&Path>) -> anyhow::Result<tollgate_regi
     Ok(CredentialStore::default())
 }
 
+/// Reads `--ca-file` PEM bundles (capped); each must hold at least one certificate.
+pub fn load_ca_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    files
+        .iter()
+        .map(|f| {
+            let pem = read_capped(f)?;
+            anyhow::ensure!(
+                String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
+                "--ca-file {}: no PEM certificate in it",
+                f.display()
+            );
+            Ok(pem)
+        })
+        .collect()
+}
+
 /// Whether progress bars may be drawn.
 pub fn interactive(fmt: Format) -> bool {
     fmt == Format::Text && std::io::IsTerminal::is_terminal(&std::io::stderr())

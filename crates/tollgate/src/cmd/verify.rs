@@ -63,6 +63,7 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         request_timeout: std::time::Duration::from_secs(a.timeout),
         connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
         credentials: super::load_credentials(a.authfile.as_deref())?,
+        extra_ca_pems: super::load_ca_files(&a.ca_file)?,
         ..Default::default()
     })?;
     // The manifest is always fetched by digest or tag and checked against it:

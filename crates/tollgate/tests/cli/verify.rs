@@ -281,3 +281,22 @@ fn private_registries_need_credentials_from_an_auth_file() {
     let r = crate::util::tollgate_env(&base, &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]);
     assert_eq!(r.code, 0, "REGISTRY_AUTH_FILE is honoured: {}", r.stderr);
 }
+
+#[test]
+fn tls_registries_are_trusted_through_ca_files_only() {
+    let reg = Registry::start_with_tls();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let repo = Reference::parse_normalized(&format!("{}/open/tool", reg.addr)).unwrap();
+    rt.block_on(image::push_image(&reg.client(), &repo, Some("1"), "amd64", b"tool"));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, reg.tls_ca.clone().unwrap()).unwrap();
+    let image = format!("{}:1", repo.repository());
+    let r = tollgate(&["verify", &image, "--policy", policy.to_str().unwrap(), "--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = tollgate(&["verify", &image, "--policy", policy.to_str().unwrap()]);
+    let line = r.one_line_error(2);
+    assert!(line.contains(&format!("TLS with registry {} failed", reg.addr)) && line.contains("--ca-file"), "{line}");
+}
