@@ -123,6 +123,12 @@ pub enum Requirement {
         /// Identity of the base layer.
         base_layer_identity: SignedIdentity,
     },
+    /// The image digest must be one of these (native format only).
+    #[serde(rename_all = "camelCase")]
+    DigestAllowlist {
+        /// Allowed manifest (or index) digests.
+        digests: Vec<tollgate_oci::Digest>,
+    },
     /// Sigstore (cosign) signatures.
     #[serde(rename_all = "camelCase")]
     SigstoreSigned {
@@ -139,13 +145,43 @@ pub enum Requirement {
     },
 }
 
-/// A parsed `containers-policy.json`.
+/// Whether denials block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Denials block the image.
+    #[default]
+    Enforce,
+    /// Denials are reported and the image is allowed.
+    Warn,
+}
+
+/// An image that must never be blocked (so the control plane cannot lock itself out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Exemption {
+    /// Exempt this exact content (preferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<tollgate_oci::Digest>,
+    /// Exempt every image of this fully expanded repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Why; shown in every decision it causes.
+    pub reason: String,
+}
+
+/// A policy: containers-policy.json semantics, plus tollgate's extensions
+/// (mode, exemptions, digest allowlists) when loaded from the native format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     /// Requirements when no scope matches.
     pub default: Vec<Requirement>,
     /// Per transport (`docker`, `dir`, …), per scope (`""` is the transport default).
     pub transports: BTreeMap<String, BTreeMap<String, Vec<Requirement>>>,
+    /// Enforce or warn (native format only).
+    pub mode: Mode,
+    /// Images never blocked (native format only).
+    pub exemptions: Vec<Exemption>,
 }
 
 #[derive(Deserialize)]
@@ -270,14 +306,50 @@ impl Policy {
             }
             transports.insert(transport, out);
         }
-        Ok(Policy { default, transports })
+        Ok(Policy { default, transports, mode: Mode::Enforce, exemptions: Vec::new() })
     }
 
     /// Serializes back to `containers-policy.json` (canonical field order, pretty).
+    /// Extensions that format cannot express are left out; see [`Policy::containers_incompatibilities`].
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(&self.to_value()).unwrap_or_default();
         s.push('\n');
         s
+    }
+
+    /// What this policy uses that `containers-policy.json` cannot express.
+    pub fn containers_incompatibilities(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.mode == Mode::Warn {
+            out.push("mode: warn".to_owned());
+        }
+        if !self.exemptions.is_empty() {
+            out.push(format!("{} exemption(s)", self.exemptions.len()));
+        }
+        let mut check = |where_: String, reqs: &[Requirement]| {
+            for (i, r) in reqs.iter().enumerate() {
+                match r {
+                    Requirement::DigestAllowlist { .. } => out.push(format!("{where_}[{i}]: digestAllowlist")),
+                    Requirement::SigstoreSigned { keys, rekor_public_keys, .. } => {
+                        let mixed = |k: &[KeySource]| {
+                            k.iter().any(|s| matches!(s, KeySource::Path(_)))
+                                && k.iter().any(|s| matches!(s, KeySource::Data(_)))
+                        };
+                        if mixed(keys) || mixed(rekor_public_keys) {
+                            out.push(format!("{where_}[{i}]: key files mixed with inline keys"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        };
+        check("default".into(), &self.default);
+        for (t, scopes) in &self.transports {
+            for (sc, reqs) in scopes {
+                check(format!("transports.{t}[{sc:?}]"), reqs);
+            }
+        }
+        out
     }
 
     fn to_value(&self) -> serde_json::Value {
@@ -530,6 +602,10 @@ fn requirement_json(r: &Requirement) -> serde_json::Value {
         Requirement::SignedBaseLayer { base_layer_identity } => {
             o.insert("type".into(), json!("signedBaseLayer"));
             o.insert("baseLayerIdentity".into(), identity(base_layer_identity));
+        }
+        Requirement::DigestAllowlist { digests } => {
+            o.insert("type".into(), json!("digestAllowlist"));
+            o.insert("digests".into(), json!(digests.iter().map(ToString::to_string).collect::<Vec<_>>()));
         }
         Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
             o.insert("type".into(), json!("sigstoreSigned"));

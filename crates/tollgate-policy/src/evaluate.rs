@@ -7,7 +7,7 @@ use tollgate_verify::cosign::{self, SignatureLayer, SignatureRejection};
 use tollgate_verify::cosign::{FulcioTrust, PkiTrust, VerifiedSignature};
 use tollgate_verify::{PublicKey, rekor, x509};
 
-use crate::containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};
+use crate::containers::{Exemption, KeySource, Mode, Policy, PolicyError, Requirement, SignedIdentity};
 use crate::identity;
 use crate::scope::{self, MatchedScope, Subject};
 
@@ -20,6 +20,8 @@ pub enum Loaded {
     Reject,
     /// A requirement tollgate cannot evaluate; always denies, with this reason.
     Unsupported(String),
+    /// `digestAllowlist`.
+    DigestAllowlist(Vec<Digest>),
     /// `sigstoreSigned` with `fulcio` (keyless).
     SigstoreFulcio {
         /// Fulcio CA certificates (DER).
@@ -135,6 +137,7 @@ fn load_list(
             Ok(match r {
                 Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
                 Requirement::Reject => Loaded::Reject,
+                Requirement::DigestAllowlist { digests } => Loaded::DigestAllowlist(digests.clone()),
                 Requirement::SignedBy { .. } => Loaded::Unsupported(
                     "signedBy (GPG simple signing) is not supported by tollgate; use sigstoreSigned".into(),
                 ),
@@ -271,6 +274,13 @@ pub struct Decision {
     /// For denials: fatal or transient.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The policy's mode.
+    pub mode: Mode,
+    /// In warn mode: the policy denied, and the image was allowed anyway.
+    #[serde(rename = "wouldDeny")]
+    pub would_deny: bool,
+    /// The image matched an exemption and was allowed without evaluating requirements.
+    pub exempt: bool,
     /// One line: what decided.
     pub reason: String,
 }
@@ -279,20 +289,28 @@ pub struct Decision {
 /// certificates). Every requirement of the most specific scope must hold; a
 /// signature requirement holds when any one signature is accepted.
 pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signatures, now: u64) -> Decision {
+    let mode = policy.policy.mode;
+    if let Some(e) = exemption(&policy.policy, image) {
+        return Decision {
+            allowed: true,
+            image: image.subject.display(),
+            digest: image.digest.to_string(),
+            scope: MatchedScope { name: "exemptions".into(), scope: None },
+            requirements: Vec::new(),
+            failure: None,
+            mode,
+            would_deny: false,
+            exempt: true,
+            reason: format!("exempt: {}", e.reason),
+        };
+    }
     let (matched, raw) = scope::requirements_for(&policy.policy, &image.subject);
     let loaded = policy.loaded_for(image.subject.transport(), &matched);
     let requirements: Vec<RequirementOutcome> =
         raw.iter().zip(loaded).map(|(r, l)| evaluate_one(r, l, image, signatures, now)).collect();
-    let allowed = !requirements.is_empty() && requirements.iter().all(|r| r.satisfied);
+    let passed = !requirements.is_empty() && requirements.iter().all(|r| r.satisfied);
     let failed: Vec<&RequirementOutcome> = requirements.iter().filter(|r| !r.satisfied).collect();
-    let failure = if allowed {
-        None
-    } else if !failed.is_empty() && failed.iter().all(|r| r.transient) {
-        Some(Failure::Transient)
-    } else {
-        Some(Failure::Fatal)
-    };
-    let reason = if allowed {
+    let reason = if passed {
         format!(
             "allowed by {}: {}",
             matched.name,
@@ -302,15 +320,37 @@ pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signature
         let first = failed.first().map_or("no requirement", |r| r.reason.as_str());
         format!("denied by {}: {first}", matched.name)
     };
+    let warn = !passed && mode == Mode::Warn;
+    let failure = if passed || warn {
+        None
+    } else if !failed.is_empty() && failed.iter().all(|r| r.transient) {
+        Some(Failure::Transient)
+    } else {
+        Some(Failure::Fatal)
+    };
     Decision {
-        allowed,
+        allowed: passed || warn,
         image: image.subject.display(),
         digest: image.digest.to_string(),
         scope: matched,
         requirements,
         failure,
-        reason,
+        mode,
+        would_deny: warn,
+        exempt: false,
+        reason: if warn { format!("warn mode, allowed; would be {reason}") } else { reason },
     }
+}
+
+fn exemption<'p>(policy: &'p Policy, image: &Image<'_>) -> Option<&'p Exemption> {
+    policy.exemptions.iter().find(|e| {
+        let by_digest = e.digest.as_ref().is_some_and(|d| d == image.digest);
+        let by_repo = match (&e.repository, image.subject.docker_reference()) {
+            (Some(r), Some(img)) => *r == img.repository(),
+            _ => false,
+        };
+        by_digest || by_repo
+    })
 }
 
 fn describe(r: &Requirement) -> String {
@@ -319,6 +359,7 @@ fn describe(r: &Requirement) -> String {
         Requirement::Reject => "reject".into(),
         Requirement::SignedBy { key_type, .. } => format!("signedBy ({key_type})"),
         Requirement::SignedBaseLayer { .. } => "signedBaseLayer".into(),
+        Requirement::DigestAllowlist { digests } => format!("digestAllowlist ({} digests)", digests.len()),
         Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
             let material = if fulcio.is_some() {
                 "fulcio".to_owned()
@@ -353,6 +394,19 @@ fn evaluate_one(
         Loaded::AcceptAnything => return outcome(name, true, "insecureAcceptAnything accepts any image"),
         Loaded::Reject => return outcome(name, false, "the policy rejects every image in this scope"),
         Loaded::Unsupported(why) => return outcome(name, false, why.clone()),
+        Loaded::DigestAllowlist(digests) => {
+            let listed = digests.iter().any(|d| {
+                d == image.digest
+                    || (d.algorithm() != image.digest.algorithm()
+                        && image.manifest.is_some_and(|m| d.verify(m).is_ok()))
+            });
+            let reason = if listed {
+                format!("digest {} is on the allowlist", image.digest)
+            } else {
+                format!("digest {} is not on the allowlist", image.digest)
+            };
+            return outcome(name, listed, reason);
+        }
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
         }

@@ -15,6 +15,7 @@
 pub mod containers;
 pub mod evaluate;
 pub mod identity;
+pub mod native;
 pub mod scope;
 
 pub use containers::{KeySource, Policy, PolicyError, Requirement, SignedIdentity};

@@ -271,7 +271,7 @@ pub struct AuditArgs {
 pub struct VerifyArgs {
     /// The image: a registry reference (`host/repo:tag`, `host/repo@sha256:…`) or an OCI layout (`oci:DIR[:NAME]`).
     pub image: String,
-    /// The policy (containers-policy.json). Relative key paths are read relative to the policy file.
+    /// The policy: containers-policy.json or native YAML. Relative key paths are read relative to the policy file.
     #[arg(long, value_name = "FILE", default_value = "/etc/containers/policy.json")]
     pub policy: PathBuf,
     /// Decide on this digest instead of resolving the tag (what containerd passes).
@@ -303,8 +303,36 @@ Example:
 Exits 2 when the file is invalid (the whole file is refused, as containers/image does) or a key
 cannot be loaded. Warnings name scopes that can never match and requirements tollgate denies.")]
     Check {
-        /// The policy file.
+        /// The policy file (containers-policy.json or native YAML).
         file: PathBuf,
+    },
+    /// Convert a containers-policy.json to the native format (YAML), naming its trust material.
+    #[command(after_help = "\
+Example:
+  tollgate policy import /etc/containers/policy.json --out /etc/tollgate/policy.yaml
+
+Lossless: exporting the result gives back an equivalent containers-policy.json. signedBy (GPG)
+and signedBaseLayer rules cannot be imported and are named in the error.")]
+    Import {
+        /// The containers-policy.json.
+        file: PathBuf,
+        /// Write here (mode 0644) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Convert a native policy to containers-policy.json, for CRI-O, Podman and skopeo.
+    #[command(after_help = "\
+Example:
+  tollgate policy export /etc/tollgate/policy.yaml --out /etc/containers/policy.json
+
+Refuses, naming each rule, when the policy uses what containers-policy.json cannot express:
+warn mode, exemptions, digest allowlists.")]
+    Export {
+        /// The native policy.
+        file: PathBuf,
+        /// Write here (mode 0644) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -303,3 +303,47 @@ fn p01_to_p04_private_pki() {
     let wrong_email = PKI.replace("qiwan@redhat.com", "someone@example.com");
     assert!(!decide(&wrong_email, PKI_REF, PKI_DIR, &["signature-1"], none), "email must match");
 }
+
+#[test]
+fn exemptions_warn_mode_and_digest_allowlists() {
+    let (manifest, layers) = image_dir(VALID, &["signature-1"]);
+    let manifest = manifest.unwrap_or_default();
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
+    let load = |yaml: String| {
+        let p = crate::native::parse(yaml.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+        LoadedPolicy::load(p, "n.yaml", &read).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let head = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\n";
+
+    let exempt = load(format!(
+        "{head}exemptions:\n  - digest: {digest}\n    reason: control plane\ndefault:\n  - type: reject\n"
+    ));
+    let d = evaluate(&exempt, &image, &Signatures::Found(vec![]), NOW);
+    assert!(d.allowed && d.exempt);
+    assert_eq!(d.reason, "exempt: control plane");
+
+    let warn = load(format!("{head}mode: warn\ndefault:\n  - type: reject\n"));
+    let d = evaluate(&warn, &image, &Signatures::Found(vec![]), NOW);
+    assert!(d.allowed && d.would_deny && d.failure.is_none());
+    assert_eq!(
+        d.reason,
+        "warn mode, allowed; would be denied by default: the policy rejects every image in this scope"
+    );
+
+    let listed = load(format!("{head}default:\n  - type: digestAllowlist\n    digests: [{digest}]\n"));
+    assert!(evaluate(&listed, &image, &Signatures::Found(vec![]), NOW).allowed);
+    let other = Digest::sha256_of(b"x");
+    let unlisted = load(format!("{head}default:\n  - type: digestAllowlist\n    digests: [{other}]\n"));
+    let d = evaluate(&unlisted, &image, &Signatures::Found(vec![]), NOW);
+    assert!(!d.allowed);
+    assert_eq!(d.reason, format!("denied by default: digest {digest} is not on the allowlist"));
+
+    // Both must hold: an allowlisted digest still needs its signature when the scope requires one.
+    let both = load(format!(
+        "{head}trust:\n  k:\n    publicKeys: [{{path: cosign.pub}}]\ndefault:\n  - type: digestAllowlist\n    digests: [{digest}]\n  - type: sigstoreSigned\n    trust: k\n    signedIdentity: {{type: matchRepository}}\n"
+    ));
+    assert!(evaluate(&both, &image, &Signatures::Found(layers), NOW).allowed);
+    assert!(!evaluate(&both, &image, &Signatures::Found(vec![]), NOW).allowed);
+}

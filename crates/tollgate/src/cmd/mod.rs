@@ -32,6 +32,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(&a, fmt)),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
+        Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
+        Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tollgate", &mut buf);

@@ -21,6 +21,8 @@ struct ScopeSummary {
 #[serde(rename_all = "camelCase")]
 struct CheckOutput {
     valid: bool,
+    mode: tollgate_policy::containers::Mode,
+    exemptions: usize,
     default: Vec<String>,
     scopes: Vec<ScopeSummary>,
     warnings: Vec<String>,
@@ -83,11 +85,27 @@ pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
             });
         }
     }
-    let out = CheckOutput { valid: true, default: p.default.iter().map(describe).collect(), scopes, warnings };
+    let out = CheckOutput {
+        valid: true,
+        mode: p.mode,
+        exemptions: p.exemptions.len(),
+        default: p.default.iter().map(describe).collect(),
+        scopes,
+        warnings,
+    };
     match fmt {
         Format::Json => print_json(&out)?,
         Format::Text => {
-            let mut s = format!("{}: valid\n  default: {}\n", path.display(), out.default.join(", "));
+            let mode = match out.mode {
+                tollgate_policy::containers::Mode::Enforce => "enforce",
+                tollgate_policy::containers::Mode::Warn => "warn",
+            };
+            let mut s = format!(
+                "{}: valid ({mode} mode, {} exemption(s))\n  default: {}\n",
+                path.display(),
+                out.exemptions,
+                out.default.join(", ")
+            );
             for sc in &out.scopes {
                 s.push_str(&format!("  {}[{:?}]: {}\n", sc.transport, sc.scope, sc.requirements.join(", ")));
             }
@@ -96,6 +114,28 @@ pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
                 warn(w);
             }
         }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `policy import` (to native) and `policy export` (to containers-policy.json).
+pub fn convert(path: &Path, out: Option<&Path>, to_native: bool) -> anyhow::Result<Outcome> {
+    let name = path.display().to_string();
+    let bytes = super::read_capped(path)?;
+    let text = if to_native {
+        anyhow::ensure!(!tollgate_policy::native::is_native(&bytes), "{name} is already a native policy");
+        let p = tollgate_policy::Policy::parse(&bytes, &name)?;
+        tollgate_policy::native::import(&p, &name)?
+    } else {
+        let p = tollgate_policy::native::parse_any(&bytes, &name)?;
+        tollgate_policy::native::export(&p, &name)?
+    };
+    match out {
+        Some(o) => {
+            tollgate_controlplane::fsutil::write_atomic(o, text.as_bytes(), 0o644)?;
+            print(&format!("wrote {}\n", o.display()))?;
+        }
+        None => print(&text)?,
     }
     Ok(Outcome::Ok)
 }

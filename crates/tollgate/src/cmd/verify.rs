@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tollgate_oci::{Digest, Reference};
 use tollgate_policy::evaluate::{Failure, Image, LoadedPolicy, Signatures};
 use tollgate_policy::scope::Subject;
-use tollgate_policy::{Decision, Policy, evaluate};
+use tollgate_policy::{Decision, evaluate};
 use tollgate_registry::layout::Layout;
 use tollgate_registry::{Client, ClientConfig};
 use tollgate_verify::SignatureLayer;
@@ -19,7 +19,7 @@ use crate::output::{Format, print, print_json};
 /// Reads and loads a policy; relative key paths are resolved against the policy's directory.
 pub fn load_policy(path: &Path) -> anyhow::Result<LoadedPolicy> {
     let name = path.display().to_string();
-    let policy = Policy::parse(&read_capped(path)?, &name)?;
+    let policy = tollgate_policy::native::parse_any(&read_capped(path)?, &name)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let read = |p: &str| -> Result<Vec<u8>, String> {
         let full = base.join(p);
@@ -135,7 +135,12 @@ fn now() -> u64 {
 
 /// The human form of a decision.
 pub fn render(d: &Decision) -> String {
-    let verdict = if d.allowed { "ALLOWED" } else { "DENIED" };
+    let verdict = match (d.allowed, d.would_deny, d.exempt) {
+        (_, _, true) => "EXEMPT",
+        (true, true, _) => "WARN",
+        (true, false, _) => "ALLOWED",
+        (false, _, _) => "DENIED",
+    };
     let mut s = format!("{verdict} {}\n  digest {}\n  {}\n", d.image, d.digest, d.reason);
     for r in &d.requirements {
         let mark = if r.satisfied { "ok  " } else { "FAIL" };

@@ -182,5 +182,8 @@ fn plain_http_needs_an_explicit_insecure_registry() {
         dir.path().join("c.json").to_str().unwrap(),
     ]);
     let line = r.one_line_error(2);
-    assert!(line.contains("TLS with registry") && line.contains("--insecure-registry"), "TLS to a plain-HTTP registry fails: {line}");
+    assert!(
+        line.contains("TLS with registry") && line.contains("--insecure-registry"),
+        "TLS to a plain-HTTP registry fails: {line}"
+    );
 }

@@ -300,3 +300,46 @@ fn tls_registries_are_trusted_through_ca_files_only() {
     let line = r.one_line_error(2);
     assert!(line.contains(&format!("TLS with registry {} failed", reg.addr)) && line.contains("--ca-file"), "{line}");
 }
+
+#[test]
+fn native_policies_import_export_warn_and_exempt() {
+    let s = Setup::new();
+    // Import the containers policy, and check it decides the same.
+    let native = s.dir.path().join("policy.yaml");
+    let r = tollgate(&["policy", "import", s.policy().to_str().unwrap(), "--out", native.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let yaml = std::fs::read_to_string(&native).unwrap();
+    assert!(yaml.contains("apiVersion: tollgate.dev/v1alpha1") && yaml.contains("trust-1:"), "{yaml}");
+    let r = tollgate(&["policy", "export", native.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"keyPath\": \"trusted.pub\""), "{}", r.stdout);
+    let verify = |policy: &std::path::Path| {
+        let policy = policy.to_str().unwrap().to_owned();
+        tollgate(&["verify", &s.app(), "--policy", &policy, "--insecure-registry", &s.reg.addr])
+    };
+    assert_eq!(verify(&native).code, 1, "unsigned: denied under the imported policy too");
+
+    // Warn mode allows, loudly.
+    let warn = s.dir.path().join("warn.yaml");
+    std::fs::write(&warn, yaml.replace("mode: enforce", "mode: warn")).unwrap();
+    let r = verify(&warn);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.starts_with("WARN "), "{}", r.stdout);
+    assert!(r.stdout.contains("warn mode, allowed; would be denied by"), "{}", r.stdout);
+    let r = tollgate(&["policy", "export", warn.to_str().unwrap()]);
+    assert_eq!(r.one_line_error(2), format!("tollgate: cannot convert {}: mode: warn", warn.display()));
+
+    // An exemption by digest lets the control plane through whatever the scope says.
+    let exempt = s.dir.path().join("exempt.yaml");
+    let with = yaml.replacen(
+        "default:",
+        &format!("exemptions:\n- digest: {}\n  reason: pinned control plane\ndefault:", s.digest),
+        1,
+    );
+    std::fs::write(&exempt, with).unwrap();
+    let r = verify(&exempt);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("EXEMPT ") && r.stdout.contains("exempt: pinned control plane"), "{}", r.stdout);
+    let r = tollgate(&["policy", "check", exempt.to_str().unwrap()]);
+    assert!(r.stdout.contains("valid (enforce mode, 1 exemption(s))"), "{}", r.stdout);
+}

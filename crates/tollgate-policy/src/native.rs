@@ -1,0 +1,370 @@
+//! The native policy format (`tollgate.dev/v1alpha1`, kind `ImagePolicy`), YAML or JSON.
+//!
+//! It has containers-policy.json's scopes and semantics and adds what that
+//! format lacks: named trust material, digest allowlists, `enforce`/`warn`
+//! modes and exemptions. [`import`] and [`export`] convert between the two,
+//! losslessly where both can express the rule, and refuse (naming the rule)
+//! where one cannot.
+//!
+//! ```yaml
+//! apiVersion: tollgate.dev/v1alpha1
+//! kind: ImagePolicy
+//! mode: enforce
+//! trust:
+//!   team:
+//!     publicKeys: [{path: /etc/tollgate/keys/team.pub}]
+//! exemptions:
+//!   - digest: sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97
+//!     reason: kube-apiserver v1.32.9 (pinned control plane)
+//! default:
+//!   - type: reject
+//! transports:
+//!   docker:
+//!     registry.example.com/team:
+//!       - type: sigstoreSigned
+//!         trust: team
+//!         signedIdentity: {type: matchRepository}
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tollgate_oci::{Digest, Reference};
+
+use crate::containers::{Exemption, Fulcio, KeySource, Mode, Pki, Policy, PolicyError, Requirement, SignedIdentity};
+
+/// `apiVersion` of native policies.
+pub const API_VERSION: &str = "tollgate.dev/v1alpha1";
+/// `kind` of native policies.
+pub const KIND: &str = "ImagePolicy";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativeFile {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    trust: BTreeMap<String, Trust>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    exemptions: Vec<Exemption>,
+    default: Vec<NativeRequirement>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    transports: BTreeMap<String, BTreeMap<String, Vec<NativeRequirement>>>,
+}
+
+/// Key or certificate material: a file, or PEM text inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Material {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativeFulcio {
+    ca: Material,
+    oidc_issuer: String,
+    subject_email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativePki {
+    ca_roots: Material,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_intermediates: Option<Material>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Trust {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    public_keys: Vec<Material>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fulcio: Option<NativeFulcio>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pki: Option<NativePki>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rekor_public_keys: Vec<Material>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum NativeRequirement {
+    InsecureAcceptAnything {},
+    Reject {},
+    #[serde(rename_all = "camelCase")]
+    SigstoreSigned {
+        trust: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed_identity: Option<SignedIdentity>,
+    },
+    #[serde(rename_all = "camelCase")]
+    DigestAllowlist {
+        digests: Vec<Digest>,
+    },
+}
+
+/// Whether `bytes` look like a native policy (a top-level `apiVersion`).
+pub fn is_native(bytes: &[u8]) -> bool {
+    serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("apiVersion").map(|_| ()))
+        .is_some()
+}
+
+/// Loads either format: native when the document has `apiVersion`, containers-policy.json otherwise.
+pub fn parse_any(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
+    if is_native(bytes) { parse(bytes, source_name) } else { Policy::parse(bytes, source_name) }
+}
+
+/// Parses a native policy (YAML or JSON).
+pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
+    let file: NativeFile = serde_yaml_ng::from_slice(bytes)
+        .map_err(|e| PolicyError::Parse { source_name: source_name.to_owned(), message: e.to_string() })?;
+    let invalid = |location: &str, message: String| PolicyError::Invalid {
+        source_name: source_name.to_owned(),
+        location: location.to_owned(),
+        message,
+    };
+    if file.api_version != API_VERSION || file.kind != KIND {
+        return Err(invalid(
+            "apiVersion",
+            format!("expected {API_VERSION}/{KIND}, found {}/{}", file.api_version, file.kind),
+        ));
+    }
+    let mut trust = BTreeMap::new();
+    for (name, t) in &file.trust {
+        trust.insert(name.clone(), convert_trust(t).map_err(|m| invalid(&format!("trust.{name}"), m))?);
+    }
+    for (i, e) in file.exemptions.iter().enumerate() {
+        let loc = format!("exemptions[{i}]");
+        match (&e.digest, &e.repository) {
+            (Some(_), None) => {}
+            (None, Some(r)) => {
+                if Reference::parse_normalized(r).map(|p| p.repository()).as_deref() != Ok(r.as_str()) {
+                    return Err(invalid(
+                        &loc,
+                        format!("repository {r:?} must be a fully expanded name such as docker.io/library/busybox"),
+                    ));
+                }
+            }
+            _ => return Err(invalid(&loc, "give exactly one of digest (preferred) and repository".into())),
+        }
+        if e.reason.trim().is_empty() {
+            return Err(invalid(&loc, "reason must say why the image is exempt".into()));
+        }
+    }
+    let list = |reqs: &[NativeRequirement], loc: &str| -> Result<Vec<Requirement>, PolicyError> {
+        if reqs.is_empty() {
+            return Err(invalid(loc, "must list at least one requirement".into()));
+        }
+        reqs.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(match r {
+                    NativeRequirement::InsecureAcceptAnything {} => Requirement::InsecureAcceptAnything,
+                    NativeRequirement::Reject {} => Requirement::Reject,
+                    NativeRequirement::DigestAllowlist { digests } => {
+                        if digests.is_empty() {
+                            return Err(invalid(
+                                &format!("{loc}[{i}]"),
+                                "digestAllowlist needs at least one digest".into(),
+                            ));
+                        }
+                        Requirement::DigestAllowlist { digests: digests.clone() }
+                    }
+                    NativeRequirement::SigstoreSigned { trust: name, signed_identity } => {
+                        let t: &TrustParts = trust.get(name).ok_or_else(|| {
+                            invalid(&format!("{loc}[{i}]"), format!("unknown trust {name:?}; define it under trust:"))
+                        })?;
+                        Requirement::SigstoreSigned {
+                            keys: t.keys.clone(),
+                            fulcio: t.fulcio.clone(),
+                            pki: t.pki.clone(),
+                            rekor_public_keys: t.rekor.clone(),
+                            signed_identity: signed_identity.clone().unwrap_or_default(),
+                        }
+                    }
+                })
+            })
+            .collect()
+    };
+    let default = list(&file.default, "default")?;
+    let mut transports = BTreeMap::new();
+    for (t, scopes) in &file.transports {
+        let mut out = BTreeMap::new();
+        for (s, reqs) in scopes {
+            out.insert(s.clone(), list(reqs, &format!("transports.{t}[{s:?}]"))?);
+        }
+        transports.insert(t.clone(), out);
+    }
+    Ok(Policy { default, transports, mode: file.mode, exemptions: file.exemptions })
+}
+
+struct TrustParts {
+    keys: Vec<KeySource>,
+    fulcio: Option<Fulcio>,
+    pki: Option<Pki>,
+    rekor: Vec<KeySource>,
+}
+
+fn source(m: &Material) -> Result<KeySource, String> {
+    match (&m.path, &m.pem) {
+        (Some(p), None) => Ok(KeySource::Path(p.clone())),
+        (None, Some(pem)) => Ok(KeySource::Data(pem.clone().into_bytes())),
+        _ => Err("each key or certificate needs exactly one of path and pem".into()),
+    }
+}
+
+fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
+    let keys = t.public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
+    let rekor = t.rekor_public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
+    let fulcio = match &t.fulcio {
+        Some(f) => Some(Fulcio {
+            ca: source(&f.ca)?,
+            oidc_issuer: f.oidc_issuer.clone(),
+            subject_email: f.subject_email.clone(),
+        }),
+        None => None,
+    };
+    let pki = match &t.pki {
+        Some(p) => {
+            if p.subject_email.is_none() && p.subject_hostname.is_none() {
+                return Err("pki needs subjectEmail or subjectHostname".into());
+            }
+            Some(Pki {
+                ca_roots: source(&p.ca_roots)?,
+                ca_intermediates: p.ca_intermediates.as_ref().map(source).transpose()?,
+                subject_email: p.subject_email.clone(),
+                subject_hostname: p.subject_hostname.clone(),
+            })
+        }
+        None => None,
+    };
+    let kinds = [!keys.is_empty(), fulcio.is_some(), pki.is_some()].iter().filter(|k| **k).count();
+    if kinds != 1 {
+        return Err("give exactly one of publicKeys, fulcio and pki".into());
+    }
+    if fulcio.is_some() && rekor.is_empty() {
+        return Err("fulcio requires rekorPublicKeys".into());
+    }
+    if pki.is_some() && !rekor.is_empty() {
+        return Err("pki cannot be combined with rekorPublicKeys".into());
+    }
+    Ok(TrustParts { keys, fulcio, pki, rekor })
+}
+
+/// A conversion that would lose meaning.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot convert {source_name}: {}", .rules.join("; "))]
+pub struct ConversionError {
+    /// Which policy.
+    pub source_name: String,
+    /// The rules the target format cannot express.
+    pub rules: Vec<String>,
+}
+
+/// Converts a policy to the native format (YAML), naming trust material
+/// `trust-1`, `trust-2`, … GPG `signedBy` and `signedBaseLayer` cannot be imported.
+pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionError> {
+    let mut trust: BTreeMap<String, Trust> = BTreeMap::new();
+    let mut refused = Vec::new();
+    let material = |k: &KeySource| match k {
+        KeySource::Path(p) => Material { path: Some(p.clone()), pem: None },
+        KeySource::Data(d) => Material { path: None, pem: Some(String::from_utf8_lossy(d).into_owned()) },
+    };
+    let mut convert = |reqs: &[Requirement], loc: String| -> Vec<NativeRequirement> {
+        let mut out = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            match r {
+                Requirement::InsecureAcceptAnything => out.push(NativeRequirement::InsecureAcceptAnything {}),
+                Requirement::Reject => out.push(NativeRequirement::Reject {}),
+                Requirement::DigestAllowlist { digests } => {
+                    out.push(NativeRequirement::DigestAllowlist { digests: digests.clone() })
+                }
+                Requirement::SignedBy { .. } => {
+                    refused.push(format!("{loc}[{i}]: signedBy (GPG) is not supported by tollgate"))
+                }
+                Requirement::SignedBaseLayer { .. } => {
+                    refused.push(format!("{loc}[{i}]: signedBaseLayer is not implemented"))
+                }
+                Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
+                    let t = Trust {
+                        public_keys: keys.iter().map(material).collect(),
+                        fulcio: fulcio.as_ref().map(|f| NativeFulcio {
+                            ca: material(&f.ca),
+                            oidc_issuer: f.oidc_issuer.clone(),
+                            subject_email: f.subject_email.clone(),
+                        }),
+                        pki: pki.as_ref().map(|p| NativePki {
+                            ca_roots: material(&p.ca_roots),
+                            ca_intermediates: p.ca_intermediates.as_ref().map(material),
+                            subject_email: p.subject_email.clone(),
+                            subject_hostname: p.subject_hostname.clone(),
+                        }),
+                        rekor_public_keys: rekor_public_keys.iter().map(material).collect(),
+                    };
+                    let name = match trust.iter().find(|(_, v)| **v == t) {
+                        Some((k, _)) => k.clone(),
+                        None => {
+                            let k = format!("trust-{}", trust.len() + 1);
+                            trust.insert(k.clone(), t);
+                            k
+                        }
+                    };
+                    out.push(NativeRequirement::SigstoreSigned {
+                        trust: name,
+                        signed_identity: Some(signed_identity.clone()),
+                    });
+                }
+            }
+        }
+        out
+    };
+    let default = convert(&policy.default, "default".into());
+    let mut transports = BTreeMap::new();
+    for (t, scopes) in &policy.transports {
+        let mut out = BTreeMap::new();
+        for (s, reqs) in scopes {
+            out.insert(s.clone(), convert(reqs, format!("transports.{t}[{s:?}]")));
+        }
+        transports.insert(t.clone(), out);
+    }
+    if !refused.is_empty() {
+        return Err(ConversionError { source_name: source_name.to_owned(), rules: refused });
+    }
+    let file = NativeFile {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+        mode: policy.mode,
+        trust,
+        exemptions: policy.exemptions.clone(),
+        default,
+        transports,
+    };
+    let yaml = serde_yaml_ng::to_string(&file).unwrap_or_default();
+    Ok(format!("# tollgate image policy (imported from {source_name})\n{yaml}"))
+}
+
+/// Converts a policy to containers-policy.json, refusing what that format cannot express.
+pub fn export(policy: &Policy, source_name: &str) -> Result<String, ConversionError> {
+    let rules = policy.containers_incompatibilities();
+    if rules.is_empty() {
+        Ok(policy.to_json())
+    } else {
+        Err(ConversionError { source_name: source_name.to_owned(), rules })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+use super::*;
+
+const CONTAINERS: &str = r#"{"default":[{"type":"reject"}],"transports":{"docker":{
+    "registry.example.com/team":[{"type":"sigstoreSigned","keyPath":"/keys/team.pub","signedIdentity":{"type":"matchRepository"}}],
+    "registry.example.com/other":[{"type":"sigstoreSigned","keyPath":"/keys/team.pub","signedIdentity":{"type":"matchRepository"}}],
+    "quay.io/keyless":[{"type":"sigstoreSigned","fulcio":{"caPath":"/ca.pem","oidcIssuer":"https://issuer","subjectEmail":"a@b.c"},"rekorPublicKeyPath":"/rekor.pub"}],
+    "example.com/open":[{"type":"insecureAcceptAnything"}]}}}"#;
+
+const NATIVE: &str = "
+apiVersion: tollgate.dev/v1alpha1
+kind: ImagePolicy
+mode: warn
+trust:
+  team:
+    publicKeys: [{path: /keys/team.pub}]
+exemptions:
+  - digest: sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97
+    reason: kube-apiserver v1.32.9
+  - repository: registry.k8s.io/pause
+    reason: sandbox image
+default:
+  - type: reject
+transports:
+  docker:
+    registry.example.com/team:
+      - type: sigstoreSigned
+        trust: team
+        signedIdentity: {type: matchRepository}
+      - type: digestAllowlist
+        digests: [sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855]
+";
+
+#[test]
+fn containers_policies_import_and_export_losslessly() {
+    let original = Policy::parse(CONTAINERS.as_bytes(), "c.json").unwrap_or_else(|e| panic!("{e}"));
+    let yaml = import(&original, "c.json").unwrap_or_else(|e| panic!("{e}"));
+    assert!(yaml.contains("trust-1:") && !yaml.contains("trust-3:"), "identical key material is shared:\n{yaml}");
+    let native = parse(yaml.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(native, original);
+    let json = export(&native, "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Policy::parse(json.as_bytes(), "again").ok(), Some(original));
+}
+
+#[test]
+fn native_extensions_parse_and_refuse_export() {
+    let p = parse(NATIVE.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.mode, Mode::Warn);
+    assert_eq!(p.exemptions.len(), 2);
+    assert!(matches!(p.transports["docker"]["registry.example.com/team"][1], Requirement::DigestAllowlist { .. }));
+    assert_eq!(
+        export(&p, "n.yaml").err().map(|e| e.to_string()).as_deref(),
+        Some(
+            "cannot convert n.yaml: mode: warn; 2 exemption(s); transports.docker[\"registry.example.com/team\"][1]: digestAllowlist"
+        )
+    );
+    assert!(is_native(NATIVE.as_bytes()));
+    assert!(!is_native(CONTAINERS.as_bytes()));
+    assert_eq!(parse_any(NATIVE.as_bytes(), "n").ok(), Some(p));
+}
+
+#[test]
+fn gpg_rules_cannot_be_imported() {
+    let p = Policy::parse(br#"{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/k"}]}"#, "c")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        import(&p, "c").err().map(|e| e.to_string()).as_deref(),
+        Some("cannot convert c: default[0]: signedBy (GPG) is not supported by tollgate")
+    );
+}
+
+#[test]
+fn native_mistakes_are_named() {
+    let cases = [
+        (NATIVE.replace("trust: team", "trust: missing"), "unknown trust \"missing\"; define it under trust:"),
+        (
+            NATIVE.replace("reason: sandbox image", "reason: ' '"),
+            "exemptions[1]: reason must say why the image is exempt",
+        ),
+        (NATIVE.replace("repository: registry.k8s.io/pause", "repository: pause"), "must be a fully expanded name"),
+        (NATIVE.replace("kind: ImagePolicy", "kind: Policy"), "expected tollgate.dev/v1alpha1/ImagePolicy"),
+        (NATIVE.replace("mode: warn", "mode: loud"), "unknown variant `loud`"),
+        (
+            NATIVE.replace("publicKeys: [{path: /keys/team.pub}]", "publicKeys: [{path: /a, pem: b}]"),
+            "exactly one of path and pem",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = parse(text.as_bytes(), "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(got.contains(want), "{got}\n  wanted {want}");
+    }
+}
