@@ -43,7 +43,12 @@ fn case(requirement: &str, reference: &str, dir: &str) -> Case {
 }
 
 fn decide(c: &Case) -> bool {
-    let image = Image { subject: Subject::Docker(&c.reference), digest: &c.digest, manifest: Some(&c.manifest) };
+    let image = Image {
+        subject: Subject::Docker(&c.reference),
+        digest: &c.digest,
+        manifest: Some(&c.manifest),
+        platforms: &[],
+    };
     evaluate(&c.policy, &image, &c.signatures, 1_795_392_000).allowed
 }
 

@@ -100,15 +100,13 @@ pub struct Pki {
 }
 
 /// One requirement of a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
     /// Accept the image; never accepts a signature.
     InsecureAcceptAnything,
     /// Reject the image.
     Reject,
     /// GPG simple signing. Parsed so that files load as-is; evaluation denies it as unsupported.
-    #[serde(rename_all = "camelCase")]
     SignedBy {
         /// `GPGKeys` and friends.
         key_type: String,
@@ -118,19 +116,19 @@ pub enum Requirement {
         signed_identity: SignedIdentity,
     },
     /// Reserved by containers/image, not implemented there either; evaluation denies it.
-    #[serde(rename_all = "camelCase")]
     SignedBaseLayer {
         /// Identity of the base layer.
         base_layer_identity: SignedIdentity,
     },
+    /// The inner `sigstoreSigned` must hold for the index and for every
+    /// platform manifest it lists (native format only; opt-in).
+    PerPlatform(Box<Requirement>),
     /// The image digest must be one of these (native format only).
-    #[serde(rename_all = "camelCase")]
     DigestAllowlist {
         /// Allowed manifest (or index) digests.
         digests: Vec<tollgate_oci::Digest>,
     },
     /// Sigstore (cosign) signatures.
-    #[serde(rename_all = "camelCase")]
     SigstoreSigned {
         /// Public keys (PEM), any one of which may have signed.
         keys: Vec<KeySource>,
@@ -170,9 +168,24 @@ pub struct Exemption {
     pub reason: String,
 }
 
+impl Requirement {
+    /// The requirement's `type` as written in policy files.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Requirement::InsecureAcceptAnything => "insecureAcceptAnything",
+            Requirement::Reject => "reject",
+            Requirement::SignedBy { .. } => "signedBy",
+            Requirement::SignedBaseLayer { .. } => "signedBaseLayer",
+            Requirement::PerPlatform(_) => "sigstoreSigned (perPlatform)",
+            Requirement::DigestAllowlist { .. } => "digestAllowlist",
+            Requirement::SigstoreSigned { .. } => "sigstoreSigned",
+        }
+    }
+}
+
 /// A policy: containers-policy.json semantics, plus tollgate's extensions
 /// (mode, exemptions, digest allowlists) when loaded from the native format.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Requirements when no scope matches.
     pub default: Vec<Requirement>,
@@ -330,6 +343,7 @@ impl Policy {
             for (i, r) in reqs.iter().enumerate() {
                 match r {
                     Requirement::DigestAllowlist { .. } => out.push(format!("{where_}[{i}]: digestAllowlist")),
+                    Requirement::PerPlatform(_) => out.push(format!("{where_}[{i}]: perPlatform signatures")),
                     Requirement::SigstoreSigned { keys, rekor_public_keys, .. } => {
                         let mixed = |k: &[KeySource]| {
                             k.iter().any(|s| matches!(s, KeySource::Path(_)))
@@ -602,6 +616,13 @@ fn requirement_json(r: &Requirement) -> serde_json::Value {
         Requirement::SignedBaseLayer { base_layer_identity } => {
             o.insert("type".into(), json!("signedBaseLayer"));
             o.insert("baseLayerIdentity".into(), identity(base_layer_identity));
+        }
+        Requirement::PerPlatform(inner) => {
+            let mut v = requirement_json(inner);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("perPlatform".into(), json!(true));
+            }
+            return v;
         }
         Requirement::DigestAllowlist { digests } => {
             o.insert("type".into(), json!("digestAllowlist"));

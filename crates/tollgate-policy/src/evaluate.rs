@@ -22,6 +22,8 @@ pub enum Loaded {
     Unsupported(String),
     /// `digestAllowlist`.
     DigestAllowlist(Vec<Digest>),
+    /// The inner requirement, for the index and every platform manifest.
+    PerPlatform(Box<Loaded>),
     /// `sigstoreSigned` with `fulcio` (keyless).
     SigstoreFulcio {
         /// Fulcio CA certificates (DER).
@@ -100,8 +102,20 @@ impl LoadedPolicy {
     pub fn needs_signatures(&self, subject: &Subject<'_>) -> bool {
         let (matched, _) = scope::requirements_for(&self.policy, subject);
         self.loaded_for(subject.transport(), &matched).iter().any(|l| {
-            matches!(l, Loaded::SigstoreKeys { .. } | Loaded::SigstoreFulcio { .. } | Loaded::SigstorePki { .. })
+            matches!(
+                l,
+                Loaded::SigstoreKeys { .. }
+                    | Loaded::SigstoreFulcio { .. }
+                    | Loaded::SigstorePki { .. }
+                    | Loaded::PerPlatform(_)
+            )
         })
+    }
+
+    /// Whether evaluating `subject` needs the signatures of each platform manifest of an index.
+    pub fn needs_platform_signatures(&self, subject: &Subject<'_>) -> bool {
+        let (matched, _) = scope::requirements_for(&self.policy, subject);
+        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::PerPlatform(_)))
     }
 }
 
@@ -138,6 +152,10 @@ fn load_list(
                 Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
                 Requirement::Reject => Loaded::Reject,
                 Requirement::DigestAllowlist { digests } => Loaded::DigestAllowlist(digests.clone()),
+                Requirement::PerPlatform(inner) => {
+                    let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
+                    Loaded::PerPlatform(Box::new(one.remove(0)))
+                }
                 Requirement::SignedBy { .. } => Loaded::Unsupported(
                     "signedBy (GPG simple signing) is not supported by tollgate; use sigstoreSigned".into(),
                 ),
@@ -201,6 +219,19 @@ pub struct Image<'a> {
     pub digest: &'a Digest,
     /// The manifest bytes, already checked against `digest`, when available.
     pub manifest: Option<&'a [u8]>,
+    /// For an index, when the policy asks for them: each platform manifest and its signatures.
+    pub platforms: &'a [PlatformSignatures],
+}
+
+/// One platform manifest of an index, and the signatures found for it.
+#[derive(Debug, Clone)]
+pub struct PlatformSignatures {
+    /// `linux/amd64`, …
+    pub platform: String,
+    /// The platform manifest's digest.
+    pub digest: Digest,
+    /// Its signatures.
+    pub signatures: Signatures,
 }
 
 /// Signatures as the edge found them.
@@ -360,6 +391,7 @@ fn describe(r: &Requirement) -> String {
         Requirement::SignedBy { key_type, .. } => format!("signedBy ({key_type})"),
         Requirement::SignedBaseLayer { .. } => "signedBaseLayer".into(),
         Requirement::DigestAllowlist { digests } => format!("digestAllowlist ({} digests)", digests.len()),
+        Requirement::PerPlatform(inner) => format!("{}, per platform", describe(inner)),
         Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
             let material = if fulcio.is_some() {
                 "fulcio".to_owned()
@@ -390,10 +422,34 @@ fn evaluate_one(
 ) -> RequirementOutcome {
     type Check<'a> = Box<dyn Fn(&SignatureLayer) -> Result<VerifiedSignature, SignatureRejection> + 'a>;
     let name = describe(raw);
+    if let (Loaded::PerPlatform(inner), Requirement::PerPlatform(raw_inner)) = (loaded, raw) {
+        let index = evaluate_one(raw_inner, inner, image, signatures, now);
+        if !index.satisfied {
+            return RequirementOutcome { requirement: name, ..index };
+        }
+        for p in image.platforms {
+            let sub = Image { subject: image.subject, digest: &p.digest, manifest: None, platforms: &[] };
+            let o = evaluate_one(raw_inner, inner, &sub, &p.signatures, now);
+            if !o.satisfied {
+                let reason = format!("platform {} ({}): {}", p.platform, p.digest, o.reason);
+                return RequirementOutcome {
+                    requirement: name,
+                    satisfied: false,
+                    reason,
+                    signatures: o.signatures,
+                    transient: o.transient,
+                };
+            }
+        }
+        let reason =
+            format!("{}; and each of the {} platform manifests is signed", index.reason, image.platforms.len());
+        return RequirementOutcome { requirement: name, reason, ..index };
+    }
     let (rule, check): (&SignedIdentity, Check<'_>) = match loaded {
         Loaded::AcceptAnything => return outcome(name, true, "insecureAcceptAnything accepts any image"),
         Loaded::Reject => return outcome(name, false, "the policy rejects every image in this scope"),
         Loaded::Unsupported(why) => return outcome(name, false, why.clone()),
+        Loaded::PerPlatform(_) => return outcome(name, false, "malformed per-platform requirement"),
         Loaded::DigestAllowlist(digests) => {
             let listed = digests.iter().any(|d| {
                 d == image.digest

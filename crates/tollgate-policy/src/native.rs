@@ -107,6 +107,9 @@ enum NativeRequirement {
         trust: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signed_identity: Option<SignedIdentity>,
+        /// Also require a signature on every platform manifest of an index.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_platform: bool,
     },
     #[serde(rename_all = "camelCase")]
     DigestAllowlist {
@@ -183,17 +186,18 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                         }
                         Requirement::DigestAllowlist { digests: digests.clone() }
                     }
-                    NativeRequirement::SigstoreSigned { trust: name, signed_identity } => {
+                    NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
                         let t: &TrustParts = trust.get(name).ok_or_else(|| {
                             invalid(&format!("{loc}[{i}]"), format!("unknown trust {name:?}; define it under trust:"))
                         })?;
-                        Requirement::SigstoreSigned {
+                        let r = Requirement::SigstoreSigned {
                             keys: t.keys.clone(),
                             fulcio: t.fulcio.clone(),
                             pki: t.pki.clone(),
                             rekor_public_keys: t.rekor.clone(),
                             signed_identity: signed_identity.clone().unwrap_or_default(),
-                        }
+                        };
+                        if *per_platform { Requirement::PerPlatform(Box::new(r)) } else { r }
                     }
                 })
             })
@@ -279,10 +283,6 @@ pub struct ConversionError {
 pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionError> {
     let mut trust: BTreeMap<String, Trust> = BTreeMap::new();
     let mut refused = Vec::new();
-    let material = |k: &KeySource| match k {
-        KeySource::Path(p) => Material { path: Some(p.clone()), pem: None },
-        KeySource::Data(d) => Material { path: None, pem: Some(String::from_utf8_lossy(d).into_owned()) },
-    };
     let mut convert = |reqs: &[Requirement], loc: String| -> Vec<NativeRequirement> {
         let mut out = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
@@ -298,33 +298,23 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                 Requirement::SignedBaseLayer { .. } => {
                     refused.push(format!("{loc}[{i}]: signedBaseLayer is not implemented"))
                 }
+                Requirement::PerPlatform(inner) => match inner.as_ref() {
+                    Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
+                        let name = name_for(&mut trust, trust_of(keys, fulcio, pki, rekor_public_keys));
+                        out.push(NativeRequirement::SigstoreSigned {
+                            trust: name,
+                            signed_identity: Some(signed_identity.clone()),
+                            per_platform: true,
+                        });
+                    }
+                    _ => refused.push(format!("{loc}[{i}]: perPlatform wraps a requirement other than sigstoreSigned")),
+                },
                 Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
-                    let t = Trust {
-                        public_keys: keys.iter().map(material).collect(),
-                        fulcio: fulcio.as_ref().map(|f| NativeFulcio {
-                            ca: material(&f.ca),
-                            oidc_issuer: f.oidc_issuer.clone(),
-                            subject_email: f.subject_email.clone(),
-                        }),
-                        pki: pki.as_ref().map(|p| NativePki {
-                            ca_roots: material(&p.ca_roots),
-                            ca_intermediates: p.ca_intermediates.as_ref().map(material),
-                            subject_email: p.subject_email.clone(),
-                            subject_hostname: p.subject_hostname.clone(),
-                        }),
-                        rekor_public_keys: rekor_public_keys.iter().map(material).collect(),
-                    };
-                    let name = match trust.iter().find(|(_, v)| **v == t) {
-                        Some((k, _)) => k.clone(),
-                        None => {
-                            let k = format!("trust-{}", trust.len() + 1);
-                            trust.insert(k.clone(), t);
-                            k
-                        }
-                    };
+                    let name = name_for(&mut trust, trust_of(keys, fulcio, pki, rekor_public_keys));
                     out.push(NativeRequirement::SigstoreSigned {
                         trust: name,
                         signed_identity: Some(signed_identity.clone()),
+                        per_platform: false,
                     });
                 }
             }
@@ -354,6 +344,41 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
     };
     let yaml = serde_yaml_ng::to_string(&file).unwrap_or_default();
     Ok(format!("# tollgate image policy (imported from {source_name})\n{yaml}"))
+}
+
+fn material(k: &KeySource) -> Material {
+    match k {
+        KeySource::Path(p) => Material { path: Some(p.clone()), pem: None },
+        KeySource::Data(d) => Material { path: None, pem: Some(String::from_utf8_lossy(d).into_owned()) },
+    }
+}
+
+fn trust_of(keys: &[KeySource], fulcio: &Option<Fulcio>, pki: &Option<Pki>, rekor: &[KeySource]) -> Trust {
+    Trust {
+        public_keys: keys.iter().map(material).collect(),
+        fulcio: fulcio.as_ref().map(|f| NativeFulcio {
+            ca: material(&f.ca),
+            oidc_issuer: f.oidc_issuer.clone(),
+            subject_email: f.subject_email.clone(),
+        }),
+        pki: pki.as_ref().map(|p| NativePki {
+            ca_roots: material(&p.ca_roots),
+            ca_intermediates: p.ca_intermediates.as_ref().map(material),
+            subject_email: p.subject_email.clone(),
+            subject_hostname: p.subject_hostname.clone(),
+        }),
+        rekor_public_keys: rekor.iter().map(material).collect(),
+    }
+}
+
+/// The name of identical trust material already collected, or a new `trust-N`.
+fn name_for(trust: &mut BTreeMap<String, Trust>, t: Trust) -> String {
+    if let Some((k, _)) = trust.iter().find(|(_, v)| **v == t) {
+        return k.clone();
+    }
+    let k = format!("trust-{}", trust.len() + 1);
+    trust.insert(k.clone(), t);
+    k
 }
 
 /// Converts a policy to containers-policy.json, refusing what that format cannot express.

@@ -46,7 +46,8 @@ fn decide(req: &str, reference: &str, dir: &str, sigs: &[&str], mutate: impl Fn(
     let digest = Digest::sha256_of(&manifest);
     let reference = Reference::parse_normalized(reference).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(req).unwrap_or_else(|e| panic!("{e}"));
-    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
     let d = evaluate(&p, &image, &Signatures::Found(layers), NOW);
     assert_eq!(d.allowed, d.failure.is_none());
     if !d.allowed {
@@ -185,7 +186,8 @@ fn decisions_explain_themselves() {
     let digest = Digest::sha256_of(&manifest);
     let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
     let p = policy(KEY).unwrap_or_else(|e| panic!("{e}"));
-    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
     let d = evaluate(&p, &image, &Signatures::Found(layers.clone()), NOW);
     assert!(d.allowed);
     assert_eq!(d.scope.name, "default");
@@ -209,7 +211,7 @@ fn decisions_explain_themselves() {
     let prod = Reference::parse_normalized("example.com/production/app:1").unwrap_or_else(|e| panic!("{e}"));
     let d = evaluate(
         &gpg,
-        &Image { subject: Subject::Docker(&prod), digest: &digest, manifest: None },
+        &Image { subject: Subject::Docker(&prod), digest: &digest, manifest: None, platforms: &[] },
         &Signatures::Found(vec![]),
         NOW,
     );
@@ -222,7 +224,7 @@ fn decisions_explain_themselves() {
     assert!(
         evaluate(
             &gpg,
-            &Image { subject: Subject::Docker(&play), digest: &digest, manifest: None },
+            &Image { subject: Subject::Docker(&play), digest: &digest, manifest: None, platforms: &[] },
             &Signatures::Found(vec![]),
             NOW
         )
@@ -310,7 +312,8 @@ fn exemptions_warn_mode_and_digest_allowlists() {
     let manifest = manifest.unwrap_or_default();
     let digest = Digest::sha256_of(&manifest);
     let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
-    let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest) };
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
     let load = |yaml: String| {
         let p = crate::native::parse(yaml.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
         LoadedPolicy::load(p, "n.yaml", &read).unwrap_or_else(|e| panic!("{e}"))

@@ -89,3 +89,18 @@ fn native_mistakes_are_named() {
         assert!(got.contains(want), "{got}\n  wanted {want}");
     }
 }
+
+#[test]
+fn per_platform_round_trips_natively_and_refuses_export() {
+    let text = NATIVE.replace(
+        "        signedIdentity: {type: matchRepository}\n",
+        "        signedIdentity: {type: matchRepository}\n        perPlatform: true\n",
+    );
+    let p = parse(text.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(p.transports["docker"]["registry.example.com/team"][0], Requirement::PerPlatform(_)));
+    let again = parse(import(&p, "n.yaml").unwrap_or_else(|e| panic!("{e}")).as_bytes(), "again")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, p);
+    let err = export(&p, "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("[0]: perPlatform signatures"), "{err}");
+}

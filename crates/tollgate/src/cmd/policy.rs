@@ -29,10 +29,7 @@ struct CheckOutput {
 }
 
 fn describe(r: &Requirement) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-        .unwrap_or_default()
+    r.type_name().to_owned()
 }
 
 /// Whether a docker scope can ever match: a `*.` wildcard, a host, or a fully expanded name or reference.

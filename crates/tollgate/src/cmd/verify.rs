@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use tollgate_oci::{Digest, Reference};
-use tollgate_policy::evaluate::{Failure, Image, LoadedPolicy, Signatures};
+use tollgate_policy::evaluate::{Failure, Image, LoadedPolicy, PlatformSignatures, Signatures};
 use tollgate_policy::scope::Subject;
 use tollgate_policy::{Decision, evaluate};
 use tollgate_registry::layout::Layout;
@@ -101,8 +101,39 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         }
     };
     let digest = manifest.digest.clone();
-    let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes) };
+    let platforms =
+        if policy.needs_platform_signatures(&subject) && tollgate_oci::media_types::is_index(&manifest.media_type) {
+            platform_signatures(&client, &reference, &manifest.bytes).await?
+        } else {
+            Vec::new()
+        };
+    let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes), platforms: &platforms };
     Ok(evaluate(policy, &image, &signatures, now()))
+}
+
+/// Each platform manifest of an index, with the signatures attached to it.
+async fn platform_signatures(
+    client: &Client,
+    reference: &Reference,
+    index: &[u8],
+) -> anyhow::Result<Vec<PlatformSignatures>> {
+    let index = tollgate_oci::manifest::ImageIndex::parse(index)?;
+    let mut out = Vec::new();
+    for d in index.manifests.iter().filter(|d| tollgate_oci::media_types::is_manifest(&d.media_type)) {
+        let platform = d.platform.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |p| match &p.variant {
+                Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            },
+        );
+        let signatures = match client.signature_layers(reference, &d.digest).await {
+            Ok(found) => Signatures::Found(to_layers(found)),
+            Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+        };
+        out.push(PlatformSignatures { platform, digest: d.digest.clone(), signatures });
+    }
+    Ok(out)
 }
 
 fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
@@ -124,7 +155,7 @@ fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> a
         Ok(found) => Signatures::Found(to_layers(found)),
         Err(e) => Signatures::Unavailable { transient: false, reason: e.to_string() },
     };
-    let image = Image { subject, digest: &desc.digest, manifest: Some(&manifest) };
+    let image = Image { subject, digest: &desc.digest, manifest: Some(&manifest), platforms: &[] };
     Ok(evaluate(policy, &image, &signatures, now()))
 }
 

@@ -343,3 +343,32 @@ fn native_policies_import_export_warn_and_exempt() {
     let r = tollgate(&["policy", "check", exempt.to_str().unwrap()]);
     assert!(r.stdout.contains("valid (enforce mode, 1 exemption(s))"), "{}", r.stdout);
 }
+
+#[test]
+fn per_platform_signatures_are_opt_in() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let policy = s.dir.path().join("per-platform.yaml");
+    let yaml = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  team:\n    publicKeys: [{path: trusted.pub}]\ndefault:\n  - type: sigstoreSigned\n    trust: team\n    signedIdentity: {type: matchRepository}\n    perPlatform: true\n";
+    std::fs::write(&policy, yaml).unwrap();
+    let verify =
+        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    // The index signature alone is enough by default, but not with perPlatform.
+    assert_eq!(s.verify(&s.app(), &[]).code, 0, "by default, the index signature is enough");
+    let r = verify();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("platform linux/amd64 (sha256:"), "{}", r.stdout);
+    assert!(r.stdout.contains("a signature was required, but no signature exists"), "{}", r.stdout);
+    // Sign each platform manifest too.
+    let index: serde_json::Value =
+        s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone())))
+            .map(|m| serde_json::from_slice(&m.bytes).unwrap())
+            .unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let d = Digest::parse(m["digest"].as_str().unwrap()).unwrap();
+        s.rt.block_on(attach(&s.reg.client(), &s.repo, &d, &[Attached::cosign(&s.key, &s.repository(), &d)]));
+    }
+    let r = verify();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("and each of the 2 platform manifests is signed"), "{}", r.stdout);
+}
