@@ -257,18 +257,23 @@ fn policy_check_explains_and_refuses_broken_files() {
     assert!(r.stderr.contains("scope is not a fully expanded name"), "{}", r.stderr);
 }
 
-#[test]
-fn private_registries_need_credentials_from_an_auth_file() {
-    let reg = Registry::start_with_basic_auth();
+/// Pushes `REG/open/tool:1` and writes an accept-anything policy: (image, temp dir, policy path).
+fn open_tool(reg: &Registry) -> (String, tempfile::TempDir, PathBuf) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let repo = Reference::parse_normalized(&format!("{}/open/tool", reg.addr)).unwrap();
     rt.block_on(image::push_image(&reg.client(), &repo, Some("1"), "amd64", b"tool"));
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.json");
     std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    (format!("{}:1", repo.repository()), dir, policy)
+}
+
+#[test]
+fn private_registries_need_credentials_from_an_auth_file() {
+    let reg = Registry::start_with_basic_auth();
+    let (image, dir, policy) = open_tool(&reg);
     let auth = dir.path().join("auth.json");
     std::fs::write(&auth, reg.auth_file().unwrap()).unwrap();
-    let image = format!("{}:1", repo.repository());
     let base =
         ["verify", image.as_str(), "--policy", policy.to_str().unwrap(), "--insecure-registry", reg.addr.as_str()];
     let empty_home = dir.path().join("home");
@@ -285,15 +290,9 @@ fn private_registries_need_credentials_from_an_auth_file() {
 #[test]
 fn tls_registries_are_trusted_through_ca_files_only() {
     let reg = Registry::start_with_tls();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let repo = Reference::parse_normalized(&format!("{}/open/tool", reg.addr)).unwrap();
-    rt.block_on(image::push_image(&reg.client(), &repo, Some("1"), "amd64", b"tool"));
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    let (image, dir, policy) = open_tool(&reg);
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, reg.tls_ca.clone().unwrap()).unwrap();
-    let image = format!("{}:1", repo.repository());
     let r = tollgate(&["verify", &image, "--policy", policy.to_str().unwrap(), "--ca-file", ca.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let r = tollgate(&["verify", &image, "--policy", policy.to_str().unwrap()]);
