@@ -8,11 +8,13 @@
 //! - [`cosign`]: one cosign signature layer checked end to end.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod cosign;
 pub mod keys;
 pub mod payload;
 pub mod rekor;
 mod strict;
+pub mod tlog;
 pub mod x509;
 
 /// Decodes standard base64 the way Go's `base64.StdEncoding.DecodeString` does:

@@ -28,6 +28,16 @@ pub enum RekorError {
     Mismatch(String),
 }
 
+/// The signed entry timestamp's payload: RFC 8785 canonical JSON (keys
+/// sorted, no whitespace) of `{body, integratedTime, logID, logIndex}`.
+pub fn set_payload(body_b64: &str, integrated_time: i64, log_id_hex: &str, log_index: i64) -> String {
+    format!(
+        "{{\"body\":{},\"integratedTime\":{integrated_time},\"logID\":{},\"logIndex\":{log_index}}}",
+        serde_json::Value::String(body_b64.to_owned()),
+        serde_json::Value::String(log_id_hex.to_owned())
+    )
+}
+
 /// A Rekor key must be ECDSA (as containers/image requires).
 pub fn check_rekor_key(key: &PublicKey) -> Result<(), String> {
     match key.algorithm() {
@@ -70,12 +80,7 @@ pub fn verify_bundle(
     let log_index = log_index.i64("Payload.logIndex").map_err(m)?;
     let log_id = log_id.str("Payload.logID").map_err(m)?;
 
-    // RFC 8785: keys sorted, no whitespace; the values are ASCII strings and integers.
-    let canonical = format!(
-        "{{\"body\":{},\"integratedTime\":{integrated_time},\"logID\":{},\"logIndex\":{log_index}}}",
-        serde_json::Value::String(body.to_owned()),
-        serde_json::Value::String(log_id.to_owned())
-    );
+    let canonical = set_payload(body, integrated_time, log_id, log_index);
     if !rekor_keys.iter().any(|k| k.verify(canonical.as_bytes(), &set).is_ok()) {
         return Err(RekorError::BadSet(rekor_keys.len()));
     }

@@ -146,3 +146,9 @@ pub fn verify_hostname(leaf: &[u8], host: &str) -> Result<(), CertError> {
     ee.verify_is_valid_for_subject_name(&name)
         .map_err(|_| CertError::Identity(format!("the certificate is not valid for host {host:?}")))
 }
+
+/// Whether a certificate is self-issued (issuer equals subject): a root.
+pub fn is_self_issued(der: &[u8]) -> Result<bool, CertError> {
+    let cert = Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
+    Ok(cert.tbs_certificate().issuer() == cert.tbs_certificate().subject())
+}

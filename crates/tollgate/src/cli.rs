@@ -64,6 +64,18 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (
     /// Check and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify a sigstore bundle for a file, like `cosign verify-blob` (and the sigstore-conformance client).
+    #[command(after_help = "\
+Examples:
+  tollgate verify-bundle --bundle kubectl.sigstore.json --trusted-root trusted_root.json \\
+    --certificate-identity krel-staging@k8s-releng-prod.iam.gserviceaccount.com \\
+    --certificate-oidc-issuer https://accounts.google.com kubectl
+  tollgate verify-bundle --bundle b.sigstore.json --trusted-root r.json --key signer.pub file.txt
+
+Supported: bundles v0.1-v0.3 logged in Rekor v1 (signed entry timestamp, inclusion proof and checkpoint all
+checked), Fulcio certificates and managed keys, message signatures and DSSE/in-toto. Rekor v2 entries and RFC 3161
+timestamps are refused as not supported yet. Exit 0 verified, 1 refused, 2 usage error.")]
+    VerifyBundle(VerifyBundleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example: tollgate completions bash > /etc/bash_completion.d/tollgate")]
     Completions {
@@ -290,6 +302,29 @@ pub struct VerifyArgs {
     /// Seconds allowed for each registry request (3 attempts at most for transient failures).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
+}
+
+/// `verify-bundle` arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity"])))]
+pub struct VerifyBundleArgs {
+    /// The bundle (`*.sigstore.json`).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The signer's public key (PEM), for bundles signed with a managed key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The certificate SAN that must have signed (URI or email), matched exactly.
+    #[arg(long, value_name = "SAN", requires = "certificate_oidc_issuer")]
+    pub certificate_identity: Option<String>,
+    /// The OIDC issuer of that identity, matched exactly.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The trusted root (`trusted_root.json`): Fulcio CAs and Rekor keys.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: PathBuf,
+    /// The signed file, or `sha256:<hex>` for DSSE bundles.
+    pub artifact: String,
 }
 
 /// `policy` subcommands.

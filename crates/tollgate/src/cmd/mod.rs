@@ -5,6 +5,7 @@ mod images;
 mod kubeadm;
 mod policy;
 mod verify;
+mod verify_bundle;
 
 use std::io::Read;
 use std::path::Path;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Kubeadm(KubeadmCommand::Audit(a)) => kubeadm::audit(&a, fmt),
         Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(&a, fmt)),
+        Command::VerifyBundle(a) => verify_bundle::run(&a, fmt),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),

@@ -149,3 +149,24 @@ fn certificates_corpus() {
         assert!(key || certs);
     }
 }
+
+#[test]
+fn sigstore_bundle_corpus_parses_and_never_verifies_for_another_identity() {
+    let root = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/conformance/sigstore/public-good/trusted_root.json"
+    ))
+    .unwrap();
+    let root = tollgate_verify::bundle::TrustedRoot::parse(&root).unwrap();
+    for data in corpus("sigstore_bundle") {
+        let expected = tollgate_verify::bundle::Expected::Identity { san: "x", issuer: "y" };
+        let r = tollgate_verify::bundle::verify(
+            &data,
+            &root,
+            tollgate_verify::bundle::Artifact::Bytes(b"a"),
+            expected,
+            1_795_392_000,
+        );
+        assert!(r.is_err());
+    }
+}

@@ -4,6 +4,7 @@
 #[macro_use]
 mod util;
 
+mod bundles;
 mod components;
 mod examples;
 mod fuzz_corpus;

@@ -1,0 +1,78 @@
+//! `tollgate verify-bundle`.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tollgate_verify::PublicKey;
+use tollgate_verify::bundle::{self, Artifact, Expected, TrustedRoot};
+
+use super::read_capped;
+use crate::cli::VerifyBundleArgs;
+use crate::exit::{Outcome, Refused};
+use crate::output::{Format, print, print_json};
+
+/// Largest artifact hashed in memory.
+const MAX_ARTIFACT_BYTES: u64 = 2 << 30;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Output {
+    verified: bool,
+    signer: String,
+    integrated_time: i64,
+}
+
+pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let bundle_bytes = read_capped(&a.bundle)?;
+    let root = TrustedRoot::parse(&read_capped(&a.trusted_root)?)
+        .map_err(|e| anyhow::anyhow!("trusted root {}: {e}", a.trusted_root.display()))?;
+    let key = a
+        .key
+        .as_deref()
+        .map(|k| PublicKey::from_pem(&read_capped(k)?).map_err(|e| anyhow::anyhow!("{}: {e}", k.display())))
+        .transpose()?;
+    let expected = match (&key, &a.certificate_identity, &a.certificate_oidc_issuer) {
+        (Some(k), _, _) => Expected::Key(k),
+        (None, Some(san), Some(issuer)) => Expected::Identity { san, issuer },
+        _ => anyhow::bail!("pass --key, or --certificate-identity with --certificate-oidc-issuer"),
+    };
+    let digest;
+    let bytes;
+    let artifact =
+        match a.artifact.strip_prefix("sha256:").filter(|h| h.len() == 64 && !Path::new(&a.artifact).exists()) {
+            Some(hex) => {
+                let mut d = [0u8; 32];
+                hex::decode_to_slice(hex, &mut d)
+                    .map_err(|_| anyhow::anyhow!("{} is not a sha256 digest", a.artifact))?;
+                digest = d;
+                Artifact::Sha256(&digest)
+            }
+            None => {
+                bytes = read_artifact(Path::new(&a.artifact))?;
+                Artifact::Bytes(&bytes)
+            }
+        };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let v = bundle::verify(&bundle_bytes, &root, artifact, expected, now)
+        .map_err(|e| Refused(format!("bundle {} refused: {e}", a.bundle.display())))?;
+    match fmt {
+        Format::Json => print_json(&Output { verified: true, signer: v.signer, integrated_time: v.integrated_time })?,
+        Format::Text => {
+            print(&format!("VERIFIED {} (signed by {}, logged at {})\n", a.artifact, v.signer, v.integrated_time))?
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn read_artifact(p: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+    let mut buf = Vec::new();
+    f.take(MAX_ARTIFACT_BYTES + 1).read_to_end(&mut buf)?;
+    anyhow::ensure!(
+        buf.len() as u64 <= MAX_ARTIFACT_BYTES,
+        "{} is larger than {MAX_ARTIFACT_BYTES} bytes",
+        p.display()
+    );
+    Ok(buf)
+}

@@ -1,0 +1,55 @@
+//! `tollgate verify-bundle` on sigstore-conformance cases (the full suite runs in
+//! tollgate-verify's tests; this checks the command's interface and exit codes).
+
+use std::path::PathBuf;
+
+use crate::util::tollgate;
+
+const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn sig(p: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/sigstore").join(p).display().to_string()
+}
+
+fn run(case: &str, artifact: &str) -> crate::util::Run {
+    tollgate(&[
+        "verify-bundle",
+        "--bundle",
+        &sig(&format!("bundle-verify/{case}/bundle.sigstore.json")),
+        "--trusted-root",
+        &sig("public-good/trusted_root.json"),
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        artifact,
+    ])
+}
+
+#[test]
+fn verifies_a_bundle_for_a_file_and_refuses_a_bad_one() {
+    let r = run("happy-path-v0.3", &sig("bundle-verify/a.txt"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("VERIFIED "), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("signed by {IDENTITY} via {ISSUER}")), "{}", r.stdout);
+    let r = run("signature-mismatch_fail", &sig("bundle-verify/a.txt"));
+    assert!(r.one_line_error(1).contains("the signature does not verify over the artifact"), "{}", r.stderr);
+}
+
+#[test]
+fn dsse_bundles_verify_against_a_digest() {
+    let artifact = std::fs::read(sig("bundle-verify/a.txt")).unwrap();
+    let digest = format!("sha256:{}", tollgate_oci::Digest::sha256_of(&artifact).hex());
+    let r = run("happy-path-intoto-in-dsse-v3", &digest);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run("happy-path-v0.3", &format!("sha256:{}", "0".repeat(64)));
+    assert!(r.one_line_error(1).contains("message digest is not the artifact's"), "{}", r.stderr);
+}
+
+#[test]
+fn signer_is_required() {
+    let r = tollgate(&["verify-bundle", "--bundle", "b.json", "--trusted-root", "r.json", "file"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--key") || r.stderr.contains("certificate-identity"), "{}", r.stderr);
+}
