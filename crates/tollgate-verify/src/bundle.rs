@@ -4,9 +4,10 @@
 //! signed entry timestamp, Merkle inclusion proof and signed checkpoint;
 //! Fulcio certificates (chain to a trusted CA at the integration time, SAN and
 //! issuer checked exactly) and managed keys; message signatures and DSSE
-//! envelopes with in-toto subjects. Not yet: Rekor v2 (`hashedrekord` 0.0.2),
-//! RFC 3161 timestamps, `intoto` 0.0.2 entries, SCT checks — bundles that need
-//! them are rejected with a reason saying so, never accepted.
+//! envelopes with in-toto subjects; embedded SCTs checked against the trusted
+//! CT logs. Not yet: Rekor v2 (`hashedrekord` 0.0.2), RFC 3161 timestamps,
+//! `intoto` 0.0.2 entries — bundles that need them are rejected with a reason
+//! saying so, never accepted.
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -48,6 +49,7 @@ fn b64(s: &str, what: &str) -> Result<Vec<u8>, BundleError> {
 #[derive(Debug, Clone)]
 pub struct TrustedRoot {
     tlogs: Vec<LogKey>,
+    ctlogs: Vec<LogKey>,
     cas: Vec<Authority>,
 }
 
@@ -71,6 +73,8 @@ struct Authority {
 struct RawRoot {
     #[serde(default)]
     tlogs: Vec<RawLog>,
+    #[serde(default)]
+    ctlogs: Vec<RawLog>,
     #[serde(default)]
     certificate_authorities: Vec<RawCa>,
 }
@@ -142,14 +146,25 @@ impl TrustedRoot {
     /// Parses `trusted_root.json`. Every log key must have a validity start.
     pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, BundleError> {
         let raw: RawRoot = serde_json::from_slice(bytes).map_err(|e| malformed(format!("trusted root: {e}")))?;
-        let mut tlogs = Vec::new();
-        for (i, l) in raw.tlogs.iter().enumerate() {
-            let what = format!("tlogs[{i}]");
-            let (start_ms, end_ms) = validity(l.public_key.valid_for.as_ref(), &what)?;
-            let der = b64(l.public_key.raw_bytes.as_deref().unwrap_or_default(), &what)?;
-            let key = PublicKey::from_spki_der(&der).map_err(|e| malformed(format!("{what}: {e}")))?;
-            tlogs.push(LogKey { key, key_id: b64(&l.log_id.key_id, &what)?, start_ms, end_ms });
-        }
+        // Transparency-log keys must all parse; a CT-log key tollgate cannot read
+        // (e.g. PKCS#1 RSA) is skipped: it can only fail to verify an SCT.
+        let logs = |list: &[RawLog], name: &str, strict: bool| -> Result<Vec<LogKey>, BundleError> {
+            let mut out = Vec::new();
+            for (i, l) in list.iter().enumerate() {
+                let what = format!("{name}[{i}]");
+                let (start_ms, end_ms) = validity(l.public_key.valid_for.as_ref(), &what)?;
+                let der = b64(l.public_key.raw_bytes.as_deref().unwrap_or_default(), &what)?;
+                let key = match PublicKey::from_spki_der(&der) {
+                    Ok(k) => k,
+                    Err(_) if !strict => continue,
+                    Err(e) => return Err(malformed(format!("{what}: {e}"))),
+                };
+                out.push(LogKey { key, key_id: b64(&l.log_id.key_id, &what)?, start_ms, end_ms });
+            }
+            Ok(out)
+        };
+        let tlogs = logs(&raw.tlogs, "tlogs", true)?;
+        let ctlogs = logs(&raw.ctlogs, "ctlogs", false)?;
         let mut cas = Vec::new();
         for (i, c) in raw.certificate_authorities.iter().enumerate() {
             let what = format!("certificateAuthorities[{i}]");
@@ -161,7 +176,7 @@ impl TrustedRoot {
             }
             cas.push(Authority { chain, start_ms, end_ms });
         }
-        Ok(TrustedRoot { tlogs, cas })
+        Ok(TrustedRoot { tlogs, ctlogs, cas })
     }
 }
 
@@ -400,13 +415,27 @@ pub fn verify(
     let who = match (&signer, expected) {
         (Signer::Cert { leaf, .. }, Expected::Identity { san, issuer }) => {
             let t_ms = t * 1000;
-            let trusted = root.cas.iter().filter(|ca| within(t_ms, ca.start_ms, ca.end_ms)).any(|ca| {
-                let (inter, top) = ca.chain.split_at(ca.chain.len() - 1);
-                x509::verify_chain(leaf, inter, top, t as u64).is_ok()
-            });
-            if !trusted {
-                return Err(BundleError::Certificate(format!("the certificate does not chain to a trusted CA at {t}")));
-            }
+            let ca = root
+                .cas
+                .iter()
+                .filter(|ca| within(t_ms, ca.start_ms, ca.end_ms))
+                .find(|ca| {
+                    let (inter, top) = ca.chain.split_at(ca.chain.len() - 1);
+                    x509::verify_chain(leaf, inter, top, t as u64).is_ok()
+                })
+                .ok_or_else(|| {
+                    BundleError::Certificate(format!("the certificate does not chain to a trusted CA at {t}"))
+                })?;
+            // The certificate must have been logged in a trusted CT log.
+            let issuer_spki = x509::issuer_spki(leaf, &ca.chain).ok_or_else(|| {
+                BundleError::Certificate("the certificate's issuer is not in the trusted chain".into())
+            })?;
+            let logs: Vec<([u8; 32], &PublicKey)> = root
+                .ctlogs
+                .iter()
+                .filter_map(|l| <[u8; 32]>::try_from(l.key_id.as_slice()).ok().map(|id| (id, &l.key)))
+                .collect();
+            crate::sct::verify_embedded(leaf, &issuer_spki, &logs).map_err(BundleError::Certificate)?;
             let info = x509::leaf_info(leaf).map_err(|e| BundleError::Certificate(e.to_string()))?;
             if !info.uris.iter().chain(&info.emails).any(|s| s == san) {
                 return Err(BundleError::Certificate(format!(

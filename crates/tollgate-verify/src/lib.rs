@@ -13,6 +13,7 @@ pub mod cosign;
 pub mod keys;
 pub mod payload;
 pub mod rekor;
+pub mod sct;
 mod strict;
 pub mod tlog;
 pub mod x509;

@@ -152,3 +152,16 @@ pub fn is_self_issued(der: &[u8]) -> Result<bool, CertError> {
     let cert = Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
     Ok(cert.tbs_certificate().issuer() == cert.tbs_certificate().subject())
 }
+
+/// The SubjectPublicKeyInfo (DER) of the certificate among `candidates` that issued `leaf`.
+pub fn issuer_spki(leaf: &[u8], candidates: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let leaf = Certificate::from_der(leaf).ok()?;
+    candidates.iter().find_map(|c| {
+        let c = Certificate::from_der(c).ok()?;
+        if c.tbs_certificate().subject() == leaf.tbs_certificate().issuer() {
+            c.tbs_certificate().subject_public_key_info().to_der().ok()
+        } else {
+            None
+        }
+    })
+}

@@ -67,7 +67,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
     ("rekor2-timestamp-with-expired-cert-chain", "Rekor v2"),
     ("rekor2-timestamp-without-embedded-cert", "Rekor v2"),
     ("trust-root-tsa-validity-end-inclusive", "RFC 3161 timestamps"),
-    ("invalid-ct-key_fail", "embedded SCTs are not verified yet: this failure case is ACCEPTED (unsafe gap)"),
 ];
 
 #[test]

@@ -73,7 +73,7 @@ Examples:
   tollgate verify-bundle --bundle b.sigstore.json --trusted-root r.json --key signer.pub file.txt
 
 Supported: bundles v0.1-v0.3 logged in Rekor v1 (signed entry timestamp, inclusion proof and checkpoint all
-checked), Fulcio certificates and managed keys, message signatures and DSSE/in-toto. Rekor v2 entries and RFC 3161
+checked), Fulcio certificates (with their embedded SCTs) and managed keys, message signatures and DSSE/in-toto. Rekor v2 entries and RFC 3161
 timestamps are refused as not supported yet. Exit 0 verified, 1 refused, 2 usage error.")]
     VerifyBundle(VerifyBundleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
