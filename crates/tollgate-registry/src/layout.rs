@@ -61,6 +61,14 @@ pub enum LayoutError {
         /// The cap.
         limit: u64,
     },
+    /// A file of the layout is larger than allowed.
+    #[error("{} exceeds the {limit}-byte limit", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap.
+        limit: u64,
+    },
     /// A manifest or index is malformed.
     #[error("{} in {}: {message}", what, dir.display())]
     Malformed {
@@ -191,7 +199,7 @@ fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
     let mut buf = Vec::new();
     f.take(limit + 1).read_to_end(&mut buf).map_err(io)?;
     if buf.len() as u64 > limit {
-        return Err(LayoutError::TooLarge { dir: path.to_owned(), digest: Digest::sha256_of(b""), limit });
+        return Err(LayoutError::FileTooLarge { path: path.to_owned(), limit });
     }
     Ok(buf)
 }
