@@ -426,7 +426,7 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
 }
 
 fn redact(url: &str) -> String {
-    if url.len() > 5 && url[..5].eq_ignore_ascii_case("data:") {
+    if url.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
         let head: String = url.chars().take(40).collect();
         return if url.len() > 40 { format!("{head}… ({} bytes)", url.len()) } else { head };
     }

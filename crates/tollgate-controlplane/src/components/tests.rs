@@ -188,6 +188,14 @@ fn an_existing_symlink_is_never_written_through() -> Result<(), Box<dyn std::err
     Ok(())
 }
 
+/// Regression (found by fuzzing): a multi-byte character across byte 5 made redaction panic.
+#[test]
+fn redaction_never_splits_a_character() {
+    assert_eq!(redact("data\u{39e}pplication"), "data\u{39e}pplication");
+    let list = "[{\"url\":\"data\u{39e}x\",\"install_path\":\"/a\"}]";
+    assert!(parse_list(list.as_bytes(), "c.json").is_err());
+}
+
 #[test]
 fn urls_are_redacted_in_messages() {
     assert_eq!(redact("https://user:secret@host.example/path/f?token=abc#x"), "https://host.example/path/f");
