@@ -117,7 +117,9 @@ async fn platform_signatures(
     reference: &Reference,
     index: &[u8],
 ) -> anyhow::Result<Vec<PlatformSignatures>> {
-    let index = tollgate_oci::manifest::ImageIndex::parse(index)?;
+    // Served bytes that are not an index are an integrity refusal, not a usage error.
+    let index = tollgate_oci::manifest::ImageIndex::parse(index)
+        .map_err(|e| crate::exit::Refused(format!("{reference}: the registry served {e}")))?;
     let mut out = Vec::new();
     for d in index.manifests.iter().filter(|d| tollgate_oci::media_types::is_manifest(&d.media_type)) {
         let platform = d.platform.as_ref().map_or_else(
