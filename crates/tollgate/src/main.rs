@@ -12,6 +12,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // containerd's image verifier calls `BIN -name REF -digest D …`: same binary, other protocol.
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if tollgate_node::verifier::is_invocation(&raw) {
+        return cmd::image_verifier::run(&raw);
+    }
     let args = cli::Cli::parse();
     init_tracing(args.verbose);
     match cmd::run(args) {

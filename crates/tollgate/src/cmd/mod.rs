@@ -1,6 +1,7 @@
 //! Command implementations: the imperative shell around the library crates.
 
 mod components;
+pub mod image_verifier;
 mod images;
 mod kubeadm;
 mod policy;

@@ -54,18 +54,30 @@ fn to_layers(found: Vec<(tollgate_oci::manifest::Descriptor, Vec<u8>)>) -> Vec<S
 }
 
 async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
-    let reference = Reference::parse_normalized(&a.image)?.with_default_tag();
-    if let (Some(g), Some(d)) = (given, reference.digest()) {
-        anyhow::ensure!(g == d, "--digest {g} contradicts the digest in {reference}");
-    }
-    let client = Client::new(ClientConfig {
+    let cfg = ClientConfig {
         insecure_registries: a.insecure_registry.clone(),
         request_timeout: std::time::Duration::from_secs(a.timeout),
         connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
         credentials: super::load_credentials(a.authfile.as_deref())?,
         extra_ca_pems: super::load_ca_files(&a.ca_file)?,
         ..Default::default()
-    })?;
+    };
+    decide_registry(&a.image, given, policy, cfg).await
+}
+
+/// Decides on a registry image: the shared path of `tollgate verify` and the
+/// containerd image verifier.
+pub async fn decide_registry(
+    image: &str,
+    given: Option<&Digest>,
+    policy: &LoadedPolicy,
+    cfg: ClientConfig,
+) -> anyhow::Result<Decision> {
+    let reference = Reference::parse_normalized(image)?.with_default_tag();
+    if let (Some(g), Some(d)) = (given, reference.digest()) {
+        anyhow::ensure!(g == d, "--digest {g} contradicts the digest in {reference}");
+    }
+    let client = Client::new(cfg)?;
     // The manifest is always fetched by digest or tag and checked against it:
     // the digest that would be pulled is the one decided on.
     let target = match given {

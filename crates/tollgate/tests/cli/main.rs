@@ -6,6 +6,7 @@ mod util;
 
 mod bundles;
 mod components;
+mod containerd;
 mod examples;
 mod fuzz_corpus;
 mod images;

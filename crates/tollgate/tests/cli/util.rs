@@ -49,6 +49,30 @@ pub fn tollgate_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs the tollgate binary with `args`, `env`, and `stdin` written then closed.
+pub fn tollgate_stdin(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env_remove("TOLLGATE_LOG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tollgate");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin);
+    }
+    let out = child.wait_with_output().expect("wait");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Test data of the control-plane crate (realistic kubeadm manifests).
 pub fn controlplane_testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tollgate-controlplane/testdata").join(name)

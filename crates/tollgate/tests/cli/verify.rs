@@ -10,13 +10,13 @@ use tollgate_testkit::{Registry, image};
 
 use crate::util::{Run, tollgate};
 
-struct Setup {
-    reg: Registry,
-    dir: tempfile::TempDir,
-    key: TestKey,
-    repo: Reference,
-    digest: Digest,
-    rt: tokio::runtime::Runtime,
+pub(crate) struct Setup {
+    pub(crate) reg: Registry,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) key: TestKey,
+    pub(crate) repo: Reference,
+    pub(crate) digest: Digest,
+    pub(crate) rt: tokio::runtime::Runtime,
 }
 
 const KEY_POLICY: &str = r#"{"default":[{"type":"reject"}],"transports":{"docker":{
@@ -25,7 +25,7 @@ const KEY_POLICY: &str = r#"{"default":[{"type":"reject"}],"transports":{"docker
 
 impl Setup {
     /// A registry with `REG/team/app:v1` (a two-platform index), a trusted key, and a policy.
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let reg = Registry::start();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let repo = Reference::parse_normalized(&format!("{}/team/app", reg.addr)).unwrap();
@@ -37,15 +37,15 @@ impl Setup {
         Setup { reg, dir, key, repo, digest, rt }
     }
 
-    fn policy(&self) -> PathBuf {
+    pub(crate) fn policy(&self) -> PathBuf {
         self.dir.path().join("policy.json")
     }
 
-    fn attach(&self, sigs: &[Attached]) {
+    pub(crate) fn attach(&self, sigs: &[Attached]) {
         self.rt.block_on(attach(&self.reg.client(), &self.repo, &self.digest, sigs));
     }
 
-    fn verify(&self, image: &str, extra: &[&str]) -> Run {
+    pub(crate) fn verify(&self, image: &str, extra: &[&str]) -> Run {
         let policy = self.policy();
         let mut args =
             vec!["verify", image, "--policy", policy.to_str().unwrap(), "--insecure-registry", &self.reg.addr];
@@ -53,11 +53,11 @@ impl Setup {
         tollgate(&args)
     }
 
-    fn app(&self) -> String {
+    pub(crate) fn app(&self) -> String {
         format!("{}/team/app:v1", self.reg.addr)
     }
 
-    fn repository(&self) -> String {
+    pub(crate) fn repository(&self) -> String {
         self.repo.repository()
     }
 }

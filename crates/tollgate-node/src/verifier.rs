@@ -1,0 +1,189 @@
+//! The bindir verifier protocol.
+
+use tollgate_oci::Digest;
+use tollgate_oci::manifest::Descriptor;
+
+/// containerd reads at most this much of stdout.
+pub const MAX_REASON_BYTES: usize = 32 << 10;
+/// The largest descriptor read from stdin.
+pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
+/// The only stdin media type containerd sends.
+pub const DESCRIPTOR_MEDIA_TYPE: &str = "application/vnd.oci.descriptor.v1+json";
+
+/// What containerd asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// `-name`: the reference being pulled.
+    pub name: String,
+    /// `-digest`: the top-level digest (the index digest for multi-platform images).
+    pub digest: Digest,
+    /// `-stdin-media-type`.
+    pub stdin_media_type: Option<String>,
+    /// Flags this version does not know, tolerated (and reported on stderr).
+    pub unknown: Vec<String>,
+}
+
+/// The invocation is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// A required flag is missing.
+    #[error("missing -{0}")]
+    Missing(&'static str),
+    /// A flag has no value.
+    #[error("-{0} needs a value")]
+    NoValue(String),
+    /// The digest is malformed.
+    #[error("invalid -digest: {0}")]
+    Digest(String),
+    /// A value that is not a flag.
+    #[error("unexpected argument {0:?}")]
+    Unexpected(String),
+}
+
+/// Whether `args` (without the program name) look like a bindir invocation:
+/// the first argument is one of the protocol's single-dash flags.
+pub fn is_invocation(args: &[String]) -> bool {
+    args.first().is_some_and(|a| {
+        let flag = a.split('=').next().unwrap_or(a);
+        matches!(flag, "-name" | "-digest" | "-stdin-media-type")
+    })
+}
+
+/// Parses Go-style flags (`-flag value`, `-flag=value`, `--flag value`). Unknown
+/// flags are tolerated: their value, if the next argument is not a flag, is skipped.
+pub fn parse(args: &[String]) -> Result<Invocation, InvocationError> {
+    let (mut name, mut digest, mut media_type, mut unknown) = (None, None, None, Vec::new());
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(InvocationError::Unexpected(arg.clone()));
+        };
+        let (key, inline) = match flag.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (flag, None),
+        };
+        let known = matches!(key, "name" | "digest" | "stdin-media-type");
+        let value = match inline {
+            Some(v) => Some(v),
+            None => match args.get(i + 1) {
+                Some(next) if !next.starts_with('-') || known => {
+                    i += 1;
+                    Some(next.clone())
+                }
+                _ => None,
+            },
+        };
+        match key {
+            "name" => name = Some(value.ok_or_else(|| InvocationError::NoValue(key.into()))?),
+            "digest" => digest = Some(value.ok_or_else(|| InvocationError::NoValue(key.into()))?),
+            "stdin-media-type" => media_type = Some(value.ok_or_else(|| InvocationError::NoValue(key.into()))?),
+            other => unknown.push(other.to_owned()),
+        }
+        i += 1;
+    }
+    let name = name.filter(|n| !n.is_empty()).ok_or(InvocationError::Missing("name"))?;
+    let digest = digest.ok_or(InvocationError::Missing("digest"))?;
+    let digest = Digest::parse(&digest).map_err(|e| InvocationError::Digest(e.to_string()))?;
+    Ok(Invocation { name, digest, stdin_media_type: media_type, unknown })
+}
+
+/// Parses the descriptor containerd writes on stdin, and checks it against `-digest`.
+/// `None` when stdin was empty (containerd may fail to write it; `-digest` is authoritative).
+pub fn descriptor(stdin: &[u8], invocation: &Invocation) -> Result<Option<Descriptor>, String> {
+    if stdin.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if stdin.len() > MAX_DESCRIPTOR_BYTES {
+        return Err(format!("the descriptor on stdin is larger than {MAX_DESCRIPTOR_BYTES} bytes"));
+    }
+    let d: Descriptor = serde_json::from_slice(stdin).map_err(|e| format!("malformed descriptor on stdin: {e}"))?;
+    if d.digest != invocation.digest {
+        return Err(format!("the descriptor on stdin is for {}, not -digest {}", d.digest, invocation.digest));
+    }
+    Ok(Some(d))
+}
+
+/// Caps a reason to what containerd reads, on a character boundary.
+pub fn cap_reason(reason: &str) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason.to_owned();
+    }
+    let mut end = MAX_REASON_BYTES - 16;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} (truncated)", &reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const D: &str = "sha256:98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4";
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_containerds_exact_argv() {
+        let a = args(&format!(
+            "-name registry.example.com/image:abc -digest {D} -stdin-media-type {DESCRIPTOR_MEDIA_TYPE}"
+        ));
+        assert!(is_invocation(&a));
+        let inv = parse(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(inv.name, "registry.example.com/image:abc");
+        assert_eq!(inv.digest.to_string(), D);
+        assert_eq!(inv.stdin_media_type.as_deref(), Some(DESCRIPTOR_MEDIA_TYPE));
+        assert!(inv.unknown.is_empty());
+    }
+
+    #[test]
+    fn tolerates_unknown_flags_and_other_spellings() {
+        let a = args(&format!("-operation pull --name=busybox -verbose -digest {D}"));
+        let inv = parse(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(inv.name, "busybox");
+        assert_eq!(inv.unknown, ["operation", "verbose"]);
+        assert!(!is_invocation(&args("verify busybox")));
+    }
+
+    #[test]
+    fn precise_errors() {
+        assert_eq!(parse(&args(&format!("-digest {D}"))), Err(InvocationError::Missing("name")));
+        assert_eq!(parse(&args("-name x")), Err(InvocationError::Missing("digest")));
+        assert!(matches!(parse(&args("-name x -digest sha256:00")), Err(InvocationError::Digest(_))));
+        assert_eq!(parse(&args("-name")), Err(InvocationError::NoValue("name".into())));
+        assert_eq!(parse(&args("stray")), Err(InvocationError::Unexpected("stray".into())));
+    }
+
+    #[test]
+    fn descriptor_must_match_the_digest() {
+        let inv = parse(&args(&format!("-name x -digest {D}"))).unwrap_or_else(|e| panic!("{e}"));
+        let good = format!(r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{D}","size":2048}}"#);
+        assert!(descriptor(format!("{good}\n").as_bytes(), &inv).is_ok_and(|d| d.is_some()));
+        assert_eq!(descriptor(b"", &inv), Ok(None));
+        let other = good.replace("98ea", "00ea");
+        assert!(descriptor(other.as_bytes(), &inv).is_err_and(|e| e.contains("not -digest")));
+        assert!(descriptor(b"{", &inv).is_err_and(|e| e.starts_with("malformed descriptor")));
+    }
+
+    #[test]
+    fn reasons_are_capped_on_a_character_boundary() {
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let capped = cap_reason(&long);
+        assert!(capped.len() <= MAX_REASON_BYTES && capped.ends_with("(truncated)"));
+        assert_eq!(cap_reason("short"), "short");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(a in proptest::collection::vec("\\PC{0,20}", 0..8)) {
+            let _ = is_invocation(&a);
+            let _ = parse(&a);
+        }
+    }
+}
