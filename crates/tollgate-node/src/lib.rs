@@ -8,4 +8,5 @@
 //! and reason formatting.
 #![forbid(unsafe_code)]
 
+pub mod doctor;
 pub mod verifier;

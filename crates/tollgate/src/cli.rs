@@ -64,6 +64,9 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (
     /// Check and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Check containerd's configuration for image verification.
+    #[command(subcommand)]
+    Containerd(ContainerdCommand),
     /// Verify a sigstore bundle for a file, like `cosign verify-blob` (and the sigstore-conformance client).
     #[command(after_help = "\
 Examples:
@@ -325,6 +328,25 @@ pub struct VerifyBundleArgs {
     pub trusted_root: PathBuf,
     /// The signed file, or `sha256:<hex>` for DSSE bundles.
     pub artifact: String,
+}
+
+/// `containerd` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContainerdCommand {
+    /// Report every setting that silently turns image verification off. Exit 1 on critical findings.
+    #[command(after_help = "\
+Example:
+  tollgate containerd doctor --config /etc/containerd/config.toml
+
+Checks: the image-verifier plugin disabled; its bin_dir missing or empty (containerd then allows every pull);
+CRI settings that make kubelet pulls fall back to the unverified local path (use_local_image_pull,
+registry.mirrors/configs/auths, max_concurrent_downloads other than 3, discard_unpacked_layers,
+image_pull_with_sync_fs, disable_snapshot_annotations = false).")]
+    Doctor {
+        /// containerd's config file.
+        #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
+        config: PathBuf,
+    },
 }
 
 /// `policy` subcommands.

@@ -15,7 +15,9 @@ use anyhow::Context as _;
 use clap::CommandFactory as _;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 
-use crate::cli::{CatalogArgs, Cli, Command, ComponentsCommand, ImagesCommand, KubeadmCommand, PolicyCommand};
+use crate::cli::{
+    CatalogArgs, Cli, Command, ComponentsCommand, ContainerdCommand, ImagesCommand, KubeadmCommand, PolicyCommand,
+};
 use crate::exit::Outcome;
 use crate::output::Format;
 
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(&a, fmt)),
         Command::VerifyBundle(a) => verify_bundle::run(&a, fmt),
+        Command::Containerd(ContainerdCommand::Doctor { config }) => doctor(&config, fmt),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),
@@ -120,6 +123,38 @@ pub fn load_ca_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>
             Ok(pem)
         })
         .collect()
+}
+
+/// `tollgate containerd doctor`: reads the config and the verifier directory, diagnoses purely.
+fn doctor(config: &Path, fmt: crate::output::Format) -> anyhow::Result<Outcome> {
+    use tollgate_node::doctor::{self, Severity};
+    let text = String::from_utf8(read_capped(config)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", config.display()))?;
+    let dir = doctor::bin_dir(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let entries: Option<Vec<String>> = std::fs::read_dir(&dir)
+        .ok()
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect());
+    let findings =
+        doctor::diagnose(&text, entries.as_deref()).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let critical = findings.iter().filter(|f| f.severity == Severity::Critical).count();
+    match fmt {
+        crate::output::Format::Json => crate::output::print_json(&serde_json::json!({
+            "config": config.display().to_string(), "binDir": dir, "verifiers": entries, "findings": findings,
+        }))?,
+        crate::output::Format::Text => {
+            let mut s = format!(
+                "{} (verifiers in {dir}: {})\n",
+                config.display(),
+                entries.as_ref().map_or("none".into(), |e| e.join(", "))
+            );
+            for f in &findings {
+                let sev = if f.severity == Severity::Critical { "CRITICAL" } else { "ok" };
+                s.push_str(&format!("{sev:<8}  {}: {}\n", f.key, f.message));
+            }
+            crate::output::print(&s)?;
+        }
+    }
+    Ok(if critical > 0 { Outcome::Findings } else { Outcome::Ok })
 }
 
 /// Whether progress bars may be drawn.

@@ -102,3 +102,31 @@ fn bad_invocations_and_mismatched_descriptors_are_rejected() {
     assert!(r.stdout.contains("the descriptor on stdin is for"), "{}", r.stdout);
     assert!(r.stderr.contains("ignoring unknown flags: operation"), "{}", r.stderr);
 }
+
+#[test]
+fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cfg = dir.path().join("config.toml");
+    let good =
+        format!("version = 3\n[plugins.'io.containerd.image-verifier.v1.bindir']\n  bin_dir = '{}'\n", bin.display());
+    std::fs::write(&cfg, &good).unwrap();
+    let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "an empty bin_dir allows every pull: {}", r.stdout);
+    assert!(r.stdout.contains("CRITICAL  bin_dir:"), "{}", r.stdout);
+    std::fs::write(bin.join("tollgate"), b"").unwrap();
+    let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.json()["verifiers"][0], "tollgate");
+    std::fs::write(&cfg, format!("{good}[plugins.'io.containerd.cri.v1.images']\n  use_local_image_pull = true\n"))
+        .unwrap();
+    let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("use_local_image_pull = true: kubelet pulls silently fall back"), "{}", r.stdout);
+    let r = crate::util::tollgate(&["containerd", "doctor", "--config", "/nonexistent/config.toml"]);
+    assert_eq!(
+        r.one_line_error(2),
+        "tollgate: cannot read /nonexistent/config.toml: No such file or directory (os error 2)"
+    );
+}

@@ -1,0 +1,209 @@
+//! `tollgate containerd doctor`: every containerd setting that silently turns
+//! image verification off. Pure: the config text and the verifier directory
+//! listing come in, findings go out.
+
+use serde::Serialize;
+
+/// containerd's default image-verifier directory on Linux.
+pub const DEFAULT_BIN_DIR: &str = "/opt/containerd/image-verifier/bin";
+const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Verification is off, or pulls are not verified, without any error.
+    Critical,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// The config key (or directory) concerned.
+    pub key: String,
+    /// What it does and what to do.
+    pub message: String,
+}
+
+/// The containerd config could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("containerd config: {0}")]
+pub struct ConfigError(pub String);
+
+/// The verifier `bin_dir` the config names (or containerd's default).
+pub fn bin_dir(config: &str) -> Result<String, ConfigError> {
+    let doc: toml::Table = toml::from_str(config).map_err(|e| ConfigError(e.to_string()))?;
+    Ok(verifier_plugin(&doc)
+        .and_then(|p| p.get("bin_dir"))
+        .and_then(|v| v.as_str())
+        .unwrap_or(DEFAULT_BIN_DIR)
+        .to_owned())
+}
+
+fn plugins(doc: &toml::Table) -> Option<&toml::Table> {
+    doc.get("plugins").and_then(|p| p.as_table())
+}
+
+fn verifier_plugin(doc: &toml::Table) -> Option<&toml::Table> {
+    plugins(doc)?.get(VERIFIER_PLUGIN)?.as_table()
+}
+
+/// Diagnoses a containerd config (versions 2 and 3). `bin_dir_entries` is the
+/// listing of the verifier directory, `None` when it does not exist.
+pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<Finding>, ConfigError> {
+    let doc: toml::Table = toml::from_str(config).map_err(|e| ConfigError(e.to_string()))?;
+    let version = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
+    let mut out = Vec::new();
+    let mut critical =
+        |key: &str, message: String| out.push(Finding { severity: Severity::Critical, key: key.to_owned(), message });
+
+    if version < 2 {
+        critical(
+            "version",
+            format!(
+                "config version {version}: containerd 2.x with config version 2 or 3 is needed for image verifiers"
+            ),
+        );
+    }
+    let disabled = doc.get("disabled_plugins").and_then(|d| d.as_array()).cloned().unwrap_or_default();
+    if disabled.iter().any(|p| p.as_str() == Some(VERIFIER_PLUGIN)) {
+        critical("disabled_plugins", format!("{VERIFIER_PLUGIN} is disabled: no pull is verified"));
+    }
+    let dir = bin_dir(config)?;
+    match bin_dir_entries {
+        None => critical(
+            "bin_dir",
+            format!("{dir} does not exist: containerd allows every pull when the verifier directory is missing"),
+        ),
+        Some([]) => {
+            critical("bin_dir", format!("{dir} is empty: containerd allows every pull when no verifier is installed"))
+        }
+        Some(_) => {}
+    }
+
+    // CRI pulls go through the transfer service (and so the verifiers) only when none of these is set.
+    let cri = plugins(&doc).and_then(|p| {
+        p.get("io.containerd.cri.v1.images").or_else(|| p.get("io.containerd.grpc.v1.cri")).and_then(|c| c.as_table())
+    });
+    if let Some(cri) = cri {
+        let key = |k: &str| cri.get(k);
+        let fallback = "kubelet pulls silently fall back to the unverified local pull path";
+        if key("use_local_image_pull").and_then(|v| v.as_bool()) == Some(true) {
+            critical("use_local_image_pull", format!("use_local_image_pull = true: {fallback}; set it to false"));
+        }
+        if let Some(n) = key("max_concurrent_downloads").and_then(|v| v.as_integer()).filter(|n| *n != 3) {
+            critical(
+                "max_concurrent_downloads",
+                format!("max_concurrent_downloads = {n} (not 3): {fallback}; remove it"),
+            );
+        }
+        if key("discard_unpacked_layers").and_then(|v| v.as_bool()) == Some(true) {
+            critical("discard_unpacked_layers", format!("discard_unpacked_layers = true: {fallback}"));
+        }
+        if key("image_pull_with_sync_fs").and_then(|v| v.as_bool()) == Some(true) {
+            critical("image_pull_with_sync_fs", format!("image_pull_with_sync_fs = true: {fallback}"));
+        }
+        if key("disable_snapshot_annotations").and_then(|v| v.as_bool()) == Some(false) {
+            critical("disable_snapshot_annotations", format!("disable_snapshot_annotations = false: {fallback}"));
+        }
+        if let Some(reg) = key("registry").and_then(|v| v.as_table()) {
+            for legacy in ["mirrors", "configs", "auths"] {
+                if reg.get(legacy).and_then(|v| v.as_table()).is_some_and(|t| !t.is_empty()) {
+                    critical(
+                        &format!("registry.{legacy}"),
+                        format!(
+                            "registry.{legacy} is set: {fallback}; configure mirrors with hosts.toml under registry.config_path instead (tollgate containerd mirrors)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(Finding {
+            severity: Severity::Info,
+            key: "-".into(),
+            message:
+                "no setting that disables image verification was found; images already on the node are not re-verified"
+                    .into(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD_V3: &str = r#"
+version = 3
+[plugins.'io.containerd.image-verifier.v1.bindir']
+  bin_dir = '/opt/containerd/image-verifier/bin'
+[plugins.'io.containerd.cri.v1.images']
+  use_local_image_pull = false
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = '/etc/containerd/certs.d'
+"#;
+
+    fn keys(f: &[Finding]) -> Vec<&str> {
+        f.iter().filter(|f| f.severity == Severity::Critical).map(|f| f.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_good_config_with_a_verifier_is_clean() {
+        let f = diagnose(GOOD_V3, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(keys(&f).is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn empty_or_missing_bin_dir_is_critical() {
+        let f = diagnose(GOOD_V3, Some(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&f), ["bin_dir"]);
+        assert!(f[0].message.contains("allows every pull"));
+        let f = diagnose("version = 3", None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(f[0].message.starts_with(DEFAULT_BIN_DIR));
+    }
+
+    #[test]
+    fn every_silent_fallback_is_reported_in_v3_and_v2() {
+        let v3 = r#"
+version = 3
+disabled_plugins = ["io.containerd.image-verifier.v1.bindir"]
+[plugins.'io.containerd.cri.v1.images']
+  use_local_image_pull = true
+  max_concurrent_downloads = 5
+  discard_unpacked_layers = true
+  image_pull_with_sync_fs = true
+  disable_snapshot_annotations = false
+  [plugins.'io.containerd.cri.v1.images'.registry.mirrors.'docker.io']
+    endpoint = ['https://mirror.local']
+"#;
+        let f = diagnose(v3, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            keys(&f),
+            [
+                "disabled_plugins",
+                "use_local_image_pull",
+                "max_concurrent_downloads",
+                "discard_unpacked_layers",
+                "image_pull_with_sync_fs",
+                "disable_snapshot_annotations",
+                "registry.mirrors"
+            ]
+        );
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.auths.\"r.io\"]\nusername = \"u\"\n";
+        let f = diagnose(v2, Some(&["t".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&f), ["registry.auths"]);
+        let f = diagnose("", Some(&["t".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&f), ["version"]);
+    }
+
+    #[test]
+    fn malformed_config_is_an_error() {
+        assert!(diagnose("version = [", None).is_err());
+    }
+}
