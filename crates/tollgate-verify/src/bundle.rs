@@ -298,14 +298,15 @@ pub struct Verified {
 }
 
 enum Signer {
-    Cert { leaf: Vec<u8>, key: PublicKey },
+    Cert { leaf: Vec<u8>, info: x509::LeafInfo },
     Key(PublicKey),
 }
 
 impl Signer {
     fn key(&self) -> &PublicKey {
         match self {
-            Signer::Cert { key, .. } | Signer::Key(key) => key,
+            Signer::Cert { info, .. } => &info.public_key,
+            Signer::Key(key) => key,
         }
     }
 }
@@ -349,8 +350,8 @@ pub fn verify(
                 (3, _, Some(c)) => b64(&c.raw_bytes, "certificate")?,
                 _ => return Err(BundleError::Certificate("the bundle carries no signing certificate".into())),
             };
-            let key = x509::leaf_info(&leaf).map_err(|e| BundleError::Certificate(e.to_string()))?.public_key;
-            Signer::Cert { leaf, key }
+            let info = x509::leaf_info(&leaf).map_err(|e| BundleError::Certificate(e.to_string()))?;
+            Signer::Cert { leaf, info }
         }
     };
 
@@ -413,7 +414,7 @@ pub fn verify(
 
     // The signer, at the time the log saw the signature.
     let who = match (&signer, expected) {
-        (Signer::Cert { leaf, .. }, Expected::Identity { san, issuer }) => {
+        (Signer::Cert { leaf, info }, Expected::Identity { san, issuer }) => {
             let t_ms = t * 1000;
             let ca = root
                 .cas
@@ -436,7 +437,6 @@ pub fn verify(
                 .filter_map(|l| <[u8; 32]>::try_from(l.key_id.as_slice()).ok().map(|id| (id, &l.key)))
                 .collect();
             crate::sct::verify_embedded(leaf, &issuer_spki, &logs).map_err(BundleError::Certificate)?;
-            let info = x509::leaf_info(leaf).map_err(|e| BundleError::Certificate(e.to_string()))?;
             if !info.uris.iter().chain(&info.emails).any(|s| s == san) {
                 return Err(BundleError::Certificate(format!(
                     "the certificate is for {:?}, not {san:?}",

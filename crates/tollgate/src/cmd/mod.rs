@@ -73,15 +73,23 @@ pub fn load_catalog(args: &CatalogArgs) -> anyhow::Result<Catalog> {
 
 /// Reads a file, refusing more than [`MAX_CONFIG_FILE_BYTES`].
 pub fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
+    read_limited(path, MAX_CONFIG_FILE_BYTES)
+}
+
+/// Reads a file, refusing more than `limit` bytes.
+pub fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut buf = Vec::new();
-    f.take(MAX_CONFIG_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if buf.len() as u64 > MAX_CONFIG_FILE_BYTES {
-        anyhow::bail!("{} is larger than {MAX_CONFIG_FILE_BYTES} bytes; refusing to read it", path.display());
+    f.take(limit + 1).read_to_end(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+    if buf.len() as u64 > limit {
+        anyhow::bail!("{} is larger than {limit} bytes; refusing to read it", path.display());
     }
     Ok(buf)
+}
+
+/// The clock, read at the edge and passed into the pure core (Unix seconds).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Registry credentials: `--authfile` (which must exist), else the first of

@@ -120,7 +120,7 @@ pub async fn decide_registry(
             Vec::new()
         };
     let image = Image { subject, digest: &digest, manifest: Some(&manifest.bytes), platforms: &platforms };
-    Ok(evaluate(policy, &image, &signatures, now()))
+    Ok(evaluate(policy, &image, &signatures, super::now_unix()))
 }
 
 /// Each platform manifest of an index, with the signatures attached to it.
@@ -170,12 +170,7 @@ fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> a
         Err(e) => Signatures::Unavailable { transient: false, reason: e.to_string() },
     };
     let image = Image { subject, digest: &desc.digest, manifest: Some(&manifest), platforms: &[] };
-    Ok(evaluate(policy, &image, &signatures, now()))
-}
-
-/// The clock, read at the edge and passed into the pure core.
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    Ok(evaluate(policy, &image, &signatures, super::now_unix()))
 }
 
 /// The human form of a decision.

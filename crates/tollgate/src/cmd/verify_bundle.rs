@@ -48,12 +48,11 @@ pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
                 Artifact::Sha256(&digest)
             }
             None => {
-                bytes = read_artifact(Path::new(&a.artifact))?;
+                bytes = super::read_limited(Path::new(&a.artifact), MAX_ARTIFACT_BYTES)?;
                 Artifact::Bytes(&bytes)
             }
         };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let v = bundle::verify(&bundle_bytes, &root, artifact, expected, now)
+    let v = bundle::verify(&bundle_bytes, &root, artifact, expected, super::now_unix())
         .map_err(|e| Refused(format!("bundle {} refused: {e}", a.bundle.display())))?;
     match fmt {
         Format::Json => print_json(&Output { verified: true, signer: v.signer, integrated_time: v.integrated_time })?,
@@ -62,17 +61,4 @@ pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
-}
-
-fn read_artifact(p: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let f = std::fs::File::open(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
-    let mut buf = Vec::new();
-    f.take(MAX_ARTIFACT_BYTES + 1).read_to_end(&mut buf)?;
-    anyhow::ensure!(
-        buf.len() as u64 <= MAX_ARTIFACT_BYTES,
-        "{} is larger than {MAX_ARTIFACT_BYTES} bytes",
-        p.display()
-    );
-    Ok(buf)
 }
