@@ -1,12 +1,24 @@
-//! Node enforcement: the containerd image-verifier protocol.
+//! Node enforcement: the containerd image-verifier protocol and the node daemon.
 //!
 //! containerd ≥ 2.1 runs every executable in its image-verifier `bin_dir` for
 //! each pull as `BIN -name REF -digest DIGEST -stdin-media-type
 //! application/vnd.oci.descriptor.v1+json`, writes the descriptor as JSON on
 //! stdin, reads up to 32 KiB of stdout as the reason, and allows the pull only
-//! on exit 0. This crate holds the pure parts: argument and descriptor parsing
-//! and reason formatting.
+//! on exit 0.
+//!
+//! The pure parts ([`verifier`], [`doctor`], [`config`], [`cache`], [`api`])
+//! take bytes and values; the shell parts ([`engine`], [`daemon`], [`client`],
+//! [`audit`]) do the network and file I/O around them.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod audit;
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod daemon;
 pub mod doctor;
+pub mod engine;
+pub mod install;
+pub mod metrics;
 pub mod verifier;

@@ -186,6 +186,14 @@ fn wait_ready(addr: &str, child: &mut Child) -> bool {
     false
 }
 
+impl Registry {
+    /// Stops the registry now (an outage); its address then refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -64,6 +64,18 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (
     /// Check and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run the node daemon: verdicts for containerd's verifier on a unix socket, cached, audited, with metrics.
+    #[command(after_help = "\
+Examples:
+  tollgate serve                                     the config in /etc/tollgate/config.yaml
+  tollgate serve --policy policy.yaml --socket /tmp/tollgate.sock --insecure-registry 127.0.0.1:5000
+
+API (HTTP/1.1 on the socket, mode 0600): POST /v1/verify {\"name\":REF,\"digest\":DIGEST}, GET /healthz,
+GET /metrics. Every answer is written to the audit log first. The policy is re-read every reloadSeconds
+and on SIGHUP; a broken policy is reported on /healthz and the last good one stays in force. While the
+break-glass file exists every image is allowed, loudly. SIGTERM or SIGINT drain in-flight requests and exit 0.
+Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 bad config or policy.")]
+    Serve(ServeArgs),
     /// Check containerd's configuration for image verification.
     #[command(subcommand)]
     Containerd(ContainerdCommand),
@@ -347,6 +359,55 @@ image_pull_with_sync_fs, disable_snapshot_annotations = false).")]
         #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
         config: PathBuf,
     },
+    /// Put tollgate into containerd's image-verifier bin_dir and enable the plugin in its config.
+    #[command(after_help = "\
+Examples:
+  tollgate containerd install                      then: systemctl restart containerd
+  tollgate containerd install --config /etc/containerd/config.toml --bin-dir /opt/containerd/image-verifier/bin --dry-run
+
+It copies this binary to BIN_DIR/tollgate (mode 0755, atomically), and sets
+[plugins.\"io.containerd.image-verifier.v1.bindir\"] bin_dir in the config, keeping every other line and
+comment (config versions 2 and 3; a missing config is created as version 3). Then it runs `containerd
+doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the daemon's socket.
+Exit codes: 0 installed with no critical findings, 1 installed but doctor found something, 2 error.")]
+    Install(ContainerdInstallArgs),
+}
+
+/// `containerd install` arguments.
+#[derive(Debug, Args)]
+pub struct ContainerdInstallArgs {
+    /// containerd's config file (created if missing).
+    #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
+    pub config: PathBuf,
+    /// The verifier directory. Default: the config's bin_dir, else containerd's default.
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// The daemon socket the verifier should ask; must match `socket` in the tollgate config.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The tollgate config the verifier reads.
+    #[arg(long, value_name = "FILE", default_value = tollgate_node::config::DEFAULT_CONFIG)]
+    pub tollgate_config: PathBuf,
+    /// Print what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `serve` arguments; each flag overrides the config file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file. When it is the default and missing, defaults apply.
+    #[arg(long, value_name = "FILE", env = "TOLLGATE_CONFIG", default_value = tollgate_node::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The policy file (native YAML or containers-policy.json).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The unix socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
 }
 
 /// `policy` subcommands.

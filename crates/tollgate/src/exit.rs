@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use tollgate_controlplane::components::ComponentError;
+use tollgate_node::engine::EngineError;
 use tollgate_registry::RegistryError;
 use tollgate_registry::layout::LayoutError;
 
@@ -51,13 +52,14 @@ impl Outcome {
 pub fn classify(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(r) = cause.downcast_ref::<RegistryError>() {
-            return match r {
-                RegistryError::DigestMismatch { .. }
-                | RegistryError::TooLarge { .. }
-                | RegistryError::Malformed { .. } => DENIED,
-                e if e.is_transient() => TRANSIENT,
-                _ => USAGE,
-            };
+            return classify_registry(r);
+        }
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            match e {
+                EngineError::Registry { source, .. } => return classify_registry(source),
+                EngineError::Refused(_) => return DENIED,
+                _ => {}
+            }
         }
         if let Some(c) = cause.downcast_ref::<ComponentError>() {
             return match c {
@@ -81,6 +83,16 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         }
     }
     USAGE
+}
+
+fn classify_registry(r: &RegistryError) -> u8 {
+    match r {
+        RegistryError::DigestMismatch { .. } | RegistryError::TooLarge { .. } | RegistryError::Malformed { .. } => {
+            DENIED
+        }
+        e if e.is_transient() => TRANSIENT,
+        _ => USAGE,
+    }
 }
 
 /// Marks an aggregated failure whose causes were all transient.

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         return cmd::image_verifier::run(&raw);
     }
     let args = cli::Cli::parse();
-    init_tracing(args.verbose);
+    // A daemon reports what it does; one-shot commands only warn.
+    let daemon = matches!(args.command, cli::Command::Serve(_));
+    init_tracing(args.verbose + u8::from(daemon));
     match cmd::run(args) {
         Ok(outcome) => outcome.code(),
         Err(err) => exit::report(&err),

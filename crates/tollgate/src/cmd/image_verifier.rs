@@ -3,137 +3,130 @@
 //! containerd runs every executable in its verifier `bin_dir` as
 //! `BIN -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json`.
 //! tollgate recognises that invocation by its first argument, so the same
-//! binary (or a link to it) can sit in `bin_dir`. It decides with the policy
-//! named in the config file, in-process (the node daemon will answer first
-//! once it exists), within a deadline under containerd's 10 s, and prints one
-//! reason line. It fails closed unless the config says `failOpen: true`.
+//! binary (or a copy of it) can sit in `bin_dir`. It asks the daemon on its
+//! socket first; when the daemon is down it decides in-process and says so.
+//! Either way it answers within the config's deadline (under containerd's
+//! 10 s), prints one reason line, and fails closed unless the config says
+//! `failOpen: true`, which only ever applies to transient failures.
 
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use tollgate_node::api::{Outcome, VerifyRequest, VerifyResponse};
+use tollgate_node::client::{self, AskError};
+use tollgate_node::config::{DEFAULT_CONFIG, NodeConfig};
+use tollgate_node::engine::{self, Sources, error_chain as chain};
 use tollgate_node::verifier::{self, Invocation, MAX_DESCRIPTOR_BYTES};
 use tollgate_policy::evaluate::Failure;
-use tollgate_registry::ClientConfig;
 
 use crate::exit;
 
-/// Where the config is read from unless `TOLLGATE_CONFIG` names another file.
-pub const DEFAULT_CONFIG: &str = "/etc/tollgate/config.yaml";
-
-/// The verifier's configuration (`/etc/tollgate/config.yaml`), documented in docs/operations.md.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Config {
-    #[serde(default = "default_policy")]
-    policy: PathBuf,
-    #[serde(default)]
-    insecure_registries: Vec<String>,
-    #[serde(default)]
-    ca_files: Vec<PathBuf>,
-    #[serde(default)]
-    auth_file: Option<PathBuf>,
-    /// Whole-decision deadline; containerd kills verifiers after 10 s by default.
-    #[serde(default = "default_deadline")]
-    deadline_seconds: u64,
-    /// Allow the pull when the decision cannot be made (registry down, bad config). Default: fail closed.
-    #[serde(default)]
-    fail_open: bool,
-}
-
-fn default_policy() -> PathBuf {
-    PathBuf::from("/etc/tollgate/policy.yaml")
-}
-
-fn default_deadline() -> u64 {
-    8
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            policy: default_policy(),
-            insecure_registries: Vec::new(),
-            ca_files: Vec::new(),
-            auth_file: None,
-            deadline_seconds: default_deadline(),
-            fail_open: false,
-        }
-    }
-}
-
 /// Runs the verifier protocol and returns the exit code (0 allows the pull).
 pub fn run(args: &[String]) -> ExitCode {
-    let (code, reason) = match decide(args) {
-        Ok(r) => r,
-        Err((fail_open, e)) => {
-            let why = format!("{e:#}");
-            if fail_open {
-                (exit::OK, format!("tollgate: allowed by failOpen although undecidable: {why}"))
-            } else {
-                (exit::TRANSIENT, format!("tollgate: rejected, failing closed: {why}"))
-            }
-        }
-    };
+    let (code, reason) = decide(args);
     println!("{}", verifier::cap_reason(&reason));
     ExitCode::from(code)
 }
 
 type Decided = (u8, String);
 
-fn decide(args: &[String]) -> Result<Decided, (bool, anyhow::Error)> {
-    let inv = verifier::parse(args).map_err(|e| (false, anyhow::anyhow!("bad invocation: {e}")))?;
+fn refuse(why: impl std::fmt::Display) -> Decided {
+    (exit::TRANSIENT, format!("tollgate: rejected, failing closed: {why}"))
+}
+
+fn decide(args: &[String]) -> Decided {
+    let inv = match verifier::parse(args) {
+        Ok(i) => i,
+        Err(e) => return refuse(format!("bad invocation: {e}")),
+    };
     if !inv.unknown.is_empty() {
         eprintln!("tollgate: ignoring unknown flags: {}", inv.unknown.join(", "));
     }
     let config_path = std::env::var_os("TOLLGATE_CONFIG").map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
-    let cfg = load_config(&config_path).map_err(|e| (false, e))?;
-    let fail_open = cfg.fail_open;
-    let stdin = read_stdin(Duration::from_secs(1));
-    verifier::descriptor(&stdin, &inv).map_err(|e| (false, anyhow::anyhow!(e)))?;
-    let deadline = Duration::from_secs(cfg.deadline_seconds.clamp(1, 60));
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (fail_open, e.into()))?;
-    let decision = runtime
-        .block_on(async { tokio::time::timeout(deadline, decide_with(&inv, &cfg)).await })
-        .map_err(|_| (fail_open, anyhow::anyhow!("no decision within {}s", deadline.as_secs())))?
-        .map_err(|e| (fail_open, e))?;
-    let what = format!("{}@{}", inv.name, inv.digest);
-    Ok(match decision.failure {
-        None => (exit::OK, format!("tollgate: allowed {what} (in-process): {}", decision.reason)),
-        Some(Failure::Fatal) => (exit::DENIED, format!("tollgate: denied {what}: {}", decision.reason)),
-        Some(Failure::Transient) if fail_open => {
-            (exit::OK, format!("tollgate: allowed by failOpen although undecidable: {}", decision.reason))
-        }
-        Some(Failure::Transient) => {
-            (exit::TRANSIENT, format!("tollgate: rejected, failing closed: {}", decision.reason))
-        }
-    })
-}
-
-async fn decide_with(inv: &Invocation, cfg: &Config) -> anyhow::Result<tollgate_policy::Decision> {
-    let policy = super::verify::load_policy(&cfg.policy)?;
-    let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
-    let client = ClientConfig {
-        insecure_registries: cfg.insecure_registries.clone(),
-        request_timeout: per_request,
-        connect_timeout: per_request,
-        credentials: super::load_credentials(cfg.auth_file.as_deref())?,
-        extra_ca_pems: super::load_ca_files(&cfg.ca_files)?,
-        ..Default::default()
+    let cfg = match load_config(&config_path) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
     };
-    super::verify::decide_registry(&inv.name, Some(&inv.digest), &policy, client).await
+    let stdin = read_stdin(Duration::from_secs(1));
+    if let Err(e) = verifier::descriptor(&stdin, &inv) {
+        return refuse(e);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return undecidable(&cfg, format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(ask_then_decide(&inv, &cfg))
 }
 
-fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        _ => {
-            let bytes = super::read_capped(path)?;
-            serde_yaml_ng::from_slice(&bytes).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+/// A transient failure: fail closed, unless `failOpen`.
+fn undecidable(cfg: &NodeConfig, why: String) -> Decided {
+    if cfg.fail_open {
+        (exit::OK, format!("tollgate: allowed by failOpen although undecidable: {why}"))
+    } else {
+        refuse(why)
+    }
+}
+
+async fn ask_then_decide(inv: &Invocation, cfg: &NodeConfig) -> Decided {
+    let started = Instant::now();
+    let deadline = Duration::from_secs(cfg.deadline_seconds);
+    // The name as pulled, with the digest unless the name already carries it.
+    let what = if inv.name.contains('@') { inv.name.clone() } else { format!("{}@{}", inv.name, inv.digest) };
+    let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
+    let note = match client::verify(&cfg.socket, &req, deadline).await {
+        Ok(answer) => return from_daemon(&what, &answer),
+        Err(e @ AskError::Timeout { .. }) => return undecidable(cfg, e.to_string()),
+        // Nobody listening, or a broken answer: the in-process path is complete, use it.
+        Err(e) => e.to_string(),
+    };
+    let left = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(500));
+    match tokio::time::timeout(left, in_process(inv, cfg)).await {
+        Err(_) => undecidable(cfg, format!("no decision within {}s ({note})", deadline.as_secs())),
+        Ok(Err(e)) if e.is_transient() => undecidable(cfg, format!("{} ({note})", chain(&e))),
+        Ok(Err(e)) => (exit::DENIED, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
+        Ok(Ok(d)) => {
+            let how = format!("in-process; {note}");
+            match d.failure {
+                None => (exit::OK, format!("tollgate: allowed {what} ({how}): {}", d.reason)),
+                _ if cfg.warn_only => {
+                    (exit::OK, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason))
+                }
+                Some(Failure::Transient) => undecidable(cfg, format!("{} ({how})", d.reason)),
+                Some(Failure::Fatal) => (exit::DENIED, format!("tollgate: denied {what} ({how}): {}", d.reason)),
+            }
         }
+    }
+}
+
+fn from_daemon(what: &str, a: &VerifyResponse) -> Decided {
+    let how = if a.cached { "daemon, cached" } else { "daemon" };
+    let code = match (a.allowed, a.outcome) {
+        (true, _) => exit::OK,
+        (false, Outcome::Undecidable) => exit::TRANSIENT,
+        (false, _) => exit::DENIED,
+    };
+    let verb = match (a.allowed, a.outcome) {
+        (true, _) => "allowed",
+        (false, Outcome::Undecidable) => "rejected, failing closed:",
+        (false, _) => "denied",
+    };
+    (code, format!("tollgate: {verb} {what} ({how}): {}", a.reason))
+}
+
+async fn in_process(inv: &Invocation, cfg: &NodeConfig) -> Result<tollgate_policy::Decision, engine::EngineError> {
+    let snapshot = engine::load_policy(&cfg.policy)?;
+    let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
+    let client = tollgate_registry::Client::new(engine::client_config(cfg, per_request)?)
+        .map_err(|e| engine::EngineError::Registry { target: "the registry client".into(), source: Box::new(e) })?;
+    engine::decide(&inv.name, Some(&inv.digest), &snapshot.policy, &Sources::new(client), engine::now_unix()).await
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
+        _ => Ok(NodeConfig::parse(&super::read_capped(path)?, &path.display().to_string())?),
     }
 }
 

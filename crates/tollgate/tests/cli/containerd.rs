@@ -17,9 +17,34 @@ fn invoke(name: &str, digest: &str, config: &std::path::Path, descriptor_media_t
     )
 }
 
+/// Invokes the verifier as containerd does, with a descriptor of `media_type` for `digest`.
+pub(crate) fn invoke_with(name: &str, digest: &str, config: &std::path::Path, media_type: &str) -> Run {
+    invoke(name, digest, config, media_type, 1000)
+}
+
+/// A config whose daemon socket does not exist: every decision is in-process.
 fn config(s: &Setup, extra: &str) -> std::path::PathBuf {
     let path = s.dir.path().join("config.yaml");
-    let text = format!("policy: {}\ninsecureRegistries: [\"{}\"]\n{extra}", s.policy().display(), s.reg.addr);
+    let text = format!(
+        "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\n{extra}",
+        s.policy().display(),
+        s.reg.addr,
+        s.dir.path().join("no-daemon.sock").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Like [`config`], with a policy requiring a signature everywhere, and the registry at `registry`.
+fn signed_config(s: &Setup, name: &str, registry: &str, extra: &str) -> std::path::PathBuf {
+    let policy = s.dir.path().join("signed.json");
+    std::fs::write(&policy, crate::serve::SIGNED_EVERYWHERE).unwrap();
+    let path = s.dir.path().join(name);
+    let text = format!(
+        "policy: {}\ninsecureRegistries: [\"{registry}\"]\nsocket: {}\n{extra}",
+        policy.display(),
+        s.dir.path().join("no-daemon.sock").display()
+    );
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -31,7 +56,11 @@ fn allows_a_signed_image_and_rejects_an_unsigned_one_with_a_reason() {
     let digest = s.digest.to_string();
     let r = invoke(&s.app(), &digest, &cfg, "application/vnd.oci.image.index.v1+json", 1000);
     assert_eq!(r.code, 1, "unsigned: {}", r.stdout);
-    assert!(r.stdout.starts_with(&format!("tollgate: denied {}@{digest}: ", s.app())), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with(&format!("tollgate: denied {}@{digest} (in-process; daemon unavailable at ", s.app())),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("a signature was required, but no signature exists"));
     assert_eq!(r.stdout.lines().count(), 1, "one reason line");
 
@@ -47,17 +76,11 @@ fn fails_closed_when_undecidable_unless_fail_open() {
     let port = tollgate_testkit::free_port();
     let dead = format!("127.0.0.1:{port}/team/app:v1");
     let digest = s.digest.to_string();
-    let cfg = s.dir.path().join("dead.yaml");
-    std::fs::write(&cfg, format!("policy: {}\ninsecureRegistries: [\"127.0.0.1:{port}\"]\n", s.policy().display()))
-        .unwrap();
+    let cfg = signed_config(&s, "dead.yaml", &format!("127.0.0.1:{port}"), "");
     let r = invoke(&dead, &digest, &cfg, "application/vnd.oci.image.manifest.v1+json", 10);
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stdout.starts_with("tollgate: rejected, failing closed: "), "{}", r.stdout);
-    std::fs::write(
-        &cfg,
-        format!("policy: {}\ninsecureRegistries: [\"127.0.0.1:{port}\"]\nfailOpen: true\n", s.policy().display()),
-    )
-    .unwrap();
+    let cfg = signed_config(&s, "dead.yaml", &format!("127.0.0.1:{port}"), "failOpen: true\n");
     let r = invoke(&dead, &digest, &cfg, "application/vnd.oci.image.manifest.v1+json", 10);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.starts_with("tollgate: allowed by failOpen although undecidable"), "{}", r.stdout);
@@ -67,12 +90,7 @@ fn fails_closed_when_undecidable_unless_fail_open() {
 fn a_hanging_registry_is_cut_off_by_the_deadline() {
     let s = Setup::new();
     let hang = Stub::start(vec![Reply::Hang]);
-    let cfg = s.dir.path().join("hang.yaml");
-    std::fs::write(
-        &cfg,
-        format!("policy: {}\ninsecureRegistries: [\"{}\"]\ndeadlineSeconds: 2\n", s.policy().display(), hang.addr),
-    )
-    .unwrap();
+    let cfg = signed_config(&s, "hang.yaml", &hang.addr, "deadlineSeconds: 2\n");
     let r = invoke(
         &format!("{}/team/app:v1", hang.addr),
         &s.digest.to_string(),
@@ -129,4 +147,73 @@ fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
         r.one_line_error(2),
         "tollgate: cannot read /nonexistent/config.toml: No such file or directory (os error 2)"
     );
+}
+
+#[test]
+fn install_copies_the_verifier_and_merges_the_config_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("etc/containerd/config.toml");
+    let bin = dir.path().join("opt/verifiers");
+    let args = |extra: &[&str]| {
+        let mut a =
+            vec!["containerd", "install", "--config", cfg.to_str().unwrap(), "--bin-dir", bin.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        crate::util::tollgate(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let r = run(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("would copy") && r.stdout.contains("bin_dir = "), "{}", r.stdout);
+    assert!(!cfg.exists() && !bin.exists(), "a dry run writes nothing");
+
+    let r = run(&[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("restart containerd"), "{}", r.stdout);
+    let installed = bin.join("tollgate");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&installed).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(env!("CARGO_BIN_EXE_tollgate")).unwrap());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "version = 3\n\n[plugins.\"io.containerd.image-verifier.v1.bindir\"]\nbin_dir = \"{}\"\n",
+            bin.display()
+        )
+    );
+    // The installed copy answers as a verifier.
+    let out = std::process::Command::new(&installed).args(["-name", "x"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "tollgate: rejected, failing closed: bad invocation: missing -digest"
+    );
+
+    let r = run(&["-o", "json"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["changed"], false);
+    assert!(r.json()["actions"][0].as_str().unwrap().starts_with("unchanged"), "{}", r.stdout);
+
+    // A version 2 config keeps its other settings and comments.
+    let v2 = "# managed by hand\nversion = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.10\"\n";
+    std::fs::write(&cfg, v2).unwrap();
+    let r = run(&[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.starts_with(v2), "{text}");
+    assert!(text.contains("[plugins.\"io.containerd.image-verifier.v1.bindir\"]\nbin_dir = "), "{text}");
+
+    // Installing beside settings that bypass verification reports them (exit 1).
+    std::fs::write(&cfg, format!("{v2}  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n    endpoint = [\"https://m\"]\n")).unwrap();
+    let r = run(&[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("CRITICAL  registry.mirrors"), "{}", r.stdout);
+
+    std::fs::write(&cfg, "[plugins.cri]\n").unwrap();
+    assert!(run(&[]).one_line_error(2).contains("containerd 1.x"));
+    let r = run(&["--socket", "/elsewhere.sock", "--tollgate-config", "/nonexistent/config.yaml"]);
+    assert!(r.one_line_error(2).contains("set `socket: /elsewhere.sock` there"), "{}", r.stderr);
 }

@@ -12,4 +12,5 @@ mod fuzz_corpus;
 mod images;
 mod kubeadm;
 mod lock;
+mod serve;
 mod verify;

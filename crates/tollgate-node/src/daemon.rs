@@ -1,0 +1,507 @@
+//! `tollgate serve`: the node daemon. It answers verify requests on a unix
+//! socket from a verdict cache, deciding misses once (single-flight) with
+//! bounded registry concurrency, writes an audit record before every answer,
+//! exports metrics, reloads its policy (keeping the last good one), honours a
+//! break-glass file, and shuts down gracefully on SIGTERM or SIGINT.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Read as _;
+use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OnceCell, Semaphore};
+use tollgate_oci::Digest;
+use tollgate_policy::evaluate::Failure;
+use tracing::{error, info, warn};
+
+use crate::api::{self, Health, Outcome, PolicyStatus, VerifyRequest, VerifyResponse};
+use crate::audit::{AuditLog, AuditRecord, now_rfc3339};
+use crate::cache::TtlCache;
+use crate::config::NodeConfig;
+use crate::engine::{self, EngineError, PolicySnapshot, SignatureCache, Sources, error_chain as chain};
+use crate::metrics::{DecisionLabels, Metrics, ReloadLabels};
+
+/// The daemon could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The policy (or its trust material, or the registry settings) could not be loaded.
+    #[error("cannot load the policy: {0}")]
+    Policy(#[source] Box<EngineError>),
+    /// The registry client could not be built.
+    #[error("cannot configure the registry client: {0}")]
+    Client(#[source] tollgate_registry::RegistryError),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The socket (or metrics address) could not be set up.
+    #[error("cannot listen on {what}: {message}")]
+    Listen {
+        /// The socket path or address.
+        what: String,
+        /// Why, and what to do.
+        message: String,
+    },
+}
+
+/// A cached verdict: compact, since 100k of them must fit in tens of MiB.
+#[derive(Debug, Clone)]
+struct Verdict {
+    outcome: Outcome,
+    rule: String,
+    reasons: Vec<String>,
+    registry_error: bool,
+}
+
+#[derive(Debug, Default)]
+struct ReloadState {
+    loaded_at: String,
+    error: Option<String>,
+}
+
+type Inflight = HashMap<String, Arc<OnceCell<Arc<Verdict>>>>;
+
+/// The daemon's state, shared by every connection.
+pub struct Daemon {
+    cfg: NodeConfig,
+    policy: RwLock<Arc<PolicySnapshot>>,
+    reload: Mutex<ReloadState>,
+    verdicts: Mutex<TtlCache<String, Arc<Verdict>>>,
+    inflight: Mutex<Inflight>,
+    sources: Sources,
+    fetches: Semaphore,
+    audit: AuditLog,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("socket", &self.cfg.socket).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Daemon {
+    /// Loads the policy, opens the audit log and builds the registry client.
+    /// A policy that does not load is fatal at start (there is no last good one).
+    pub fn new(cfg: NodeConfig) -> Result<Daemon, DaemonError> {
+        let snapshot = engine::load_policy(&cfg.policy).map_err(|e| DaemonError::Policy(Box::new(e)))?;
+        let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
+        let client_cfg = engine::client_config(&cfg, per_request).map_err(|e| DaemonError::Policy(Box::new(e)))?;
+        let client = tollgate_registry::Client::new(client_cfg).map_err(DaemonError::Client)?;
+        let signatures = SignatureCache::new(
+            cfg.cache.max_entries.min(10_000),
+            Duration::from_secs(cfg.cache.signature_ttl_seconds),
+        );
+        let audit = AuditLog::open(&cfg.audit_log)
+            .map_err(|source| DaemonError::Audit { path: cfg.audit_log.path.clone(), source })?;
+        Ok(Daemon {
+            policy: RwLock::new(Arc::new(snapshot)),
+            reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error: None }),
+            verdicts: Mutex::new(TtlCache::new(cfg.cache.max_entries)),
+            inflight: Mutex::new(HashMap::new()),
+            sources: Sources { client, signatures: Some(Arc::new(signatures)) },
+            fetches: Semaphore::new(cfg.max_concurrent_fetches),
+            audit,
+            metrics: Metrics::new(),
+            cfg,
+        })
+    }
+
+    fn snapshot(&self) -> Arc<PolicySnapshot> {
+        self.policy.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Re-reads the policy. A policy that fails to load is reported (log,
+    /// `/healthz`, metrics) and the last good one stays in force.
+    pub fn reload(&self) {
+        let current = self.snapshot();
+        let result = match engine::load_policy(&self.cfg.policy) {
+            Ok(next) if next.hash == current.hash => {
+                lock(&self.reload).error = None;
+                "unchanged"
+            }
+            Ok(next) => {
+                info!(policy = %next.path.display(), hash = %next.hash, "policy reloaded");
+                *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+                lock(&self.verdicts).clear();
+                self.metrics.cached_verdicts.set(0);
+                let mut r = lock(&self.reload);
+                r.error = None;
+                r.loaded_at = now_rfc3339();
+                "changed"
+            }
+            Err(e) => {
+                let message = chain(&e);
+                let mut r = lock(&self.reload);
+                if r.error.as_deref() != Some(&message) {
+                    error!("policy reload failed, keeping the last good policy ({}): {message}", current.hash);
+                }
+                r.error = Some(message);
+                "failed"
+            }
+        };
+        self.metrics.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
+    }
+
+    fn break_glass(&self) -> Option<String> {
+        let mut f = std::fs::File::open(&self.cfg.break_glass_file).ok()?;
+        let mut note = String::new();
+        let _ = (&mut f).take(512).read_to_string(&mut note);
+        let note = note.lines().next().unwrap_or("").trim().to_owned();
+        Some(note)
+    }
+
+    /// Answers one verify request: break-glass, cache, or a fresh decision;
+    /// then warn-only and fail-open; then the audit record; then the answer.
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse, String> {
+        let start = Instant::now();
+        let digest = Digest::parse(&req.digest).map_err(|e| format!("invalid digest {:?}: {e}", req.digest))?;
+        if req.name.is_empty() || req.name.len() > 4096 {
+            return Err("name must be an image reference of 1 to 4096 bytes".into());
+        }
+        let snapshot = self.snapshot();
+        let (verdict, cached) = match self.break_glass() {
+            Some(note) => {
+                self.metrics.break_glass.set(1);
+                warn!(name = %req.name, digest = %req.digest, "BREAK-GLASS: allowing without verification");
+                let why = format!(
+                    "BREAK-GLASS: {} exists, allowing without verification{}",
+                    self.cfg.break_glass_file.display(),
+                    if note.is_empty() { String::new() } else { format!(" ({note})") }
+                );
+                let v = Verdict {
+                    outcome: Outcome::BreakGlass,
+                    rule: "break-glass".into(),
+                    reasons: vec![why],
+                    registry_error: false,
+                };
+                (Arc::new(v), false)
+            }
+            None => {
+                self.metrics.break_glass.set(0);
+                self.cached_or_decided(&snapshot, &req.name, &digest).await
+            }
+        };
+        let (outcome, allowed, mut reasons) = self.finalize(&verdict);
+        let mut outcome = outcome;
+        let mut allowed = allowed;
+        let record = AuditRecord {
+            time: now_rfc3339(),
+            name: req.name.clone(),
+            digest: req.digest.clone(),
+            namespace: req.namespace.clone(),
+            decision: outcome.as_str(),
+            allowed,
+            rule: verdict.rule.clone(),
+            reasons: reasons.clone(),
+            cached,
+            latency_micros: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+            policy_hash: snapshot.hash.clone(),
+        };
+        if let Err(e) = self.audit.write(&record) {
+            self.metrics.audit_errors.inc();
+            error!("cannot write the audit log {}: {e}", self.audit.path().display());
+            // An answer that cannot be recorded is not given, unless the
+            // operator chose to fail open (or broke the glass).
+            if allowed && outcome != Outcome::BreakGlass && !self.cfg.fail_open {
+                outcome = Outcome::Undecidable;
+                allowed = false;
+                reasons.insert(
+                    0,
+                    format!("cannot write the audit log {}: {e}; failing closed", self.audit.path().display()),
+                );
+            }
+        }
+        self.metrics
+            .decisions
+            .get_or_create(&DecisionLabels { outcome: outcome.as_str().into(), rule: verdict.rule.clone() })
+            .inc();
+        self.metrics.latency.observe(start.elapsed().as_secs_f64());
+        Ok(VerifyResponse {
+            allowed,
+            outcome,
+            reason: reasons.first().cloned().unwrap_or_default(),
+            rule: verdict.rule.clone(),
+            cached,
+            policy_hash: snapshot.hash.clone(),
+        })
+    }
+
+    /// Applies `warnOnly` and `failOpen` to a verdict (never cached: they are config, not policy).
+    fn finalize(&self, v: &Verdict) -> (Outcome, bool, Vec<String>) {
+        let mut reasons = v.reasons.clone();
+        if reasons.is_empty() {
+            reasons.push(String::new());
+        }
+        let first = reasons.first().cloned().unwrap_or_default();
+        match v.outcome {
+            Outcome::Denied | Outcome::Undecidable if self.cfg.warn_only => {
+                reasons[0] = format!("warnOnly: allowed; would be {} ({first})", v.outcome.as_str());
+                (Outcome::Warned, true, reasons)
+            }
+            Outcome::Undecidable if self.cfg.fail_open => {
+                reasons[0] = format!("allowed by failOpen although undecidable: {first}");
+                (Outcome::Undecidable, true, reasons)
+            }
+            Outcome::Denied | Outcome::Undecidable => (v.outcome, false, reasons),
+            o => (o, true, reasons),
+        }
+    }
+
+    async fn cached_or_decided(
+        &self,
+        snapshot: &Arc<PolicySnapshot>,
+        name: &str,
+        digest: &Digest,
+    ) -> (Arc<Verdict>, bool) {
+        let key = format!("{}\n{name}\n{digest}", snapshot.hash);
+        if let Some(v) = lock(&self.verdicts).get(&key, Instant::now()) {
+            self.metrics.cache_hits.inc();
+            return (v.clone(), true);
+        }
+        self.metrics.cache_misses.inc();
+        // Single-flight: identical concurrent requests wait for one decision.
+        let cell = lock(&self.inflight).entry(key.clone()).or_default().clone();
+        let verdict = cell.get_or_init(|| self.decide(snapshot, name, digest)).await.clone();
+        let ttl = match verdict.outcome {
+            Outcome::Denied => Duration::from_secs(self.cfg.cache.deny_ttl_seconds),
+            Outcome::Undecidable | Outcome::BreakGlass => Duration::ZERO,
+            Outcome::Allowed | Outcome::Warned | Outcome::Exempt => {
+                Duration::from_secs(self.cfg.cache.allow_ttl_seconds)
+            }
+        };
+        {
+            let mut verdicts = lock(&self.verdicts);
+            verdicts.insert(key.clone(), verdict.clone(), Instant::now(), ttl);
+            self.metrics.cached_verdicts.set(i64::try_from(verdicts.len()).unwrap_or(i64::MAX));
+        }
+        let mut inflight = lock(&self.inflight);
+        if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&key);
+        }
+        (verdict, false)
+    }
+
+    async fn decide(&self, snapshot: &PolicySnapshot, name: &str, digest: &Digest) -> Arc<Verdict> {
+        self.metrics.evaluations.inc();
+        // A second under the verifier's own deadline, so the verdict reaches it in time.
+        let deadline = Duration::from_secs(self.cfg.deadline_seconds.saturating_sub(1).max(1));
+        let decided = async {
+            let _permit = self.fetches.acquire().await;
+            engine::decide(name, Some(digest), &snapshot.policy, &self.sources, engine::now_unix()).await
+        };
+        let verdict = match tokio::time::timeout(deadline, decided).await {
+            Err(_) => Verdict {
+                outcome: Outcome::Undecidable,
+                rule: "error".into(),
+                reasons: vec![format!("no decision within {}s", deadline.as_secs())],
+                registry_error: true,
+            },
+            Ok(Err(e)) => Verdict {
+                outcome: if e.is_transient() { Outcome::Undecidable } else { Outcome::Denied },
+                rule: "error".into(),
+                reasons: vec![chain(&e)],
+                registry_error: matches!(e, EngineError::Registry { .. } | EngineError::Refused(_)),
+            },
+            Ok(Ok(d)) => {
+                let outcome = match (d.exempt, d.would_deny, d.allowed, d.failure) {
+                    (true, ..) => Outcome::Exempt,
+                    (_, true, ..) => Outcome::Warned,
+                    (_, _, true, _) => Outcome::Allowed,
+                    (.., Some(Failure::Transient)) => Outcome::Undecidable,
+                    _ => Outcome::Denied,
+                };
+                let mut reasons = vec![d.reason.clone()];
+                reasons.extend(d.requirements.iter().map(|r| format!("{}: {}", r.requirement, r.reason)));
+                Verdict {
+                    outcome,
+                    rule: d.scope.name.clone(),
+                    reasons,
+                    registry_error: d.failure == Some(Failure::Transient),
+                }
+            }
+        };
+        if verdict.registry_error {
+            self.metrics.registry_errors.inc();
+        }
+        Arc::new(verdict)
+    }
+
+    /// The `/healthz` answer.
+    pub fn health(&self) -> Health {
+        let snapshot = self.snapshot();
+        let reload = lock(&self.reload);
+        let break_glass = self.cfg.break_glass_file.exists();
+        Health {
+            status: if reload.error.is_some() || break_glass { "degraded" } else { "ok" }.into(),
+            policy: PolicyStatus {
+                path: snapshot.path.display().to_string(),
+                hash: snapshot.hash.clone(),
+                loaded_at: reload.loaded_at.clone(),
+            },
+            reload_error: reload.error.clone(),
+            break_glass,
+            cached_verdicts: lock(&self.verdicts).len(),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json(status, &api::ErrorResponse { error: message.into() })
+}
+
+async fn handle(
+    daemon: Arc<Daemon>,
+    req: Request<Incoming>,
+    metrics_only: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    Ok(match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(daemon.metrics.encode())));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            r
+        }
+        _ if metrics_only => error(StatusCode::NOT_FOUND, "only /metrics is served here"),
+        (&Method::GET, "/healthz") => json(StatusCode::OK, &daemon.health()),
+        (&Method::POST, "/v1/verify") => {
+            let body = match Limited::new(req.into_body(), api::MAX_REQUEST_BYTES).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the request: {e}"))),
+            };
+            match serde_json::from_slice::<VerifyRequest>(&body) {
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid verify request: {e}")),
+                Ok(v) => match daemon.verify(&v).await {
+                    Ok(answer) => json(StatusCode::OK, &answer),
+                    Err(e) => error(StatusCode::BAD_REQUEST, e),
+                },
+            }
+        }
+        (_, "/v1/verify" | "/healthz") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, format!("no such endpoint {path}; try POST /v1/verify or GET /healthz")),
+    })
+}
+
+/// Binds the socket mode 0600 without a window where it is wider: bind to a
+/// temporary name in the same directory, chmod, then rename over the path.
+/// A stale socket (nobody listening) is replaced; a live one is an error.
+fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    let err = |message: String| DaemonError::Listen { what: path.display().to_string(), message };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| err(e.to_string()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(err("another daemon is listening there; stop it first".into()));
+            }
+        }
+        Ok(_) => return Err(err("the path exists and is not a socket; remove it or choose another --socket".into())),
+        Err(_) => {}
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|e| err(e.to_string()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
+    Ok(listener)
+}
+
+fn serve_conn<I>(
+    daemon: &Arc<Daemon>,
+    io: I,
+    metrics_only: bool,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let daemon = daemon.clone();
+    let svc = hyper::service::service_fn(move |req| handle(daemon.clone(), req, metrics_only));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(Duration::from_secs(10))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc);
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+}
+
+/// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight
+/// requests finish (at most 10 s), and removes the socket. SIGHUP reloads the
+/// policy at once; it is also re-read every `reloadSeconds`.
+pub async fn run(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let socket = daemon.cfg.socket.clone();
+    let listener = bind_socket(&socket)?;
+    let metrics_listener = match daemon.cfg.metrics_address {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| DaemonError::Listen { what: a.to_string(), message: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let sig =
+        |k: SignalKind| signal(k).map_err(|e| DaemonError::Listen { what: "signals".into(), message: e.to_string() });
+    let (mut term, mut int, mut hup) =
+        (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?, sig(SignalKind::hangup())?);
+    let mut tick = tokio::time::interval(Duration::from_secs(daemon.cfg.reload_seconds));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the policy was just loaded
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    info!(socket = %socket.display(), policy = %daemon.snapshot().path.display(), hash = %daemon.snapshot().hash, "serving");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => serve_conn(&daemon, stream, false, &graceful),
+                Err(e) => { warn!("accept on {}: {e}", socket.display()); tokio::time::sleep(Duration::from_millis(50)).await; }
+            },
+            accepted = async { match &metrics_listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                if let Ok((stream, _)) = accepted { serve_conn(&daemon, stream, true, &graceful) }
+            },
+            _ = tick.tick() => daemon.reload(),
+            _ = hup.recv() => { info!("SIGHUP: reloading the policy"); daemon.reload() },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!("shutting down: draining in-flight requests");
+    drop(listener);
+    let _ = std::fs::remove_file(&socket);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        warn!("in-flight requests did not finish within 10s");
+    }
+    Ok(())
+}

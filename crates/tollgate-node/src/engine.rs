@@ -1,0 +1,350 @@
+//! The decision path for a registry image: fetch what the policy needs (the
+//! manifest and signatures, digest-checked by the registry client), then call
+//! the pure [`tollgate_policy::evaluate`]. Shared by `tollgate verify`, the
+//! containerd verifier entry point and the daemon.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tollgate_oci::manifest::{Descriptor, ImageIndex};
+use tollgate_oci::{Digest, Reference};
+use tollgate_policy::evaluate::{Image, LoadedPolicy, PlatformSignatures, Signatures};
+use tollgate_policy::scope::Subject;
+use tollgate_policy::{Decision, evaluate};
+use tollgate_registry::credentials::CredentialStore;
+use tollgate_registry::{Client, ClientConfig, RegistryError};
+use tollgate_verify::SignatureLayer;
+
+use crate::cache::TtlCache;
+
+/// Largest policy, key, config or credentials file read from disk.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Why no decision could be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The policy (or its trust material) is invalid.
+    #[error(transparent)]
+    Policy(#[from] tollgate_policy::PolicyError),
+    /// The image reference is not a valid reference.
+    #[error("invalid image reference {reference:?}: {message}")]
+    Reference {
+        /// As given.
+        reference: String,
+        /// Why.
+        message: String,
+    },
+    /// The given digest contradicts the one in the reference.
+    #[error("digest {given} contradicts the digest in {reference}")]
+    DigestContradiction {
+        /// The digest given separately.
+        given: Digest,
+        /// The reference with its own digest.
+        reference: String,
+    },
+    /// The registry failed or served content that was refused.
+    #[error("cannot fetch {target}")]
+    Registry {
+        /// What was fetched.
+        target: String,
+        /// The registry error (boxed: it is large, and errors travel by value).
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// The registry served bytes that are not what they claim to be.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl EngineError {
+    /// Whether trying again later may succeed. Only such failures may ever be failed open.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Registry { source, .. } if source.is_transient())
+    }
+}
+
+/// Reads a file, refusing more than `limit` bytes.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, EngineError> {
+    let err = |e: std::io::Error| EngineError::Read { path: path.to_owned(), message: e.to_string() };
+    let f = std::fs::File::open(path).map_err(err)?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(err)?;
+    if buf.len() as u64 > limit {
+        return Err(EngineError::Read {
+            path: path.to_owned(),
+            message: format!("larger than {limit} bytes; refusing to read it"),
+        });
+    }
+    Ok(buf)
+}
+
+/// A loaded policy and the hash of everything it was built from.
+#[derive(Debug)]
+pub struct PolicySnapshot {
+    /// The policy with its trust material parsed.
+    pub policy: LoadedPolicy,
+    /// `sha256:` over the policy file and every file it read, in order: a
+    /// changed key file is a changed policy.
+    pub hash: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+}
+
+/// Reads and loads a policy; relative key paths are resolved against the policy's directory.
+pub fn load_policy(path: &Path) -> Result<PolicySnapshot, EngineError> {
+    let name = path.display().to_string();
+    let bytes = read_limited(path, MAX_FILE_BYTES)?;
+    let hasher = std::cell::RefCell::new(Sha256::new());
+    hasher.borrow_mut().update(&bytes);
+    let policy = tollgate_policy::native::parse_any(&bytes, &name)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read = |p: &str| -> Result<Vec<u8>, String> {
+        let content = read_limited(&base.join(p), MAX_FILE_BYTES).map_err(|e| e.to_string())?;
+        let mut h = hasher.borrow_mut();
+        h.update(p.as_bytes());
+        h.update(&content);
+        Ok(content)
+    };
+    let policy = LoadedPolicy::load(policy, &name, &read)?;
+    let hash = format!("sha256:{}", hex::encode(hasher.into_inner().finalize()));
+    Ok(PolicySnapshot { policy, hash, path: path.to_owned() })
+}
+
+/// Signatures fetched recently, by repository and digest, so a policy reload
+/// or a second tag of the same image does not fetch them again.
+#[derive(Debug)]
+pub struct SignatureCache {
+    entries: Mutex<TtlCache<(String, Digest), Vec<SignatureLayer>>>,
+    ttl: Duration,
+}
+
+impl SignatureCache {
+    /// A cache of at most `capacity` signature sets, each kept for `ttl`.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        SignatureCache { entries: Mutex::new(TtlCache::new(capacity)), ttl }
+    }
+
+    fn get(&self, key: &(String, Digest)) -> Option<Vec<SignatureLayer>> {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(key, Instant::now()).cloned()
+    }
+
+    fn put(&self, key: (String, Digest), layers: Vec<SignatureLayer>) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.insert(key, layers, Instant::now(), self.ttl);
+    }
+}
+
+/// Where a decision's material comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The registry client (shares connections and tokens across clones).
+    pub client: Client,
+    /// Optional signature cache (the daemon has one; one-shot commands do not).
+    pub signatures: Option<Arc<SignatureCache>>,
+}
+
+impl Sources {
+    /// Sources with no cache.
+    pub fn new(client: Client) -> Self {
+        Sources { client, signatures: None }
+    }
+
+    async fn signatures(&self, reference: &Reference, digest: &Digest) -> Signatures {
+        let key = (reference.repository(), digest.clone());
+        if let Some(found) = self.signatures.as_ref().and_then(|c| c.get(&key)) {
+            return Signatures::Found(found);
+        }
+        match self.client.signature_layers(reference, digest).await {
+            Ok(found) => {
+                let layers = to_layers(found);
+                // "No signatures" is not kept: a signature published next minute must count.
+                if let Some(c) = self.signatures.as_ref().filter(|_| !layers.is_empty()) {
+                    c.put(key, layers.clone());
+                }
+                Signatures::Found(layers)
+            }
+            Err(e) => Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+        }
+    }
+}
+
+/// Signature layers as the policy evaluates them.
+pub fn to_layers(found: Vec<(Descriptor, Vec<u8>)>) -> Vec<SignatureLayer> {
+    found
+        .into_iter()
+        .map(|(d, payload)| SignatureLayer { media_type: d.media_type, payload, annotations: d.annotations })
+        .collect()
+}
+
+/// Decides on a registry image at time `now` (Unix seconds). With `given` (what
+/// containerd passes) the digest is the one decided on, and nothing is fetched
+/// that the policy does not need: an allowlist or reject rule answers without
+/// the network. Without it the tag is resolved, and the digest served is the
+/// one decided on.
+pub async fn decide(
+    image: &str,
+    given: Option<&Digest>,
+    policy: &LoadedPolicy,
+    sources: &Sources,
+    now: u64,
+) -> Result<Decision, EngineError> {
+    let reference = Reference::parse_normalized(image)
+        .map_err(|e| EngineError::Reference { reference: image.to_owned(), message: e.to_string() })?
+        .with_default_tag();
+    if let (Some(g), Some(d)) = (given, reference.digest())
+        && g != d
+    {
+        return Err(EngineError::DigestContradiction { given: g.clone(), reference: reference.to_string() });
+    }
+    let target = match given {
+        Some(d) => reference.clone().without_digest().with_digest(d.clone()),
+        None => reference.clone(),
+    };
+    let subject = Subject::Docker(&reference);
+    let wants_signatures = policy.needs_signatures(&subject);
+    let wants_platforms = policy.needs_platform_signatures(&subject);
+    let client = &sources.client;
+    let fetch = |t: &Reference| {
+        let t = t.clone();
+        async move {
+            client
+                .get_manifest(&t)
+                .await
+                .map_err(|e| EngineError::Registry { target: t.to_string(), source: Box::new(e) })
+        }
+    };
+    let no_signatures = || Signatures::Found(Vec::new());
+    let (manifest, signatures) = match given {
+        Some(_) if !wants_signatures => (None, no_signatures()),
+        // The manifest and the signatures are fetched concurrently.
+        Some(d) => {
+            let (m, s) = tokio::join!(fetch(&target), sources.signatures(&reference, d));
+            (Some(m?), s)
+        }
+        None => {
+            let m = fetch(&target).await?;
+            let s = if wants_signatures { sources.signatures(&reference, &m.digest).await } else { no_signatures() };
+            (Some(m), s)
+        }
+    };
+    let digest = match (&manifest, given) {
+        (Some(m), _) => m.digest.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => return Err(EngineError::Refused(format!("{reference}: no digest to decide on"))),
+    };
+    let platforms = match &manifest {
+        Some(m) if wants_platforms && tollgate_oci::media_types::is_index(&m.media_type) => {
+            platform_signatures(sources, &reference, &m.bytes).await?
+        }
+        _ => Vec::new(),
+    };
+    let image =
+        Image { subject, digest: &digest, manifest: manifest.as_ref().map(|m| &m.bytes[..]), platforms: &platforms };
+    Ok(evaluate(policy, &image, &signatures, now))
+}
+
+/// Each platform manifest of an index, with the signatures attached to it.
+async fn platform_signatures(
+    sources: &Sources,
+    reference: &Reference,
+    index: &[u8],
+) -> Result<Vec<PlatformSignatures>, EngineError> {
+    // Served bytes that are not an index are an integrity refusal.
+    let index =
+        ImageIndex::parse(index).map_err(|e| EngineError::Refused(format!("{reference}: the registry served {e}")))?;
+    let mut out = Vec::new();
+    for d in index.manifests.iter().filter(|d| tollgate_oci::media_types::is_manifest(&d.media_type)) {
+        let platform = d.platform.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |p| match &p.variant {
+                Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            },
+        );
+        let signatures = sources.signatures(reference, &d.digest).await;
+        out.push(PlatformSignatures { platform, digest: d.digest.clone(), signatures });
+    }
+    Ok(out)
+}
+
+/// Registry credentials: `auth_file` (which must exist), else the first of
+/// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json` and
+/// `~/.docker/config.json` that exists. A malformed file is an error.
+pub fn load_credentials(auth_file: Option<&Path>) -> Result<CredentialStore, EngineError> {
+    let parse = |p: &Path| -> Result<CredentialStore, EngineError> {
+        CredentialStore::parse(&read_limited(p, MAX_FILE_BYTES)?, &p.display().to_string())
+            .map_err(|e| EngineError::Read { path: p.to_owned(), message: e.to_string() })
+    };
+    if let Some(p) = auth_file {
+        return parse(p);
+    }
+    let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    let candidates = [
+        env("REGISTRY_AUTH_FILE"),
+        env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")),
+        env("HOME").map(|h| h.join(".docker/config.json")),
+    ];
+    for p in candidates.into_iter().flatten() {
+        if p.is_file() {
+            return parse(&p);
+        }
+    }
+    Ok(CredentialStore::default())
+}
+
+/// Reads PEM CA bundles (capped); each must hold at least one certificate.
+pub fn load_ca_files(files: &[PathBuf]) -> Result<Vec<Vec<u8>>, EngineError> {
+    files
+        .iter()
+        .map(|f| {
+            let pem = read_limited(f, MAX_FILE_BYTES)?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(EngineError::Read { path: f.clone(), message: "no PEM certificate in it".into() });
+            }
+            Ok(pem)
+        })
+        .collect()
+}
+
+/// The registry client settings a node config asks for, with `per_request` as
+/// the connect and request timeouts.
+pub fn client_config(cfg: &crate::config::NodeConfig, per_request: Duration) -> Result<ClientConfig, EngineError> {
+    Ok(ClientConfig {
+        insecure_registries: cfg.insecure_registries.clone(),
+        request_timeout: per_request,
+        connect_timeout: per_request,
+        credentials: load_credentials(cfg.auth_file.as_deref())?,
+        extra_ca_pems: load_ca_files(&cfg.ca_files)?,
+        ..Default::default()
+    })
+}
+
+/// An error and its causes on one line: `error: cause: cause`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The clock, read at the edge and passed into the pure core (Unix seconds).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

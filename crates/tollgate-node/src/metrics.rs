@@ -1,0 +1,120 @@
+//! The daemon's Prometheus metrics (OpenMetrics text, `prometheus-client`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a decision: its outcome and the rule (policy scope) that decided.
+/// Both are bounded: outcomes are a fixed set, rules come from the policy.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `allowed`, `denied`, `undecidable`, `warned`, `exempt`, `break-glass`.
+    pub outcome: String,
+    /// The policy scope, `exemptions`, `break-glass` or `error`.
+    pub rule: String,
+}
+
+/// Labels of a policy reload.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `changed`, `unchanged` or `failed`.
+    pub result: String,
+}
+
+/// Every metric the daemon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Decisions answered.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Time to answer a verify request, in seconds.
+    pub latency: Histogram,
+    /// Verdicts answered from the cache.
+    pub cache_hits: Counter,
+    /// Verdicts that had to be decided.
+    pub cache_misses: Counter,
+    /// Decisions actually evaluated (misses minus those that joined one in flight).
+    pub evaluations: Counter,
+    /// Verdicts currently cached.
+    pub cached_verdicts: Gauge,
+    /// Decisions that failed on a registry error (transient or refused content).
+    pub registry_errors: Counter,
+    /// Policy reload attempts by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Audit records that could not be written.
+    pub audit_errors: Counter,
+    /// 1 while the break-glass file exists.
+    pub break_glass: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `tollgate` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        // 50 µs … ~1.6 s.
+        let latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let m = Metrics {
+            decisions,
+            latency,
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            evaluations: Counter::default(),
+            cached_verdicts: Gauge::default(),
+            registry_errors: Counter::default(),
+            reloads: Family::default(),
+            audit_errors: Counter::default(),
+            break_glass: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("decisions", "Image decisions answered, by outcome and rule", m.decisions.clone());
+        registry.register("decision_latency_seconds", "Time to answer a verify request", m.latency.clone());
+        registry.register("cache_hits", "Verdicts answered from the cache", m.cache_hits.clone());
+        registry.register("cache_misses", "Verdicts that had to be decided", m.cache_misses.clone());
+        registry.register(
+            "evaluations",
+            "Decisions evaluated (identical concurrent requests share one)",
+            m.evaluations.clone(),
+        );
+        registry.register("cached_verdicts", "Verdicts currently cached", m.cached_verdicts.clone());
+        registry.register("registry_errors", "Decisions that failed on a registry error", m.registry_errors.clone());
+        registry.register("policy_reloads", "Policy reload attempts, by result", m.reloads.clone());
+        registry.register("audit_errors", "Audit records that could not be written", m.audit_errors.clone());
+        registry.register("break_glass", "1 while the break-glass file exists", m.break_glass.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_are_exported_by_outcome_and_rule() {
+        let m = Metrics::new();
+        m.decisions.get_or_create(&DecisionLabels { outcome: "denied".into(), rule: "default".into() }).inc();
+        m.latency.observe(0.0002);
+        let text = m.encode();
+        assert!(text.contains("tollgate_decisions_total{outcome=\"denied\",rule=\"default\"} 1"), "{text}");
+        assert!(text.contains("tollgate_decision_latency_seconds_count 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

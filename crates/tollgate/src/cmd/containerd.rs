@@ -1,0 +1,148 @@
+//! `tollgate containerd doctor | install`: the shell around the pure
+//! diagnosis and config merge in `tollgate_node::{doctor, install}`.
+
+use std::path::{Path, PathBuf};
+
+use tollgate_controlplane::fsutil::{WriteOutcome, write_atomic};
+use tollgate_node::config::NodeConfig;
+use tollgate_node::doctor::{self, Severity};
+
+use super::read_capped;
+use crate::cli::ContainerdInstallArgs;
+use crate::exit::Outcome;
+use crate::output::{Format, print, print_json};
+
+/// `tollgate containerd doctor`: reads the config and the verifier directory, diagnoses purely.
+pub fn doctor(config: &Path, fmt: Format) -> anyhow::Result<Outcome> {
+    let text = String::from_utf8(read_capped(config)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", config.display()))?;
+    let dir = doctor::bin_dir(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let entries: Option<Vec<String>> = std::fs::read_dir(&dir)
+        .ok()
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect());
+    let findings =
+        doctor::diagnose(&text, entries.as_deref()).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let critical = findings.iter().filter(|f| f.severity == Severity::Critical).count();
+    match fmt {
+        Format::Json => print_json(&serde_json::json!({
+            "config": config.display().to_string(), "binDir": dir, "verifiers": entries, "findings": findings,
+        }))?,
+        Format::Text => {
+            let mut s = format!(
+                "{} (verifiers in {dir}: {})\n",
+                config.display(),
+                entries.as_ref().map_or("none".into(), |e| e.join(", "))
+            );
+            for f in &findings {
+                let sev = if f.severity == Severity::Critical { "CRITICAL" } else { "ok" };
+                s.push_str(&format!("{sev:<8}  {}: {}\n", f.key, f.message));
+            }
+            print(&s)?;
+        }
+    }
+    Ok(if critical > 0 { Outcome::Findings } else { Outcome::Ok })
+}
+
+/// `tollgate containerd install`: copies this binary into the verifier
+/// directory and sets `bin_dir` in containerd's config, then runs the doctor.
+pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let existing = match std::fs::metadata(&a.config) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(
+            String::from_utf8(read_capped(&a.config)?)
+                .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", a.config.display()))?,
+        ),
+    };
+    let bin_dir = match &a.bin_dir {
+        Some(d) => d.clone(),
+        None => PathBuf::from(
+            doctor::bin_dir(existing.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?,
+        ),
+    };
+    anyhow::ensure!(bin_dir.is_absolute(), "--bin-dir {} must be an absolute path", bin_dir.display());
+    let bin_dir_text =
+        bin_dir.to_str().ok_or_else(|| anyhow::anyhow!("--bin-dir {} is not UTF-8", bin_dir.display()))?;
+    if let Some(socket) = &a.socket {
+        check_socket(&a.tollgate_config, socket)?;
+    }
+    let merged = tollgate_node::install::merge(existing.as_deref(), bin_dir_text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find this binary to install it: {e}"))?;
+    let target = bin_dir.join("tollgate");
+    let mut actions = Vec::new();
+    if a.dry_run {
+        actions.push(format!("would copy {} to {} (mode 0755)", exe.display(), target.display()));
+        if merged.changed {
+            actions.push(format!("would write {}:\n{}", a.config.display(), merged.text));
+        }
+    } else {
+        let bytes = std::fs::read(&exe).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", exe.display()))?;
+        let copied = write_atomic(&target, &bytes, 0o755)?;
+        actions.push(format!(
+            "{} {}",
+            if copied == WriteOutcome::Unchanged { "unchanged" } else { "installed" },
+            target.display()
+        ));
+        let mode = existing_mode(&a.config).unwrap_or(0o644);
+        let wrote = write_atomic(&a.config, merged.text.as_bytes(), mode)?;
+        actions.push(format!(
+            "{} {} (bin_dir = {bin_dir_text}, config version {})",
+            if wrote == WriteOutcome::Unchanged { "unchanged" } else { "updated" },
+            a.config.display(),
+            merged.version
+        ));
+    }
+    let entries: Vec<String> = if a.dry_run {
+        vec!["tollgate".to_owned()]
+    } else {
+        std::fs::read_dir(&bin_dir)
+            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let findings =
+        doctor::diagnose(&merged.text, Some(&entries)).map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    let critical = findings.iter().any(|f| f.severity == Severity::Critical);
+    match fmt {
+        Format::Json => print_json(&serde_json::json!({
+            "config": a.config.display().to_string(), "binDir": bin_dir_text, "dryRun": a.dry_run,
+            "changed": merged.changed, "actions": actions, "findings": findings,
+        }))?,
+        Format::Text => {
+            let mut s = actions.join("\n");
+            s.push('\n');
+            for f in &findings {
+                let sev = if f.severity == Severity::Critical { "CRITICAL" } else { "ok" };
+                s.push_str(&format!("{sev:<8}  {}: {}\n", f.key, f.message));
+            }
+            if !a.dry_run && merged.changed {
+                s.push_str("restart containerd to load the verifier: systemctl restart containerd\n");
+            }
+            print(&s)?;
+        }
+    }
+    Ok(if critical { Outcome::Findings } else { Outcome::Ok })
+}
+
+fn existing_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// The verifier finds the daemon through the tollgate config; a `--socket`
+/// that config does not name would leave every pull on the slow path.
+fn check_socket(tollgate_config: &Path, socket: &Path) -> anyhow::Result<()> {
+    let configured = match std::fs::metadata(tollgate_config) {
+        Err(_) => NodeConfig::default().socket,
+        Ok(_) => NodeConfig::parse(&read_capped(tollgate_config)?, &tollgate_config.display().to_string())?.socket,
+    };
+    anyhow::ensure!(
+        configured == socket,
+        "--socket {} is not the socket the verifier will ask ({} from {}); set `socket: {}` there",
+        socket.display(),
+        configured.display(),
+        tollgate_config.display(),
+        socket.display()
+    );
+    Ok(())
+}

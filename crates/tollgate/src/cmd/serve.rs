@@ -1,0 +1,38 @@
+//! `tollgate serve`: loads the node config, applies the flags over it, and runs the daemon.
+
+use std::sync::Arc;
+
+use tollgate_node::config::{DEFAULT_CONFIG, NodeConfig};
+use tollgate_node::daemon::{self, Daemon};
+
+use crate::cli::ServeArgs;
+use crate::exit::Outcome;
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(a: &ServeArgs) -> anyhow::Result<Outcome> {
+    let mut cfg = match std::fs::metadata(&a.config) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.config.as_os_str() == DEFAULT_CONFIG => {
+            tracing::info!("{DEFAULT_CONFIG} does not exist: using the defaults");
+            NodeConfig::default()
+        }
+        _ => NodeConfig::parse(&super::read_capped(&a.config)?, &a.config.display().to_string())?,
+    };
+    if let Some(p) = &a.policy {
+        cfg.policy = p.clone();
+    }
+    if let Some(s) = &a.socket {
+        cfg.socket = s.clone();
+    }
+    if !a.insecure_registry.is_empty() {
+        cfg.insecure_registries = a.insecure_registry.clone();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let daemon = Arc::new(Daemon::new(cfg)?);
+        daemon::run(daemon).await
+    })?;
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,434 @@
+//! `tollgate serve`, the real process on a real socket, with the real registry:
+//! verdicts, cache, single-flight, audit log, metrics, hot reload, break-glass,
+//! warn mode, outages, load, and graceful shutdown.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tollgate_node::api::{Outcome, VerifyRequest, VerifyResponse};
+use tollgate_node::client;
+use tollgate_testkit::sign::Attached;
+
+use crate::containerd::invoke_with;
+use crate::verify::Setup;
+
+/// Requires a signature by the test key for every image, so no decision is network-free.
+pub(crate) const SIGNED_EVERYWHERE: &str =
+    r#"{"default":[{"type":"sigstoreSigned","keyPath":"trusted.pub","signedIdentity":{"type":"matchRepository"}}]}"#;
+
+/// A running `tollgate serve`, killed on drop.
+pub(crate) struct Daemon {
+    child: Child,
+    pub(crate) socket: PathBuf,
+    pub(crate) audit: PathBuf,
+    log: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+/// Writes a config in `dir` (socket, audit log and break-glass file inside it) plus `extra` lines.
+pub(crate) fn write_config(dir: &Path, policy: &Path, registry: &str, extra: &str) -> PathBuf {
+    let config = dir.join("config.yaml");
+    let text = format!(
+        "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\n{extra}",
+        policy.display(),
+        dir.join("run/tollgate.sock").display(),
+        dir.join("log/audit.log").display(),
+        dir.join("break-glass").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+impl Daemon {
+    /// Starts the daemon on `config` and waits (at most 10 s) until it answers /healthz.
+    pub(crate) fn start(config: &Path) -> Daemon {
+        let dir = config.parent().unwrap();
+        let log = dir.join(format!("serve-{}.log", tollgate_testkit::free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TOLLGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let mut d = Daemon { child, socket: dir.join("run/tollgate.sock"), audit: dir.join("log/audit.log"), log, rt };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("tollgate serve exited with {status}:\n{}", d.logs());
+            }
+            if d.get("/healthz").0 == 200 {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "tollgate serve did not come up:\n{}", d.logs());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path`: (status, body); (0, error) when the daemon cannot be reached.
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        self.rt.block_on(client::get(&self.socket, path, Duration::from_secs(5))).unwrap_or_else(|e| (0, e.to_string()))
+    }
+
+    pub(crate) fn health(&self) -> serde_json::Value {
+        let (code, body) = self.get("/healthz");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub(crate) fn verify(&self, name: &str, digest: &str) -> VerifyResponse {
+        let req = VerifyRequest { name: name.into(), digest: digest.into(), namespace: Some("kube-system".into()) };
+        self.rt
+            .block_on(client::verify(&self.socket, &req, Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// The value of one metric line, e.g. `tollgate_cache_hits_total`.
+    pub(crate) fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    pub(crate) fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub(crate) fn signal(&self, name: &str) {
+        let ok = Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill -s {name}");
+    }
+
+    /// Polls `cond` (at most 10 s).
+    pub(crate) fn wait_until(&self, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// SIGTERM, then the exit status (at most 15 s).
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signed_setup() -> Setup {
+    let s = Setup::new();
+    std::fs::write(s.dir.path().join("signed.json"), SIGNED_EVERYWHERE).unwrap();
+    s
+}
+
+#[test]
+fn answers_from_the_cache_after_the_first_decision_and_audits_every_answer() {
+    let s = signed_setup();
+    let cfg =
+        write_config(s.dir.path(), &s.dir.path().join("signed.json"), &s.reg.addr, "cache: {denyTtlSeconds: 1}\n");
+    let d = Daemon::start(&cfg);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode");
+    let digest = s.digest.to_string();
+
+    let first = d.verify(&s.app(), &digest);
+    assert!(!first.allowed);
+    assert_eq!((first.outcome, first.cached), (Outcome::Denied, false));
+    assert!(first.reason.contains("no signature exists"), "{}", first.reason);
+    let again = d.verify(&s.app(), &digest);
+    assert_eq!((again.allowed, again.cached), (false, true));
+
+    // Denials are kept only denyTtlSeconds: a signature published afterwards is seen.
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let signed = d.verify(&s.app(), &digest);
+    assert_eq!((signed.allowed, signed.outcome, signed.cached), (true, Outcome::Allowed, false), "{}", signed.reason);
+    let cached = d.verify(&s.app(), &digest);
+    assert_eq!((cached.allowed, cached.cached), (true, true));
+    assert_eq!(cached.policy_hash, first.policy_hash);
+
+    let audit = d.audit_lines();
+    assert_eq!(audit.len(), 4, "one record per answer");
+    let decisions: Vec<(&str, bool)> =
+        audit.iter().map(|r| (r["decision"].as_str().unwrap(), r["cached"].as_bool().unwrap())).collect();
+    assert_eq!(decisions, [("denied", false), ("denied", true), ("allowed", false), ("allowed", true)]);
+    assert_eq!(audit[0]["name"], s.app());
+    assert_eq!(audit[0]["digest"], digest);
+    assert_eq!(audit[0]["namespace"], "kube-system");
+    assert_eq!(audit[0]["rule"], "default");
+    assert!(audit[2]["reasons"][0].as_str().unwrap().starts_with("allowed by default"), "{}", audit[2]);
+    assert!(audit[0]["latencyMicros"].as_u64().is_some() && audit[0]["time"].as_str().unwrap().ends_with('Z'));
+
+    assert_eq!(d.metric("tollgate_decisions_total{outcome=\"denied\",rule=\"default\"}"), 2.0);
+    assert_eq!(d.metric("tollgate_decisions_total{outcome=\"allowed\",rule=\"default\"}"), 2.0);
+    assert_eq!(d.metric("tollgate_cache_hits_total"), 2.0);
+    assert_eq!(d.metric("tollgate_decision_latency_seconds_count"), 4.0);
+    let (code, _) = d.get("/nope");
+    assert_eq!(code, 404);
+
+    let socket = d.socket.clone();
+    let status = d.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    assert!(!socket.exists(), "the socket is removed on shutdown");
+}
+
+#[test]
+fn the_verifier_asks_the_daemon_and_decides_in_process_when_it_is_down() {
+    let s = signed_setup();
+    let cfg = write_config(s.dir.path(), &s.dir.path().join("signed.json"), &s.reg.addr, "");
+    let digest = s.digest.to_string();
+    let manifest_type = "application/vnd.oci.image.index.v1+json";
+
+    // Daemon down: in-process, and the reason says so.
+    let r = invoke_with(&s.app(), &digest, &cfg, manifest_type);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("(in-process; daemon unavailable at "), "{}", r.stdout);
+
+    let d = Daemon::start(&cfg);
+    let r = invoke_with(&s.app(), &digest, &cfg, manifest_type);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.starts_with(&format!("tollgate: denied {}@{digest} (daemon): ", s.app())), "{}", r.stdout);
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    // The denial is cached (denyTtlSeconds 30): still denied, from the cache.
+    let r = invoke_with(&s.app(), &digest, &cfg, manifest_type);
+    assert!(r.stdout.contains("(daemon, cached)"), "{}", r.stdout);
+    // Another name for the same digest is another cache entry, decided afresh.
+    let by_digest = format!("{}/team/app@{digest}", s.reg.addr);
+    let r = invoke_with(&by_digest, &digest, &cfg, manifest_type);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.starts_with(&format!("tollgate: allowed {by_digest} (daemon): ")), "{}", r.stdout);
+    assert_eq!(d.audit_lines().len(), 3);
+}
+
+#[test]
+fn with_the_registry_down_cached_verdicts_are_answered_and_new_digests_fail_closed() {
+    let mut s = signed_setup();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let cfg = write_config(s.dir.path(), &s.dir.path().join("signed.json"), &s.reg.addr, "deadlineSeconds: 3\n");
+    let d = Daemon::start(&cfg);
+    let digest = s.digest.to_string();
+    assert!(d.verify(&s.app(), &digest).allowed);
+    s.reg.stop();
+    let cached = d.verify(&s.app(), &digest);
+    assert_eq!((cached.allowed, cached.cached), (true, true));
+    let unknown = tollgate_oci::Digest::sha256_of(b"never seen").to_string();
+    let r = invoke_with(&s.app(), &unknown, &cfg, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.starts_with("tollgate: rejected, failing closed: "), "{}", r.stdout);
+    assert!(r.stdout.contains("unreachable"), "{}", r.stdout);
+    let audit = d.audit_lines();
+    assert_eq!(audit.last().unwrap()["decision"], "undecidable");
+    assert_eq!(d.metric("tollgate_registry_errors_total"), 1.0);
+    // Undecidable verdicts are not cached: the next ask tries again.
+    let again = d.verify(&s.app(), &unknown);
+    assert_eq!((again.outcome, again.cached), (Outcome::Undecidable, false));
+}
+
+#[test]
+fn a_broken_policy_on_reload_is_reported_and_the_last_good_one_stays_in_force() {
+    let s = Setup::new();
+    let policy = s.dir.path().join("live.yaml");
+    let reject = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: reject}]\n";
+    std::fs::write(&policy, reject).unwrap();
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
+    let d = Daemon::start(&cfg);
+    let digest = s.digest.to_string();
+    let before = d.verify(&s.app(), &digest);
+    assert_eq!(before.outcome, Outcome::Denied);
+    let good_hash = d.health()["policy"]["hash"].clone();
+
+    std::fs::write(&policy, "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: accept}]\n")
+        .unwrap();
+    d.signal("HUP");
+    d.wait_until("the reload error on /healthz", |d| d.health()["reloadError"].is_string());
+    let h = d.health();
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["policy"]["hash"], good_hash, "the last good policy stays");
+    assert!(h["reloadError"].as_str().unwrap().contains("accept"), "{h}");
+    let during = d.verify(&s.app(), &digest);
+    assert_eq!((during.outcome, during.policy_hash.as_str()), (Outcome::Denied, good_hash.as_str().unwrap()));
+    assert!(d.logs().contains("policy reload failed, keeping the last good policy"), "{}", d.logs());
+    assert_eq!(d.metric("tollgate_policy_reloads_total{result=\"failed\"}"), 1.0);
+
+    std::fs::write(
+        &policy,
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: insecureAcceptAnything}]\n",
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_until("the new policy", |d| d.health()["policy"]["hash"] != good_hash);
+    assert_eq!(d.health()["status"], "ok");
+    let after = d.verify(&s.app(), &digest);
+    assert_eq!((after.outcome, after.cached), (Outcome::Allowed, false), "a new policy is a new cache");
+}
+
+#[test]
+fn break_glass_allows_loudly_and_warn_only_allows_what_would_be_denied() {
+    let s = signed_setup();
+    let cfg = write_config(s.dir.path(), &s.dir.path().join("signed.json"), &s.reg.addr, "");
+    let d = Daemon::start(&cfg);
+    let digest = s.digest.to_string();
+    assert!(!d.verify(&s.app(), &digest).allowed);
+
+    std::fs::write(s.dir.path().join("break-glass"), "INC-4711 registry signing outage\n").unwrap();
+    let r = invoke_with(&s.app(), &digest, &cfg, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("BREAK-GLASS") && r.stdout.contains("INC-4711"), "{}", r.stdout);
+    let last = d.audit_lines().pop().unwrap();
+    assert_eq!((last["decision"].as_str(), last["allowed"].as_bool()), (Some("break-glass"), Some(true)));
+    assert!(d.logs().contains("BREAK-GLASS"), "logged loudly");
+    let h = d.health();
+    assert_eq!((h["status"].as_str(), h["breakGlass"].as_bool()), (Some("degraded"), Some(true)));
+    assert_eq!(d.metric("tollgate_break_glass"), 1.0);
+
+    std::fs::remove_file(s.dir.path().join("break-glass")).unwrap();
+    let back = d.verify(&s.app(), &digest);
+    assert_eq!((back.allowed, back.outcome), (false, Outcome::Denied));
+    drop(d);
+
+    let warn = write_config(s.dir.path(), &s.dir.path().join("signed.json"), &s.reg.addr, "warnOnly: true\n");
+    let d = Daemon::start(&warn);
+    let w = d.verify(&s.app(), &digest);
+    assert_eq!((w.allowed, w.outcome), (true, Outcome::Warned));
+    assert!(w.reason.contains("would be denied"), "{}", w.reason);
+    assert_eq!(d.audit_lines().pop().unwrap()["decision"], "warned");
+}
+
+#[test]
+fn identical_concurrent_requests_share_one_decision_and_a_10k_load_has_no_errors_and_flat_memory() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    // The team scope needs the signature (network); 200 allowlisted digests elsewhere need nothing.
+    let digests: Vec<String> =
+        (0..200).map(|i| tollgate_oci::Digest::sha256_of(format!("img{i}").as_bytes()).to_string()).collect();
+    let allowlisted = &digests[..100];
+    let policy = s.dir.path().join("load.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  team: {{publicKeys: [{{path: trusted.pub}}]}}\ndefault: [{{type: digestAllowlist, digests: [{}]}}]\ntransports:\n  docker:\n    {}/team: [{{type: sigstoreSigned, trust: team, signedIdentity: {{type: matchRepository}}}}]\n",
+            allowlisted.join(", "),
+            s.reg.addr
+        ),
+    )
+    .unwrap();
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
+    let d = Daemon::start(&cfg);
+    let digest = s.digest.to_string();
+
+    let ask = |n: usize| {
+        let socket = d.socket.clone();
+        let (name, dg) = if n % 10 == 0 {
+            (s.app(), digest.clone())
+        } else {
+            (format!("example.com/load/app{}:v1", n % 200), digests[n % 200].clone())
+        };
+        async move {
+            let req = VerifyRequest { name, digest: dg, namespace: None };
+            client::verify(&socket, &req, Duration::from_secs(10)).await
+        }
+    };
+    // 50 identical requests at once for the signed image: one evaluation.
+    let burst = d.rt.block_on(async {
+        let tasks: Vec<_> = (0..50).map(|_| tokio::spawn(ask(0))).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert!(burst.iter().all(|r| r.as_ref().is_ok_and(|r| r.allowed)), "{:?}", burst.first());
+    assert_eq!(d.metric("tollgate_evaluations_total"), 1.0, "single-flight");
+
+    let run = |range: std::ops::Range<usize>| {
+        d.rt.block_on(async {
+            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+            let mut tasks = Vec::new();
+            for n in range {
+                let permit = sem.clone().acquire_owned().await.unwrap();
+                let fut = ask(n);
+                tasks.push(tokio::spawn(async move {
+                    let r = fut.await;
+                    drop(permit);
+                    (n, r)
+                }));
+            }
+            let mut errors = Vec::new();
+            for t in tasks {
+                let (n, r) = t.await.unwrap();
+                match r {
+                    Ok(r) if r.allowed == (n % 10 == 0 || n % 200 < 100) => {}
+                    other => errors.push(format!("request {n}: {other:?}")),
+                }
+            }
+            errors
+        })
+    };
+    let errors = run(0..1000);
+    assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);
+    let warm = d.rss_kib();
+    let errors = run(1000..10_000);
+    assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);
+    let after = d.rss_kib();
+    assert!(after < warm + 16 * 1024, "memory grew from {warm} KiB to {after} KiB over 9k cached requests");
+    assert_eq!(d.audit_lines().len(), 10_050);
+    // The signed image, and the 180 load images whose index is not a multiple of 10.
+    assert_eq!(d.metric("tollgate_evaluations_total"), 181.0, "every distinct (name, digest) decided once");
+}
+
+#[test]
+fn startup_errors_are_one_line_and_a_live_socket_is_not_stolen() {
+    let s = Setup::new();
+    let broken = s.dir.path().join("broken.yaml");
+    std::fs::write(&broken, "default: [{type: nope}]\n").unwrap();
+    let cfg = write_config(s.dir.path(), &broken, &s.reg.addr, "");
+    let r = crate::util::tollgate(&["serve", "--config", cfg.to_str().unwrap()]);
+    let line = r.one_line_error(2);
+    assert!(line.starts_with("tollgate: cannot load the policy: "), "{line}");
+
+    let cfg = write_config(s.dir.path(), &s.policy(), &s.reg.addr, "");
+    let d = Daemon::start(&cfg);
+    let r = crate::util::tollgate(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(r.one_line_error(2).contains("another daemon is listening there"), "{}", r.stderr);
+    assert_eq!(d.health()["status"], "ok", "the first daemon is untouched");
+    let r = crate::util::tollgate(&["serve", "--config", "/nonexistent/config.yaml"]);
+    assert_eq!(
+        r.one_line_error(2),
+        "tollgate: cannot read /nonexistent/config.yaml: No such file or directory (os error 2)"
+    );
+}
