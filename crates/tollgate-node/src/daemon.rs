@@ -73,14 +73,28 @@ struct ReloadState {
     error: Option<String>,
 }
 
-type Inflight = HashMap<String, Arc<OnceCell<Arc<Verdict>>>>;
+/// SHA-256 of (policy hash, name, digest): a fixed 32 bytes per cached
+/// verdict instead of three strings, and no collisions to worry about.
+type Key = [u8; 32];
+
+fn cache_key(policy_hash: &str, name: &str, digest: &Digest) -> Key {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [policy_hash, name, &digest.to_string()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+type Inflight = HashMap<Key, Arc<OnceCell<Arc<Verdict>>>>;
 
 /// The daemon's state, shared by every connection.
 pub struct Daemon {
     cfg: NodeConfig,
     policy: RwLock<Arc<PolicySnapshot>>,
     reload: Mutex<ReloadState>,
-    verdicts: Mutex<TtlCache<String, Arc<Verdict>>>,
+    verdicts: Mutex<TtlCache<Key, Arc<Verdict>>>,
     inflight: Mutex<Inflight>,
     sources: Sources,
     fetches: Semaphore,
@@ -272,14 +286,14 @@ impl Daemon {
         name: &str,
         digest: &Digest,
     ) -> (Arc<Verdict>, bool) {
-        let key = format!("{}\n{name}\n{digest}", snapshot.hash);
+        let key = cache_key(&snapshot.hash, name, digest);
         if let Some(v) = lock(&self.verdicts).get(&key, Instant::now()) {
             self.metrics.cache_hits.inc();
             return (v.clone(), true);
         }
         self.metrics.cache_misses.inc();
         // Single-flight: identical concurrent requests wait for one decision.
-        let cell = lock(&self.inflight).entry(key.clone()).or_default().clone();
+        let cell = lock(&self.inflight).entry(key).or_default().clone();
         let verdict = cell.get_or_init(|| self.decide(snapshot, name, digest)).await.clone();
         let ttl = match verdict.outcome {
             Outcome::Denied => Duration::from_secs(self.cfg.cache.deny_ttl_seconds),
@@ -290,7 +304,7 @@ impl Daemon {
         };
         {
             let mut verdicts = lock(&self.verdicts);
-            verdicts.insert(key.clone(), verdict.clone(), Instant::now(), ttl);
+            verdicts.insert(key, verdict.clone(), Instant::now(), ttl);
             self.metrics.cached_verdicts.set(i64::try_from(verdicts.len()).unwrap_or(i64::MAX));
         }
         let mut inflight = lock(&self.inflight);

@@ -135,6 +135,34 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
     Ok(out)
 }
 
+/// What `containerd --version` says about verification: containerd 1.x has no
+/// image verifiers, 2.0 runs them only for transfer-service pulls (`ctr`), and
+/// from 2.1 kubelet's CRI pulls go through them too. `output` is the command's
+/// stdout, e.g. `containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7…`.
+pub fn version_finding(output: &str) -> Finding {
+    let parsed = output.split_whitespace().find_map(|w| {
+        let mut parts = w.strip_prefix('v').unwrap_or(w).split(['.', '-', '+']);
+        let major = parts.next()?.parse::<u32>().ok()?;
+        let minor = parts.next()?.parse::<u32>().ok()?;
+        Some((major, minor, w.to_owned()))
+    });
+    let finding = |severity, message: String| Finding { severity, key: "containerd version".into(), message };
+    match parsed {
+        None => finding(Severity::Info, format!("cannot tell the containerd version from {:?}", output.trim())),
+        Some((major, _, v)) if major < 2 => finding(
+            Severity::Critical,
+            format!("containerd {v} has no image verifiers: no pull is verified; upgrade to 2.1 or later"),
+        ),
+        Some((2, 0, v)) => finding(
+            Severity::Critical,
+            format!("containerd {v} verifies only transfer-service pulls (ctr); kubelet pulls are verified from 2.1"),
+        ),
+        Some((_, _, v)) => {
+            finding(Severity::Info, format!("containerd {v} sends kubelet (CRI) pulls through the verifiers"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +228,16 @@ disabled_plugins = ["io.containerd.image-verifier.v1.bindir"]
         assert_eq!(keys(&f), ["registry.auths"]);
         let f = diagnose("", Some(&["t".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys(&f), ["version"]);
+    }
+
+    #[test]
+    fn versions_before_2_1_do_not_verify_kubelet_pulls() {
+        let sev = |o: &str| version_finding(o).severity;
+        assert_eq!(sev("containerd containerd.io 1.7.27 05044ec0a9a7"), Severity::Critical);
+        assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.0.5 fb4c30d4"), Severity::Critical);
+        assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b71"), Severity::Info);
+        assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.2.0-rc.1 1"), Severity::Info);
+        assert!(version_finding("garbage").message.starts_with("cannot tell"));
     }
 
     #[test]

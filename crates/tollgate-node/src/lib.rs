@@ -6,19 +6,17 @@
 //! stdin, reads up to 32 KiB of stdout as the reason, and allows the pull only
 //! on exit 0.
 //!
-//! The pure parts ([`verifier`], [`doctor`], [`config`], [`cache`], [`api`])
-//! take bytes and values; the shell parts ([`engine`], [`daemon`], [`client`],
-//! [`audit`]) do the network and file I/O around them.
+//! The pure parts ([`doctor`], [`install`], [`cache`], and the wire formats
+//! re-exported from `tollgate-node-api`) take bytes and values; the shell parts
+//! ([`engine`], [`daemon`], [`audit`]) do the network and file I/O around them.
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod audit;
 pub mod cache;
-pub mod client;
-pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod engine;
 pub mod install;
 pub mod metrics;
-pub mod verifier;
+
+pub use tollgate_node_api::{api, client, config, verifier};

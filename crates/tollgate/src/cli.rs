@@ -353,11 +353,15 @@ Example:
 Checks: the image-verifier plugin disabled; its bin_dir missing or empty (containerd then allows every pull);
 CRI settings that make kubelet pulls fall back to the unverified local path (use_local_image_pull,
 registry.mirrors/configs/auths, max_concurrent_downloads other than 3, discard_unpacked_layers,
-image_pull_with_sync_fs, disable_snapshot_annotations = false).")]
+image_pull_with_sync_fs, disable_snapshot_annotations = false); entries of bin_dir that are not executable
+files (containerd then fails every pull); containerd older than 2.1 (kubelet pulls are not verified).")]
     Doctor {
         /// containerd's config file.
         #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
         config: PathBuf,
+        /// The containerd binary asked for its version (`--version`); skipped when not found.
+        #[arg(long, value_name = "BIN", default_value = "containerd")]
+        containerd: PathBuf,
     },
     /// Put tollgate into containerd's image-verifier bin_dir and enable the plugin in its config.
     #[command(after_help = "\

@@ -13,15 +13,27 @@ use crate::exit::Outcome;
 use crate::output::{Format, print, print_json};
 
 /// `tollgate containerd doctor`: reads the config and the verifier directory, diagnoses purely.
-pub fn doctor(config: &Path, fmt: Format) -> anyhow::Result<Outcome> {
+pub fn doctor(config: &Path, containerd: &Path, fmt: Format) -> anyhow::Result<Outcome> {
     let text = String::from_utf8(read_capped(config)?)
         .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", config.display()))?;
     let dir = doctor::bin_dir(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     let entries: Option<Vec<String>> = std::fs::read_dir(&dir)
         .ok()
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect());
-    let findings =
+    let mut findings =
         doctor::diagnose(&text, entries.as_deref()).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    findings.extend(not_executable(Path::new(&dir), entries.as_deref().unwrap_or_default()));
+    findings.push(match containerd_version(containerd) {
+        Some(out) => doctor::version_finding(&out),
+        None => doctor::Finding {
+            severity: Severity::Info,
+            key: "containerd version".into(),
+            message: format!("{} not found or not runnable; version not checked", containerd.display()),
+        },
+    });
+    if findings.iter().any(|f| f.severity == Severity::Critical) {
+        findings.retain(|f| f.key != "-"); // "nothing found" no longer holds
+    }
     let critical = findings.iter().filter(|f| f.severity == Severity::Critical).count();
     match fmt {
         Format::Json => print_json(&serde_json::json!({
@@ -41,6 +53,65 @@ pub fn doctor(config: &Path, fmt: Format) -> anyhow::Result<Outcome> {
         }
     }
     Ok(if critical > 0 { Outcome::Findings } else { Outcome::Ok })
+}
+
+/// Entries of `bin_dir` that are not executable files: containerd fails every pull on them.
+fn not_executable(dir: &Path, entries: &[String]) -> Vec<doctor::Finding> {
+    use std::os::unix::fs::PermissionsExt as _;
+    entries
+        .iter()
+        .filter(|e| {
+            std::fs::metadata(dir.join(e)).map_or(true, |m| !m.is_file() || m.permissions().mode() & 0o111 == 0)
+        })
+        .map(|e| doctor::Finding {
+            severity: Severity::Critical,
+            key: "bin_dir".into(),
+            message: format!("{e} in {} is not an executable file: containerd fails every pull on it", dir.display()),
+        })
+        .collect()
+}
+
+/// `containerd --version`, within 5 s; `None` when it cannot be run. There is
+/// no library for asking a binary its version, hence the one child process.
+#[allow(clippy::disallowed_methods)]
+fn containerd_version(bin: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let spawn = || {
+        std::process::Command::new(bin)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    // ETXTBSY: the binary is being replaced (an upgrade) this very moment.
+    let mut attempt = 0;
+    let mut child = loop {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.ok()?,
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.take(4096).read_to_string(&mut out).ok()?;
+    Some(out)
 }
 
 /// `tollgate containerd install`: copies this binary into the verifier
@@ -68,8 +139,15 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     }
     let merged = tollgate_node::install::merge(existing.as_deref(), bin_dir_text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
-    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find this binary to install it: {e}"))?;
-    let target = bin_dir.join("tollgate");
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find this binary: {e}"))?;
+    // The small verifier is shipped beside this binary.
+    let exe = exe.with_file_name("tollgate-verifier");
+    anyhow::ensure!(
+        exe.is_file(),
+        "{} not found: tollgate-verifier ships beside tollgate; install both (see docs/operations.md)",
+        exe.display()
+    );
+    let target = bin_dir.join("tollgate-verifier");
     let mut actions = Vec::new();
     if a.dry_run {
         actions.push(format!("would copy {} to {} (mode 0755)", exe.display(), target.display()));
@@ -102,6 +180,8 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     };
     let findings =
         doctor::diagnose(&merged.text, Some(&entries)).map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    let mut findings = findings;
+    findings.push(fallback_finding(&a.tollgate_config));
     let critical = findings.iter().any(|f| f.severity == Severity::Critical);
     match fmt {
         Format::Json => print_json(&serde_json::json!({
@@ -124,6 +204,33 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     Ok(if critical { Outcome::Findings } else { Outcome::Ok })
 }
 
+/// When the daemon is down the verifier hands over to the full binary the
+/// tollgate config names; a missing one means every such pull fails closed.
+fn fallback_finding(tollgate_config: &Path) -> doctor::Finding {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fallback = verifier_config(tollgate_config).map(|c| c.fallback_binary);
+    let (severity, message) = match fallback {
+        Err(e) => (Severity::Critical, format!("cannot read the tollgate config: {e:#}")),
+        Ok(p) => match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                (Severity::Info, format!("with the daemon down, pulls are decided in-process by {}", p.display()))
+            }
+            _ => (
+                Severity::Critical,
+                format!(
+                    "{} (fallbackBinary) is not an executable file: with the daemon down every pull fails closed; install tollgate there",
+                    p.display()
+                ),
+            ),
+        },
+    };
+    doctor::Finding { severity, key: "fallbackBinary".into(), message }
+}
+
+fn verifier_config(path: &Path) -> anyhow::Result<NodeConfig> {
+    tollgate_node::verifier::load_config(path).map_err(|e| anyhow::anyhow!(e))
+}
+
 fn existing_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
@@ -132,10 +239,7 @@ fn existing_mode(path: &Path) -> Option<u32> {
 /// The verifier finds the daemon through the tollgate config; a `--socket`
 /// that config does not name would leave every pull on the slow path.
 fn check_socket(tollgate_config: &Path, socket: &Path) -> anyhow::Result<()> {
-    let configured = match std::fs::metadata(tollgate_config) {
-        Err(_) => NodeConfig::default().socket,
-        Ok(_) => NodeConfig::parse(&read_capped(tollgate_config)?, &tollgate_config.display().to_string())?.socket,
-    };
+    let configured = verifier_config(tollgate_config)?.socket;
     anyhow::ensure!(
         configured == socket,
         "--socket {} is not the socket the verifier will ask ({} from {}); set `socket: {}` there",

@@ -1,27 +1,25 @@
-//! The containerd image-verifier entry point (bindir protocol).
+//! The containerd image-verifier entry point (bindir protocol), full version.
 //!
 //! containerd runs every executable in its verifier `bin_dir` as
 //! `BIN -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json`.
-//! tollgate recognises that invocation by its first argument, so the same
-//! binary (or a copy of it) can sit in `bin_dir`. It asks the daemon on its
-//! socket first; when the daemon is down it decides in-process and says so.
-//! Either way it answers within the config's deadline (under containerd's
-//! 10 s), prints one reason line, and fails closed unless the config says
-//! `failOpen: true`, which only ever applies to transient failures.
+//! The small `tollgate-verifier` binary is what `containerd install` puts
+//! there: it asks the daemon and execs this binary only when the daemon is
+//! down. This binary also answers the protocol itself (it recognises the
+//! invocation by its first argument): it asks the daemon unless
+//! `TOLLGATE_VERIFIER_FALLBACK` says that was already tried, then decides
+//! in-process and says so. Either way it answers within the config's deadline
+//! (under containerd's 10 s), prints one reason line, and fails closed unless
+//! the config says `failOpen: true`, which only ever applies to transient failures.
 
-use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tollgate_node::api::{Outcome, VerifyRequest, VerifyResponse};
+use tollgate_node::api::VerifyRequest;
 use tollgate_node::client::{self, AskError};
-use tollgate_node::config::{DEFAULT_CONFIG, NodeConfig};
+use tollgate_node::config::NodeConfig;
 use tollgate_node::engine::{self, Sources, error_chain as chain};
-use tollgate_node::verifier::{self, Invocation, MAX_DESCRIPTOR_BYTES};
+use tollgate_node::verifier::{self, Answer, EXIT_ALLOW, EXIT_DENY, Invocation, refuse, undecidable};
 use tollgate_policy::evaluate::Failure;
-
-use crate::exit;
 
 /// Runs the verifier protocol and returns the exit code (0 allows the pull).
 pub fn run(args: &[String]) -> ExitCode {
@@ -30,13 +28,7 @@ pub fn run(args: &[String]) -> ExitCode {
     ExitCode::from(code)
 }
 
-type Decided = (u8, String);
-
-fn refuse(why: impl std::fmt::Display) -> Decided {
-    (exit::TRANSIENT, format!("tollgate: rejected, failing closed: {why}"))
-}
-
-fn decide(args: &[String]) -> Decided {
+fn decide(args: &[String]) -> Answer {
     let inv = match verifier::parse(args) {
         Ok(i) => i,
         Err(e) => return refuse(format!("bad invocation: {e}")),
@@ -44,75 +36,54 @@ fn decide(args: &[String]) -> Decided {
     if !inv.unknown.is_empty() {
         eprintln!("tollgate: ignoring unknown flags: {}", inv.unknown.join(", "));
     }
-    let config_path = std::env::var_os("TOLLGATE_CONFIG").map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
-    let cfg = match load_config(&config_path) {
+    let cfg = match verifier::load_config(&verifier::config_path()) {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    let stdin = read_stdin(Duration::from_secs(1));
-    if let Err(e) = verifier::descriptor(&stdin, &inv) {
+    if let Err(e) = verifier::descriptor(&verifier::read_stdin(Duration::from_secs(1)), &inv) {
         return refuse(e);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => return undecidable(&cfg, format!("cannot start the async runtime: {e}")),
-    };
-    runtime.block_on(ask_then_decide(&inv, &cfg))
-}
-
-/// A transient failure: fail closed, unless `failOpen`.
-fn undecidable(cfg: &NodeConfig, why: String) -> Decided {
-    if cfg.fail_open {
-        (exit::OK, format!("tollgate: allowed by failOpen although undecidable: {why}"))
-    } else {
-        refuse(why)
-    }
-}
-
-async fn ask_then_decide(inv: &Invocation, cfg: &NodeConfig) -> Decided {
     let started = Instant::now();
     let deadline = Duration::from_secs(cfg.deadline_seconds);
-    // The name as pulled, with the digest unless the name already carries it.
-    let what = if inv.name.contains('@') { inv.name.clone() } else { format!("{}@{}", inv.name, inv.digest) };
-    let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
-    let note = match client::verify(&cfg.socket, &req, deadline).await {
-        Ok(answer) => return from_daemon(&what, &answer),
-        Err(e @ AskError::Timeout { .. }) => return undecidable(cfg, e.to_string()),
-        // Nobody listening, or a broken answer: the in-process path is complete, use it.
-        Err(e) => e.to_string(),
+    let note = match std::env::var(verifier::FALLBACK_ENV) {
+        Ok(why) if !why.is_empty() => why,
+        _ => {
+            let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
+            match client::verify(&cfg.socket, &req, deadline) {
+                Ok(answer) => return verifier::from_daemon(&inv, &answer),
+                Err(e @ AskError::Timeout { .. }) => return undecidable(cfg.fail_open, e),
+                // Nobody listening, or a broken answer: the in-process path is complete, use it.
+                Err(e) => e.to_string(),
+            }
+        }
     };
     let left = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(500));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return undecidable(cfg.fail_open, format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(decide_in_process(&inv, &cfg, &note, left))
+}
+
+async fn decide_in_process(inv: &Invocation, cfg: &NodeConfig, note: &str, left: Duration) -> Answer {
+    let what = verifier::shown(inv);
+    let open = cfg.fail_open;
     match tokio::time::timeout(left, in_process(inv, cfg)).await {
-        Err(_) => undecidable(cfg, format!("no decision within {}s ({note})", deadline.as_secs())),
-        Ok(Err(e)) if e.is_transient() => undecidable(cfg, format!("{} ({note})", chain(&e))),
-        Ok(Err(e)) => (exit::DENIED, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
+        Err(_) => undecidable(open, format!("no decision within {}s ({note})", cfg.deadline_seconds)),
+        Ok(Err(e)) if e.is_transient() => undecidable(open, format!("{} ({note})", chain(&e))),
+        Ok(Err(e)) => (EXIT_DENY, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
         Ok(Ok(d)) => {
             let how = format!("in-process; {note}");
             match d.failure {
-                None => (exit::OK, format!("tollgate: allowed {what} ({how}): {}", d.reason)),
+                None => (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", d.reason)),
                 _ if cfg.warn_only => {
-                    (exit::OK, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason))
+                    (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason))
                 }
-                Some(Failure::Transient) => undecidable(cfg, format!("{} ({how})", d.reason)),
-                Some(Failure::Fatal) => (exit::DENIED, format!("tollgate: denied {what} ({how}): {}", d.reason)),
+                Some(Failure::Transient) => undecidable(open, format!("{} ({how})", d.reason)),
+                Some(Failure::Fatal) => (EXIT_DENY, format!("tollgate: denied {what} ({how}): {}", d.reason)),
             }
         }
     }
-}
-
-fn from_daemon(what: &str, a: &VerifyResponse) -> Decided {
-    let how = if a.cached { "daemon, cached" } else { "daemon" };
-    let code = match (a.allowed, a.outcome) {
-        (true, _) => exit::OK,
-        (false, Outcome::Undecidable) => exit::TRANSIENT,
-        (false, _) => exit::DENIED,
-    };
-    let verb = match (a.allowed, a.outcome) {
-        (true, _) => "allowed",
-        (false, Outcome::Undecidable) => "rejected, failing closed:",
-        (false, _) => "denied",
-    };
-    (code, format!("tollgate: {verb} {what} ({how}): {}", a.reason))
 }
 
 async fn in_process(inv: &Invocation, cfg: &NodeConfig) -> Result<tollgate_policy::Decision, engine::EngineError> {
@@ -121,23 +92,4 @@ async fn in_process(inv: &Invocation, cfg: &NodeConfig) -> Result<tollgate_polic
     let client = tollgate_registry::Client::new(engine::client_config(cfg, per_request)?)
         .map_err(|e| engine::EngineError::Registry { target: "the registry client".into(), source: Box::new(e) })?;
     engine::decide(&inv.name, Some(&inv.digest), &snapshot.policy, &Sources::new(client), engine::now_unix()).await
-}
-
-fn load_config(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-        _ => Ok(NodeConfig::parse(&super::read_capped(path)?, &path.display().to_string())?),
-    }
-}
-
-/// Reads stdin (capped) on a thread, giving up after `wait`: the descriptor is
-/// informational (`-digest` is authoritative) and the verifier must never hang.
-fn read_stdin(wait: Duration) -> Vec<u8> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::stdin().lock().take(MAX_DESCRIPTOR_BYTES as u64 + 1).read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx.recv_timeout(wait).unwrap_or_default()
 }

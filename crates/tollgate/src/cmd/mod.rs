@@ -37,7 +37,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Components(ComponentsCommand::Install(a)) => runtime()?.block_on(components::install(&a, fmt)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(&a, fmt)),
         Command::VerifyBundle(a) => verify_bundle::run(&a, fmt),
-        Command::Containerd(ContainerdCommand::Doctor { config }) => containerd::doctor(&config, fmt),
+        Command::Containerd(ContainerdCommand::Doctor { config, containerd: bin }) => {
+            containerd::doctor(&config, &bin, fmt)
+        }
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),

@@ -1,16 +1,19 @@
-//! The binary invoked exactly as containerd's bindir image verifier invokes it.
+//! `tollgate-verifier` invoked exactly as containerd's bindir image verifier
+//! invokes it (argv, descriptor on stdin, systemd's environment), handing over
+//! to the full `tollgate` binary when the daemon is down; and `containerd
+//! doctor | install`.
 
 use tollgate_testkit::sign::Attached;
 use tollgate_testkit::stub::{Reply, Stub};
 
-use crate::util::{Run, tollgate_stdin};
+use crate::util::{Run, tollgate_stdin, verifier_stdin};
 use crate::verify::Setup;
 
 const MEDIA: &str = "application/vnd.oci.descriptor.v1+json";
 
 fn invoke(name: &str, digest: &str, config: &std::path::Path, descriptor_media_type: &str, size: usize) -> Run {
     let stdin = format!("{{\"mediaType\":\"{descriptor_media_type}\",\"digest\":\"{digest}\",\"size\":{size}}}\n");
-    tollgate_stdin(
+    verifier_stdin(
         &["-name", name, "-digest", digest, "-stdin-media-type", MEDIA],
         &[("TOLLGATE_CONFIG", config.to_str().unwrap())],
         stdin.as_bytes(),
@@ -26,10 +29,11 @@ pub(crate) fn invoke_with(name: &str, digest: &str, config: &std::path::Path, me
 fn config(s: &Setup, extra: &str) -> std::path::PathBuf {
     let path = s.dir.path().join("config.yaml");
     let text = format!(
-        "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\n{extra}",
+        "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\n{extra}",
         s.policy().display(),
         s.reg.addr,
-        s.dir.path().join("no-daemon.sock").display()
+        s.dir.path().join("no-daemon.sock").display(),
+        env!("CARGO_BIN_EXE_tollgate"),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -41,9 +45,10 @@ fn signed_config(s: &Setup, name: &str, registry: &str, extra: &str) -> std::pat
     std::fs::write(&policy, crate::serve::SIGNED_EVERYWHERE).unwrap();
     let path = s.dir.path().join(name);
     let text = format!(
-        "policy: {}\ninsecureRegistries: [\"{registry}\"]\nsocket: {}\n{extra}",
+        "policy: {}\ninsecureRegistries: [\"{registry}\"]\nsocket: {}\nfallbackBinary: {}\n{extra}",
         policy.display(),
-        s.dir.path().join("no-daemon.sock").display()
+        s.dir.path().join("no-daemon.sock").display(),
+        env!("CARGO_BIN_EXE_tollgate"),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -106,19 +111,34 @@ fn a_hanging_registry_is_cut_off_by_the_deadline() {
 fn bad_invocations_and_mismatched_descriptors_are_rejected() {
     let s = Setup::new();
     let cfg = config(&s, "");
-    let r = tollgate_stdin(&["-name", "x"], &[("TOLLGATE_CONFIG", cfg.to_str().unwrap())], b"");
-    assert_ne!(r.code, 0);
-    assert_eq!(r.stdout.trim(), "tollgate: rejected, failing closed: bad invocation: missing -digest");
-    let other = tollgate_oci::Digest::sha256_of(b"other").to_string();
-    let stdin = format!("{{\"mediaType\":\"{MEDIA}\",\"digest\":\"{other}\",\"size\":1}}\n");
-    let r = tollgate_stdin(
-        &["-name", &s.app(), "-digest", &s.digest.to_string(), "-operation", "pull"],
-        &[("TOLLGATE_CONFIG", cfg.to_str().unwrap())],
-        stdin.as_bytes(),
-    );
-    assert_ne!(r.code, 0);
-    assert!(r.stdout.contains("the descriptor on stdin is for"), "{}", r.stdout);
-    assert!(r.stderr.contains("ignoring unknown flags: operation"), "{}", r.stderr);
+    type Runner = fn(&[&str], &[(&str, &str)], &[u8]) -> Run;
+    for run in [tollgate_stdin as Runner, verifier_stdin as Runner] {
+        let r = run(&["-name", "x"], &[("TOLLGATE_CONFIG", cfg.to_str().unwrap())], b"");
+        assert_eq!(r.code, 3);
+        assert_eq!(r.stdout.trim(), "tollgate: rejected, failing closed: bad invocation: missing -digest");
+        let other = tollgate_oci::Digest::sha256_of(b"other").to_string();
+        let stdin = format!("{{\"mediaType\":\"{MEDIA}\",\"digest\":\"{other}\",\"size\":1}}\n");
+        let r = run(
+            &["-name", &s.app(), "-digest", &s.digest.to_string(), "-operation", "pull"],
+            &[("TOLLGATE_CONFIG", cfg.to_str().unwrap())],
+            stdin.as_bytes(),
+        );
+        assert_eq!(r.code, 3);
+        assert!(r.stdout.contains("the descriptor on stdin is for"), "{}", r.stdout);
+        assert!(r.stderr.contains("ignoring unknown flags: operation"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn with_the_daemon_down_and_no_fallback_binary_the_verifier_fails_closed() {
+    let s = Setup::new();
+    let cfg = config(&s, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(env!("CARGO_BIN_EXE_tollgate"), "/nonexistent/tollgate");
+    std::fs::write(&cfg, text).unwrap();
+    let r = invoke_with(&s.app(), &s.digest.to_string(), &cfg, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.starts_with("tollgate: rejected, failing closed: daemon unavailable at "), "{}", r.stdout);
+    assert!(r.stdout.contains("and the fallback /nonexistent/tollgate cannot run"), "{}", r.stdout);
 }
 
 #[test]
@@ -134,9 +154,28 @@ fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
     assert_eq!(r.code, 1, "an empty bin_dir allows every pull: {}", r.stdout);
     assert!(r.stdout.contains("CRITICAL  bin_dir:"), "{}", r.stdout);
     std::fs::write(bin.join("tollgate"), b"").unwrap();
-    let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap(), "-o", "json"]);
+    let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "containerd fails every pull on a non-executable entry: {}", r.stdout);
+    assert!(r.stdout.contains("tollgate in ") && r.stdout.contains("is not an executable file"), "{}", r.stdout);
+    std::fs::set_permissions(bin.join("tollgate"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A containerd that reports 2.1 is fine; 2.0 does not verify kubelet pulls.
+    let fake = dir.path().join("containerd");
+    std::fs::write(&fake, "#!/bin/sh\necho containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let doctor = |extra: &[&str]| {
+        let mut a =
+            vec!["containerd", "doctor", "--config", cfg.to_str().unwrap(), "--containerd", fake.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        crate::util::tollgate(&a)
+    };
+    let r = doctor(&["-o", "json"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(r.json()["verifiers"][0], "tollgate");
+    assert!(r.stdout.contains("containerd v2.1.4 sends kubelet (CRI) pulls through the verifiers"), "{}", r.stdout);
+    std::fs::write(&fake, "#!/bin/sh\necho containerd github.com/containerd/containerd/v2 v2.0.5 fb4c30d\n").unwrap();
+    let r = doctor(&[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("CRITICAL  containerd version: containerd v2.0.5 verifies only"), "{}", r.stdout);
     std::fs::write(&cfg, format!("{good}[plugins.'io.containerd.cri.v1.images']\n  use_local_image_pull = true\n"))
         .unwrap();
     let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap()]);
@@ -154,9 +193,14 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("etc/containerd/config.toml");
     let bin = dir.path().join("opt/verifiers");
+    let tollgate_cfg = dir.path().join("tollgate.yaml");
+    std::fs::write(&tollgate_cfg, format!("fallbackBinary: {}\n", env!("CARGO_BIN_EXE_tollgate"))).unwrap();
     let args = |extra: &[&str]| {
         let mut a =
             vec!["containerd", "install", "--config", cfg.to_str().unwrap(), "--bin-dir", bin.to_str().unwrap()];
+        if !extra.contains(&"--tollgate-config") {
+            a.extend(["--tollgate-config", tollgate_cfg.to_str().unwrap()]);
+        }
         a.extend_from_slice(extra);
         a.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
     };
@@ -173,10 +217,10 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
     let r = run(&[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("restart containerd"), "{}", r.stdout);
-    let installed = bin.join("tollgate");
+    let installed = bin.join("tollgate-verifier");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&installed).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o755);
-    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(env!("CARGO_BIN_EXE_tollgate")).unwrap());
+    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(env!("CARGO_BIN_EXE_tollgate-verifier")).unwrap());
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert_eq!(
         text,
@@ -186,7 +230,16 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
         )
     );
     // The installed copy answers as a verifier.
-    let out = std::process::Command::new(&installed).args(["-name", "x"]).output().unwrap();
+    let out = (0..20)
+        .find_map(|_| match std::process::Command::new(&installed).args(["-name", "x"]).output() {
+            // Another test thread may have forked while the copy was open for writing.
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                None
+            }
+            other => Some(other.unwrap()),
+        })
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "tollgate: rejected, failing closed: bad invocation: missing -digest"
@@ -214,6 +267,16 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
 
     std::fs::write(&cfg, "[plugins.cri]\n").unwrap();
     assert!(run(&[]).one_line_error(2).contains("containerd 1.x"));
+    // Without a runnable fallback binary, pulls fail closed while the daemon is down: reported.
+    std::fs::write(&cfg, "version = 3\n").unwrap();
+    std::fs::write(&tollgate_cfg, "fallbackBinary: /nonexistent/tollgate\n").unwrap();
+    let r = run(&[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("CRITICAL  fallbackBinary: /nonexistent/tollgate (fallbackBinary) is not an executable"),
+        "{}",
+        r.stdout
+    );
     let r = run(&["--socket", "/elsewhere.sock", "--tollgate-config", "/nonexistent/config.yaml"]);
     assert!(r.one_line_error(2).contains("set `socket: /elsewhere.sock` there"), "{}", r.stderr);
 }

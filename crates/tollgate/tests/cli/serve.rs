@@ -24,18 +24,18 @@ pub(crate) struct Daemon {
     pub(crate) socket: PathBuf,
     pub(crate) audit: PathBuf,
     log: PathBuf,
-    rt: tokio::runtime::Runtime,
 }
 
 /// Writes a config in `dir` (socket, audit log and break-glass file inside it) plus `extra` lines.
 pub(crate) fn write_config(dir: &Path, policy: &Path, registry: &str, extra: &str) -> PathBuf {
     let config = dir.join("config.yaml");
     let text = format!(
-        "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\n{extra}",
+        "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\nfallbackBinary: {}\n{extra}",
         policy.display(),
         dir.join("run/tollgate.sock").display(),
         dir.join("log/audit.log").display(),
         dir.join("break-glass").display(),
+        env!("CARGO_BIN_EXE_tollgate"),
     );
     std::fs::write(&config, text).unwrap();
     config
@@ -56,8 +56,7 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let mut d = Daemon { child, socket: dir.join("run/tollgate.sock"), audit: dir.join("log/audit.log"), log, rt };
+        let mut d = Daemon { child, socket: dir.join("run/tollgate.sock"), audit: dir.join("log/audit.log"), log };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = d.child.try_wait() {
@@ -77,7 +76,7 @@ impl Daemon {
 
     /// `GET path`: (status, body); (0, error) when the daemon cannot be reached.
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
-        self.rt.block_on(client::get(&self.socket, path, Duration::from_secs(5))).unwrap_or_else(|e| (0, e.to_string()))
+        client::get(&self.socket, path, Duration::from_secs(5)).unwrap_or_else(|e| (0, e.to_string()))
     }
 
     pub(crate) fn health(&self) -> serde_json::Value {
@@ -88,9 +87,7 @@ impl Daemon {
 
     pub(crate) fn verify(&self, name: &str, digest: &str) -> VerifyResponse {
         let req = VerifyRequest { name: name.into(), digest: digest.into(), namespace: Some("kube-system".into()) };
-        self.rt
-            .block_on(client::verify(&self.socket, &req, Duration::from_secs(10)))
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+        client::verify(&self.socket, &req, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// The value of one metric line, e.g. `tollgate_cache_hits_total`.
@@ -352,52 +349,42 @@ fn identical_concurrent_requests_share_one_decision_and_a_10k_load_has_no_errors
     let digest = s.digest.to_string();
 
     let ask = |n: usize| {
-        let socket = d.socket.clone();
         let (name, dg) = if n % 10 == 0 {
             (s.app(), digest.clone())
         } else {
             (format!("example.com/load/app{}:v1", n % 200), digests[n % 200].clone())
         };
-        async move {
-            let req = VerifyRequest { name, digest: dg, namespace: None };
-            client::verify(&socket, &req, Duration::from_secs(10)).await
-        }
+        client::verify(&d.socket, &VerifyRequest { name, digest: dg, namespace: None }, Duration::from_secs(10))
     };
     // 50 identical requests at once for the signed image: one evaluation.
-    let burst = d.rt.block_on(async {
-        let tasks: Vec<_> = (0..50).map(|_| tokio::spawn(ask(0))).collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.unwrap());
-        }
-        out
+    let burst: Vec<_> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..50).map(|_| sc.spawn(|| ask(0))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(burst.iter().all(|r| r.as_ref().is_ok_and(|r| r.allowed)), "{:?}", burst.first());
     assert_eq!(d.metric("tollgate_evaluations_total"), 1.0, "single-flight");
 
+    // 32 clients, one connection per request, as containerd's verifier processes do.
     let run = |range: std::ops::Range<usize>| {
-        d.rt.block_on(async {
-            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
-            let mut tasks = Vec::new();
-            for n in range {
-                let permit = sem.clone().acquire_owned().await.unwrap();
-                let fut = ask(n);
-                tasks.push(tokio::spawn(async move {
-                    let r = fut.await;
-                    drop(permit);
-                    (n, r)
-                }));
+        let next = std::sync::atomic::AtomicUsize::new(range.start);
+        let errors = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|sc| {
+            for _ in 0..32 {
+                sc.spawn(|| {
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if n >= range.end {
+                            break;
+                        }
+                        match ask(n) {
+                            Ok(r) if r.allowed == (n % 10 == 0 || n % 200 < 100) => {}
+                            other => errors.lock().unwrap().push(format!("request {n}: {other:?}")),
+                        }
+                    }
+                });
             }
-            let mut errors = Vec::new();
-            for t in tasks {
-                let (n, r) = t.await.unwrap();
-                match r {
-                    Ok(r) if r.allowed == (n % 10 == 0 || n % 200 < 100) => {}
-                    other => errors.push(format!("request {n}: {other:?}")),
-                }
-            }
-            errors
-        })
+        });
+        errors.into_inner().unwrap()
     };
     let errors = run(0..1000);
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);

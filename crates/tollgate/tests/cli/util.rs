@@ -51,8 +51,25 @@ pub fn tollgate_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Runs the tollgate binary with `args`, `env`, and `stdin` written then closed.
 pub fn tollgate_stdin(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+    run_stdin(env!("CARGO_BIN_EXE_tollgate"), args, env, stdin)
+}
+
+/// Runs `tollgate-verifier` as containerd runs a bindir verifier: `args`, the
+/// descriptor on `stdin`, and containerd's environment under systemd (a PATH,
+/// no HOME) plus `env`.
+pub fn verifier_stdin(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+    let mut all = vec![("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")];
+    all.extend_from_slice(env);
+    run_stdin(env!("CARGO_BIN_EXE_tollgate-verifier"), args, &all, stdin)
+}
+
+fn run_stdin(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
     use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let mut cmd = Command::new(bin);
+    if bin.ends_with("tollgate-verifier") {
+        cmd.env_clear();
+    }
+    let mut child = cmd
         .args(args)
         .env_remove("TOLLGATE_LOG")
         .env_remove("REGISTRY_AUTH_FILE")
@@ -61,7 +78,7 @@ pub fn tollgate_stdin(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn tollgate");
+        .expect("spawn");
     if let Some(mut i) = child.stdin.take() {
         let _ = i.write_all(stdin);
     }

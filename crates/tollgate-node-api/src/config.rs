@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub max_concurrent_fetches: usize,
     /// How often the daemon re-reads the policy and its trust material.
     pub reload_seconds: u64,
+    /// The full `tollgate` binary that `tollgate-verifier` hands a pull to when
+    /// the daemon is down (outside containerd's bin_dir, which runs every file in it).
+    pub fallback_binary: PathBuf,
 }
 
 /// Verdict and signature caches.
@@ -93,6 +96,7 @@ impl Default for NodeConfig {
             break_glass_file: PathBuf::from("/etc/tollgate/break-glass"),
             max_concurrent_fetches: 8,
             reload_seconds: 10,
+            fallback_binary: PathBuf::from("/usr/local/bin/tollgate"),
         }
     }
 }

@@ -117,6 +117,87 @@ pub fn cap_reason(reason: &str) -> String {
     format!("{} (truncated)", &reason[..end])
 }
 
+/// Exit code: allow the pull.
+pub const EXIT_ALLOW: u8 = 0;
+/// Exit code: the policy denies it.
+pub const EXIT_DENY: u8 = 1;
+/// Exit code: no decision for now; the pull is refused (fail closed).
+pub const EXIT_UNDECIDABLE: u8 = 3;
+
+/// An exit code and the one reason line containerd shows.
+pub type Answer = (u8, String);
+
+/// Refuses, failing closed: nothing was decided.
+pub fn refuse(why: impl std::fmt::Display) -> Answer {
+    (EXIT_UNDECIDABLE, format!("tollgate: rejected, failing closed: {why}"))
+}
+
+/// A transient failure: refused, unless the config says `failOpen`.
+pub fn undecidable(fail_open: bool, why: impl std::fmt::Display) -> Answer {
+    if fail_open {
+        (EXIT_ALLOW, format!("tollgate: allowed by failOpen although undecidable: {why}"))
+    } else {
+        refuse(why)
+    }
+}
+
+/// The image as containerd named it, with the digest unless the name carries one.
+pub fn shown(inv: &Invocation) -> String {
+    if inv.name.contains('@') { inv.name.clone() } else { format!("{}@{}", inv.name, inv.digest) }
+}
+
+/// The answer for a daemon's verdict. Only `allowed` decides.
+pub fn from_daemon(inv: &Invocation, a: &crate::api::VerifyResponse) -> Answer {
+    use crate::api::Outcome;
+    let how = if a.cached { "daemon, cached" } else { "daemon" };
+    let what = shown(inv);
+    match (a.allowed, a.outcome) {
+        (true, _) => (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", a.reason)),
+        (false, Outcome::Undecidable) => {
+            (EXIT_UNDECIDABLE, format!("tollgate: rejected, failing closed: {what} ({how}): {}", a.reason))
+        }
+        (false, _) => (EXIT_DENY, format!("tollgate: denied {what} ({how}): {}", a.reason)),
+    }
+}
+
+/// Reads the node config at `path`; a missing file is the defaults.
+pub fn load_config(path: &std::path::Path) -> Result<crate::config::NodeConfig, String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(crate::config::NodeConfig::default()),
+        Err(e) => Err(format!("cannot read {shown}: {e}")),
+        Ok(f) => {
+            let mut bytes = Vec::new();
+            f.take(1 << 20).read_to_end(&mut bytes).map_err(|e| format!("cannot read {shown}: {e}"))?;
+            crate::config::NodeConfig::parse(&bytes, &shown.to_string()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The config path: `$TOLLGATE_CONFIG`, else [`crate::config::DEFAULT_CONFIG`].
+pub fn config_path() -> std::path::PathBuf {
+    std::env::var_os("TOLLGATE_CONFIG")
+        .map_or_else(|| std::path::PathBuf::from(crate::config::DEFAULT_CONFIG), std::path::PathBuf::from)
+}
+
+/// Reads stdin (capped) on a thread, giving up after `wait`: the descriptor is
+/// informational (`-digest` is authoritative) and the verifier must never hang.
+pub fn read_stdin(wait: std::time::Duration) -> Vec<u8> {
+    use std::io::Read as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::stdin().lock().take(MAX_DESCRIPTOR_BYTES as u64 + 1).read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx.recv_timeout(wait).unwrap_or_default()
+}
+
+/// The environment variable through which `tollgate-verifier` hands a pull
+/// over to the full `tollgate` binary, holding why the daemon could not answer.
+pub const FALLBACK_ENV: &str = "TOLLGATE_VERIFIER_FALLBACK";
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Node daemon benchmarks, all against 127.0.0.1, with baselines measured in the same run:
+#  1. the whole-process containerd verifier call (tollgate-verifier, as installed), daemon warm,
+#     verdict cached, against /bin/true; and the full tollgate binary answering the same call;
+#  2. the same call with the daemon's caches off (a cold decision through the daemon: registry
+#     round trips for the manifest and signature, signature check), and in-process with no daemon;
+#  3. daemon throughput and latency with concurrent clients (cached verdicts, one connection per
+#     request, as the verifier does), with `bench-load` on the same cores;
+#  4. daemon RSS idle and holding 100k cached verdicts.
+#   [STATIC=1] bench/daemon.sh [RUNS]   (default 200; STATIC=1 links tollgate-verifier statically)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-200}"
+cargo build -q --release -p tollgate -p tollgate-testkit --bin tollgate --bin tollgate-verifier --bin bench-fixture --bin bench-load
+tg=target/release/tollgate
+tv=target/release/tollgate-verifier
+if [ "${STATIC:-0}" = 1 ]; then
+  # The verifier as it should ship: statically linked (it never resolves names, so static glibc is safe).
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p tollgate --bin tollgate-verifier \
+    --target x86_64-unknown-linux-gnu
+  tv=target/x86_64-unknown-linux-gnu/release/tollgate-verifier
+fi
+work="$(mktemp -d)"
+pids=()
+cleanup() { exec 3>&- || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+coproc FIXTURE { target/release/bench-fixture "$work"; }
+exec 3>&"${FIXTURE[1]}"
+read -r image registry <&"${FIXTURE[0]}"
+digest=$($tg verify "$image" --policy "$work/policy.json" --insecure-registry "$registry" -o json |
+  sed -n 's/.*"digest": "\(sha256:[0-9a-f]*\)".*/\1/p' | head -n1)
+
+config() { # NAME EXTRA
+  cat >"$work/$1.yaml" <<YAML
+policy: $work/policy.json
+socket: $work/$1.sock
+insecureRegistries: ["$registry"]
+auditLog: {path: $work/$1-audit.log, maxBytes: 1073741824}
+breakGlassFile: $work/break-glass
+fallbackBinary: $PWD/$tg
+$2
+YAML
+}
+config warm "cache: {allowTtlSeconds: 3600, denyTtlSeconds: 3600}"
+config cold "cache: {allowTtlSeconds: 0, denyTtlSeconds: 0, signatureTtlSeconds: 0}"
+config none "socket: $work/nobody.sock"
+sed -i "0,/^socket:.*/{/^socket:.*/d}" "$work/none.yaml"   # keep the second socket: line only
+start() { # NAME
+  TOLLGATE_LOG=warn $tg serve --config "$work/$1.yaml" 2>"$work/$1.log" &
+  pids+=($!)
+  for _ in $(seq 200); do [ -S "$work/$1.sock" ] && return; sleep 0.05; done
+  echo "daemon $1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1
+}
+start warm
+start cold
+warm_pid=${pids[0]}
+printf '{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"%s","size":1000}\n' "$digest" >"$work/desc.json"
+verifier() { echo "env TOLLGATE_CONFIG=$work/$1.yaml ${2:-$tv} -name $image -digest $digest -stdin-media-type application/vnd.oci.descriptor.v1+json"; }
+for c in warm cold none; do   # each must allow, or the timing means nothing
+  out=$(TOLLGATE_CONFIG="$work/$c.yaml" $tv -name "$image" -digest "$digest" -stdin-media-type application/vnd.oci.descriptor.v1+json <"$work/desc.json")
+  case "$out" in "tollgate: allowed"*) ;; *) echo "$c: not allowed: $out" >&2; exit 1 ;; esac
+done
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+echo "daemon RSS idle: $(rss "$warm_pid") KiB"
+echo "== 1-2. whole-process verifier call (hyperfine; stdin empty, which the verifier tolerates) =="
+hyperfine -N --warmup 20 --runs "$runs" \
+  -n /bin/true /bin/true -n cached "$(verifier warm)" -n cached-via-full-tollgate "$(verifier warm "$tg")" \
+  -n cold-daemon "$(verifier cold)" -n daemon-down-in-process "$(verifier none)" \
+  --export-json "$work/hf.json" | grep -E "Time|±|faster|^Benchmark" || true
+echo "== 3. throughput, cached verdicts =="
+target/release/bench-load "$work/warm.sock" 8 2000 1000 >/dev/null   # fill the cache
+for clients in 1 8 32; do target/release/bench-load "$work/warm.sock" "$clients" 50000 1000; done
+echo "== 4. RSS with 100k cached verdicts =="
+target/release/bench-load "$work/warm.sock" 8 100000 100000 >/dev/null
+echo "cached: $(sed -n 's/.*"cachedVerdicts":\([0-9]*\).*/\1/p' <<<"$(curl -s --unix-socket "$work/warm.sock" http://t/healthz 2>/dev/null || true)") verdicts; daemon RSS: $(rss "$warm_pid") KiB"
