@@ -7,14 +7,15 @@
 #  3. daemon throughput and latency with concurrent clients (cached verdicts, one connection per
 #     request, as the verifier does), with `bench-load` on the same cores;
 #  4. daemon RSS idle and holding 100k cached verdicts.
-#   [STATIC=1] bench/daemon.sh [RUNS]   (default 200; STATIC=1 links tollgate-verifier statically)
+#   [STATIC=0] bench/daemon.sh [RUNS]   (default 200; tollgate-verifier is linked statically, as it
+#   should ship, unless STATIC=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-200}"
 cargo build -q --release -p tollgate -p tollgate-testkit --bin tollgate --bin tollgate-verifier --bin bench-fixture --bin bench-load
 tg=target/release/tollgate
 tv=target/release/tollgate-verifier
-if [ "${STATIC:-0}" = 1 ]; then
+if [ "${STATIC:-1}" = 1 ]; then
   # The verifier as it should ship: statically linked (it never resolves names, so static glibc is safe).
   RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p tollgate --bin tollgate-verifier \
     --target x86_64-unknown-linux-gnu
@@ -55,20 +56,27 @@ start warm
 start cold
 warm_pid=${pids[0]}
 printf '{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"%s","size":1000}\n' "$digest" >"$work/desc.json"
-verifier() { echo "env TOLLGATE_CONFIG=$work/$1.yaml ${2:-$tv} -name $image -digest $digest -stdin-media-type application/vnd.oci.descriptor.v1+json"; }
+args=(-name "$image" -digest "$digest" -stdin-media-type application/vnd.oci.descriptor.v1+json)
 for c in warm cold none; do   # each must allow, or the timing means nothing
-  out=$(TOLLGATE_CONFIG="$work/$c.yaml" $tv -name "$image" -digest "$digest" -stdin-media-type application/vnd.oci.descriptor.v1+json <"$work/desc.json")
+  out=$(TOLLGATE_CONFIG="$work/$c.yaml" $tv "${args[@]}" <"$work/desc.json")
   case "$out" in "tollgate: allowed"*) ;; *) echo "$c: not allowed: $out" >&2; exit 1 ;; esac
 done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 echo "daemon RSS idle: $(rss "$warm_pid") KiB"
-echo "== 1-2. whole-process verifier call (hyperfine; stdin empty, which the verifier tolerates) =="
-hyperfine -N --warmup 20 --runs "$runs" \
-  -n /bin/true /bin/true -n cached "$(verifier warm)" -n cached-via-full-tollgate "$(verifier warm "$tg")" \
-  -n cold-daemon "$(verifier cold)" -n daemon-down-in-process "$(verifier none)" \
-  --export-json "$work/hf.json" | grep -E "Time|±|faster|^Benchmark" || true
+# hyperfine 1.15 has no --input: stdin is empty, which the verifier tolerates (the descriptor is
+# informational). TOLLGATE_CONFIG goes through hyperfine's environment, not an `env` wrapper,
+# which alone would cost as much as /bin/true.
+timing() { # NAME CONFIG BINARY
+  echo "== $1 =="
+  TOLLGATE_CONFIG="$work/$2.yaml" hyperfine -N --warmup 20 --runs "$runs" -n /bin/true /bin/true \
+    -n "$1" "$3 ${args[*]}" 2>&1 | grep -E "Time|faster" || true
+}
+timing "1. tollgate-verifier, warm daemon, cached verdict" warm "$tv"
+timing "1b. full tollgate binary as the verifier, cached verdict" warm "$tg"
+timing "2. tollgate-verifier, daemon with caches off (cold decision against the registry)" cold "$tv"
+timing "2b. tollgate-verifier, daemon down (hands over to tollgate, in-process)" none "$tv"
 echo "== 3. throughput, cached verdicts =="
 target/release/bench-load "$work/warm.sock" 8 2000 1000 >/dev/null   # fill the cache
 for clients in 1 8 32; do target/release/bench-load "$work/warm.sock" "$clients" 50000 1000; done

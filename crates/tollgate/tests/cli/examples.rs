@@ -92,3 +92,15 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn node_config_example_spells_out_every_default_and_the_unit_runs_serve_with_it() {
+    let text = std::fs::read_to_string(example("node/config.yaml")).unwrap();
+    let parsed = tollgate_node::config::NodeConfig::parse(text.as_bytes(), "examples/node/config.yaml").unwrap();
+    assert_eq!(parsed, tollgate_node::config::NodeConfig::default(), "the example documents the defaults");
+    let unit = std::fs::read_to_string(example("node/tollgate.service")).unwrap();
+    assert!(unit.contains("\nExecStart=/usr/local/bin/tollgate serve --config /etc/tollgate/config.yaml\n"));
+    assert!(unit.contains(&format!("\nRuntimeDirectory={}\n", "tollgate")), "the socket's directory");
+    let r = tollgate(&["serve", "--help"]);
+    assert!(r.stdout.contains("--config <FILE>") && r.stdout.contains("SIGHUP"), "{}", r.stdout);
+}

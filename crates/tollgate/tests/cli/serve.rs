@@ -106,9 +106,9 @@ impl Daemon {
             .collect()
     }
 
-    pub(crate) fn signal(&self, name: &str) {
-        let ok = Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill -s {name}");
+    pub(crate) fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
     }
 
     /// Polls `cond` (at most 10 s).
@@ -122,7 +122,7 @@ impl Daemon {
 
     /// SIGTERM, then the exit status (at most 15 s).
     pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
-        self.signal("TERM");
+        self.signal(rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -271,7 +271,7 @@ fn a_broken_policy_on_reload_is_reported_and_the_last_good_one_stays_in_force() 
 
     std::fs::write(&policy, "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: accept}]\n")
         .unwrap();
-    d.signal("HUP");
+    d.signal(rustix::process::Signal::HUP);
     d.wait_until("the reload error on /healthz", |d| d.health()["reloadError"].is_string());
     let h = d.health();
     assert_eq!(h["status"], "degraded");
@@ -287,7 +287,7 @@ fn a_broken_policy_on_reload_is_reported_and_the_last_good_one_stays_in_force() 
         "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: insecureAcceptAnything}]\n",
     )
     .unwrap();
-    d.signal("HUP");
+    d.signal(rustix::process::Signal::HUP);
     d.wait_until("the new policy", |d| d.health()["policy"]["hash"] != good_hash);
     assert_eq!(d.health()["status"], "ok");
     let after = d.verify(&s.app(), &digest);
