@@ -399,6 +399,44 @@ fn identical_concurrent_requests_share_one_decision_and_a_10k_load_has_no_errors
 }
 
 #[test]
+fn exemptions_are_answered_as_exempt_and_metrics_are_also_served_on_loopback_tcp() {
+    let s = Setup::new();
+    let policy = s.dir.path().join("exempt.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nexemptions:\n  - digest: {}\n    reason: pinned control plane\ndefault: [{{type: reject}}]\n",
+            s.digest
+        ),
+    )
+    .unwrap();
+    let port = tollgate_testkit::free_port();
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, &format!("metricsAddress: 127.0.0.1:{port}\n"));
+    let d = Daemon::start(&cfg);
+    let v = d.verify(&s.app(), &s.digest.to_string());
+    assert_eq!((v.allowed, v.outcome, v.rule.as_str()), (true, Outcome::Exempt, "exemptions"), "{}", v.reason);
+    assert_eq!(v.reason, "exempt: pinned control plane");
+    let other = d.verify(&s.app(), &tollgate_oci::Digest::sha256_of(b"x").to_string());
+    assert_eq!(other.outcome, Outcome::Denied);
+
+    let http = |path: &str| {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    let metrics = http("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("tollgate_decisions_total{outcome=\"exempt\",rule=\"exemptions\"} 1"), "{metrics}");
+    assert!(http("/healthz").starts_with("HTTP/1.1 404"), "only metrics on TCP");
+    let bad = d.get("/v1/verify");
+    assert_eq!(bad.0, 405);
+}
+
+#[test]
 fn startup_errors_are_one_line_and_a_live_socket_is_not_stolen() {
     let s = Setup::new();
     let broken = s.dir.path().join("broken.yaml");
