@@ -194,6 +194,19 @@ pub fn read_stdin(wait: std::time::Duration) -> Vec<u8> {
     rx.recv_timeout(wait).unwrap_or_default()
 }
 
+/// The start every verifier binary shares: parse the invocation (reporting
+/// unknown flags on stderr as `program`), load the config, and check the
+/// descriptor on stdin against `-digest`. Any failure is a refusal to print.
+pub fn prepare(args: &[String], program: &str) -> Result<(Invocation, crate::config::NodeConfig), Answer> {
+    let inv = parse(args).map_err(|e| refuse(format!("bad invocation: {e}")))?;
+    if !inv.unknown.is_empty() {
+        eprintln!("{program}: ignoring unknown flags: {}", inv.unknown.join(", "));
+    }
+    let cfg = load_config(&config_path()).map_err(refuse)?;
+    descriptor(&read_stdin(std::time::Duration::from_secs(1)), &inv).map_err(refuse)?;
+    Ok((inv, cfg))
+}
+
 /// The environment variable through which `tollgate-verifier` hands a pull
 /// over to the full `tollgate` binary, holding why the daemon could not answer.
 pub const FALLBACK_ENV: &str = "TOLLGATE_VERIFIER_FALLBACK";

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tollgate_node_api::api::VerifyRequest;
 use tollgate_node_api::client::{self, AskError};
-use tollgate_node_api::verifier::{self, Answer, refuse, undecidable};
+use tollgate_node_api::verifier::{self, Answer, undecidable};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,20 +28,10 @@ fn main() -> ExitCode {
 }
 
 fn decide(args: &[String]) -> Answer {
-    let inv = match verifier::parse(args) {
-        Ok(i) => i,
-        Err(e) => return refuse(format!("bad invocation: {e}")),
+    let (inv, cfg) = match verifier::prepare(args, "tollgate-verifier") {
+        Ok(prepared) => prepared,
+        Err(answer) => return answer,
     };
-    if !inv.unknown.is_empty() {
-        eprintln!("tollgate-verifier: ignoring unknown flags: {}", inv.unknown.join(", "));
-    }
-    let cfg = match verifier::load_config(&verifier::config_path()) {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
-    };
-    if let Err(e) = verifier::descriptor(&verifier::read_stdin(Duration::from_secs(1)), &inv) {
-        return refuse(e);
-    }
     let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
     let note = match client::verify(&cfg.socket, &req, Duration::from_secs(cfg.deadline_seconds)) {
         Ok(answer) => return verifier::from_daemon(&inv, &answer),

@@ -18,7 +18,7 @@ use tollgate_node::api::VerifyRequest;
 use tollgate_node::client::{self, AskError};
 use tollgate_node::config::NodeConfig;
 use tollgate_node::engine::{self, Sources, error_chain as chain};
-use tollgate_node::verifier::{self, Answer, EXIT_ALLOW, EXIT_DENY, Invocation, refuse, undecidable};
+use tollgate_node::verifier::{self, Answer, EXIT_ALLOW, EXIT_DENY, Invocation, undecidable};
 use tollgate_policy::evaluate::Failure;
 
 /// Runs the verifier protocol and returns the exit code (0 allows the pull).
@@ -29,20 +29,10 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn decide(args: &[String]) -> Answer {
-    let inv = match verifier::parse(args) {
-        Ok(i) => i,
-        Err(e) => return refuse(format!("bad invocation: {e}")),
+    let (inv, cfg) = match verifier::prepare(args, "tollgate") {
+        Ok(prepared) => prepared,
+        Err(answer) => return answer,
     };
-    if !inv.unknown.is_empty() {
-        eprintln!("tollgate: ignoring unknown flags: {}", inv.unknown.join(", "));
-    }
-    let cfg = match verifier::load_config(&verifier::config_path()) {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
-    };
-    if let Err(e) = verifier::descriptor(&verifier::read_stdin(Duration::from_secs(1)), &inv) {
-        return refuse(e);
-    }
     let started = Instant::now();
     let deadline = Duration::from_secs(cfg.deadline_seconds);
     let note = match std::env::var(verifier::FALLBACK_ENV) {
