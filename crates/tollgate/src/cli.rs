@@ -79,6 +79,9 @@ Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 b
     /// Check containerd's configuration for image verification.
     #[command(subcommand)]
     Containerd(ContainerdCommand),
+    /// Run the control plane as non-root users: plan, apply, audit, revert.
+    #[command(subcommand)]
+    Harden(HardenCommand),
     /// Verify a sigstore bundle for a file, like `cosign verify-blob` (and the sigstore-conformance client).
     #[command(after_help = "\
 Examples:
@@ -340,6 +343,96 @@ pub struct VerifyBundleArgs {
     pub trusted_root: PathBuf,
     /// The signed file, or `sha256:<hex>` for DSSE bundles.
     pub artifact: String,
+}
+
+/// `harden` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HardenCommand {
+    /// Show the users, file ownership and securityContext that apply would set. Writes nothing.
+    #[command(after_help = "\
+Examples:
+  tollgate harden plan
+  tollgate harden plan --root /mnt/node --user etcd=etcd -o json
+
+Users kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks and group kubeadm-sa-key-readers (kubeadm's
+RootlessControlPlane names), with the lowest free IDs in SYS_UID/GID_MIN..MAX of /etc/login.defs (default
+100-999), reusing valid existing entries. Exit 0, or 2 on a corrupt passwd/group line, an exhausted ID range
+or an existing account that cannot be reused.")]
+    Plan(HardenArgs),
+    /// Create the accounts, chown/chmod the keys and kubeconfigs, write kubeadm patches. Idempotent, journaled.
+    #[command(after_help = "\
+Examples:
+  tollgate harden apply --patches /etc/kubernetes/patches          then: kubeadm upgrade apply --patches …
+  tollgate harden apply --now                                       also rewrite the running static pods
+
+passwd and group are edited under the lckpwdf(3) and kubeadm fcntl locks and replaced atomically. The
+securityContext goes into <target>9harden+strategic.yaml patch files, which kubeadm applies after
+tollgate's image-pin patches (<target>+json.json) in the same directory. Everything changed is recorded in
+/var/lib/tollgate/harden/journal.json for `harden revert`. Exit 0, 2 on errors, 3 when the account files
+stay locked for 5 s.")]
+    Apply(HardenApplyArgs),
+    /// Check the manifests' securityContext, file owners and modes, and CIS 1.1.1-1.1.21. Exit 1 on findings.
+    #[command(after_help = "\
+Examples:
+  tollgate harden audit
+  tollgate harden audit --profile cis -o json
+
+CIS 1.1.16/1.1.18/1.1.19 want kubeconfigs and PKI owned by root:root, which a non-root component cannot
+read. With --profile hardened (default) a file owned exactly as the hardening plans is an accepted
+deviation, shown with the reason; with --profile cis it is a finding. Both views are always printed.")]
+    Audit(HardenAuditArgs),
+    /// Undo apply exactly: accounts, owners and modes, patches and manifests, from the journal.
+    Revert(HardenArgs),
+}
+
+/// Where and with which names `harden` works.
+#[derive(Debug, Args)]
+pub struct HardenArgs {
+    /// The node's root directory (a mounted image or a copy of /etc for testing).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// ClusterConfiguration.certificatesDir.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/pki")]
+    pub pki_dir: String,
+    /// Use another account name: etcd=NAME, kube-apiserver=NAME, kube-controller-manager=NAME,
+    /// kube-scheduler=NAME or sa-key-readers=NAME (repeatable).
+    #[arg(long = "user", value_name = "COMPONENT=NAME")]
+    pub users: Vec<String>,
+    /// Use this UID/GID for an account (repeatable): NAME=ID.
+    #[arg(long = "id", value_name = "NAME=ID")]
+    pub ids: Vec<String>,
+}
+
+/// `harden apply` arguments.
+#[derive(Debug, Args)]
+pub struct HardenApplyArgs {
+    #[command(flatten)]
+    pub node: HardenArgs,
+    /// kubeadm's patches directory (the one the image pins are in).
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/patches")]
+    pub patches: String,
+    /// Also rewrite the live static-pod manifests (the kubelet restarts the pods as the new users).
+    #[arg(long)]
+    pub now: bool,
+}
+
+/// `harden audit` arguments.
+#[derive(Debug, Args)]
+pub struct HardenAuditArgs {
+    #[command(flatten)]
+    pub node: HardenArgs,
+    /// Which view counts findings.
+    #[arg(long, value_enum, default_value = "hardened")]
+    pub profile: AuditProfile,
+}
+
+/// `--profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditProfile {
+    /// Non-root control plane: planned ownership deviations from CIS are accepted.
+    Hardened,
+    /// CIS as kube-bench scores it.
+    Cis,
 }
 
 /// `containerd` subcommands.

@@ -75,6 +75,10 @@ pub fn classify(err: &anyhow::Error) -> u8 {
                 _ => USAGE,
             };
         }
+        if let Some(tollgate_harden::HardenError::Locked { .. }) = cause.downcast_ref::<tollgate_harden::HardenError>()
+        {
+            return TRANSIENT;
+        }
         if cause.downcast_ref::<Transient>().is_some() {
             return TRANSIENT;
         }

@@ -2,6 +2,7 @@
 
 mod components;
 mod containerd;
+mod harden;
 pub mod image_verifier;
 mod images;
 mod kubeadm;
@@ -17,7 +18,8 @@ use clap::CommandFactory as _;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 
 use crate::cli::{
-    CatalogArgs, Cli, Command, ComponentsCommand, ContainerdCommand, ImagesCommand, KubeadmCommand, PolicyCommand,
+    CatalogArgs, Cli, Command, ComponentsCommand, ContainerdCommand, HardenCommand, ImagesCommand, KubeadmCommand,
+    PolicyCommand,
 };
 use crate::exit::Outcome;
 use crate::output::Format;
@@ -42,6 +44,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
+        Command::Harden(HardenCommand::Plan(a)) => harden::plan(&a, fmt),
+        Command::Harden(HardenCommand::Apply(a)) => harden::apply(&a, fmt),
+        Command::Harden(HardenCommand::Audit(a)) => harden::audit(&a, fmt),
+        Command::Harden(HardenCommand::Revert(a)) => harden::revert(&a, fmt),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),

@@ -9,6 +9,7 @@ mod components;
 mod containerd;
 mod examples;
 mod fuzz_corpus;
+mod harden;
 mod images;
 mod kubeadm;
 mod lock;

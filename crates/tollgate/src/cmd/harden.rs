@@ -1,0 +1,220 @@
+//! `tollgate harden plan | apply | audit | revert`: the shell around tollgate_harden.
+
+use std::collections::BTreeMap;
+
+use tollgate_harden::accounts::Names;
+use tollgate_harden::apply::{self, Node};
+use tollgate_harden::audit::{self, Profile, Status};
+use tollgate_harden::plan::{self, Layout, Plan};
+
+use crate::cli::{AuditProfile, HardenApplyArgs, HardenArgs, HardenAuditArgs};
+use crate::exit::Outcome;
+use crate::output::{Format, print, print_json};
+
+fn node(a: &HardenArgs) -> anyhow::Result<Node> {
+    let mut names = Names::default();
+    for spec in &a.users {
+        let (component, name) =
+            spec.split_once('=').ok_or_else(|| anyhow::anyhow!("--user {spec}: want COMPONENT=NAME"))?;
+        anyhow::ensure!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "--user {spec}: {name:?} is not a valid account name"
+        );
+        let slot = match component {
+            "etcd" => &mut names.etcd,
+            "kube-apiserver" => &mut names.apiserver,
+            "kube-controller-manager" => &mut names.controller_manager,
+            "kube-scheduler" => &mut names.scheduler,
+            "sa-key-readers" => &mut names.sa_key_readers,
+            other => anyhow::bail!(
+                "--user {spec}: unknown component {other:?}; use etcd, kube-apiserver, kube-controller-manager, kube-scheduler or sa-key-readers"
+            ),
+        };
+        *slot = name.to_owned();
+    }
+    let mut fixed_ids = BTreeMap::new();
+    for spec in &a.ids {
+        let (name, id) = spec.split_once('=').ok_or_else(|| anyhow::anyhow!("--id {spec}: want NAME=ID"))?;
+        let id: u32 = id.parse().map_err(|_| anyhow::anyhow!("--id {spec}: {id:?} is not a number"))?;
+        fixed_ids.insert(name.to_owned(), id);
+    }
+    let layout = Layout { pki_dir: a.pki_dir.trim_end_matches('/').to_owned(), ..Layout::default() };
+    Ok(Node { root: a.root.clone(), layout, names, fixed_ids })
+}
+
+fn owner(uid: u32, gid: u32, p: &Plan) -> String {
+    let name = |id: u32, users: bool| {
+        let list = if users { &p.accounts.users } else { &p.accounts.groups };
+        if id == 0 {
+            "root".to_owned()
+        } else {
+            list.iter().find(|a| a.id == id).map_or_else(|| id.to_string(), |a| a.name.clone())
+        }
+    };
+    format!("{}:{}", name(uid, true), name(gid, false))
+}
+
+fn render_plan(p: &Plan) -> String {
+    let mut s = format!(
+        "system ID range: UID {}-{}, GID {}-{}\n\nACCOUNT                  KIND   ID    STATE\n",
+        p.range.uid_min, p.range.uid_max, p.range.gid_min, p.range.gid_max
+    );
+    for (kind, list) in [("user", &p.accounts.users), ("group", &p.accounts.groups)] {
+        for a in list {
+            let state = if a.exists { "exists, reused" } else { "create" };
+            s.push_str(&format!("{:<24} {kind:<6} {:<5} {state}\n", a.name, a.id));
+        }
+    }
+    s.push_str("\nFILE                                               OWNER -> NEW OWNER                MODE\n");
+    if p.files.is_empty() {
+        s.push_str("(every file already has its planned owner and mode)\n");
+    }
+    for c in &p.files {
+        s.push_str(&format!(
+            "{:<50} {} -> {}  {:04o} -> {:04o}\n",
+            c.path,
+            owner(c.from.uid, c.from.gid, p),
+            c.owner,
+            c.from.mode,
+            c.to.mode
+        ));
+    }
+    for m in &p.missing {
+        s.push_str(&format!("{m:<50} (not on this node; skipped)\n"));
+    }
+    s.push_str("\nCOMPONENT                 RUN AS                 SUPPLEMENTAL  CAPABILITIES\n");
+    for c in &p.components {
+        s.push_str(&format!(
+            "{:<25} {:<22} {:<13} drop ALL{}{}\n",
+            c.component.name(),
+            format!("{} ({}:{})", c.user, c.run_as_user, c.run_as_group),
+            c.supplemental_groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            if c.add_capabilities.is_empty() {
+                String::new()
+            } else {
+                format!(", add {}", c.add_capabilities.join(","))
+            },
+            if c.needs_escalation() { "" } else { ", no privilege escalation" },
+        ));
+    }
+    s.push_str("runAsNonRoot, seccomp RuntimeDefault for all\n");
+    s
+}
+
+/// `harden plan`.
+pub fn plan(a: &HardenArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let n = node(a)?;
+    let p = plan::plan(&n.read()?)?;
+    match fmt {
+        Format::Json => print_json(&p)?,
+        Format::Text => print(&render_plan(&p))?,
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `harden apply`.
+pub fn apply(a: &HardenApplyArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let n = node(&a.node)?;
+    let (p, done) = apply::apply(&n, &a.patches, a.now)?;
+    match fmt {
+        Format::Json => print_json(&serde_json::json!({"plan": p, "applied": done}))?,
+        Format::Text => {
+            let mut s = String::new();
+            if done.accounts_created.is_empty() && done.files_changed == 0 && done.written.is_empty() {
+                s.push_str("nothing to change: already applied\n");
+            }
+            if !done.accounts_created.is_empty() {
+                s.push_str(&format!("created {}\n", done.accounts_created.join(", ")));
+            }
+            if done.files_changed > 0 {
+                s.push_str(&format!("changed owner or mode of {} files\n", done.files_changed));
+            }
+            for w in &done.written {
+                s.push_str(&format!("wrote {w}\n"));
+            }
+            s.push_str(&format!("journal: {} (tollgate harden revert undoes it)\n", done.journal));
+            if !a.now {
+                s.push_str(&format!(
+                    "kubeadm applies the securityContext on its next run with --patches {} (init, join, upgrade); --now rewrites the running static pods\n",
+                    a.patches
+                ));
+            }
+            print(&s)?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `harden audit`.
+pub fn audit(a: &HardenAuditArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let n = node(&a.node)?;
+    let inputs = n.read()?;
+    let p = plan::plan(&inputs)?;
+    let profile = match a.profile {
+        AuditProfile::Hardened => Profile::Hardened,
+        AuditProfile::Cis => Profile::Cis,
+    };
+    let r = audit::audit(&inputs, &p, profile);
+    match fmt {
+        Format::Json => print_json(&r)?,
+        Format::Text => {
+            let mut s = String::from("COMPONENT                 SECURITYCONTEXT\n");
+            for c in &r.components {
+                let state =
+                    if c.hardened { "hardened".to_owned() } else { format!("NOT hardened: {}", c.problems.join("; ")) };
+                s.push_str(&format!("{:<25} {state}\n", c.component.name()));
+            }
+            s.push_str(&format!(
+                "\nFILES: {}\n",
+                if r.files.is_empty() { "every planned owner and mode is in place" } else { "" }
+            ));
+            for f in &r.files {
+                s.push_str(&format!("  {f}\n"));
+            }
+            s.push_str("\nCIS (kube-bench)\n");
+            for c in &r.cis {
+                let st = match c.status {
+                    Status::Pass => "PASS",
+                    Status::Fail => "FAIL",
+                    Status::Deviation => "DEVIATION",
+                    Status::NotApplicable => "n/a",
+                    Status::Manual => "MANUAL",
+                };
+                s.push_str(&format!("{:<7} {st:<10} {}\n", c.id, c.title));
+                for d in &c.details {
+                    s.push_str(&format!("        {d}\n"));
+                }
+                if let Some(n) = &c.note {
+                    s.push_str(&format!("        why: {n}\n"));
+                }
+            }
+            s.push_str(&format!(
+                "\n{} finding(s) under the {} profile\n",
+                r.findings,
+                if profile == Profile::Hardened { "hardened" } else { "cis" }
+            ));
+            print(&s)?;
+        }
+    }
+    Ok(if r.findings > 0 { Outcome::Findings } else { Outcome::Ok })
+}
+
+/// `harden revert`.
+pub fn revert(a: &HardenArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let n = node(a)?;
+    let r = apply::revert(&n)?;
+    match fmt {
+        Format::Json => print_json(&r)?,
+        Format::Text => {
+            let mut s = format!(
+                "removed {} account lines, restored {} files' owners and modes, restored {} patches and manifests\n",
+                r.accounts_removed, r.files_restored, r.written_restored
+            );
+            for m in &r.missing {
+                s.push_str(&format!("{m}: gone since apply; skipped\n"));
+            }
+            print(&s)?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
