@@ -178,3 +178,35 @@ fn sigstore_bundle_corpus_parses_and_never_verifies_for_another_identity() {
         assert!(r.is_err());
     }
 }
+
+#[test]
+fn node_inputs_corpus() {
+    use tollgate_node::{config::NodeConfig, doctor, install, verifier};
+    for data in corpus("node_inputs") {
+        let (which, rest) = data.split_first().unwrap();
+        match which % 5 {
+            0 => {
+                let args: Vec<String> = String::from_utf8_lossy(rest).split('\0').map(str::to_owned).collect();
+                assert!(verifier::is_invocation(&args), "{args:?}");
+                assert_eq!(verifier::parse(&args).unwrap().name, "docker.io/library/busybox:1");
+            }
+            1 => assert!(serde_json::from_slice::<tollgate_node::api::VerifyRequest>(rest).is_ok()),
+            2 => assert!(NodeConfig::parse(rest, "seed").is_ok()),
+            3 => assert!(doctor::diagnose(std::str::from_utf8(rest).unwrap(), Some(&[])).is_ok()),
+            _ => {
+                let m = install::merge(Some(std::str::from_utf8(rest).unwrap()), "/v").unwrap();
+                assert_eq!(doctor::bin_dir(&m.text).unwrap(), "/v");
+            }
+        }
+    }
+}
+
+#[test]
+fn harden_inputs_corpus() {
+    use tollgate_harden::{accounts, logindefs};
+    for data in corpus("harden_inputs") {
+        let s = String::from_utf8(data).unwrap();
+        assert!(logindefs::parse(Some(&s)).is_ok(), "{s}");
+        assert!(accounts::parse_group(&s).is_ok() || accounts::parse_passwd(&s).is_ok() || s.contains("SYS_"), "{s}");
+    }
+}
