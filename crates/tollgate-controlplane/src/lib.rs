@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bootstrap;
 pub mod catalog;
 pub mod components;
 pub mod fsutil;

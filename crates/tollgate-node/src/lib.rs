@@ -15,7 +15,9 @@ pub mod audit;
 pub mod cache;
 pub mod daemon;
 pub mod doctor;
+pub mod dropin;
 pub mod engine;
+pub mod hosts;
 pub mod install;
 pub mod metrics;
 

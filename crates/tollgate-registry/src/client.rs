@@ -282,6 +282,123 @@ impl Client {
         Ok(digest)
     }
 
+    /// Whether `repo` has the blob `digest` (HEAD).
+    pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        let registry = repo.domain().to_owned();
+        let base = self.base_url(&registry);
+        let url = format!("{base}/v2/{}/blobs/{digest}", repo.path());
+        let http = self.http_for(&base)?;
+        let scope = format!("repository:{}:pull,push", repo.path());
+        let resp = self.send_raw(&registry, &scope, &format!("blob {digest}"), || http.head(&url)).await?;
+        Ok(resp.status() == StatusCode::OK)
+    }
+
+    /// Whether `target` (by digest or tag) exists (HEAD of the manifest).
+    pub async fn manifest_exists(&self, target: &Reference) -> Result<bool, RegistryError> {
+        let registry = target.domain().to_owned();
+        let reference = match (target.digest(), target.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        let base = self.base_url(&registry);
+        let url = format!("{base}/v2/{}/manifests/{reference}", target.path());
+        let accept = media_types::MANIFEST_ACCEPT.join(", ");
+        let http = self.http_for(&base)?;
+        let scope = format!("repository:{}:pull,push", target.path());
+        let resp =
+            self.send_raw(&registry, &scope, &target.to_string(), || http.head(&url).header(ACCEPT, &accept)).await?;
+        Ok(resp.status() == StatusCode::OK)
+    }
+
+    /// Asks the registry to mount `digest` into `repo` from `from` (a
+    /// repository on the same registry) without uploading it. `false` when it
+    /// would not (the caller then uploads).
+    pub async fn mount_blob(&self, repo: &Reference, digest: &Digest, from: &Reference) -> Result<bool, RegistryError> {
+        let registry = repo.domain().to_owned();
+        if from.domain() != registry {
+            return Ok(false);
+        }
+        let base = self.base_url(&registry);
+        let mut url = Url::parse(&format!("{base}/v2/{}/blobs/uploads/", repo.path()))
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
+        url.query_pairs_mut().append_pair("mount", &digest.to_string()).append_pair("from", from.path());
+        let scope = format!("repository:{}:pull,push repository:{}:pull", repo.path(), from.path());
+        let http = self.http_for(&base)?;
+        let resp = self.send_raw(&registry, &scope, &format!("blob {digest}"), || http.post(url.clone())).await?;
+        Ok(resp.status() == StatusCode::CREATED)
+    }
+
+    /// Uploads a blob in `chunk`-byte PATCH requests (for large layers), then
+    /// commits it under its digest. The registry checks the digest on commit.
+    pub async fn put_blob_chunked(
+        &self,
+        repo: &Reference,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> Result<Digest, RegistryError> {
+        let registry = repo.domain().to_owned();
+        let digest = Digest::sha256_of(bytes);
+        let what = format!("blob {digest}");
+        let scope = format!("repository:{}:pull,push", repo.path());
+        let base = self.base_url(&registry);
+        let http = self.http_for(&base)?;
+        let start = format!("{base}/v2/{}/blobs/uploads/", repo.path());
+        let location = |resp: &reqwest::Response| -> Result<Url, RegistryError> {
+            let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                RegistryError::Status { registry: registry.clone(), what: what.clone(), status: resp.status().as_u16() }
+            })?;
+            Url::parse(&base)
+                .and_then(|b| b.join(loc))
+                .map_err(|e| RegistryError::Config(format!("bad upload location {loc:?}: {e}")))
+        };
+        let resp = self.send(&registry, &scope, &what, || http.post(&start)).await?;
+        let mut at = location(&resp)?;
+        for (i, part) in bytes.chunks(chunk.max(1)).enumerate() {
+            let first = i * chunk.max(1);
+            let range = format!("{first}-{}", first + part.len() - 1);
+            let body = part.to_vec();
+            let url = at.clone();
+            let resp = self
+                .send(&registry, &scope, &what, || {
+                    http.request(Method::PATCH, url.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header("Content-Range", &range)
+                        .body(body.clone())
+                })
+                .await?;
+            at = location(&resp)?;
+        }
+        at.query_pairs_mut().append_pair("digest", &digest.to_string());
+        self.send(&registry, &scope, &what, || http.request(Method::PUT, at.clone())).await?;
+        Ok(digest)
+    }
+
+    /// The referrers of `digest` through the OCI 1.1 referrers API, as an
+    /// index; `None` when the registry does not implement it (404), in which
+    /// case the caller falls back to the `sha256-<hex>` tag schema.
+    pub async fn referrers(&self, repo: &Reference, digest: &Digest) -> Result<Option<Manifest>, RegistryError> {
+        let registry = repo.domain().to_owned();
+        let what = format!("referrers of {digest}");
+        let url = format!("{}/v2/{}/referrers/{digest}", self.base_url(&registry), repo.path());
+        let scope = format!("repository:{}:pull", repo.path());
+        let http = self.http_for(&url)?;
+        let resp =
+            match self.send(&registry, &scope, &what, || http.get(&url).header(ACCEPT, media_types::OCI_INDEX)).await {
+                Err(RegistryError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+                Ok(r) => r,
+            };
+        let headers = resp.headers().clone();
+        let bytes = read_capped(resp, self.cfg.max_manifest_bytes, &registry, &what).await?;
+        let media_type = media_type_of(&headers, &bytes);
+        if !media_types::is_index(&media_type) {
+            // Not an OCI 1.1 answer (some registries serve an HTML or v1 error here): no API.
+            return Ok(None);
+        }
+        Ok(Some(Manifest { digest: Digest::sha256_of(&bytes), media_type, bytes }))
+    }
+
     /// Uploads a manifest under `target`'s tag (or digest) and checks that
     /// the registry stored it under the digest of `bytes`.
     pub async fn put_manifest(

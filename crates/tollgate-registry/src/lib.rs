@@ -13,6 +13,7 @@ mod client;
 pub mod credentials;
 mod error;
 pub mod layout;
+pub mod mirror;
 
 pub use client::{Client, ClientConfig, MAX_MANIFEST_BYTES, Manifest};
 pub use error::{RegistryError, is_transient_status};

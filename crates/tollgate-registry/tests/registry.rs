@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tollgate_oci::{Reference, media_types};
+use tollgate_oci::{Digest, Reference, media_types};
 use tollgate_registry::{Client, ClientConfig, RegistryError};
 use tollgate_testkit::{Registry, image};
 
@@ -201,4 +201,26 @@ async fn credentials_are_never_sent_to_another_registry() {
     let heads = stub.heads();
     assert_eq!(heads.len(), 1, "no retry with credentials: {heads:?}");
     assert!(!heads[0].to_ascii_lowercase().contains("authorization"), "{}", heads[0]);
+}
+
+#[test]
+fn chunked_uploads_and_cross_repository_mounts_store_the_same_digest() {
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reg.client();
+    let a = Reference::parse_normalized(&format!("{}/team/a", reg.addr)).unwrap();
+    let b = Reference::parse_normalized(&format!("{}/team/b", reg.addr)).unwrap();
+    let bytes: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    rt.block_on(async {
+        // 40 000 bytes in 4 096-byte PATCH requests.
+        let d = client.put_blob_chunked(&a, &bytes, 4096).await.unwrap();
+        assert_eq!(d, Digest::sha256_of(&bytes));
+        assert_eq!(client.get_blob(&a, &d, 1 << 20).await.unwrap(), bytes);
+        assert!(!client.blob_exists(&b, &d).await.unwrap());
+        assert!(client.mount_blob(&b, &d, &a).await.unwrap(), "mounted within one registry");
+        assert!(client.blob_exists(&b, &d).await.unwrap());
+        let elsewhere = Reference::parse_normalized("example.com/team/c").unwrap();
+        assert!(!client.mount_blob(&elsewhere, &d, &a).await.unwrap(), "never across registries");
+        assert!(client.referrers(&a, &d).await.unwrap().is_none(), "docker-registry 2.8 has no referrers API");
+    });
 }

@@ -79,6 +79,25 @@ Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 b
     /// Check containerd's configuration for image verification.
     #[command(subcommand)]
     Containerd(ContainerdCommand),
+    /// Copy images by digest, with every platform, signature and referrer, to another registry.
+    #[command(after_help = "\
+Examples:
+  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9
+  tollgate mirror --to 127.0.0.1:5000/mirror --insecure-registry 127.0.0.1:5000 registry.example.com/team/app:v2
+  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9 --dry-run
+
+IMAGE keeps its path below the prefix: registry.k8s.io/kube-apiserver goes to HOST/PREFIX/kube-apiserver,
+with the same digests, so pins and signatures still verify there: a signature names the original repository,
+so the policy at the mirror says signedIdentity exactRepository (cosign signatures) or remapIdentity. Blobs and manifests already present are skipped (HEAD), which also resumes an
+interrupted run; blobs are mounted within one registry and uploaded in chunks when large. Catalog images
+without a known digest are refused (lock them first). Exit 0, 1 on refused content, 2 usage, 3 transient.")]
+    Mirror(MirrorArgs),
+    /// systemd drop-ins for image overrides.
+    #[command(subcommand)]
+    Systemd(SystemdCommand),
+    /// TLS bootstrap material for joining nodes.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
     /// Run the control plane as non-root users: plan, apply, audit, revert.
     #[command(subcommand)]
     Harden(HardenCommand),
@@ -345,6 +364,115 @@ pub struct VerifyBundleArgs {
     pub artifact: String,
 }
 
+/// `mirror` arguments.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Destination registry and optional prefix.
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub to: String,
+    /// Mirror the control-plane images of these Kubernetes versions (from the catalog; repeatable).
+    #[arg(long = "kubernetes-version", value_name = "VERSION")]
+    pub kubernetes_versions: Vec<String>,
+    /// Images to mirror (tag, digest or both).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Read and report what would be copied; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Reach this registry over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Registry credentials (docker config.json or containers auth.json), each used only for its own registry.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// `systemd` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SystemdCommand {
+    /// Write (or --revert) a drop-in that sets a unit's image variable to a pinned image.
+    #[command(after_help = "\
+Examples:
+  tollgate systemd image-override --unit kubelet.service --env KUBELET_IMAGE \\
+    --image mirror.example.com/poseidon/kubelet:v1.36.1@sha256:…
+  tollgate systemd image-override --unit kubelet.service --env KUBELET_IMAGE --revert
+
+Writes DIR/UNIT.d/10-image-override.conf ([Service] Environment=ENV=IMAGE, mode 0644, atomically), then:
+systemctl daemon-reload && systemctl restart UNIT. Tag-only images are refused unless --allow-tag.")]
+    ImageOverride(ImageOverrideArgs),
+}
+
+/// `systemd image-override` arguments.
+#[derive(Debug, Args)]
+pub struct ImageOverrideArgs {
+    /// The unit, e.g. kubelet.service or etcd-member.service.
+    #[arg(long)]
+    pub unit: String,
+    /// The environment variable the unit reads its image from.
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// The image, pinned by digest.
+    #[arg(long, required_unless_present = "revert")]
+    pub image: Option<String>,
+    /// Accept an image without a digest.
+    #[arg(long)]
+    pub allow_tag: bool,
+    /// Remove the drop-in instead.
+    #[arg(long)]
+    pub revert: bool,
+    /// systemd's unit directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub dir: PathBuf,
+    /// Print the drop-in; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `bootstrap` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BootstrapCommand {
+    /// Generate a bootstrap token, its Secret, the node RBAC and a bootstrap kubeconfig.
+    #[command(after_help = "\
+Example:
+  tollgate bootstrap token --server https://10.0.0.10:6443 --ca-file /etc/kubernetes/pki/ca.crt --out ./bootstrap
+  kubectl apply -f bootstrap/bootstrap-token-<id>.yaml -f bootstrap/bootstrap-rbac.yaml
+  install -m 0600 bootstrap/bootstrap-kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf   # on the new node
+
+The token ([a-z0-9]{6}.[a-z0-9]{16}) comes from the operating system's CSPRNG. The Secret and the kubeconfig
+hold it and are written 0600; the token itself is never printed. Rotate: generate a new one, distribute its
+kubeconfig, then delete the old Secret (kubectl -n kube-system delete secret bootstrap-token-<id>), which
+revokes it at once; --ttl makes it expire by itself (kube-controller-manager's tokencleaner deletes it).")]
+    Token(TokenArgs),
+}
+
+/// `bootstrap token` arguments.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The API server URL nodes join.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The cluster CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: PathBuf,
+    /// Directory for the three files.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Expire the token after this long: 30m, 24h, 7d; 0 for never.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    /// Extra group (system:bootstrappers:NAME) for the token (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The Secret's description.
+    #[arg(long, default_value = "tollgate bootstrap token")]
+    pub description: String,
+}
+
 /// `harden` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum HardenCommand {
@@ -468,6 +596,40 @@ comment (config versions 2 and 3; a missing config is created as version 3). The
 doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the daemon's socket.
 Exit codes: 0 installed with no critical findings, 1 installed but doctor found something, 2 error.")]
     Install(ContainerdInstallArgs),
+    /// Write containerd hosts.toml files: mirrors first, the upstream last; verification stays on.
+    #[command(after_help = "\
+Examples:
+  tollgate containerd mirrors --mirror mirror.example.com/k8s                  for registry.k8s.io
+  tollgate containerd mirrors --registry docker.io --mirror http://10.0.0.5:5000/hub --dry-run
+
+Writes CONFIG_PATH/<registry>/hosts.toml (mode 0644, atomically). containerd must read them:
+[plugins.'io.containerd.cri.v1.images'.registry] config_path = '/etc/containerd/certs.d'. Do not use CRI's
+legacy registry.mirrors instead: it makes kubelet pulls skip the transfer service and its image verifiers
+(containerd doctor reports it).")]
+    Mirrors(MirrorsArgs),
+}
+
+/// `containerd mirrors` arguments.
+#[derive(Debug, Args)]
+pub struct MirrorsArgs {
+    /// A mirror, tried in the order given: [https://|http://]HOST[:PORT][/PREFIX] (repeatable).
+    #[arg(long = "mirror", value_name = "MIRROR", required = true)]
+    pub mirrors: Vec<String>,
+    /// The upstream registries these mirror (repeatable).
+    #[arg(long = "registry", value_name = "HOST", default_value = "registry.k8s.io")]
+    pub registries: Vec<String>,
+    /// containerd's registry config_path.
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    pub config_path: PathBuf,
+    /// CA file for the mirrors' TLS.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<String>,
+    /// Skip TLS verification for the mirrors (content is still checked against pinned digests; tags are not).
+    #[arg(long)]
+    pub skip_verify: bool,
+    /// Print the files; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `containerd install` arguments.

@@ -6,6 +6,7 @@ mod harden;
 pub mod image_verifier;
 mod images;
 mod kubeadm;
+mod mirror;
 mod policy;
 mod serve;
 mod verify;
@@ -18,8 +19,8 @@ use clap::CommandFactory as _;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 
 use crate::cli::{
-    CatalogArgs, Cli, Command, ComponentsCommand, ContainerdCommand, HardenCommand, ImagesCommand, KubeadmCommand,
-    PolicyCommand,
+    BootstrapCommand, CatalogArgs, Cli, Command, ComponentsCommand, ContainerdCommand, HardenCommand, ImagesCommand,
+    KubeadmCommand, PolicyCommand, SystemdCommand,
 };
 use crate::exit::Outcome;
 use crate::output::Format;
@@ -44,6 +45,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
+        Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
+        Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
+        Command::Systemd(SystemdCommand::ImageOverride(a)) => mirror::image_override(&a, fmt),
+        Command::Bootstrap(BootstrapCommand::Token(a)) => mirror::token(&a, fmt),
         Command::Harden(HardenCommand::Plan(a)) => harden::plan(&a, fmt),
         Command::Harden(HardenCommand::Apply(a)) => harden::apply(&a, fmt),
         Command::Harden(HardenCommand::Audit(a)) => harden::audit(&a, fmt),

@@ -13,5 +13,6 @@ mod harden;
 mod images;
 mod kubeadm;
 mod lock;
+mod outage;
 mod serve;
 mod verify;
