@@ -85,6 +85,7 @@ Examples:
   tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9
   tollgate mirror --to 127.0.0.1:5000/mirror --insecure-registry 127.0.0.1:5000 registry.example.com/team/app:v2
   tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9 --dry-run
+  tollgate mirror --to mirror.example.com/k8s --catalog tollgate-catalog.json      every version it pins
 
 IMAGE keeps its path below the prefix: registry.k8s.io/kube-apiserver goes to HOST/PREFIX/kube-apiserver,
 with the same digests, so pins and signatures still verify there: a signature names the original repository,
@@ -370,7 +371,8 @@ pub struct MirrorArgs {
     /// Destination registry and optional prefix.
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub to: String,
-    /// Mirror the control-plane images of these Kubernetes versions (from the catalog; repeatable).
+    /// Mirror the control-plane images of these Kubernetes versions (from the catalog; repeatable). With
+    /// --catalog FILE and no version, every version that file pins.
     #[arg(long = "kubernetes-version", value_name = "VERSION")]
     pub kubernetes_versions: Vec<String>,
     /// Images to mirror (tag, digest or both).

@@ -19,10 +19,19 @@ use crate::output::{Format, print, print_json, warn};
 /// `tollgate mirror`.
 pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let mut sources: Vec<Reference> = Vec::new();
-    if !a.kubernetes_versions.is_empty() {
+    // --kubernetes-version picks versions; --catalog alone means every version that file pins.
+    let versions: Vec<tollgate_controlplane::KubernetesVersion> = match (&a.kubernetes_versions[..], &a.catalog.catalog)
+    {
+        ([], Some(file)) => {
+            let own = tollgate_controlplane::Catalog::parse(&read_capped(file)?, &file.display().to_string())?;
+            own.versions().collect()
+        }
+        (vs, _) => vs.iter().map(|v| version(v)).collect::<anyhow::Result<_>>()?,
+    };
+    if !versions.is_empty() {
         let catalog = load_catalog(&a.catalog)?;
-        for v in &a.kubernetes_versions {
-            for img in catalog.images(version(v)?, None)?.images {
+        for v in versions {
+            for img in catalog.images(v, None)?.images {
                 if img.digest.is_none() {
                     return Err(Refused(format!(
                         "{} has no known digest in the catalog; lock it first (tollgate images lock) so the mirror copies what you pinned",

@@ -72,6 +72,12 @@ fn mirroring_a_version_refuses_unpinned_catalog_images() {
     // kube-proxy has no digest in the embedded catalog.
     let line = r.one_line_error(1);
     assert!(line.contains("kube-proxy") && line.contains("has no known digest"), "{line}");
+    // --catalog alone: the versions that file pins.
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/catalog-override.json");
+    let r = tollgate(&["mirror", "--to", "127.0.0.1:1/k8s", "--catalog", file.to_str().unwrap(), "--dry-run"]);
+    assert!(r.one_line_error(1).contains("has no known digest"), "{}", r.stderr);
+    let r = tollgate(&["mirror", "--to", "127.0.0.1:1/k8s"]);
+    assert!(r.one_line_error(2).contains("nothing to mirror"), "{}", r.stderr);
 }
 
 #[test]
