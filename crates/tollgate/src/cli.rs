@@ -19,8 +19,13 @@ Start here:
   kubeadm init --patches ./patches ...                           kubeadm applies the pins
   tollgate kubeadm audit                                         is every static pod pinned?
 
-Everything runs offline on the catalog compiled into tollgate, except `images lock`
-and `components install` with https URLs.";
+Then, on every node:
+  tollgate serve                                   the verdict daemon (docs/operations.md)
+  tollgate containerd install                      every pull decided by your policy
+  tollgate harden plan | apply | audit             a non-root control plane
+
+Pinning runs offline on the catalog compiled into tollgate; `images lock`, `mirror`, `verify`
+and `components install` with https URLs talk to registries.";
 
 /// tollgate command line.
 #[derive(Debug, Parser)]
@@ -76,7 +81,7 @@ and on SIGHUP; a broken policy is reported on /healthz and the last good one sta
 break-glass file exists every image is allowed, loudly. SIGTERM or SIGINT drain in-flight requests and exit 0.
 Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 bad config or policy.")]
     Serve(ServeArgs),
-    /// Check containerd's configuration for image verification.
+    /// Enforce on containerd: install the verifier, check the config, write mirror hosts.
     #[command(subcommand)]
     Containerd(ContainerdCommand),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
