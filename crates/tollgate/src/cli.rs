@@ -189,18 +189,11 @@ pub struct ImagesLockArgs {
     /// Resolve from this registry[/prefix] (a mirror) instead of registry.k8s.io.
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,
-    /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub access: RegistryAccess,
     /// Parallel requests.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Registry credentials (docker config.json or containers auth.json format); defaults as for `verify`.
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Vec<PathBuf>,
     /// Overwrite pinned digests that the registry now serves differently (a moved tag).
     #[arg(long)]
     pub accept_changes: bool,
@@ -332,16 +325,8 @@ pub struct VerifyArgs {
     /// Decide on this digest instead of resolving the tag (what containerd passes).
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<String>,
-    /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
-    /// Registry credentials (docker config.json or containers auth.json format). Default: $REGISTRY_AUTH_FILE,
-    /// $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json, when they exist.
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub access: RegistryAccess,
     /// Seconds allowed for each registry request (3 attempts at most for transient failures).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
@@ -386,15 +371,8 @@ pub struct MirrorArgs {
     /// Read and report what would be copied; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Reach this registry over plain HTTP (repeatable).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
-    /// Registry credentials (docker config.json or containers auth.json), each used only for its own registry.
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub access: RegistryAccess,
     #[command(flatten)]
     pub catalog: CatalogArgs,
 }
@@ -568,6 +546,21 @@ pub enum AuditProfile {
     Hardened,
     /// CIS as kube-bench scores it.
     Cis,
+}
+
+/// How to reach registries: shared by every command that talks to one.
+#[derive(Debug, Args)]
+pub struct RegistryAccess {
+    /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Registry credentials (docker config.json or containers auth.json format), each used only for its own
+    /// registry. Default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
 }
 
 /// `containerd` subcommands.

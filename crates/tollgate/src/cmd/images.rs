@@ -9,7 +9,7 @@ use tollgate_controlplane::catalog::{Component, ImagePin, Provenance};
 use tollgate_controlplane::fsutil;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 use tollgate_oci::{Digest, Reference};
-use tollgate_registry::{Client, ClientConfig};
+use tollgate_registry::Client;
 
 use super::{interactive, load_catalog, read_capped, version};
 use crate::cli::{ImagesListArgs, ImagesLockArgs};
@@ -113,13 +113,8 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
             work.push((v, img.component, img.image, previous));
         }
     }
-    let client = Client::new(ClientConfig {
-        insecure_registries: a.insecure_registry.clone(),
-        credentials: super::load_credentials(a.authfile.as_deref())?,
-        extra_ca_pems: super::load_ca_files(&a.ca_file)?,
-        ..Default::default()
-    })?;
-    let bar = progress(work.len() as u64, interactive(fmt));
+    let client = Client::new(super::client_config(&a.access)?)?;
+    let bar = super::progress(work.len() as u64, interactive(fmt), "resolving");
     let permits = Arc::new(Semaphore::new(usize::from(a.concurrency)));
     let mut tasks = tokio::task::JoinSet::new();
     for (v, component, image, previous) in work {
@@ -210,15 +205,4 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
-}
-
-fn progress(len: u64, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("resolving {bar:30} {pos}/{len} {msg}") {
-        bar.set_style(style);
-    }
-    bar
 }

@@ -8,8 +8,8 @@ use tollgate_controlplane::bootstrap::{self, Token, TokenOptions};
 use tollgate_controlplane::fsutil::{WriteOutcome, write_atomic};
 use tollgate_node::{dropin, hosts};
 use tollgate_oci::Reference;
+use tollgate_registry::Client;
 use tollgate_registry::mirror::{self, Mirror};
-use tollgate_registry::{Client, ClientConfig};
 
 use super::{interactive, load_catalog, read_capped, version};
 use crate::cli::{ImageOverrideArgs, MirrorArgs, MirrorsArgs, TokenArgs};
@@ -48,23 +48,9 @@ pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
     }
     anyhow::ensure!(!sources.is_empty(), "nothing to mirror: give --kubernetes-version or IMAGE arguments");
     sources.dedup();
-    let client = Client::new(ClientConfig {
-        insecure_registries: a.insecure_registry.clone(),
-        credentials: super::load_credentials(a.authfile.as_deref())?,
-        extra_ca_pems: super::load_ca_files(&a.ca_file)?,
-        ..Default::default()
-    })?;
+    let client = Client::new(super::client_config(&a.access)?)?;
     let m = Mirror { client: &client, dry_run: a.dry_run };
-    let bar = if interactive(fmt) {
-        let b = indicatif::ProgressBar::new(sources.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = super::progress(sources.len() as u64, interactive(fmt), "mirroring");
     let mut done = Vec::new();
     for src in &sources {
         bar.set_message(src.repository());

@@ -109,6 +109,28 @@ pub fn load_credentials(authfile: Option<&Path>) -> anyhow::Result<tollgate_regi
     Ok(tollgate_node::engine::load_credentials(authfile)?)
 }
 
+/// The client settings `--insecure-registry`, `--authfile` and `--ca-file` ask for.
+pub fn client_config(a: &crate::cli::RegistryAccess) -> anyhow::Result<tollgate_registry::ClientConfig> {
+    Ok(tollgate_registry::ClientConfig {
+        insecure_registries: a.insecure_registry.clone(),
+        credentials: load_credentials(a.authfile.as_deref())?,
+        extra_ca_pems: load_ca_files(&a.ca_file)?,
+        ..Default::default()
+    })
+}
+
+/// A progress bar on a TTY (`show`), hidden otherwise.
+pub fn progress(len: u64, show: bool, verb: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!("{verb} {{bar:30}} {{pos}}/{{len}} {{msg}}")) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Reads `--ca-file` PEM bundles (capped); each must hold at least one certificate.
 pub fn load_ca_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     tollgate_node::engine::load_ca_files(files).map_err(|e| anyhow::anyhow!("--ca-file {e}"))

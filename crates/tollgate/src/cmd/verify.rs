@@ -40,12 +40,9 @@ pub async fn verify(a: &VerifyArgs, fmt: Format) -> anyhow::Result<Outcome> {
 
 async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {
     let cfg = ClientConfig {
-        insecure_registries: a.insecure_registry.clone(),
         request_timeout: std::time::Duration::from_secs(a.timeout),
         connect_timeout: std::time::Duration::from_secs(a.timeout.min(10)),
-        credentials: super::load_credentials(a.authfile.as_deref())?,
-        extra_ca_pems: super::load_ca_files(&a.ca_file)?,
-        ..Default::default()
+        ..super::client_config(&a.access)?
     };
     let sources = Sources::new(Client::new(cfg)?);
     Ok(engine::decide(&a.image, given, policy, &sources, super::now_unix()).await?)
