@@ -156,6 +156,41 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+
+    /// A streaming hasher with this digest's algorithm, for content too large to hold in memory.
+    pub fn hasher(&self) -> Hasher {
+        match self.algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+}
+
+/// Hashes content piece by piece; [`Hasher::finish`] gives its [`Digest`].
+#[derive(Debug, Clone)]
+pub enum Hasher {
+    /// SHA-256.
+    Sha256(sha2::Sha256),
+    /// SHA-512.
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// Adds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest { algorithm: Algorithm::Sha256, hex: hex::encode(h.finalize()) },
+            Hasher::Sha512(h) => Digest { algorithm: Algorithm::Sha512, hex: hex::encode(h.finalize()) },
+        }
+    }
 }
 
 impl fmt::Display for Digest {

@@ -24,5 +24,5 @@ pub mod manifest;
 pub mod media_types;
 mod reference;
 
-pub use digest::{Algorithm, Digest, DigestError, DigestMismatch};
+pub use digest::{Algorithm, Digest, DigestError, DigestMismatch, Hasher};
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, Reference, ReferenceError};

@@ -337,8 +337,43 @@ impl Client {
         bytes: &[u8],
         chunk: usize,
     ) -> Result<Digest, RegistryError> {
-        let registry = repo.domain().to_owned();
         let digest = Digest::sha256_of(bytes);
+        let read = |offset: u64, len: usize| -> std::io::Result<Vec<u8>> {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            Ok(bytes[start..(start + len).min(bytes.len())].to_vec())
+        };
+        self.upload_chunks(repo, &digest, bytes.len() as u64, chunk, read).await?;
+        Ok(digest)
+    }
+
+    /// Uploads `size` bytes of `file` (already verified to hash to `digest`)
+    /// in `chunk`-byte PATCH requests, reading one chunk at a time.
+    pub async fn put_blob_file(
+        &self,
+        repo: &Reference,
+        file: &std::fs::File,
+        size: u64,
+        digest: &Digest,
+        chunk: usize,
+    ) -> Result<(), RegistryError> {
+        use std::os::unix::fs::FileExt as _;
+        let read = |offset: u64, len: usize| -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        };
+        self.upload_chunks(repo, digest, size, chunk, read).await
+    }
+
+    async fn upload_chunks(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        chunk: usize,
+        read: impl Fn(u64, usize) -> std::io::Result<Vec<u8>>,
+    ) -> Result<(), RegistryError> {
+        let registry = repo.domain().to_owned();
         let what = format!("blob {digest}");
         let scope = format!("repository:{}:pull,push", repo.path());
         let base = self.base_url(&registry);
@@ -354,10 +389,13 @@ impl Client {
         };
         let resp = self.send(&registry, &scope, &what, || http.post(&start)).await?;
         let mut at = location(&resp)?;
-        for (i, part) in bytes.chunks(chunk.max(1)).enumerate() {
-            let first = i * chunk.max(1);
-            let range = format!("{first}-{}", first + part.len() - 1);
-            let body = part.to_vec();
+        let chunk = chunk.max(1) as u64;
+        let mut offset = 0u64;
+        while offset < size {
+            let len = chunk.min(size - offset);
+            let body = read(offset, usize::try_from(len).unwrap_or(usize::MAX))
+                .map_err(|e| RegistryError::Config(format!("cannot read {what} for upload: {e}")))?;
+            let range = format!("{offset}-{}", offset + len - 1);
             let url = at.clone();
             let resp = self
                 .send(&registry, &scope, &what, || {
@@ -368,10 +406,49 @@ impl Client {
                 })
                 .await?;
             at = location(&resp)?;
+            offset += len;
         }
         at.query_pairs_mut().append_pair("digest", &digest.to_string());
         self.send(&registry, &scope, &what, || http.request(Method::PUT, at.clone())).await?;
-        Ok(digest)
+        Ok(())
+    }
+
+    /// Streams the blob `digest` of `repo` into `out`, hashing as it goes;
+    /// refuses more than `limit` bytes and content that does not hash to
+    /// `digest` (the caller must then discard `out`). Returns the size.
+    pub async fn download_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        limit: u64,
+        out: &mut std::fs::File,
+    ) -> Result<u64, RegistryError> {
+        use std::io::Write as _;
+        let registry = repo.domain().to_owned();
+        let what = format!("blob {digest} of {}", repo.repository());
+        let url = format!("{}/v2/{}/blobs/{digest}", self.base_url(&registry), repo.path());
+        let scope = format!("repository:{}:pull", repo.path());
+        let http = self.http_for(&url)?;
+        let mut resp = self.send(&registry, &scope, &what, || http.get(&url)).await?;
+        let too_large = || RegistryError::TooLarge { registry: registry.clone(), what: what.clone(), limit };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut hasher = digest.hasher();
+        let mut size = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&registry, e))? {
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large());
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk).map_err(|e| RegistryError::Config(format!("cannot write {what} to disk: {e}")))?;
+        }
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(mismatch(&registry, &what, digest.to_string(), actual));
+        }
+        Ok(size)
     }
 
     /// The referrers of `digest` through the OCI 1.1 referrers API, as an

@@ -14,9 +14,11 @@ use tollgate_oci::{Digest, Reference, media_types};
 
 use crate::{Client, RegistryError};
 
-/// Largest blob copied (read into memory, digest-checked, then uploaded).
-pub const MAX_BLOB_BYTES: u64 = 2 << 30;
-/// Blobs above this are uploaded in chunks of this size.
+/// Largest blob copied.
+pub const MAX_BLOB_BYTES: u64 = 8 << 30;
+/// Blobs up to this size are copied through memory in one upload; larger ones
+/// are streamed to a temporary file (digest-checked on the way) and uploaded
+/// from it in chunks of this size, so memory stays bounded.
 pub const CHUNK_BYTES: usize = 16 << 20;
 
 /// Where `source` goes under `to` (`HOST[/PREFIX]`): the source's path is
@@ -68,6 +70,8 @@ pub struct Mirror<'a> {
     pub client: &'a Client,
     /// Read only, write nothing: report what would be copied.
     pub dry_run: bool,
+    /// Chunk size and in-memory threshold ([`CHUNK_BYTES`] unless testing).
+    pub chunk_bytes: usize,
 }
 
 impl Mirror<'_> {
@@ -195,22 +199,27 @@ impl Mirror<'_> {
                 limit: MAX_BLOB_BYTES,
             });
         }
-        let bytes = self.client.get_blob(src, digest, MAX_BLOB_BYTES).await?;
-        let uploaded = if bytes.len() > CHUNK_BYTES {
-            self.client.put_blob_chunked(dst, &bytes, CHUNK_BYTES).await?
+        let uploaded = if size <= self.chunk_bytes as u64 {
+            let bytes = self.client.get_blob(src, digest, self.chunk_bytes as u64).await?;
+            let d = self.client.put_blob(dst, &bytes).await?;
+            if d != *digest {
+                return Err(RegistryError::DigestMismatch {
+                    registry: dst.domain().to_owned(),
+                    what: format!("blob {digest}"),
+                    expected: digest.to_string(),
+                    actual: d,
+                });
+            }
+            bytes.len() as u64
         } else {
-            self.client.put_blob(dst, &bytes).await?
+            let mut tmp = tempfile::tempfile()
+                .map_err(|e| RegistryError::Config(format!("cannot create a temporary file for blob {digest}: {e}")))?;
+            let n = self.client.download_blob(src, digest, MAX_BLOB_BYTES, &mut tmp).await?;
+            self.client.put_blob_file(dst, &tmp, n, digest, self.chunk_bytes).await?;
+            n
         };
-        if uploaded != *digest {
-            return Err(RegistryError::DigestMismatch {
-                registry: dst.domain().to_owned(),
-                what: format!("blob {digest}"),
-                expected: digest.to_string(),
-                actual: uploaded,
-            });
-        }
         out.blobs_uploaded += 1;
-        out.bytes_uploaded += bytes.len() as u64;
+        out.bytes_uploaded += uploaded;
         Ok(())
     }
 

@@ -224,3 +224,38 @@ fn chunked_uploads_and_cross_repository_mounts_store_the_same_digest() {
         assert!(client.referrers(&a, &d).await.unwrap().is_none(), "docker-registry 2.8 has no referrers API");
     });
 }
+
+#[test]
+fn mirror_streams_large_blobs_through_a_file_in_chunks() {
+    use tollgate_registry::mirror::{Mirror, destination};
+    let (a, b) = (Registry::start(), Registry::start());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client =
+        Client::new(ClientConfig { insecure_registries: vec![a.addr.clone(), b.addr.clone()], ..Default::default() })
+            .unwrap();
+    let src = Reference::parse_normalized(&format!("{}/team/app", a.addr)).unwrap();
+    rt.block_on(async {
+        let pushed = image::push_index(&a.client(), &src, "v1", b"streamed through a temporary file").await;
+        let source = Reference::parse_normalized(&format!("{}/team/app:v1", a.addr)).unwrap();
+        let dst = destination(&source, &format!("{}/m", b.addr)).unwrap();
+        // Every config and layer here is larger than 64 bytes: all take the file-and-chunks path.
+        let copied =
+            Mirror { client: &client, dry_run: false, chunk_bytes: 64 }.copy_image(&source, &dst).await.unwrap();
+        assert_eq!(copied.digest, pushed.digest.to_string());
+        assert!(copied.blobs_uploaded >= 4, "{copied:?}");
+        let at_b = client
+            .get_manifest(&Reference::parse_normalized(&format!("{}/m/team/app:v1", b.addr)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(at_b.digest, pushed.digest);
+        let index = tollgate_oci::manifest::ImageIndex::parse(&at_b.bytes).unwrap();
+        for m in &index.manifests {
+            let child = client.get_manifest(&dst.clone().with_digest(m.digest.clone())).await.unwrap();
+            let parsed = tollgate_oci::manifest::ImageManifest::parse(&child.bytes).unwrap();
+            for l in &parsed.layers {
+                // get_blob checks the digest: the chunks were reassembled exactly.
+                client.get_blob(&dst, &l.digest, 1 << 20).await.unwrap();
+            }
+        }
+    });
+}

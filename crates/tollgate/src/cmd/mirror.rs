@@ -49,7 +49,7 @@ pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
     anyhow::ensure!(!sources.is_empty(), "nothing to mirror: give --kubernetes-version or IMAGE arguments");
     sources.dedup();
     let client = Client::new(super::client_config(&a.access)?)?;
-    let m = Mirror { client: &client, dry_run: a.dry_run };
+    let m = Mirror { client: &client, dry_run: a.dry_run, chunk_bytes: mirror::CHUNK_BYTES };
     let bar = super::progress(sources.len() as u64, interactive(fmt), "mirroring");
     let mut done = Vec::new();
     for src in &sources {
