@@ -162,6 +162,26 @@ impl Sources {
         Sources { client, signatures: None }
     }
 
+    /// Cosign signatures and, when `bundles`, sigstore bundles attached as referrers.
+    async fn material(&self, reference: &Reference, digest: &Digest, cosign: bool, bundles: bool) -> Signatures {
+        let mut layers = Vec::new();
+        if cosign {
+            match self.signatures(reference, digest).await {
+                Signatures::Found(l) => layers.extend(l),
+                unavailable => return unavailable,
+            }
+        }
+        if bundles {
+            let found =
+                self.client.bundle_layers(reference, digest, tollgate_policy::evaluate::BUNDLE_MEDIA_TYPE).await;
+            match found {
+                Ok(b) => layers.extend(to_layers(b)),
+                Err(e) => return Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
+            }
+        }
+        Signatures::Found(layers)
+    }
+
     async fn signatures(&self, reference: &Reference, digest: &Digest) -> Signatures {
         let key = (reference.repository(), digest.clone());
         if let Some(found) = self.signatures.as_ref().and_then(|c| c.get(&key)) {
@@ -215,6 +235,9 @@ pub async fn decide(
     };
     let subject = Subject::Docker(&reference);
     let wants_signatures = policy.needs_signatures(&subject);
+    let wants_bundles = policy.needs_bundles(&subject);
+    // Cosign layers are fetched unless bundles are the only signatures the scope asks for.
+    let wants_cosign = policy.needs_cosign(&subject);
     let wants_platforms = policy.needs_platform_signatures(&subject);
     let client = &sources.client;
     let fetch = |t: &Reference| {
@@ -231,12 +254,16 @@ pub async fn decide(
         Some(_) if !wants_signatures => (None, no_signatures()),
         // The manifest and the signatures are fetched concurrently.
         Some(d) => {
-            let (m, s) = tokio::join!(fetch(&target), sources.signatures(&reference, d));
+            let (m, s) = tokio::join!(fetch(&target), sources.material(&reference, d, wants_cosign, wants_bundles));
             (Some(m?), s)
         }
         None => {
             let m = fetch(&target).await?;
-            let s = if wants_signatures { sources.signatures(&reference, &m.digest).await } else { no_signatures() };
+            let s = if wants_signatures {
+                sources.material(&reference, &m.digest, wants_cosign, wants_bundles).await
+            } else {
+                no_signatures()
+            };
             (Some(m), s)
         }
     };

@@ -50,6 +50,15 @@ pub enum Loaded {
         /// Identity rule.
         identity: SignedIdentity,
     },
+    /// `sigstoreBundle`: bundles attached as referrers, against a trusted root.
+    SigstoreBundle {
+        /// The parsed trusted root.
+        root: Box<tollgate_verify::bundle::TrustedRoot>,
+        /// The signing key (key-signed bundles).
+        key: Option<PublicKey>,
+        /// SAN and issuer (keyless bundles).
+        identity: Option<crate::containers::BundleIdentity>,
+    },
     /// `sigstoreSigned` with public keys.
     SigstoreKeys {
         /// Signing keys.
@@ -105,11 +114,32 @@ impl LoadedPolicy {
             matches!(
                 l,
                 Loaded::SigstoreKeys { .. }
+                    | Loaded::SigstoreBundle { .. }
                     | Loaded::SigstoreFulcio { .. }
                     | Loaded::SigstorePki { .. }
                     | Loaded::PerPlatform(_)
             )
         })
+    }
+
+    /// Whether evaluating `subject` looks at cosign `.sig` signatures.
+    pub fn needs_cosign(&self, subject: &Subject<'_>) -> bool {
+        let (matched, _) = scope::requirements_for(&self.policy, subject);
+        self.loaded_for(subject.transport(), &matched).iter().any(|l| {
+            matches!(
+                l,
+                Loaded::SigstoreKeys { .. }
+                    | Loaded::SigstoreFulcio { .. }
+                    | Loaded::SigstorePki { .. }
+                    | Loaded::PerPlatform(_)
+            )
+        })
+    }
+
+    /// Whether evaluating `subject` looks at sigstore bundles attached as OCI referrers.
+    pub fn needs_bundles(&self, subject: &Subject<'_>) -> bool {
+        let (matched, _) = scope::requirements_for(&self.policy, subject);
+        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::SigstoreBundle { .. }))
     }
 
     /// Whether evaluating `subject` needs the signatures of each platform manifest of an index.
@@ -152,6 +182,21 @@ fn load_list(
                 Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
                 Requirement::Reject => Loaded::Reject,
                 Requirement::DigestAllowlist { digests } => Loaded::DigestAllowlist(digests.clone()),
+                Requirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                    let (bytes, shown) = match trusted_root {
+                        KeySource::Path(p) => {
+                            (read(p).map_err(|e| err(format!("cannot read trusted root {p}: {e}")))?, p.clone())
+                        }
+                        KeySource::Data(d) => (d.clone(), "inline trusted root".to_owned()),
+                    };
+                    let root = tollgate_verify::bundle::TrustedRoot::parse(&bytes)
+                        .map_err(|e| err(format!("{shown}: {e}")))?;
+                    let key = match public_key {
+                        Some(k) => keys(std::slice::from_ref(k), "key")?.into_iter().next(),
+                        None => None,
+                    };
+                    Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone() }
+                }
                 Requirement::PerPlatform(inner) => {
                     let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
                     Loaded::PerPlatform(Box::new(one.remove(0)))
@@ -391,6 +436,10 @@ fn describe(r: &Requirement) -> String {
         Requirement::SignedBy { key_type, .. } => format!("signedBy ({key_type})"),
         Requirement::SignedBaseLayer { .. } => "signedBaseLayer".into(),
         Requirement::DigestAllowlist { digests } => format!("digestAllowlist ({} digests)", digests.len()),
+        Requirement::SigstoreBundle { public_key, identity, .. } => match (public_key, identity) {
+            (_, Some(id)) => format!("sigstoreBundle ({} via {})", id.san, id.issuer),
+            _ => "sigstoreBundle (key)".to_owned(),
+        },
         Requirement::PerPlatform(inner) => format!("{}, per platform", describe(inner)),
         Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
             let material = if fulcio.is_some() {
@@ -463,6 +512,9 @@ fn evaluate_one(
             };
             return outcome(name, listed, reason);
         }
+        Loaded::SigstoreBundle { root, key, identity } => {
+            return evaluate_bundles(name, root, key.as_ref(), identity.as_ref(), image, signatures, now);
+        }
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
         }
@@ -497,6 +549,69 @@ fn evaluate_one(
         "a signature was required, but no signature exists".to_owned()
     } else {
         format!("none of the {} signature(s) is acceptable", sigs.len())
+    };
+    RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+}
+
+/// The media type of a sigstore bundle (the layer of a referrer artifact).
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// `sigstoreBundle`: any one bundle must verify for this image's digest (the
+/// DSSE statement's subject, or the message digest), logged in a trusted
+/// Rekor, signed by the key or by the Fulcio identity.
+fn evaluate_bundles(
+    name: String,
+    root: &tollgate_verify::bundle::TrustedRoot,
+    key: Option<&PublicKey>,
+    identity: Option<&crate::containers::BundleIdentity>,
+    image: &Image<'_>,
+    signatures: &Signatures,
+    now: u64,
+) -> RequirementOutcome {
+    use tollgate_verify::bundle::{self, Artifact, Expected};
+    let layers = match signatures {
+        Signatures::Unavailable { transient, reason } => {
+            let mut o = outcome(name, false, format!("bundles could not be fetched: {reason}"));
+            o.transient = *transient;
+            return o;
+        }
+        Signatures::Found(l) => l,
+    };
+    let expected = match (key, identity) {
+        (Some(k), _) => Expected::Key(k),
+        (None, Some(id)) => Expected::Identity { san: &id.san, issuer: &id.issuer },
+        (None, None) => return outcome(name, false, "sigstoreBundle has neither a key nor an identity"),
+    };
+    let digest: Option<[u8; 32]> = (image.digest.algorithm() == tollgate_oci::Algorithm::Sha256)
+        .then(|| hex::decode(image.digest.hex()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        .flatten();
+    let Some(digest) = digest else {
+        return outcome(name, false, format!("bundles sign SHA-256 digests, not {}", image.digest));
+    };
+    let sigs: Vec<SignatureOutcome> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.media_type == BUNDLE_MEDIA_TYPE)
+        .map(|(index, l)| match bundle::verify(&l.payload, root, Artifact::Sha256(&digest), expected, now) {
+            Ok(v) => SignatureOutcome {
+                index,
+                accepted: true,
+                reason: format!("bundle verified: signed by {}, logged at {}", v.signer, v.integrated_time),
+                key_fingerprint: None,
+            },
+            Err(e) => SignatureOutcome {
+                index,
+                accepted: false,
+                reason: format!("bundle rejected: {e}"),
+                key_fingerprint: None,
+            },
+        })
+        .collect();
+    let satisfied = sigs.iter().any(|s| s.accepted);
+    let reason = match sigs.iter().find(|s| s.accepted) {
+        Some(s) => s.reason.clone(),
+        None if sigs.is_empty() => "a sigstore bundle was required, but none is attached".to_owned(),
+        None => format!("none of the {} bundle(s) is acceptable", sigs.len()),
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
 }

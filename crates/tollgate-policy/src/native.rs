@@ -115,6 +115,15 @@ enum NativeRequirement {
     DigestAllowlist {
         digests: Vec<Digest>,
     },
+    /// Sigstore bundles attached as OCI referrers, checked against a trusted root.
+    #[serde(rename_all = "camelCase")]
+    SigstoreBundle {
+        trusted_root: Material,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_key: Option<Material>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<crate::containers::BundleIdentity>,
+    },
 }
 
 /// Whether `bytes` look like a native policy (a top-level `apiVersion`).
@@ -185,6 +194,21 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                             ));
                         }
                         Requirement::DigestAllowlist { digests: digests.clone() }
+                    }
+                    NativeRequirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                        let here = format!("{loc}[{i}]");
+                        if public_key.is_some() == identity.is_some() {
+                            return Err(invalid(
+                                &here,
+                                "sigstoreBundle needs exactly one of publicKey and identity".into(),
+                            ));
+                        }
+                        let src = |m: &Material| source(m).map_err(|e| invalid(&here, e));
+                        Requirement::SigstoreBundle {
+                            trusted_root: src(trusted_root)?,
+                            public_key: public_key.as_ref().map(src).transpose()?,
+                            identity: identity.clone(),
+                        }
                     }
                     NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
                         let t: &TrustParts = trust.get(name).ok_or_else(|| {
@@ -291,6 +315,13 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                 Requirement::Reject => out.push(NativeRequirement::Reject {}),
                 Requirement::DigestAllowlist { digests } => {
                     out.push(NativeRequirement::DigestAllowlist { digests: digests.clone() })
+                }
+                Requirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                    out.push(NativeRequirement::SigstoreBundle {
+                        trusted_root: material(trusted_root),
+                        public_key: public_key.as_ref().map(material),
+                        identity: identity.clone(),
+                    })
                 }
                 Requirement::SignedBy { .. } => {
                     refused.push(format!("{loc}[{i}]: signedBy (GPG) is not supported by tollgate"))

@@ -247,6 +247,62 @@ impl Client {
         Ok(out)
     }
 
+    /// The sigstore bundles attached to `digest` in `repo` as OCI referrers
+    /// (artifact type `bundle_type`): found through the referrers API, or the
+    /// `sha256-<hex>` fallback tag when the registry has no such API. Each
+    /// bundle layer is fetched digest-checked and at most the manifest size cap.
+    pub async fn bundle_layers(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        bundle_type: &str,
+    ) -> Result<Vec<(Descriptor, Vec<u8>)>, RegistryError> {
+        let index = match self.referrers(repo, digest).await? {
+            Some(i) => Some(i),
+            None => {
+                let tag = digest.to_string().replacen(':', "-", 1);
+                let r = Reference::parse_normalized(&format!("{}:{tag}", repo.repository()))
+                    .map_err(|e| RegistryError::Config(e.to_string()))?;
+                match self.get_manifest(&r).await {
+                    Ok(m) if media_types::is_index(&m.media_type) => Some(m),
+                    Ok(_) | Err(RegistryError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let Some(index) = index else { return Ok(Vec::new()) };
+        let parsed = tollgate_oci::manifest::ImageIndex::parse(&index.bytes).map_err(|e| RegistryError::Malformed {
+            registry: repo.domain().to_owned(),
+            what: format!("referrers of {digest}"),
+            message: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for d in parsed.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle_type)) {
+            let m = self.get_manifest(&repo.clone().without_digest().with_digest(d.digest.clone())).await?;
+            let artifact = ImageManifest::parse(&m.bytes).map_err(|e| RegistryError::Malformed {
+                registry: repo.domain().to_owned(),
+                what: format!("referrer {}", d.digest),
+                message: e.to_string(),
+            })?;
+            // The referrer must be about this digest, whatever the index said.
+            if artifact.subject.as_ref().map(|s| &s.digest) != Some(digest) {
+                continue;
+            }
+            for layer in artifact.layers.into_iter().filter(|l| l.media_type == bundle_type) {
+                if layer.size > self.cfg.max_manifest_bytes {
+                    return Err(RegistryError::TooLarge {
+                        registry: repo.domain().to_owned(),
+                        what: format!("bundle {}", layer.digest),
+                        limit: self.cfg.max_manifest_bytes,
+                    });
+                }
+                let bytes = self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await?;
+                out.push((layer, bytes));
+            }
+        }
+        Ok(out)
+    }
+
     /// Uploads a blob (monolithic POST then PUT) unless the registry has it,
     /// and returns its digest.
     pub async fn put_blob(&self, repo: &Reference, bytes: &[u8]) -> Result<Digest, RegistryError> {

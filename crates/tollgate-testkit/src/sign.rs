@@ -24,15 +24,20 @@ impl TestKey {
         TestKey { pair, rng }
     }
 
-    /// The public key as PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
-    pub fn public_pem(&self) -> String {
+    /// The public key as DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
         const P256_SPKI_PREFIX: [u8; 26] = [
             0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
             0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
         ];
         let mut der = P256_SPKI_PREFIX.to_vec();
         der.extend_from_slice(self.pair.public_key().as_ref());
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        der
+    }
+
+    /// The public key as PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
+    pub fn public_pem(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(self.spki_der());
         let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
         format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
     }

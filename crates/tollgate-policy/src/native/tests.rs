@@ -104,3 +104,22 @@ fn per_platform_round_trips_natively_and_refuses_export() {
     let err = export(&p, "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("[0]: perPlatform signatures"), "{err}");
 }
+
+#[test]
+fn sigstore_bundle_requirements_need_one_signer_round_trip_and_refuse_export() {
+    let base = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault:\n  - type: sigstoreBundle\n    trustedRoot: {path: /etc/tollgate/trusted_root.json}\n";
+    let keyless = format!(
+        "{base}    identity: {{san: \"https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main\", issuer: \"https://token.actions.githubusercontent.com\"}}\n"
+    );
+    let p = parse(keyless.as_bytes(), "b.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&p.default[0], Requirement::SigstoreBundle { identity: Some(_), public_key: None, .. }));
+    let again = parse(import(&p, "b.yaml").unwrap_or_else(|e| panic!("{e}")).as_bytes(), "again")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, p);
+    assert!(export(&p, "b.yaml").err().map(|e| e.to_string()).unwrap_or_default().contains("sigstoreBundle"));
+    let both = format!("{keyless}    publicKey: {{path: /k.pub}}\n");
+    for bad in [base.to_owned(), both] {
+        let err = parse(bad.as_bytes(), "b.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("exactly one of publicKey and identity"), "{err}");
+    }
+}

@@ -371,3 +371,55 @@ fn per_platform_signatures_are_opt_in() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("and each of the 2 platform manifests is signed"), "{}", r.stdout);
 }
+
+#[test]
+fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
+    use tollgate_testkit::bundle::{TestLog, attach_bundle};
+    let s = Setup::new();
+    let log = TestLog::generate();
+    std::fs::write(s.dir.path().join("trusted_root.json"), log.trusted_root()).unwrap();
+    let policy = s.dir.path().join("bundles.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/team:\n      - type: sigstoreBundle\n        trustedRoot: {{path: trusted_root.json}}\n        publicKey: {{path: trusted.pub}}\n",
+            s.reg.addr
+        ),
+    )
+    .unwrap();
+    let verify =
+        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    assert_denied(&verify(), 1, "a sigstore bundle was required, but none is attached");
+
+    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    let attach = |bundle: Vec<u8>| {
+        s.rt.block_on(attach_bundle(
+            &s.reg.client(),
+            &s.repo,
+            &s.digest,
+            &index.media_type,
+            index.bytes.len(),
+            &bundle,
+        ));
+    };
+    // Signed by another key, then for another digest: both refused.
+    let stranger = TestKey::generate();
+    attach(log.dsse_bundle(&stranger, &s.repository(), &s.digest, now));
+    assert_denied(&verify(), 1, "bundle rejected: ");
+    let other = tollgate_oci::Digest::sha256_of(b"another image");
+    attach(log.dsse_bundle(&s.key, &s.repository(), &other, now));
+    assert_denied(&verify(), 1, "the artifact is not a subject of the in-toto statement");
+    // The right key, this digest: allowed, and the decision says how.
+    attach(log.dsse_bundle(&s.key, &s.repository(), &s.digest, now));
+    let r = verify();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("bundle verified: signed by key "), "{}", r.stdout);
+    // A log the trusted root does not list is refused.
+    let rogue = TestLog::generate();
+    attach(rogue.dsse_bundle(&s.key, &s.repository(), &s.digest, now));
+    assert_denied(&verify(), 1, "from a log the trusted root does not list");
+
+    let export = tollgate(&["policy", "export", policy.to_str().unwrap()]);
+    assert!(export.one_line_error(2).contains("sigstoreBundle"), "{}", export.stderr);
+}

@@ -1,0 +1,154 @@
+//! Sigstore bundles made in tests: a stand-in transparency log (a P-256 key,
+//! one-entry trees) that issues key-signed DSSE bundles v0.3 with a signed
+//! entry timestamp, an inclusion proof and a signed checkpoint, its
+//! `trusted_root.json`, and the OCI referrer artifact cosign v3 attaches.
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use tollgate_oci::{Digest, Reference, media_types};
+
+use crate::sign::TestKey;
+
+/// The bundle media type (also the referrer's artifact type and layer type).
+pub const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// A transparency log that logs each entry in a tree of its own.
+pub struct TestLog {
+    key: TestKey,
+}
+
+impl Default for TestLog {
+    fn default() -> Self {
+        Self::generate()
+    }
+}
+
+impl TestLog {
+    /// A log with a fresh key.
+    pub fn generate() -> TestLog {
+        TestLog { key: TestKey::generate() }
+    }
+
+    fn key_id(&self) -> [u8; 32] {
+        Sha256::digest(self.key.spki_der()).into()
+    }
+
+    /// A `trusted_root.json` listing this log (and no CA: key-signed bundles only).
+    pub fn trusted_root(&self) -> String {
+        serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{
+                "baseUrl": "https://rekor.test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(&self.key.spki_der()), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                              "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                "logId": {"keyId": b64(&self.key_id())},
+            }],
+            "certificateAuthorities": [],
+            "ctlogs": [],
+        })
+        .to_string()
+    }
+
+    /// A bundle in which `signer` signs an in-toto statement whose subject is
+    /// `digest` (as cosign v3 signs an image), logged at `integrated_time`.
+    pub fn dsse_bundle(&self, signer: &TestKey, subject_name: &str, digest: &Digest, integrated_time: i64) -> Vec<u8> {
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": subject_name, "digest": {"sha256": digest.hex()}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        })
+        .to_string()
+        .into_bytes();
+        let payload_type = "application/vnd.in-toto+json";
+        let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), statement.len()).into_bytes();
+        pae.extend_from_slice(&statement);
+        let sig = signer.sign(&pae);
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(&statement))},
+                "signatures": [{"signature": b64(&sig), "verifier": b64(signer.public_pem().as_bytes())}],
+            },
+        })
+        .to_string()
+        .into_bytes();
+        let body_b64 = b64(&body);
+        let key_id = self.key_id();
+        let set = self
+            .key
+            .sign(tollgate_verify::rekor::set_payload(&body_b64, integrated_time, &hex::encode(key_id), 0).as_bytes());
+        // A one-leaf tree: the root is the leaf hash, the proof has no hashes.
+        let root = tollgate_verify::tlog::leaf_hash(&body);
+        let note = format!("rekor.test - 1\n1\n{}\n", b64(&root));
+        let mut signed = key_id[..4].to_vec();
+        signed.extend_from_slice(&self.key.sign(note.as_bytes()));
+        let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", b64(&signed));
+        serde_json::json!({
+            "mediaType": BUNDLE_TYPE,
+            "verificationMaterial": {
+                "publicKey": {"hint": ""},
+                "tlogEntries": [{
+                    "logIndex": "0",
+                    "logId": {"keyId": b64(&key_id)},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "integratedTime": integrated_time.to_string(),
+                    "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
+                    "inclusionProof": {"logIndex": "0", "rootHash": b64(&root), "treeSize": "1", "hashes": [],
+                                       "checkpoint": {"envelope": checkpoint}},
+                    "canonicalizedBody": body_b64,
+                }],
+            },
+            "dsseEnvelope": {"payload": b64(&statement), "payloadType": payload_type, "signatures": [{"sig": b64(&sig)}]},
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// Attaches `bundle` to `subject` (an image manifest or index of `repo`) the
+/// way cosign v3 does: an OCI artifact manifest with the bundle as its layer
+/// and `subject` set, listed under the `sha256-<hex>` fallback tag (the
+/// referrers API of docker-registry 2.8 does not exist).
+pub async fn attach_bundle(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    subject: &Digest,
+    subject_media_type: &str,
+    subject_size: usize,
+    bundle: &[u8],
+) -> Digest {
+    let empty = b"{}";
+    let empty_digest = client.put_blob(repo, empty).await.expect("empty config");
+    let layer = client.put_blob(repo, bundle).await.expect("bundle blob");
+    let artifact = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_MANIFEST,
+        "artifactType": BUNDLE_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest.to_string(), "size": 2},
+        "layers": [{"mediaType": BUNDLE_TYPE, "digest": layer.to_string(), "size": bundle.len()}],
+        "subject": {"mediaType": subject_media_type, "digest": subject.to_string(), "size": subject_size},
+    })
+    .to_string()
+    .into_bytes();
+    let at = repo.clone().without_digest().with_digest(Digest::sha256_of(&artifact));
+    let artifact_digest = client.put_manifest(&at, media_types::OCI_MANIFEST, &artifact).await.expect("artifact");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_INDEX,
+        "manifests": [{"mediaType": media_types::OCI_MANIFEST, "digest": artifact_digest.to_string(),
+                       "size": artifact.len(), "artifactType": BUNDLE_TYPE}],
+    })
+    .to_string()
+    .into_bytes();
+    let tag = subject.to_string().replacen(':', "-", 1);
+    let tagged = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("tag");
+    client.put_manifest(&tagged, media_types::OCI_INDEX, &index).await.expect("fallback tag");
+    artifact_digest
+}
