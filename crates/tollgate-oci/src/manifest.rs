@@ -106,7 +106,14 @@ impl ImageIndex {
 
 /// The cosign signature tag of `digest`: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &Digest) -> String {
-    format!("{}-{}.sig", digest.algorithm(), digest.hex())
+    format!("{}.sig", referrers_tag(digest))
+}
+
+/// The OCI 1.1 referrers fallback tag of `digest`: `sha256-<hex>`, an index
+/// of the artifacts that name `digest` as their subject, for registries
+/// without the referrers API (cosign's `.sig`, `.att`, `.sbom` add a suffix).
+pub fn referrers_tag(digest: &Digest) -> String {
+    format!("{}-{}", digest.algorithm(), digest.hex())
 }
 
 #[cfg(test)]

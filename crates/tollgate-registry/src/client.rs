@@ -260,7 +260,7 @@ impl Client {
         let index = match self.referrers(repo, digest).await? {
             Some(i) => Some(i),
             None => {
-                let tag = digest.to_string().replacen(':', "-", 1);
+                let tag = tollgate_oci::manifest::referrers_tag(digest);
                 let r = Reference::parse_normalized(&format!("{}:{tag}", repo.repository()))
                     .map_err(|e| RegistryError::Config(e.to_string()))?;
                 match self.get_manifest(&r).await {

@@ -231,7 +231,7 @@ impl Mirror<'_> {
         digest: &Digest,
         out: &mut Copied,
     ) -> Result<(), RegistryError> {
-        let hex = digest.to_string().replacen(':', "-", 1);
+        let hex = tollgate_oci::manifest::referrers_tag(digest);
         let mut tags: Vec<String> = ["sig", "att", "sbom"].iter().map(|s| format!("{hex}.{s}")).collect();
         let api = self.client.referrers(src, digest).await?;
         match &api {

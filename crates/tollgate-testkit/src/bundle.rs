@@ -147,7 +147,7 @@ pub async fn attach_bundle(
     })
     .to_string()
     .into_bytes();
-    let tag = subject.to_string().replacen(':', "-", 1);
+    let tag = tollgate_oci::manifest::referrers_tag(subject);
     let tagged = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("tag");
     client.put_manifest(&tagged, media_types::OCI_INDEX, &index).await.expect("fallback tag");
     artifact_digest
