@@ -25,7 +25,8 @@ Exit codes:
   1  denied, audit findings, or content refused for integrity
      (hash or digest mismatch, moved tag, unsafe archive)
   2  usage or configuration error (bad flag, unknown version, malformed file)
-  3  undecidable for now: a transient failure such as an unreachable registry";
+  3  undecidable for now: a transient failure such as an unreachable registry
+     (or, for harden, account files locked by another program)";
 
 /// What a successful run concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
