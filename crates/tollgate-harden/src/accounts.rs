@@ -160,6 +160,13 @@ impl AccountPlan {
     pub fn gid(&self, name: &str) -> Option<u32> {
         self.groups.iter().find(|g| g.name == name).map(|g| g.id)
     }
+
+    /// The numeric owner for `user:group`, where `root` is 0 (as plan targets name them).
+    pub fn owner_ids(&self, user: &str, group: &str) -> (u32, u32) {
+        let uid = if user == "root" { 0 } else { self.uid(user).unwrap_or(0) };
+        let gid = if group == "root" { 0 } else { self.gid(group).unwrap_or(0) };
+        (uid, gid)
+    }
 }
 
 /// Plans the accounts: existing valid entries are reused, the rest get the

@@ -115,17 +115,9 @@ pub fn audit(inputs: &Inputs, plan: &Plan, profile: Profile) -> Report {
     let planned = |path: &str| -> Option<FileState> {
         plan.targets.iter().find(|t| t.path == path || (t.recursive && path.starts_with(&format!("{}/", t.path)))).map(
             |t| {
-                let id = |name: &str, user: bool| {
-                    if name == "root" {
-                        0
-                    } else if user {
-                        plan.accounts.uid(name).unwrap_or(0)
-                    } else {
-                        plan.accounts.gid(name).unwrap_or(0)
-                    }
-                };
+                let (uid, gid) = plan.accounts.owner_ids(&t.user, &t.group);
                 let mode = t.mode.unwrap_or_else(|| inputs.files.get(path).map_or(0, |s| s.mode));
-                FileState { uid: id(&t.user, true), gid: id(&t.group, false), mode }
+                FileState { uid, gid, mode }
             },
         )
     };

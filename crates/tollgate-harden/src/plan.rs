@@ -219,19 +219,10 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, HardenError> {
         .collect();
 
     let targets = targets(&inputs.layout, names, &inputs.manifests);
-    let id = |name: &str, uid: bool| -> u32 {
-        if name == "root" {
-            0
-        } else if uid {
-            accounts.uid(name).unwrap_or(0)
-        } else {
-            accounts.gid(name).unwrap_or(0)
-        }
-    };
     let mut files = Vec::new();
     let mut missing = Vec::new();
     for t in &targets {
-        let (uid, gid) = (id(&t.user, true), id(&t.group, false));
+        let (uid, gid) = accounts.owner_ids(&t.user, &t.group);
         let owner = format!("{}:{}", t.user, t.group);
         let paths: Vec<(&String, &FileState)> = if t.recursive {
             let below = format!("{}/", t.path);

@@ -214,9 +214,7 @@ impl Daemon {
                 self.cached_or_decided(&snapshot, &req.name, &digest).await
             }
         };
-        let (outcome, allowed, mut reasons) = self.finalize(&verdict);
-        let mut outcome = outcome;
-        let mut allowed = allowed;
+        let (mut outcome, mut allowed, reasons) = self.finalize(&verdict);
         let record = AuditRecord {
             time: now_rfc3339(),
             name: req.name.clone(),
@@ -225,11 +223,12 @@ impl Daemon {
             decision: outcome.as_str(),
             allowed,
             rule: verdict.rule.clone(),
-            reasons: reasons.clone(),
+            reasons,
             cached,
             latency_micros: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
             policy_hash: snapshot.hash.clone(),
         };
+        let mut reason = record.reasons.first().cloned().unwrap_or_default();
         if let Err(e) = self.audit.write(&record) {
             self.metrics.audit_errors.inc();
             error!("cannot write the audit log {}: {e}", self.audit.path().display());
@@ -238,10 +237,7 @@ impl Daemon {
             if allowed && outcome != Outcome::BreakGlass && !self.cfg.fail_open {
                 outcome = Outcome::Undecidable;
                 allowed = false;
-                reasons.insert(
-                    0,
-                    format!("cannot write the audit log {}: {e}; failing closed", self.audit.path().display()),
-                );
+                reason = format!("cannot write the audit log {}: {e}; failing closed", self.audit.path().display());
             }
         }
         self.metrics
@@ -249,14 +245,7 @@ impl Daemon {
             .get_or_create(&DecisionLabels { outcome: outcome.as_str().into(), rule: verdict.rule.clone() })
             .inc();
         self.metrics.latency.observe(start.elapsed().as_secs_f64());
-        Ok(VerifyResponse {
-            allowed,
-            outcome,
-            reason: reasons.first().cloned().unwrap_or_default(),
-            rule: verdict.rule.clone(),
-            cached,
-            policy_hash: snapshot.hash.clone(),
-        })
+        Ok(VerifyResponse { allowed, outcome, reason, rule: record.rule, cached, policy_hash: record.policy_hash })
     }
 
     /// Applies `warnOnly` and `failOpen` to a verdict (never cached: they are config, not policy).

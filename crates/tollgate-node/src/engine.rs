@@ -234,11 +234,9 @@ pub async fn decide(
         None => reference.clone(),
     };
     let subject = Subject::Docker(&reference);
-    let wants_signatures = policy.needs_signatures(&subject);
-    let wants_bundles = policy.needs_bundles(&subject);
-    // Cosign layers are fetched unless bundles are the only signatures the scope asks for.
-    let wants_cosign = policy.needs_cosign(&subject);
-    let wants_platforms = policy.needs_platform_signatures(&subject);
+    let needs = policy.needs(&subject);
+    let (wants_signatures, wants_cosign, wants_bundles, wants_platforms) =
+        (needs.signatures(), needs.cosign, needs.bundles, needs.platforms);
     let client = &sources.client;
     let fetch = |t: &Reference| {
         let t = t.clone();

@@ -70,6 +70,24 @@ pub enum Loaded {
     },
 }
 
+/// What a decision needs fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// cosign `.sig` signatures of the digest.
+    pub cosign: bool,
+    /// Sigstore bundles attached as OCI referrers.
+    pub bundles: bool,
+    /// For an index, the signatures of each platform manifest.
+    pub platforms: bool,
+}
+
+impl Needs {
+    /// Whether any signature material is needed (and so the manifest too).
+    pub fn signatures(self) -> bool {
+        self.cosign || self.bundles
+    }
+}
+
 /// A policy whose trust material has been read and parsed.
 #[derive(Debug, Clone)]
 pub struct LoadedPolicy {
@@ -107,45 +125,25 @@ impl LoadedPolicy {
         }
     }
 
-    /// Whether evaluating `subject` will look at signatures (so the caller knows whether to fetch them).
-    pub fn needs_signatures(&self, subject: &Subject<'_>) -> bool {
+    /// What evaluating `subject` will look at, so the caller fetches only that
+    /// (one scope resolution for all of it).
+    pub fn needs(&self, subject: &Subject<'_>) -> Needs {
         let (matched, _) = scope::requirements_for(&self.policy, subject);
-        self.loaded_for(subject.transport(), &matched).iter().any(|l| {
-            matches!(
-                l,
-                Loaded::SigstoreKeys { .. }
-                    | Loaded::SigstoreBundle { .. }
-                    | Loaded::SigstoreFulcio { .. }
-                    | Loaded::SigstorePki { .. }
-                    | Loaded::PerPlatform(_)
-            )
-        })
-    }
-
-    /// Whether evaluating `subject` looks at cosign `.sig` signatures.
-    pub fn needs_cosign(&self, subject: &Subject<'_>) -> bool {
-        let (matched, _) = scope::requirements_for(&self.policy, subject);
-        self.loaded_for(subject.transport(), &matched).iter().any(|l| {
-            matches!(
-                l,
-                Loaded::SigstoreKeys { .. }
-                    | Loaded::SigstoreFulcio { .. }
-                    | Loaded::SigstorePki { .. }
-                    | Loaded::PerPlatform(_)
-            )
-        })
-    }
-
-    /// Whether evaluating `subject` looks at sigstore bundles attached as OCI referrers.
-    pub fn needs_bundles(&self, subject: &Subject<'_>) -> bool {
-        let (matched, _) = scope::requirements_for(&self.policy, subject);
-        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::SigstoreBundle { .. }))
-    }
-
-    /// Whether evaluating `subject` needs the signatures of each platform manifest of an index.
-    pub fn needs_platform_signatures(&self, subject: &Subject<'_>) -> bool {
-        let (matched, _) = scope::requirements_for(&self.policy, subject);
-        self.loaded_for(subject.transport(), &matched).iter().any(|l| matches!(l, Loaded::PerPlatform(_)))
+        let loaded = self.loaded_for(subject.transport(), &matched);
+        let any = |f: fn(&Loaded) -> bool| loaded.iter().any(f);
+        Needs {
+            cosign: any(|l| {
+                matches!(
+                    l,
+                    Loaded::SigstoreKeys { .. }
+                        | Loaded::SigstoreFulcio { .. }
+                        | Loaded::SigstorePki { .. }
+                        | Loaded::PerPlatform(_)
+                )
+            }),
+            bundles: any(|l| matches!(l, Loaded::SigstoreBundle { .. })),
+            platforms: any(|l| matches!(l, Loaded::PerPlatform(_))),
+        }
     }
 }
 

@@ -234,17 +234,23 @@ impl Client {
         })?;
         let mut out = Vec::with_capacity(parsed.layers.len());
         for layer in parsed.layers {
-            if layer.size > self.cfg.max_manifest_bytes {
-                return Err(RegistryError::TooLarge {
-                    registry: repo.domain().to_owned(),
-                    what: format!("signature layer {}", layer.digest),
-                    limit: self.cfg.max_manifest_bytes,
-                });
-            }
-            let bytes = self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await?;
+            let bytes = self.small_layer(repo, &layer, "signature layer").await?;
             out.push((layer, bytes));
         }
         Ok(out)
+    }
+
+    /// A signature or bundle layer: declared and served within the manifest
+    /// size cap, digest-checked.
+    async fn small_layer(&self, repo: &Reference, layer: &Descriptor, what: &str) -> Result<Vec<u8>, RegistryError> {
+        if layer.size > self.cfg.max_manifest_bytes {
+            return Err(RegistryError::TooLarge {
+                registry: repo.domain().to_owned(),
+                what: format!("{what} {}", layer.digest),
+                limit: self.cfg.max_manifest_bytes,
+            });
+        }
+        self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await
     }
 
     /// The sigstore bundles attached to `digest` in `repo` as OCI referrers
@@ -289,14 +295,7 @@ impl Client {
                 continue;
             }
             for layer in artifact.layers.into_iter().filter(|l| l.media_type == bundle_type) {
-                if layer.size > self.cfg.max_manifest_bytes {
-                    return Err(RegistryError::TooLarge {
-                        registry: repo.domain().to_owned(),
-                        what: format!("bundle {}", layer.digest),
-                        limit: self.cfg.max_manifest_bytes,
-                    });
-                }
-                let bytes = self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await?;
+                let bytes = self.small_layer(repo, &layer, "bundle").await?;
                 out.push((layer, bytes));
             }
         }
