@@ -594,7 +594,7 @@ fn evaluate_bundles(
             Ok(v) => SignatureOutcome {
                 index,
                 accepted: true,
-                reason: format!("bundle verified: signed by {}, logged at {}", v.signer, v.integrated_time),
+                reason: format!("bundle verified: signed by {}, {} {}", v.signer, v.time_source, v.signed_at),
                 key_fingerprint: None,
             },
             Err(e) => SignatureOutcome {

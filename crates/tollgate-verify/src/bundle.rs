@@ -1,13 +1,21 @@
 //! Sigstore bundles (v0.1–v0.3) for blobs, verified against a trusted root.
 //!
-//! Supported: Rekor v1 entries (`hashedrekord` 0.0.1, `dsse` 0.0.1) with their
-//! signed entry timestamp, Merkle inclusion proof and signed checkpoint;
-//! Fulcio certificates (chain to a trusted CA at the integration time, SAN and
-//! issuer checked exactly) and managed keys; message signatures and DSSE
-//! envelopes with in-toto subjects; embedded SCTs checked against the trusted
-//! CT logs. Not yet: Rekor v2 (`hashedrekord` 0.0.2), RFC 3161 timestamps,
-//! `intoto` 0.0.2 entries — bundles that need them are rejected with a reason
-//! saying so, never accepted.
+//! Supported: Rekor v1 entries (`hashedrekord` 0.0.1, `dsse` 0.0.1, `intoto`
+//! 0.0.2) with their signed entry timestamp, Merkle inclusion proof and signed
+//! checkpoint; Rekor v2 entries (`hashedrekord` 0.0.2, `dsse` 0.0.2) with
+//! their inclusion proof and signed-note checkpoint; RFC 3161 timestamps from
+//! the trusted root's timestamp authorities; Fulcio certificates (chain to a
+//! trusted CA at every verified time, SAN and issuer checked exactly) and
+//! managed keys; message signatures and DSSE envelopes with in-toto subjects;
+//! embedded SCTs checked against the trusted CT logs.
+//!
+//! Time: a signature counts as made at a *verified* time only — a Rekor v1
+//! integration time covered by a signed entry timestamp, or an RFC 3161
+//! timestamp of the signature. An integration time without a signed entry
+//! timestamp is not signed by anyone and counts for nothing (as in
+//! sigstore-go). At least one verified time is required, none may be in the
+//! future, and the certificate must be valid at each. Every timestamp a
+//! bundle carries must verify; tollgate does not skip evidence it cannot check.
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -35,7 +43,13 @@ pub enum BundleError {
     /// The signature or the log entry does not match the artifact.
     #[error("signature: {0}")]
     Signature(String),
+    /// An RFC 3161 timestamp does not verify, or no verified time exists.
+    #[error("timestamp: {0}")]
+    Timestamp(String),
 }
+
+/// At most this many log entries and this many timestamps per bundle (as sigstore-go).
+const MAX_EVIDENCE: usize = 32;
 
 fn malformed(what: impl Into<String>) -> BundleError {
     BundleError::Malformed(what.into())
@@ -51,6 +65,7 @@ pub struct TrustedRoot {
     tlogs: Vec<LogKey>,
     ctlogs: Vec<LogKey>,
     cas: Vec<Authority>,
+    tsas: Vec<Authority>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +92,8 @@ struct RawRoot {
     ctlogs: Vec<RawLog>,
     #[serde(default)]
     certificate_authorities: Vec<RawCa>,
+    #[serde(default)]
+    timestamp_authorities: Vec<RawCa>,
 }
 
 #[derive(Deserialize)]
@@ -165,18 +182,27 @@ impl TrustedRoot {
         };
         let tlogs = logs(&raw.tlogs, "tlogs", true)?;
         let ctlogs = logs(&raw.ctlogs, "ctlogs", false)?;
-        let mut cas = Vec::new();
-        for (i, c) in raw.certificate_authorities.iter().enumerate() {
-            let what = format!("certificateAuthorities[{i}]");
-            let (start_ms, end_ms) = validity(c.valid_for.as_ref(), &what)?;
-            let chain =
-                c.cert_chain.certificates.iter().map(|r| b64(&r.raw_bytes, &what)).collect::<Result<Vec<_>, _>>()?;
-            if chain.is_empty() {
-                return Err(malformed(format!("{what} has no certificates")));
+        let authorities = |list: &[RawCa], name: &str| -> Result<Vec<Authority>, BundleError> {
+            let mut out = Vec::new();
+            for (i, c) in list.iter().enumerate() {
+                let what = format!("{name}[{i}]");
+                let (start_ms, end_ms) = validity(c.valid_for.as_ref(), &what)?;
+                let chain = c
+                    .cert_chain
+                    .certificates
+                    .iter()
+                    .map(|r| b64(&r.raw_bytes, &what))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if chain.is_empty() {
+                    return Err(malformed(format!("{what} has no certificates")));
+                }
+                out.push(Authority { chain, start_ms, end_ms });
             }
-            cas.push(Authority { chain, start_ms, end_ms });
-        }
-        Ok(TrustedRoot { tlogs, ctlogs, cas })
+            Ok(out)
+        };
+        let cas = authorities(&raw.certificate_authorities, "certificateAuthorities")?;
+        let tsas = authorities(&raw.timestamp_authorities, "timestampAuthorities")?;
+        Ok(TrustedRoot { tlogs, ctlogs, cas, tsas })
     }
 }
 
@@ -197,6 +223,20 @@ struct RawMaterial {
     public_key: Option<serde_json::Value>,
     #[serde(default)]
     tlog_entries: Vec<RawEntry>,
+    timestamp_verification_data: Option<RawTimestampData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTimestampData {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<RawTimestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTimestamp {
+    signed_timestamp: String,
 }
 
 #[derive(Deserialize)]
@@ -291,10 +331,31 @@ pub enum Artifact<'a> {
 /// A verified bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// When the log integrated the entry (Unix seconds).
-    pub integrated_time: i64,
+    /// The earliest verified time the signature existed (Unix seconds).
+    pub signed_at: i64,
+    /// What vouches for `signed_at`.
+    pub time_source: TimeSource,
     /// Who signed (SAN via issuer, or the key fingerprint).
     pub signer: String,
+}
+
+/// What vouches for a signature's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSource {
+    /// A Rekor v1 integration time under a signed entry timestamp.
+    TransparencyLog,
+    /// An RFC 3161 timestamp from a trusted timestamp authority.
+    TimestampAuthority,
+}
+
+impl std::fmt::Display for TimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeSource::TransparencyLog => "logged at",
+            TimeSource::TimestampAuthority => "timestamped at",
+        })
+    }
 }
 
 enum Signer {
@@ -393,39 +454,83 @@ pub fn verify(
             if !subjects.iter().any(|s| s.pointer("/digest/sha256").and_then(|v| v.as_str()) == Some(want.as_str())) {
                 return Err(BundleError::Signature("the artifact is not a subject of the in-toto statement".into()));
             }
-            Content::Dsse { payload, sigs }
+            Content::Dsse { payload_type: d.payload_type.clone(), payload, pae, sigs }
         }
         _ => return Err(malformed("bundle: needs exactly one of messageSignature and dsseEnvelope")),
     };
+
+    // RFC 3161 timestamps: each must verify.
+    let stamps = vm.timestamp_verification_data.as_ref().map(|d| d.rfc3161_timestamps.as_slice()).unwrap_or_default();
+    if stamps.len() > MAX_EVIDENCE {
+        return Err(malformed(format!("bundle carries {} timestamps, at most {MAX_EVIDENCE}", stamps.len())));
+    }
+    let mut times: Vec<(i64, TimeSource)> = Vec::new();
+    let mut seen = Vec::new();
+    for (i, stamp) in stamps.iter().enumerate() {
+        let der = b64(&stamp.signed_timestamp, "signedTimestamp")?;
+        if seen.contains(&der) {
+            return Err(malformed("the bundle carries the same timestamp twice"));
+        }
+        let t = timestamp_time(&der, content.timestamped(), root)
+            .map_err(|e| BundleError::Timestamp(format!("RFC 3161 timestamp {}: {e}", i + 1)))?;
+        times.push((t, TimeSource::TimestampAuthority));
+        seen.push(der);
+    }
+    let stamped: Vec<i64> = times.iter().map(|(t, _)| *t).collect();
 
     // The transparency log.
     if vm.tlog_entries.is_empty() {
         return Err(BundleError::Log("the bundle has no transparency-log entry".into()));
     }
-    let mut time = None;
-    for e in &vm.tlog_entries {
-        let t = check_entry(e, version, root, &signer, &content, &artifact_sha)?;
-        time = Some(t);
+    if vm.tlog_entries.len() > MAX_EVIDENCE {
+        return Err(malformed(format!("bundle carries {} log entries, at most {MAX_EVIDENCE}", vm.tlog_entries.len())));
     }
-    let t = time.ok_or_else(|| BundleError::Log("no integrated time".into()))?;
-    if t < 0 || t as u64 > now {
-        return Err(BundleError::Log(format!("integrated time {t} is in the future")));
+    for (i, a) in vm.tlog_entries.iter().enumerate() {
+        if vm.tlog_entries[..i].iter().any(|b| b.log_id.key_id == a.log_id.key_id && b.log_index == a.log_index) {
+            return Err(malformed("the bundle carries the same log entry twice"));
+        }
+    }
+    for e in &vm.tlog_entries {
+        if let Some(t) = check_entry(e, version, root, &signer, &content, &artifact_sha, &stamped)? {
+            times.push((t * 1000, TimeSource::TransparencyLog));
+        }
+    }
+    let Some(&(first_ms, first_source)) = times.iter().min_by_key(|(t, _)| *t) else {
+        return Err(BundleError::Timestamp(
+            "no verified time: the bundle needs a signed entry timestamp (Rekor v1) or an RFC 3161 timestamp".into(),
+        ));
+    };
+    let now_ms = i64::try_from(now).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+    for (t, source) in &times {
+        if *t > now_ms {
+            return Err(match source {
+                TimeSource::TransparencyLog => {
+                    BundleError::Log(format!("integrated time {} is in the future", t / 1000))
+                }
+                TimeSource::TimestampAuthority => {
+                    BundleError::Timestamp(format!("timestamp {} is in the future", t.div_euclid(1000)))
+                }
+            });
+        }
     }
 
-    // The signer, at the time the log saw the signature.
+    // The signer, at every verified time.
     let who = match (&signer, expected) {
         (Signer::Cert { leaf, info }, Expected::Identity { san, issuer }) => {
-            let t_ms = t * 1000;
             let ca = root
                 .cas
                 .iter()
-                .filter(|ca| within(t_ms, ca.start_ms, ca.end_ms))
                 .find(|ca| {
                     let (inter, top) = ca.chain.split_at(ca.chain.len() - 1);
-                    x509::verify_chain(leaf, inter, top, t as u64).is_ok()
+                    times.iter().all(|(t_ms, _)| {
+                        within(*t_ms, ca.start_ms, ca.end_ms)
+                            && crate::tsa::whole_seconds_around(*t_ms)
+                                .all(|t| x509::verify_chain(leaf, inter, top, t).is_ok())
+                    })
                 })
                 .ok_or_else(|| {
-                    BundleError::Certificate(format!("the certificate does not chain to a trusted CA at {t}"))
+                    let at: Vec<i64> = times.iter().map(|(t, _)| t.div_euclid(1000)).collect();
+                    BundleError::Certificate(format!("the certificate does not chain to a trusted CA at {at:?}"))
                 })?;
             // The certificate must have been logged in a trusted CT log.
             let issuer_spki = x509::issuer_spki(leaf, &ca.chain).ok_or_else(|| {
@@ -450,12 +555,49 @@ pub fn verify(
         }
         (s, _) => format!("key {}", s.key().fingerprint()),
     };
-    Ok(Verified { integrated_time: t, signer: who })
+    Ok(Verified { signed_at: first_ms.div_euclid(1000), time_source: first_source, signer: who })
+}
+
+/// The time of an RFC 3161 timestamp of `signature` by one of the trusted
+/// root's timestamp authorities, valid for that authority at that time
+/// (both ends of `validFor` inclusive).
+fn timestamp_time(der: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64, String> {
+    use crate::tsa::TimestampError;
+    if root.tsas.is_empty() {
+        return Err("the trusted root lists no timestamp authority".into());
+    }
+    let mut why = None;
+    for a in &root.tsas {
+        match crate::tsa::verify(der, signature, &a.chain) {
+            Ok(t) if within(t, a.start_ms, a.end_ms) => return Ok(t),
+            Ok(t) => {
+                why = Some(format!(
+                    "made at {}, outside the authority's validity in the trusted root",
+                    t.div_euclid(1000)
+                ))
+            }
+            Err(e @ TimestampError::Malformed(_)) => return Err(e.to_string()),
+            Err(TimestampError::OtherAuthority) => {}
+            Err(e) => why = Some(e.to_string()),
+        }
+    }
+    Err(why.unwrap_or_else(|| TimestampError::OtherAuthority.to_string()))
 }
 
 enum Content {
     Message { sig: Vec<u8> },
-    Dsse { payload: Vec<u8>, sigs: Vec<Vec<u8>> },
+    Dsse { payload_type: String, payload: Vec<u8>, pae: Vec<u8>, sigs: Vec<Vec<u8>> },
+}
+
+impl Content {
+    /// The bytes a timestamp authority timestamps: the signature (the first
+    /// DSSE signature, as sigstore clients request it).
+    fn timestamped(&self) -> &[u8] {
+        match self {
+            Content::Message { sig } => sig,
+            Content::Dsse { sigs, .. } => sigs.first().map(Vec::as_slice).unwrap_or_default(),
+        }
+    }
 }
 
 /// DSSE pre-authentication encoding.
@@ -469,6 +611,19 @@ fn num(s: &str, what: &str) -> Result<i64, BundleError> {
     s.parse::<i64>().map_err(|_| malformed(format!("{what} is not an integer")))
 }
 
+/// The entry kinds tollgate checks against the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    HashedRekordV1,
+    DsseV1,
+    IntotoV2,
+    HashedRekordV2,
+    DsseV2,
+}
+
+/// Checks one log entry. Returns its integration time when a signed entry
+/// timestamp vouches for it; an unsigned entry (Rekor v2, or v1 without a
+/// promise) relies on the timestamps in `stamped` (Unix milliseconds).
 fn check_entry(
     e: &RawEntry,
     version: u8,
@@ -476,7 +631,8 @@ fn check_entry(
     signer: &Signer,
     content: &Content,
     artifact_sha: &[u8; 32],
-) -> Result<i64, BundleError> {
+    stamped: &[i64],
+) -> Result<Option<i64>, BundleError> {
     let log_index = num(&e.log_index, "logIndex")?;
     if log_index < 0 {
         return Err(malformed("logIndex is negative"));
@@ -487,35 +643,43 @@ fn check_entry(
         .iter()
         .find(|l| l.key_id == key_id)
         .ok_or_else(|| BundleError::Log("the entry is from a log the trusted root does not list".into()))?;
-    if (e.kind_version.kind.as_str(), e.kind_version.version.as_str()) != ("hashedrekord", "0.0.1")
-        && (e.kind_version.kind.as_str(), e.kind_version.version.as_str()) != ("dsse", "0.0.1")
-    {
-        return Err(BundleError::Unsupported(format!(
-            "{} {} log entries",
-            e.kind_version.kind, e.kind_version.version
-        )));
-    }
-    let t = num(
-        e.integrated_time.as_deref().ok_or_else(|| {
-            BundleError::Unsupported("entries without integratedTime (Rekor v2 needs RFC 3161 timestamps)".into())
-        })?,
-        "integratedTime",
-    )?;
-    if !within(t * 1000, log.start_ms, log.end_ms) {
-        return Err(BundleError::Log(format!("integrated time {t} is outside the log key's validity")));
-    }
+    let kind = match (e.kind_version.kind.as_str(), e.kind_version.version.as_str()) {
+        ("hashedrekord", "0.0.1") => Kind::HashedRekordV1,
+        ("dsse", "0.0.1") => Kind::DsseV1,
+        ("intoto", "0.0.2") => Kind::IntotoV2,
+        ("hashedrekord", "0.0.2") => Kind::HashedRekordV2,
+        ("dsse", "0.0.2") => Kind::DsseV2,
+        (kind, v) => return Err(BundleError::Unsupported(format!("{kind} {v} log entries"))),
+    };
     let body = b64(&e.canonicalized_body, "canonicalizedBody")?;
-    match (&e.inclusion_promise, version) {
+    let integrated = match e.integrated_time.as_deref() {
+        Some(t) => Some(num(t, "integratedTime")?).filter(|t| *t != 0),
+        None => None,
+    };
+    let signed_time = match (&e.inclusion_promise, version) {
         (Some(p), _) => {
+            let t = integrated.ok_or_else(|| malformed("a signed entry timestamp without integratedTime"))?;
             let set = b64(&p.signed_entry_timestamp, "signedEntryTimestamp")?;
             let payload = crate::rekor::set_payload(&e.canonicalized_body, t, &hex::encode(&key_id), log_index);
             log.key
                 .verify(payload.as_bytes(), &set)
                 .map_err(|_| BundleError::Log("the signed entry timestamp does not verify".into()))?;
+            if !within(t * 1000, log.start_ms, log.end_ms) {
+                return Err(BundleError::Log(format!("integrated time {t} is outside the log key's validity")));
+            }
+            Some(t)
         }
         (None, 1) => return Err(BundleError::Log("a v0.1 bundle needs a signed entry timestamp".into())),
-        (None, _) => {}
-    }
+        (None, _) => {
+            if let Some(t) = stamped.iter().find(|t| !within(**t, log.start_ms, log.end_ms)) {
+                return Err(BundleError::Log(format!(
+                    "timestamp {} is outside the log key's validity",
+                    t.div_euclid(1000)
+                )));
+            }
+            None
+        }
+    };
     match &e.inclusion_proof {
         Some(p) => {
             let index = u64::try_from(num(&p.log_index, "inclusionProof.logIndex")?)
@@ -543,46 +707,81 @@ fn check_entry(
         None if version >= 2 => return Err(BundleError::Log("the bundle needs an inclusion proof".into())),
         None => {}
     }
-    check_body(&body, &e.kind_version.kind, signer, content, artifact_sha)?;
-    Ok(t)
+    check_body(&body, kind, signer, content, artifact_sha)?;
+    Ok(signed_time)
 }
 
 /// The logged entry must be about this signature, this signer and this content.
 fn check_body(
     body: &[u8],
-    kind: &str,
+    kind: Kind,
     signer: &Signer,
     content: &Content,
     artifact_sha: &[u8; 32],
 ) -> Result<(), BundleError> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| malformed(format!("log entry body: {e}")))?;
     let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+    let bytes = |p: &str| s(p).and_then(|x| crate::decode_base64(&x).ok());
     let mismatch = |what: &str| BundleError::Log(format!("the log entry does not match the bundle: {what}"));
-    let same_signer = |pem_b64: Option<String>| -> bool {
+    // Rekor v1 records the signer as base64 PEM.
+    let same_signer_pem = |pem_b64: Option<String>| -> bool {
         let Some(pem) = pem_b64.and_then(|p| crate::decode_base64(&p).ok()) else { return false };
-        let Ok((label, der)) = der::pem::decode_vec(&pem) else { return false };
+        let Some((label, der)) = crate::decode_pem(&pem) else { return false };
         match signer {
             Signer::Cert { leaf, .. } => label == "CERTIFICATE" && der == *leaf,
             Signer::Key(k) => label == "PUBLIC KEY" && der == k.spki_der(),
         }
     };
+    // Rekor v2 records it as a `verifier` with base64 DER.
+    let same_verifier = |verifier: Option<&serde_json::Value>| -> bool {
+        let der = |p: &str| {
+            verifier.and_then(|x| x.pointer(p)).and_then(|x| x.as_str()).and_then(|x| crate::decode_base64(x).ok())
+        };
+        match signer {
+            Signer::Cert { leaf, .. } => der("/x509Certificate/rawBytes").is_some_and(|d| d == *leaf),
+            Signer::Key(k) => der("/publicKey/rawBytes").is_some_and(|d| d == k.spki_der()),
+        }
+    };
+    let sha256_b64 = |p: &str, want: &[u8]| {
+        s(&format!("{p}/algorithm")).as_deref() == Some("SHA2_256")
+            && bytes(&format!("{p}/digest")).as_deref() == Some(want)
+    };
     match (kind, content) {
-        ("hashedrekord", Content::Message { sig }) => {
+        (Kind::HashedRekordV1, Content::Message { sig }) => {
             if s("/spec/data/hash/algorithm").as_deref() != Some("sha256")
                 || s("/spec/data/hash/value") != Some(hex::encode(artifact_sha))
             {
                 return Err(mismatch("artifact hash"));
             }
-            if s("/spec/signature/content").and_then(|c| crate::decode_base64(&c).ok()).as_deref()
-                != Some(sig.as_slice())
-            {
+            if bytes("/spec/signature/content").as_deref() != Some(sig.as_slice()) {
                 return Err(mismatch("signature"));
             }
-            if !same_signer(s("/spec/signature/publicKey/content")) {
+            if !same_signer_pem(s("/spec/signature/publicKey/content")) {
                 return Err(mismatch("certificate or key"));
             }
         }
-        ("dsse", Content::Dsse { payload, sigs }) => {
+        (Kind::HashedRekordV2, content) => {
+            // A message signature logs the artifact's hash; a DSSE envelope
+            // logs the hash of its pre-authentication encoding (Rekor v2 §6.1.4).
+            let (hashed, sig): (Vec<u8>, &[u8]) = match content {
+                Content::Message { sig } => (artifact_sha.to_vec(), sig),
+                Content::Dsse { pae, sigs, .. } => match sigs.as_slice() {
+                    [only] => (Sha256::digest(pae).to_vec(), only),
+                    _ => return Err(mismatch("a hashedrekord entry records exactly one DSSE signature")),
+                },
+            };
+            let spec = "/spec/hashedRekordV002";
+            if !sha256_b64(&format!("{spec}/data"), &hashed) {
+                return Err(mismatch("artifact hash"));
+            }
+            if bytes(&format!("{spec}/signature/content")).as_deref() != Some(sig) {
+                return Err(mismatch("signature"));
+            }
+            if !same_verifier(v.pointer(&format!("{spec}/signature/verifier"))) {
+                return Err(mismatch("certificate or key"));
+            }
+        }
+        (Kind::DsseV1, Content::Dsse { payload, sigs, .. }) => {
             if s("/spec/payloadHash/algorithm").as_deref() != Some("sha256")
                 || s("/spec/payloadHash/value") != Some(hex::encode(Sha256::digest(payload)))
             {
@@ -592,9 +791,53 @@ fn check_body(
             let found = logged.iter().any(|l| {
                 let sig = l.get("signature").and_then(|x| x.as_str()).and_then(|x| crate::decode_base64(x).ok());
                 sig.is_some_and(|sig| sigs.contains(&sig))
-                    && same_signer(l.get("verifier").and_then(|x| x.as_str()).map(str::to_owned))
+                    && same_signer_pem(l.get("verifier").and_then(|x| x.as_str()).map(str::to_owned))
             });
             if !found || logged.len() != sigs.len() {
+                return Err(mismatch("DSSE signatures"));
+            }
+        }
+        (Kind::DsseV2, Content::Dsse { payload, sigs, .. }) => {
+            if !sha256_b64("/spec/dsseV002/payloadHash", &Sha256::digest(payload)) {
+                return Err(mismatch("payload hash"));
+            }
+            let logged = v.pointer("/spec/dsseV002/signatures").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+            let found = logged.iter().any(|l| {
+                let sig = l.get("content").and_then(|x| x.as_str()).and_then(|x| crate::decode_base64(x).ok());
+                sig.is_some_and(|sig| sigs.contains(&sig)) && same_verifier(l.get("verifier"))
+            });
+            if !found || logged.len() != sigs.len() {
+                return Err(mismatch("DSSE signatures"));
+            }
+        }
+        (Kind::IntotoV2, Content::Dsse { payload_type, payload, sigs, .. }) => {
+            // Rekor v1 `intoto` 0.0.2 stores the envelope with its payload and
+            // signatures base64-encoded once more.
+            let twice = |x: &serde_json::Value| {
+                x.as_str()
+                    .and_then(|x| crate::decode_base64(x).ok())
+                    .and_then(|x| String::from_utf8(x).ok())
+                    .and_then(|x| crate::decode_base64(&x).ok())
+            };
+            let content = "/spec/content";
+            if s(&format!("{content}/payloadHash/algorithm")).as_deref() != Some("sha256")
+                || s(&format!("{content}/payloadHash/value")) != Some(hex::encode(Sha256::digest(payload)))
+            {
+                return Err(mismatch("payload hash"));
+            }
+            let envelope = v.pointer(&format!("{content}/envelope"));
+            let field = |name: &str| envelope.and_then(|e| e.get(name));
+            if field("payloadType").and_then(|x| x.as_str()) != Some(payload_type.as_str())
+                || field("payload").and_then(twice).as_deref() != Some(payload.as_slice())
+            {
+                return Err(mismatch("envelope payload"));
+            }
+            let logged = field("signatures").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+            let all_ours = logged.iter().all(|l| {
+                l.get("sig").and_then(twice).is_some_and(|sig| sigs.contains(&sig))
+                    && same_signer_pem(l.get("publicKey").and_then(|x| x.as_str()).map(str::to_owned))
+            });
+            if logged.is_empty() || !all_ours || logged.len() != sigs.len() {
                 return Err(mismatch("DSSE signatures"));
             }
         }

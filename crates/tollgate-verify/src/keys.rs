@@ -25,6 +25,28 @@ pub enum KeyAlgorithm {
     Ed25519,
 }
 
+/// A message digest algorithm named by a signature (CMS, RFC 3161).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl HashAlgorithm {
+    /// The digest of `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            HashAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            HashAlgorithm::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            HashAlgorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+}
+
 /// A key could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -56,7 +78,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses one PEM `PUBLIC KEY` block.
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, KeyError> {
-        let (label, der) = der::pem::decode_vec(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
+        let (label, der) = crate::decode_pem(pem).ok_or_else(|| KeyError::Pem("no PEM block found".into()))?;
         if label != "PUBLIC KEY" {
             return Err(KeyError::Pem(format!("found a {label:?} block")));
         }
@@ -114,6 +136,26 @@ impl PublicKey {
         let ok =
             algs.iter().any(|alg| s::UnparsedPublicKey::new(*alg, &self.key_bytes).verify(message, signature).is_ok());
         if ok { Ok(()) } else { Err(BadSignature) }
+    }
+
+    /// Checks `signature` over `message` hashed with exactly `hash` (ECDSA in
+    /// ASN.1 DER, RSA PKCS#1 v1.5; Ed25519 ignores `hash`), as a CMS signer
+    /// info names it. A pairing ring does not verify (P-256 with SHA-512) fails.
+    pub fn verify_with_hash(&self, message: &[u8], signature: &[u8], hash: HashAlgorithm) -> Result<(), BadSignature> {
+        use HashAlgorithm as H;
+        use ring::signature as s;
+        let alg: &'static dyn s::VerificationAlgorithm = match (self.algorithm, hash) {
+            (KeyAlgorithm::EcdsaP256, H::Sha256) => &s::ECDSA_P256_SHA256_ASN1,
+            (KeyAlgorithm::EcdsaP256, H::Sha384) => &s::ECDSA_P256_SHA384_ASN1,
+            (KeyAlgorithm::EcdsaP384, H::Sha256) => &s::ECDSA_P384_SHA256_ASN1,
+            (KeyAlgorithm::EcdsaP384, H::Sha384) => &s::ECDSA_P384_SHA384_ASN1,
+            (KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384, H::Sha512) => return Err(BadSignature),
+            (KeyAlgorithm::Rsa, H::Sha256) => &s::RSA_PKCS1_2048_8192_SHA256,
+            (KeyAlgorithm::Rsa, H::Sha384) => &s::RSA_PKCS1_2048_8192_SHA384,
+            (KeyAlgorithm::Rsa, H::Sha512) => &s::RSA_PKCS1_2048_8192_SHA512,
+            (KeyAlgorithm::Ed25519, _) => &s::ED25519,
+        };
+        s::UnparsedPublicKey::new(alg, &self.key_bytes).verify(message, signature).map_err(|_| BadSignature)
     }
 }
 

@@ -129,7 +129,8 @@ fn check_entry(entry: &[u8], signer: Signer<'_>, signature: &[u8], payload: &[u8
     };
     let pem = crate::decode_base64(pk.str("publicKey.content").map_err(m)?)
         .map_err(|e| RekorError::Malformed(format!("logged key: {e}")))?;
-    let (label, der) = der::pem::decode_vec(&pem).map_err(|e| RekorError::Malformed(format!("logged key PEM: {e}")))?;
+    let (label, der) =
+        crate::decode_pem(&pem).ok_or_else(|| RekorError::Malformed("logged key: not a PEM block".into()))?;
     let same = match signer {
         Signer::Key(k) => label == "PUBLIC KEY" && der == k.spki_der(),
         Signer::Certificate(cert) => label == "CERTIFICATE" && der == cert,

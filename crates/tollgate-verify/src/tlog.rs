@@ -23,7 +23,16 @@ pub fn rfc3339_millis(s: &str) -> Option<i64> {
         }
         None => (0, rest),
     };
-    if tz != "Z" || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if tz != "Z" {
+        return None;
+    }
+    unix_millis([y, mo, d, h, mi, se], frac)
+}
+
+/// `[year, month, day, hour, minute, second]` UTC plus milliseconds as Unix
+/// milliseconds; `None` when a field is out of range.
+pub(crate) fn unix_millis([y, mo, d, h, mi, se]: [i64; 6], ms: i64) -> Option<i64> {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || !(0..1000).contains(&ms) {
         return None;
     }
     // Days from civil (Howard Hinnant).
@@ -33,7 +42,7 @@ pub fn rfc3339_millis(s: &str) -> Option<i64> {
     let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3_600 + mi * 60 + se) * 1_000) + frac)
+    Some(((days * 86_400 + h * 3_600 + mi * 60 + se) * 1_000) + ms)
 }
 
 /// SHA-256 of a Merkle leaf: `0x00 ‖ data`.

@@ -8,8 +8,8 @@ use der::asn1::{ObjectIdentifier, Utf8StringRef};
 use der::{Decode as _, Encode as _};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
 use crate::keys::PublicKey;
 
@@ -19,6 +19,20 @@ const FULCIO_ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1
 const FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 /// id-kp-codeSigning, DER content bytes.
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+/// id-kp-timeStamping, DER content bytes.
+const TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+/// id-kp-timeStamping.
+const TIME_STAMPING_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+
+/// What a certificate chain is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Signing code and artifacts (Fulcio, private PKI). A leaf without an
+    /// extended key usage extension may sign anything, as in Go.
+    CodeSigning,
+    /// Issuing RFC 3161 timestamps: the leaf must name id-kp-timeStamping.
+    TimeStamping,
+}
 
 /// A certificate problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +115,17 @@ pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
 /// Validates `leaf` → `intermediates` → one of `roots` at `time` (Unix seconds), for code signing.
 /// A root may be any trusted certificate, including an intermediate CA.
 pub fn verify_chain(leaf: &[u8], intermediates: &[Vec<u8>], roots: &[Vec<u8>], time: u64) -> Result<(), CertError> {
+    verify_chain_for(leaf, intermediates, roots, time, Purpose::CodeSigning)
+}
+
+/// Validates `leaf` → `intermediates` → one of `roots` at `time` (Unix seconds) for `purpose`.
+pub fn verify_chain_for(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    time: u64,
+    purpose: Purpose,
+) -> Result<(), CertError> {
     let untrusted = |reason: String| CertError::Untrusted { time, reason };
     let root_ders: Vec<CertificateDer<'_>> = roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
     let anchors = root_ders
@@ -128,13 +153,35 @@ pub fn verify_chain(leaf: &[u8], intermediates: &[Vec<u8>], roots: &[Vec<u8>], t
         &anchors,
         &inter,
         UnixTime::since_unix_epoch(std::time::Duration::from_secs(time)),
-        // As Go: a certificate without an EKU extension may sign anything.
-        webpki::KeyUsage::required_if_present(CODE_SIGNING),
+        match purpose {
+            // As Go: a certificate without an EKU extension may sign anything.
+            Purpose::CodeSigning => webpki::KeyUsage::required_if_present(CODE_SIGNING),
+            Purpose::TimeStamping => webpki::KeyUsage::required(TIME_STAMPING),
+        },
         None,
         None,
     )
     .map(|_| ())
     .map_err(|e| untrusted(format!("{e:?}")))
+}
+
+/// RFC 3161 §2.3: a timestamping certificate has exactly one extended key
+/// usage, id-kp-timeStamping, in a critical extension.
+pub fn check_time_stamping_eku(der: &[u8]) -> Result<(), CertError> {
+    let m = |e: der::Error| CertError::Malformed(e.to_string());
+    let cert = Certificate::from_der(der).map_err(m)?;
+    let (critical, eku) = cert
+        .tbs_certificate()
+        .get_extension::<ExtendedKeyUsage>()
+        .map_err(m)?
+        .ok_or_else(|| CertError::Identity("the timestamping certificate has no extended key usage".into()))?;
+    if !critical {
+        return Err(CertError::Identity("the timestamping certificate's extended key usage is not critical".into()));
+    }
+    if eku.0 != [TIME_STAMPING_OID] {
+        return Err(CertError::Identity("the certificate's only extended key usage must be timeStamping".into()));
+    }
+    Ok(())
 }
 
 /// Checks that `leaf` is valid for the DNS name `host`.

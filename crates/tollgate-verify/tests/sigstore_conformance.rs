@@ -53,21 +53,7 @@ fn cases() -> Vec<(String, bool)> {
 
 /// Cases tollgate does not get right yet, each with the reason. Pass cases here
 /// must still be rejected (fail safe); nothing outside this list may differ.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    ("bundle-with-sct-with-extensions", "hashedrekord 0.0.2 (Rekor v2) entries and RFC 3161 timestamps"),
-    ("intoto-with-custom-trust-root", "intoto 0.0.2 entries and RFC 3161 timestamps"),
-    ("rekor2-checkpoint-cosigned", "Rekor v2"),
-    ("rekor2-checkpoint-multiple-cosigs", "Rekor v2"),
-    ("rekor2-checkpoint-origin-not-first", "Rekor v2"),
-    ("rekor2-checkpoint-two-sigs-cosigned", "Rekor v2"),
-    ("rekor2-checkpoint-two-sigs-from-origin", "Rekor v2"),
-    ("rekor2-dsse-happy-path", "Rekor v2"),
-    ("rekor2-happy-path", "Rekor v2"),
-    ("rekor2-timestamp-with-embedded-cert", "Rekor v2"),
-    ("rekor2-timestamp-with-expired-cert-chain", "Rekor v2"),
-    ("rekor2-timestamp-without-embedded-cert", "Rekor v2"),
-    ("trust-root-tsa-validity-end-inclusive", "RFC 3161 timestamps"),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 #[test]
 fn conformance_cases_match_expectations_outside_the_known_gaps() {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use tollgate_verify::PublicKey;
-use tollgate_verify::bundle::{self, Artifact, Expected, TrustedRoot};
+use tollgate_verify::bundle::{self, Artifact, Expected, TimeSource, TrustedRoot};
 
 use super::read_capped;
 use crate::cli::VerifyBundleArgs;
@@ -19,7 +19,8 @@ const MAX_ARTIFACT_BYTES: u64 = 2 << 30;
 struct Output {
     verified: bool,
     signer: String,
-    integrated_time: i64,
+    signed_at: i64,
+    time_source: TimeSource,
 }
 
 pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
@@ -55,9 +56,14 @@ pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let v = bundle::verify(&bundle_bytes, &root, artifact, expected, super::now_unix())
         .map_err(|e| Refused(format!("bundle {} refused: {e}", a.bundle.display())))?;
     match fmt {
-        Format::Json => print_json(&Output { verified: true, signer: v.signer, integrated_time: v.integrated_time })?,
+        Format::Json => print_json(&Output {
+            verified: true,
+            signer: v.signer,
+            signed_at: v.signed_at,
+            time_source: v.time_source,
+        })?,
         Format::Text => {
-            print(&format!("VERIFIED {} (signed by {}, logged at {})\n", a.artifact, v.signer, v.integrated_time))?
+            print(&format!("VERIFIED {} (signed by {}, {} {})\n", a.artifact, v.signer, v.time_source, v.signed_at))?
         }
     }
     Ok(Outcome::Ok)

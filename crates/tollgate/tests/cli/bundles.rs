@@ -13,18 +13,16 @@ fn sig(p: &str) -> String {
 }
 
 fn run(case: &str, artifact: &str) -> crate::util::Run {
-    tollgate(&[
-        "verify-bundle",
-        "--bundle",
-        &sig(&format!("bundle-verify/{case}/bundle.sigstore.json")),
-        "--trusted-root",
-        &sig("public-good/trusted_root.json"),
-        "--certificate-identity",
-        IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-        artifact,
-    ])
+    run_with(case, &sig("public-good/trusted_root.json"), artifact, &[])
+}
+
+fn run_with(case: &str, trusted_root: &str, artifact: &str, extra: &[&str]) -> crate::util::Run {
+    let bundle = sig(&format!("bundle-verify/{case}/bundle.sigstore.json"));
+    let mut args = vec!["verify-bundle", "--bundle", &bundle, "--trusted-root", trusted_root];
+    args.extend(["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER]);
+    args.extend(extra);
+    args.push(artifact);
+    tollgate(&args)
 }
 
 #[test]
@@ -52,4 +50,32 @@ fn signer_is_required() {
     let r = tollgate(&["verify-bundle", "--bundle", "b.json", "--trusted-root", "r.json", "file"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--key") || r.stderr.contains("certificate-identity"), "{}", r.stderr);
+}
+
+#[test]
+fn rekor_v2_bundles_are_timed_by_their_rfc3161_timestamp() {
+    let root = |case: &str| sig(&format!("bundle-verify/{case}/trusted_root.json"));
+    let a = sig("bundle-verify/a.txt");
+    let r = run_with("rekor2-happy-path", &root("rekor2-happy-path"), &a, &["--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["timeSource"], "timestamp-authority", "{v}");
+    // genTime 20250612120220Z in the bundle's timestamp.
+    assert_eq!(v["signedAt"], 1_749_729_740, "{v}");
+
+    let r = run_with("rekor2-happy-path", &root("rekor2-happy-path"), &a, &[]);
+    assert!(r.stdout.contains("timestamped at 1749729740"), "{}", r.stdout);
+
+    // The timestamp's authority is not in the trusted root: refused, with why.
+    let case = "rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail";
+    let r = run_with(case, &root(case), &a, &[]);
+    assert!(
+        r.one_line_error(1).contains("signed by a timestamp authority the trusted root does not list"),
+        "{}",
+        r.stderr
+    );
+    // The public-good root lists no timestamp authority for Rekor v2's staging log.
+    let r = run("rekor2-happy-path", &a);
+    assert_eq!(r.code, 1, "{}", r.stderr);
 }

@@ -180,6 +180,32 @@ fn sigstore_bundle_corpus_parses_and_never_verifies_for_another_identity() {
 }
 
 #[test]
+fn timestamp_corpus_verifies_only_for_the_signature_it_covers() {
+    let dir =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/sigstore/bundle-verify/rekor2-happy-path");
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(format!("{dir}/{f}")).unwrap()).unwrap()
+    };
+    let b64 = |v: &serde_json::Value| tollgate_verify::decode_base64(v.as_str().unwrap()).unwrap();
+    let sig = b64(&json("bundle.sigstore.json")["messageSignature"]["signature"]);
+    let chain: Vec<Vec<u8>> = json("trusted_root.json")["timestampAuthorities"][0]["certChain"]["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| b64(&c["rawBytes"]))
+        .collect();
+    let mut verified = 0;
+    for data in corpus("timestamp") {
+        if let Ok(t) = tollgate_verify::tsa::verify(&data, &sig, &chain) {
+            assert_eq!(tollgate_verify::tsa::gen_time_unverified(&data), Ok(t));
+            verified += 1;
+        }
+        assert!(tollgate_verify::tsa::verify(&data, b"other bytes", &chain).is_err());
+    }
+    assert!(verified >= 1, "the seed timestamp verifies");
+}
+
+#[test]
 fn node_inputs_corpus() {
     use tollgate_node::{config::NodeConfig, doctor, install, verifier};
     for data in corpus("node_inputs") {
