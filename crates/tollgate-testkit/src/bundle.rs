@@ -1,13 +1,16 @@
 //! Sigstore bundles made in tests: a stand-in transparency log (a P-256 key,
-//! one-entry trees) that issues key-signed DSSE bundles v0.3 with a signed
-//! entry timestamp, an inclusion proof and a signed checkpoint, its
-//! `trusted_root.json`, and the OCI referrer artifact cosign v3 attaches.
+//! one-entry trees) that issues key-signed DSSE bundles v0.3, either as Rekor
+//! v1 does (signed entry timestamp, inclusion proof, signed checkpoint) or as
+//! Rekor v2 does (a `dsse` 0.0.2 entry with inclusion proof and checkpoint, its
+//! time from an RFC 3161 timestamp of a [`TestTsa`]), its `trusted_root.json`,
+//! and the OCI referrer artifact cosign v3 attaches.
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use tollgate_oci::{Digest, Reference, media_types};
 
 use crate::sign::TestKey;
+use crate::tsa::TestTsa;
 
 /// The bundle media type (also the referrer's artifact type and layer type).
 pub const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -19,6 +22,7 @@ fn b64(b: &[u8]) -> String {
 /// A transparency log that logs each entry in a tree of its own.
 pub struct TestLog {
     key: TestKey,
+    tsa: Option<TestTsa>,
 }
 
 impl Default for TestLog {
@@ -30,15 +34,33 @@ impl Default for TestLog {
 impl TestLog {
     /// A log with a fresh key.
     pub fn generate() -> TestLog {
-        TestLog { key: TestKey::generate() }
+        TestLog { key: TestKey::generate(), tsa: None }
+    }
+
+    /// A log with a fresh key, and a timestamp authority its trusted root lists.
+    pub fn with_tsa() -> TestLog {
+        TestLog { key: TestKey::generate(), tsa: Some(TestTsa::generate()) }
     }
 
     fn key_id(&self) -> [u8; 32] {
         Sha256::digest(self.key.spki_der()).into()
     }
 
-    /// A `trusted_root.json` listing this log (and no CA: key-signed bundles only).
+    /// A `trusted_root.json` listing this log and its timestamp authority, if
+    /// any (and no CA: key-signed bundles only).
     pub fn trusted_root(&self) -> String {
+        let tsas: Vec<serde_json::Value> = self
+            .tsa
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "subject": {"organization": "tollgate", "commonName": "tollgate test TSA"},
+                    "certChain": {"certificates": t.chain().iter().map(|c| serde_json::json!({"rawBytes": b64(c)}))
+                                                     .collect::<Vec<_>>()},
+                    "validFor": {"start": "2020-01-01T00:00:00Z"},
+                })
+            })
+            .collect();
         serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
             "tlogs": [{
@@ -50,25 +72,63 @@ impl TestLog {
             }],
             "certificateAuthorities": [],
             "ctlogs": [],
+            "timestampAuthorities": tsas,
         })
         .to_string()
+    }
+
+    /// A one-leaf tree's inclusion proof for `body`, with a checkpoint signed by the log.
+    fn inclusion_proof(&self, body: &[u8]) -> serde_json::Value {
+        let root = tollgate_verify::tlog::leaf_hash(body);
+        let note = format!("rekor.test - 1\n1\n{}\n", b64(&root));
+        let mut signed = self.key_id()[..4].to_vec();
+        signed.extend_from_slice(&self.key.sign(note.as_bytes()));
+        let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", b64(&signed));
+        serde_json::json!({"logIndex": "0", "rootHash": b64(&root), "treeSize": "1", "hashes": [],
+                           "checkpoint": {"envelope": checkpoint}})
+    }
+
+    /// The Rekor v2 form of [`TestLog::dsse_bundle`]: a `dsse` 0.0.2 entry
+    /// without integration time or signed entry timestamp, and an RFC 3161
+    /// timestamp of the DSSE signature made at `gen_time` (a GeneralizedTime,
+    /// `20261122093000Z`) by this log's timestamp authority.
+    pub fn dsse_bundle_v2(&self, signer: &TestKey, subject_name: &str, digest: &Digest, gen_time: &str) -> Vec<u8> {
+        let tsa = self.tsa.as_ref().expect("a log made with TestLog::with_tsa");
+        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest);
+        let body = serde_json::json!({
+            "apiVersion": "0.0.2",
+            "kind": "dsse",
+            "spec": {"dsseV002": {
+                "payloadHash": {"algorithm": "SHA2_256", "digest": b64(&Sha256::digest(&statement))},
+                "signatures": [{"content": b64(&sig), "verifier": {"publicKey": {"rawBytes": b64(&signer.spki_der())},
+                                                                   "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}],
+            }},
+        })
+        .to_string()
+        .into_bytes();
+        serde_json::json!({
+            "mediaType": BUNDLE_TYPE,
+            "verificationMaterial": {
+                "publicKey": {"hint": ""},
+                "tlogEntries": [{
+                    "logIndex": "0",
+                    "logId": {"keyId": b64(&self.key_id())},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.2"},
+                    "inclusionProof": self.inclusion_proof(&body),
+                    "canonicalizedBody": b64(&body),
+                }],
+                "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": b64(&tsa.timestamp(&sig, gen_time))}]},
+            },
+            "dsseEnvelope": {"payload": b64(&statement), "payloadType": payload_type, "signatures": [{"sig": b64(&sig)}]},
+        })
+        .to_string()
+        .into_bytes()
     }
 
     /// A bundle in which `signer` signs an in-toto statement whose subject is
     /// `digest` (as cosign v3 signs an image), logged at `integrated_time`.
     pub fn dsse_bundle(&self, signer: &TestKey, subject_name: &str, digest: &Digest, integrated_time: i64) -> Vec<u8> {
-        let statement = serde_json::json!({
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": subject_name, "digest": {"sha256": digest.hex()}}],
-            "predicateType": "https://sigstore.dev/cosign/sign/v1",
-            "predicate": {},
-        })
-        .to_string()
-        .into_bytes();
-        let payload_type = "application/vnd.in-toto+json";
-        let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), statement.len()).into_bytes();
-        pae.extend_from_slice(&statement);
-        let sig = signer.sign(&pae);
+        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest);
         let body = serde_json::json!({
             "apiVersion": "0.0.1",
             "kind": "dsse",
@@ -84,12 +144,6 @@ impl TestLog {
         let set = self
             .key
             .sign(tollgate_verify::rekor::set_payload(&body_b64, integrated_time, &hex::encode(key_id), 0).as_bytes());
-        // A one-leaf tree: the root is the leaf hash, the proof has no hashes.
-        let root = tollgate_verify::tlog::leaf_hash(&body);
-        let note = format!("rekor.test - 1\n1\n{}\n", b64(&root));
-        let mut signed = key_id[..4].to_vec();
-        signed.extend_from_slice(&self.key.sign(note.as_bytes()));
-        let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", b64(&signed));
         serde_json::json!({
             "mediaType": BUNDLE_TYPE,
             "verificationMaterial": {
@@ -100,8 +154,7 @@ impl TestLog {
                     "kindVersion": {"kind": "dsse", "version": "0.0.1"},
                     "integratedTime": integrated_time.to_string(),
                     "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
-                    "inclusionProof": {"logIndex": "0", "rootHash": b64(&root), "treeSize": "1", "hashes": [],
-                                       "checkpoint": {"envelope": checkpoint}},
+                    "inclusionProof": self.inclusion_proof(&body),
                     "canonicalizedBody": body_b64,
                 }],
             },
@@ -110,6 +163,24 @@ impl TestLog {
         .to_string()
         .into_bytes()
     }
+}
+
+/// An in-toto statement with `digest` as its subject, its DSSE payload type,
+/// and `signer`'s signature over the pre-authentication encoding.
+fn signed_statement(signer: &TestKey, subject_name: &str, digest: &Digest) -> (Vec<u8>, &'static str, Vec<u8>) {
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": subject_name, "digest": {"sha256": digest.hex()}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    })
+    .to_string()
+    .into_bytes();
+    let payload_type = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), statement.len()).into_bytes();
+    pae.extend_from_slice(&statement);
+    let sig = signer.sign(&pae);
+    (statement, payload_type, sig)
 }
 
 /// Attaches `bundle` to `subject` (an image manifest or index of `repo`) the

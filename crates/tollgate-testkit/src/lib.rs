@@ -5,6 +5,8 @@
 //!   with its token authentication backed by [`token::TokenServer`].
 //! - [`image`] builds real OCI images (layer tar.gz, config, manifest, index)
 //!   in memory and pushes them with tollgate's own client.
+//! - [`sign`], [`bundle`] and [`tsa`] make cosign signatures, sigstore bundles
+//!   (Rekor v1 and v2 style) and RFC 3161 timestamps with generated keys.
 //!
 //! Processes and threads stop when their handles drop; every wait is bounded.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@ mod serve;
 pub mod sign;
 pub mod stub;
 pub mod token;
+pub mod tsa;
 
 pub use registry::{Registry, docker_registry_binary};
 

@@ -423,3 +423,60 @@ fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
     let export = tollgate(&["policy", "export", policy.to_str().unwrap()]);
     assert!(export.one_line_error(2).contains("sigstoreBundle"), "{}", export.stderr);
 }
+
+#[test]
+fn rekor_v2_bundles_are_timed_by_a_trusted_timestamp_authority() {
+    use tollgate_testkit::bundle::{TestLog, attach_bundle};
+    let s = Setup::new();
+    let log = TestLog::with_tsa();
+    let root_path = s.dir.path().join("trusted_root.json");
+    let policy = s.dir.path().join("bundles.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/team:\n      - type: sigstoreBundle\n        trustedRoot: {{path: trusted_root.json}}\n        publicKey: {{path: trusted.pub}}\n",
+            s.reg.addr
+        ),
+    )
+    .unwrap();
+    let verify =
+        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
+    let attach = |bundle: Vec<u8>| {
+        s.rt.block_on(attach_bundle(
+            &s.reg.client(),
+            &s.repo,
+            &s.digest,
+            &index.media_type,
+            index.bytes.len(),
+            &bundle,
+        ));
+    };
+    // A dsse 0.0.2 entry: no integration time, no signed entry timestamp; the
+    // time is the TSA's (2026-01-01T00:00:00.5Z).
+    attach(log.dsse_bundle_v2(&s.key, &s.repository(), &s.digest, "20260101000000.5Z"));
+
+    // The same log, but a trusted root that lists no timestamp authority: no verified time.
+    let mut without_tsa: serde_json::Value = serde_json::from_str(&log.trusted_root()).unwrap();
+    without_tsa["timestampAuthorities"] = serde_json::json!([]);
+    std::fs::write(&root_path, without_tsa.to_string()).unwrap();
+    assert_denied(&verify(), 1, "the trusted root lists no timestamp authority");
+
+    // With the authority listed: allowed, and the decision says what vouches for the time.
+    std::fs::write(&root_path, log.trusted_root()).unwrap();
+    let r = verify();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("bundle verified: signed by key ") && r.stdout.contains("timestamped at 1767225600"),
+        "{}",
+        r.stdout
+    );
+
+    // A timestamp from another authority (another log's TSA) is refused.
+    let other = TestLog::with_tsa();
+    let mut mixed: serde_json::Value = serde_json::from_str(&log.trusted_root()).unwrap();
+    mixed["timestampAuthorities"] =
+        serde_json::from_str::<serde_json::Value>(&other.trusted_root()).unwrap()["timestampAuthorities"].clone();
+    std::fs::write(&root_path, mixed.to_string()).unwrap();
+    assert_denied(&verify(), 1, "signed by a timestamp authority the trusted root does not list");
+}
