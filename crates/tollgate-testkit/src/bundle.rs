@@ -106,23 +106,16 @@ impl TestLog {
         })
         .to_string()
         .into_bytes();
-        serde_json::json!({
-            "mediaType": BUNDLE_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": ""},
-                "tlogEntries": [{
-                    "logIndex": "0",
-                    "logId": {"keyId": b64(&self.key_id())},
-                    "kindVersion": {"kind": "dsse", "version": "0.0.2"},
-                    "inclusionProof": self.inclusion_proof(&body),
-                    "canonicalizedBody": b64(&body),
-                }],
-                "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": b64(&tsa.timestamp(&sig, gen_time))}]},
-            },
-            "dsseEnvelope": {"payload": b64(&statement), "payloadType": payload_type, "signatures": [{"sig": b64(&sig)}]},
-        })
-        .to_string()
-        .into_bytes()
+        let entry = serde_json::json!({
+            "logIndex": "0",
+            "logId": {"keyId": b64(&self.key_id())},
+            "kindVersion": {"kind": "dsse", "version": "0.0.2"},
+            "inclusionProof": self.inclusion_proof(&body),
+            "canonicalizedBody": b64(&body),
+        });
+        let stamps =
+            serde_json::json!({"rfc3161Timestamps": [{"signedTimestamp": b64(&tsa.timestamp(&sig, gen_time))}]});
+        key_signed_dsse_bundle(entry, Some(stamps), &statement, payload_type, &sig)
     }
 
     /// A bundle in which `signer` signs an in-toto statement whose subject is
@@ -144,25 +137,39 @@ impl TestLog {
         let set = self
             .key
             .sign(tollgate_verify::rekor::set_payload(&body_b64, integrated_time, &hex::encode(key_id), 0).as_bytes());
-        serde_json::json!({
-            "mediaType": BUNDLE_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": ""},
-                "tlogEntries": [{
-                    "logIndex": "0",
-                    "logId": {"keyId": b64(&key_id)},
-                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-                    "integratedTime": integrated_time.to_string(),
-                    "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
-                    "inclusionProof": self.inclusion_proof(&body),
-                    "canonicalizedBody": body_b64,
-                }],
-            },
-            "dsseEnvelope": {"payload": b64(&statement), "payloadType": payload_type, "signatures": [{"sig": b64(&sig)}]},
-        })
-        .to_string()
-        .into_bytes()
+        let entry = serde_json::json!({
+            "logIndex": "0",
+            "logId": {"keyId": b64(&key_id)},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": integrated_time.to_string(),
+            "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
+            "inclusionProof": self.inclusion_proof(&body),
+            "canonicalizedBody": body_b64,
+        });
+        key_signed_dsse_bundle(entry, None, &statement, payload_type, &sig)
     }
+}
+
+/// A v0.3 bundle of a key-signed DSSE envelope with one log entry and, if
+/// given, its timestamp verification data.
+fn key_signed_dsse_bundle(
+    entry: serde_json::Value,
+    timestamps: Option<serde_json::Value>,
+    statement: &[u8],
+    payload_type: &str,
+    sig: &[u8],
+) -> Vec<u8> {
+    let mut material = serde_json::json!({"publicKey": {"hint": ""}, "tlogEntries": [entry]});
+    if let Some(t) = timestamps {
+        material["timestampVerificationData"] = t;
+    }
+    serde_json::json!({
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": material,
+        "dsseEnvelope": {"payload": b64(statement), "payloadType": payload_type, "signatures": [{"sig": b64(sig)}]},
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// An in-toto statement with `digest` as its subject, its DSSE payload type,

@@ -23,6 +23,16 @@ pub mod tsa;
 
 pub use registry::{Registry, docker_registry_binary};
 
+/// A self-signed test CA: its parameters, key and certificate.
+pub(crate) fn test_ca(common_name: &str) -> (rcgen::CertificateParams, rcgen::KeyPair, rcgen::Certificate) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    let cert = params.self_signed(&key).expect("ca");
+    (params, key, cert)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")

@@ -54,11 +54,7 @@ impl Registry {
     }
 
     fn start_tls() -> Registry {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "tollgate test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let (ca_params, ca_key, ca) = crate::test_ca("tollgate test CA");
         let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
         let key = rcgen::KeyPair::generate().expect("key");
         let params =

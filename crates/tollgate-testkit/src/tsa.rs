@@ -72,11 +72,7 @@ const TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
 impl TestTsa {
     /// A fresh authority.
     pub fn generate() -> TestTsa {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "tollgate test TSA root");
-        let root = ca_params.self_signed(&ca_key).expect("root");
+        let (ca_params, ca_key, root) = crate::test_ca("tollgate test TSA root");
         let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
         let key = rcgen::KeyPair::generate().expect("key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");

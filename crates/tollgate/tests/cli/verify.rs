@@ -372,12 +372,10 @@ fn per_platform_signatures_are_opt_in() {
     assert!(r.stdout.contains("and each of the 2 platform manifests is signed"), "{}", r.stdout);
 }
 
-#[test]
-fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
-    use tollgate_testkit::bundle::{TestLog, attach_bundle};
-    let s = Setup::new();
-    let log = TestLog::generate();
-    std::fs::write(s.dir.path().join("trusted_root.json"), log.trusted_root()).unwrap();
+/// Writes a native policy that requires, for the app's repository, a sigstore
+/// bundle by the setup's key against `trusted_root.json` in the setup's
+/// directory; returns a `tollgate verify` of the app under it.
+fn bundle_policy(s: &Setup) -> impl Fn() -> Run + '_ {
     let policy = s.dir.path().join("bundles.yaml");
     std::fs::write(
         &policy,
@@ -387,22 +385,33 @@ fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
         ),
     )
     .unwrap();
-    let verify =
-        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    move || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr])
+}
+
+/// Attaches `bundle` to the app's index as cosign v3 does (a referrer).
+fn attach_app_bundle(s: &Setup, bundle: &[u8]) {
+    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
+    s.rt.block_on(tollgate_testkit::bundle::attach_bundle(
+        &s.reg.client(),
+        &s.repo,
+        &s.digest,
+        &index.media_type,
+        index.bytes.len(),
+        bundle,
+    ));
+}
+
+#[test]
+fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
+    use tollgate_testkit::bundle::TestLog;
+    let s = Setup::new();
+    let log = TestLog::generate();
+    std::fs::write(s.dir.path().join("trusted_root.json"), log.trusted_root()).unwrap();
+    let verify = bundle_policy(&s);
     assert_denied(&verify(), 1, "a sigstore bundle was required, but none is attached");
 
-    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
     let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
-    let attach = |bundle: Vec<u8>| {
-        s.rt.block_on(attach_bundle(
-            &s.reg.client(),
-            &s.repo,
-            &s.digest,
-            &index.media_type,
-            index.bytes.len(),
-            &bundle,
-        ));
-    };
+    let attach = |bundle: Vec<u8>| attach_app_bundle(&s, &bundle);
     // Signed by another key, then for another digest: both refused.
     let stranger = TestKey::generate();
     attach(log.dsse_bundle(&stranger, &s.repository(), &s.digest, now));
@@ -420,38 +429,19 @@ fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
     attach(rogue.dsse_bundle(&s.key, &s.repository(), &s.digest, now));
     assert_denied(&verify(), 1, "from a log the trusted root does not list");
 
+    let policy = s.dir.path().join("bundles.yaml");
     let export = tollgate(&["policy", "export", policy.to_str().unwrap()]);
     assert!(export.one_line_error(2).contains("sigstoreBundle"), "{}", export.stderr);
 }
 
 #[test]
 fn rekor_v2_bundles_are_timed_by_a_trusted_timestamp_authority() {
-    use tollgate_testkit::bundle::{TestLog, attach_bundle};
+    use tollgate_testkit::bundle::TestLog;
     let s = Setup::new();
     let log = TestLog::with_tsa();
     let root_path = s.dir.path().join("trusted_root.json");
-    let policy = s.dir.path().join("bundles.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/team:\n      - type: sigstoreBundle\n        trustedRoot: {{path: trusted_root.json}}\n        publicKey: {{path: trusted.pub}}\n",
-            s.reg.addr
-        ),
-    )
-    .unwrap();
-    let verify =
-        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
-    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
-    let attach = |bundle: Vec<u8>| {
-        s.rt.block_on(attach_bundle(
-            &s.reg.client(),
-            &s.repo,
-            &s.digest,
-            &index.media_type,
-            index.bytes.len(),
-            &bundle,
-        ));
-    };
+    let verify = bundle_policy(&s);
+    let attach = |bundle: Vec<u8>| attach_app_bundle(&s, &bundle);
     // A dsse 0.0.2 entry: no integration time, no signed entry timestamp; the
     // time is the TSA's (2026-01-01T00:00:00.5Z).
     attach(log.dsse_bundle_v2(&s.key, &s.repository(), &s.digest, "20260101000000.5Z"));
