@@ -116,8 +116,9 @@ Examples:
   tollgate verify-bundle --bundle b.sigstore.json --trusted-root r.json --key signer.pub file.txt
 
 Supported: bundles v0.1-v0.3 logged in Rekor v1 (signed entry timestamp, inclusion proof and checkpoint all
-checked), Fulcio certificates (with their embedded SCTs) and managed keys, message signatures and DSSE/in-toto. Rekor v2 entries and RFC 3161
-timestamps are refused as not supported yet. Exit 0 verified, 1 refused, 2 usage error.")]
+checked) or Rekor v2 (inclusion proof and checkpoint; the time comes from an RFC 3161 timestamp that must verify
+against the trusted root's timestamp authorities), Fulcio certificates (with their embedded SCTs, valid at every
+verified time) and managed keys, message signatures and DSSE/in-toto. Exit 0 verified, 1 refused, 2 usage error.")]
     VerifyBundle(VerifyBundleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example: tollgate completions bash > /etc/bash_completion.d/tollgate")]
@@ -348,7 +349,7 @@ pub struct VerifyBundleArgs {
     /// The OIDC issuer of that identity, matched exactly.
     #[arg(long, value_name = "URL")]
     pub certificate_oidc_issuer: Option<String>,
-    /// The trusted root (`trusted_root.json`): Fulcio CAs and Rekor keys.
+    /// The trusted root (`trusted_root.json`): Fulcio CAs, Rekor and CT log keys, timestamp authorities.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: PathBuf,
     /// The signed file, or `sha256:<hex>` for DSSE bundles.
