@@ -55,7 +55,8 @@ pub struct Copied {
     pub blobs_uploaded: usize,
     /// Blobs mounted from another repository of the destination registry.
     pub blobs_mounted: usize,
-    /// Blobs already there.
+    /// Blobs already there (those of a manifest already there are counted
+    /// without asking the registry about each).
     pub blobs_present: usize,
     /// Bytes uploaded.
     pub bytes_uploaded: u64,
@@ -141,8 +142,14 @@ impl Mirror<'_> {
         let present = self.client.manifest_exists(&by_digest).await?;
         if !media_types::is_index(&m.media_type) {
             let parsed = ImageManifest::parse(&m.bytes).map_err(|e| malformed(src, &e.to_string()))?;
-            for blob in std::iter::once(&parsed.config).chain(parsed.layers.iter()) {
-                self.copy_blob(src, dst, &blob.digest, blob.size, out).await?;
+            if present {
+                // A registry stores a manifest only once it has every blob the
+                // manifest names, so a resumed run need not ask for each one.
+                out.blobs_present += 1 + parsed.layers.len();
+            } else {
+                for blob in std::iter::once(&parsed.config).chain(parsed.layers.iter()) {
+                    self.copy_blob(src, dst, &blob.digest, blob.size, out).await?;
+                }
             }
         }
         if present && tag.is_none() {
