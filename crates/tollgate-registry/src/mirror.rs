@@ -6,7 +6,8 @@
 //! (the client verifies what it fetches). Blobs and manifests already at the
 //! destination are skipped (HEAD), which is also how an interrupted mirror
 //! resumes; blobs are mounted across repositories of one registry, and large
-//! ones are uploaded in chunks.
+//! ones are uploaded in chunks. The blobs of one manifest are copied
+//! [`PARALLEL_BLOBS`] at a time.
 
 use serde::Serialize;
 use tollgate_oci::manifest::{ImageIndex, ImageManifest};
@@ -20,6 +21,17 @@ pub const MAX_BLOB_BYTES: u64 = 8 << 30;
 /// are streamed to a temporary file (digest-checked on the way) and uploaded
 /// from it in chunks of this size, so memory stays bounded.
 pub const CHUNK_BYTES: usize = 16 << 20;
+/// Blobs of one manifest copied at the same time: enough to overlap round
+/// trips, few enough that in-memory blobs stay within 4 × [`CHUNK_BYTES`].
+pub const PARALLEL_BLOBS: usize = 4;
+
+/// What happened to one blob.
+enum BlobCopy {
+    Present,
+    Mounted,
+    /// Uploaded, or (dry run) would be, with its size.
+    Uploaded(u64),
+}
 
 /// Where `source` goes under `to` (`HOST[/PREFIX]`): the source's path is
 /// kept below the prefix, so `registry.k8s.io/kube-apiserver` becomes
@@ -147,8 +159,22 @@ impl Mirror<'_> {
                 // manifest names, so a resumed run need not ask for each one.
                 out.blobs_present += 1 + parsed.layers.len();
             } else {
-                for blob in std::iter::once(&parsed.config).chain(parsed.layers.iter()) {
-                    self.copy_blob(src, dst, &blob.digest, blob.size, out).await?;
+                use futures_util::{StreamExt as _, TryStreamExt as _};
+                let copies: Vec<BlobCopy> =
+                    futures_util::stream::iter(std::iter::once(&parsed.config).chain(parsed.layers.iter()))
+                        .map(|blob| self.copy_blob(src, dst, &blob.digest, blob.size))
+                        .buffer_unordered(PARALLEL_BLOBS)
+                        .try_collect()
+                        .await?;
+                for copy in copies {
+                    match copy {
+                        BlobCopy::Present => out.blobs_present += 1,
+                        BlobCopy::Mounted => out.blobs_mounted += 1,
+                        BlobCopy::Uploaded(n) => {
+                            out.blobs_uploaded += 1;
+                            out.bytes_uploaded += n;
+                        }
+                    }
                 }
             }
         }
@@ -184,20 +210,15 @@ impl Mirror<'_> {
         dst: &Reference,
         digest: &Digest,
         size: u64,
-        out: &mut Copied,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<BlobCopy, RegistryError> {
         if self.client.blob_exists(dst, digest).await? {
-            out.blobs_present += 1;
-            return Ok(());
+            return Ok(BlobCopy::Present);
         }
         if self.dry_run {
-            out.blobs_uploaded += 1;
-            out.bytes_uploaded += size;
-            return Ok(());
+            return Ok(BlobCopy::Uploaded(size));
         }
         if self.client.mount_blob(dst, digest, src).await? {
-            out.blobs_mounted += 1;
-            return Ok(());
+            return Ok(BlobCopy::Mounted);
         }
         if size > MAX_BLOB_BYTES {
             return Err(RegistryError::TooLarge {
@@ -225,9 +246,7 @@ impl Mirror<'_> {
             self.client.put_blob_file(dst, &tmp, n, digest, self.chunk_bytes).await?;
             n
         };
-        out.blobs_uploaded += 1;
-        out.bytes_uploaded += uploaded;
-        Ok(())
+        Ok(BlobCopy::Uploaded(uploaded))
     }
 
     /// cosign's `.sig`/`.att`/`.sbom` tags, and referrers (API or fallback tag).
