@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod image;
+pub mod memory;
 mod registry;
 mod serve;
 pub mod sign;
