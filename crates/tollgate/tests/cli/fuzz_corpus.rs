@@ -160,22 +160,21 @@ fn certificates_corpus() {
 
 #[test]
 fn sigstore_bundle_corpus_parses_and_never_verifies_for_another_identity() {
-    let root = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/conformance/sigstore/public-good/trusted_root.json"
-    ))
-    .unwrap();
-    let root = tollgate_verify::bundle::TrustedRoot::parse(&root).unwrap();
-    for data in corpus("sigstore_bundle") {
-        let expected = tollgate_verify::bundle::Expected::Identity { san: "x", issuer: "y" };
-        let r = tollgate_verify::bundle::verify(
-            &data,
-            &root,
-            tollgate_verify::bundle::Artifact::Bytes(b"a"),
-            expected,
-            1_795_392_000,
-        );
-        assert!(r.is_err());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/sigstore");
+    for root in ["public-good/trusted_root.json", "bundle-verify/rekor2-happy-path/trusted_root.json"] {
+        let root = std::fs::read(format!("{dir}/{root}")).unwrap();
+        let root = tollgate_verify::bundle::TrustedRoot::parse(&root).unwrap();
+        for data in corpus("sigstore_bundle") {
+            let expected = tollgate_verify::bundle::Expected::Identity { san: "x", issuer: "y" };
+            let r = tollgate_verify::bundle::verify(
+                &data,
+                &root,
+                tollgate_verify::bundle::Artifact::Bytes(b"a"),
+                expected,
+                1_795_392_000,
+            );
+            assert!(r.is_err());
+        }
     }
 }
 
