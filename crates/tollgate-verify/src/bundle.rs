@@ -491,8 +491,8 @@ pub fn verify(
         }
     }
     for e in &vm.tlog_entries {
-        if let Some(t) = check_entry(e, version, root, &signer, &content, &artifact_sha, &stamped)? {
-            times.push((t * 1000, TimeSource::TransparencyLog));
+        if let Some(t_ms) = check_entry(e, version, root, &signer, &content, &artifact_sha, &stamped)? {
+            times.push((t_ms, TimeSource::TransparencyLog));
         }
     }
     let Some(&(first_ms, first_source)) = times.iter().min_by_key(|(t, _)| *t) else {
@@ -621,8 +621,8 @@ enum Kind {
     DsseV2,
 }
 
-/// Checks one log entry. Returns its integration time when a signed entry
-/// timestamp vouches for it; an unsigned entry (Rekor v2, or v1 without a
+/// Checks one log entry. Returns its integration time (Unix milliseconds)
+/// when a signed entry timestamp vouches for it; an unsigned entry (Rekor v2, or v1 without a
 /// promise) relies on the timestamps in `stamped` (Unix milliseconds).
 fn check_entry(
     e: &RawEntry,
@@ -656,21 +656,26 @@ fn check_entry(
         Some(t) => Some(num(t, "integratedTime")?).filter(|t| *t != 0),
         None => None,
     };
-    let signed_time = match (&e.inclusion_promise, version) {
-        (Some(p), _) => {
-            let t = integrated.ok_or_else(|| malformed("a signed entry timestamp without integratedTime"))?;
+    // In milliseconds, as every time is compared; before 1970 or past the
+    // year 292 million is not a time a log can have integrated anything at.
+    let integrated_ms = integrated
+        .map(|t| t.checked_mul(1000).filter(|_| t > 0).ok_or_else(|| malformed("integratedTime is out of range")))
+        .transpose()?;
+    let signed_time = match (&e.inclusion_promise, integrated.zip(integrated_ms), version) {
+        (Some(p), Some((t, t_ms)), _) => {
             let set = b64(&p.signed_entry_timestamp, "signedEntryTimestamp")?;
             let payload = crate::rekor::set_payload(&e.canonicalized_body, t, &hex::encode(&key_id), log_index);
             log.key
                 .verify(payload.as_bytes(), &set)
                 .map_err(|_| BundleError::Log("the signed entry timestamp does not verify".into()))?;
-            if !within(t * 1000, log.start_ms, log.end_ms) {
+            if !within(t_ms, log.start_ms, log.end_ms) {
                 return Err(BundleError::Log(format!("integrated time {t} is outside the log key's validity")));
             }
-            Some(t)
+            Some(t_ms)
         }
-        (None, 1) => return Err(BundleError::Log("a v0.1 bundle needs a signed entry timestamp".into())),
-        (None, _) => {
+        (Some(_), None, _) => return Err(malformed("a signed entry timestamp without integratedTime")),
+        (None, _, 1) => return Err(BundleError::Log("a v0.1 bundle needs a signed entry timestamp".into())),
+        (None, _, _) => {
             if let Some(t) = stamped.iter().find(|t| !within(**t, log.start_ms, log.end_ms)) {
                 return Err(BundleError::Log(format!(
                     "timestamp {} is outside the log key's validity",

@@ -219,7 +219,11 @@ fn gen_time_millis(any: &Any) -> Result<i64, TimestampError> {
         None if frac.is_empty() => 0,
         None => format!("{frac:0<3}").parse::<i64>().map_err(|_| bad())?,
     };
-    crate::tlog::unix_millis([n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?, n(12..14)?], ms).ok_or_else(bad)
+    crate::tlog::unix_millis([n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?, n(12..14)?], ms)
+        // Before 1970 is no time for a sigstore timestamp (and would leave no
+        // whole second to check the certificate chain at).
+        .filter(|t| *t >= 0)
+        .ok_or_else(bad)
 }
 
 /// Verifies `response` as a timestamp of `message` by the authority whose
@@ -335,11 +339,13 @@ pub fn verify(response: &[u8], message: &[u8], chain: &[Vec<u8>]) -> Result<i64,
 }
 
 /// The whole seconds a millisecond time falls between: both ends of the
-/// second when it has a fraction, so that a validity check holds at the exact time.
+/// second when it has a fraction, so that a validity check holds at the exact
+/// time. Callers pass times from 1970 on; an earlier time yields second 0, so
+/// a check is never skipped.
 pub(crate) fn whole_seconds_around(t_ms: i64) -> impl Iterator<Item = u64> {
-    let floor = t_ms.div_euclid(1000);
-    let ceil = floor + i64::from(t_ms.rem_euclid(1000) != 0);
-    (floor..=ceil).filter_map(|s| u64::try_from(s).ok())
+    let floor = t_ms.div_euclid(1000).max(0);
+    let ceil = floor + i64::from(t_ms > 0 && t_ms.rem_euclid(1000) != 0);
+    (floor..=ceil).map(|s| u64::try_from(s).unwrap_or_default())
 }
 
 /// The signer info's signature algorithm must fit the key (and name the
@@ -386,7 +392,14 @@ mod tests {
         assert_eq!(time("20250612120220Z"), Ok(1_749_729_740_000));
         assert_eq!(time("20250612120220.5Z"), Ok(1_749_729_740_500));
         assert_eq!(time("20250612120220.123456Z"), Ok(1_749_729_740_123));
-        for bad in ["20250612120220", "2025061212022Z", "20250612120220.Z", "20251312120220Z", "2025061212022aZ"] {
+        for bad in [
+            "20250612120220",
+            "2025061212022Z",
+            "20250612120220.Z",
+            "20251312120220Z",
+            "2025061212022aZ",
+            "19691231235959Z",
+        ] {
             assert!(time(bad).is_err(), "{bad}");
         }
     }
@@ -395,7 +408,8 @@ mod tests {
     fn fractional_times_are_checked_at_both_whole_seconds() {
         assert_eq!(whole_seconds_around(5_000).collect::<Vec<_>>(), [5]);
         assert_eq!(whole_seconds_around(5_001).collect::<Vec<_>>(), [5, 6]);
-        assert_eq!(whole_seconds_around(-1).count(), 1);
+        // Never empty, so a chain check can never be skipped.
+        assert_eq!(whole_seconds_around(-1).collect::<Vec<_>>(), [0]);
     }
 
     #[test]

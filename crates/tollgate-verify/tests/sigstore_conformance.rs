@@ -83,3 +83,26 @@ fn conformance_cases_match_expectations_outside_the_known_gaps() {
     eprintln!("{}\n{matched}/70 as expected", report.join("\n"));
     assert_eq!(matched, 70 - KNOWN_GAPS.len(), "update KNOWN_GAPS and docs/conformance.md");
 }
+
+/// Integration times a log could not have signed are refused before any
+/// arithmetic on them (a valid SET over such a time would otherwise overflow).
+#[test]
+fn out_of_range_integration_times_are_malformed() {
+    let dir = root().join("bundle-verify");
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("happy-path-v0.3/bundle.sigstore.json")).unwrap()).unwrap();
+    let trusted = TrustedRoot::parse(&std::fs::read(root().join("public-good/trusted_root.json")).unwrap()).unwrap();
+    let artifact = std::fs::read(dir.join("a.txt")).unwrap();
+    for (time, want) in [
+        ("9223372036854775807", "integratedTime is out of range"),
+        ("-5", "integratedTime is out of range"),
+        ("0", "a signed entry timestamp without integratedTime"),
+        ("1e9", "integratedTime is not an integer"),
+    ] {
+        let mut b = bundle.clone();
+        b["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = time.into();
+        let expected = Expected::Identity { san: IDENTITY, issuer: ISSUER };
+        let r = bundle::verify(b.to_string().as_bytes(), &trusted, Artifact::Bytes(&artifact), expected, NOW);
+        assert!(r.as_ref().is_err_and(|e| e.to_string().contains(want)), "{time}: {r:?}");
+    }
+}
