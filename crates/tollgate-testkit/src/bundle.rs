@@ -93,23 +93,57 @@ impl TestLog {
     /// timestamp of the DSSE signature made at `gen_time` (a GeneralizedTime,
     /// `20261122093000Z`) by this log's timestamp authority.
     pub fn dsse_bundle_v2(&self, signer: &TestKey, subject_name: &str, digest: &Digest, gen_time: &str) -> Vec<u8> {
+        self.bundle_v2(signer, subject_name, digest, gen_time, false)
+    }
+
+    /// Like [`TestLog::dsse_bundle_v2`], but logged as Rekor v2 logs DSSE by
+    /// default: a `hashedrekord` 0.0.2 entry over the hash of the envelope's
+    /// pre-authentication encoding, with the hash the key signs with
+    /// (`SHA2_384` for a P-384 key).
+    pub fn hashedrekord_dsse_bundle_v2(
+        &self,
+        signer: &TestKey,
+        subject_name: &str,
+        digest: &Digest,
+        gen_time: &str,
+    ) -> Vec<u8> {
+        self.bundle_v2(signer, subject_name, digest, gen_time, true)
+    }
+
+    fn bundle_v2(
+        &self,
+        signer: &TestKey,
+        subject_name: &str,
+        digest: &Digest,
+        gen_time: &str,
+        hashed: bool,
+    ) -> Vec<u8> {
         let tsa = self.tsa.as_ref().expect("a log made with TestLog::with_tsa");
         let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest);
-        let body = serde_json::json!({
-            "apiVersion": "0.0.2",
-            "kind": "dsse",
-            "spec": {"dsseV002": {
-                "payloadHash": {"algorithm": "SHA2_256", "digest": b64(&Sha256::digest(&statement))},
-                "signatures": [{"content": b64(&sig), "verifier": {"publicKey": {"rawBytes": b64(&signer.spki_der())},
-                                                                   "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}],
-            }},
-        })
-        .to_string()
-        .into_bytes();
+        let (key_details, hash) = signer.sigstore_details();
+        let verifier =
+            serde_json::json!({"publicKey": {"rawBytes": b64(&signer.spki_der())}, "keyDetails": key_details});
+        let (kind, spec) = if hashed {
+            let pae = pae(payload_type, &statement);
+            let digest =
+                if hash == "SHA2_384" { sha2::Sha384::digest(&pae).to_vec() } else { Sha256::digest(&pae).to_vec() };
+            let data = serde_json::json!({"algorithm": hash, "digest": b64(&digest)});
+            (
+                "hashedrekord",
+                serde_json::json!({"hashedRekordV002": {"data": data, "signature": {"content": b64(&sig), "verifier": verifier}}}),
+            )
+        } else {
+            let payload_hash = serde_json::json!({"algorithm": "SHA2_256", "digest": b64(&Sha256::digest(&statement))});
+            (
+                "dsse",
+                serde_json::json!({"dsseV002": {"payloadHash": payload_hash, "signatures": [{"content": b64(&sig), "verifier": verifier}]}}),
+            )
+        };
+        let body = serde_json::json!({"apiVersion": "0.0.2", "kind": kind, "spec": spec}).to_string().into_bytes();
         let entry = serde_json::json!({
             "logIndex": "0",
             "logId": {"keyId": b64(&self.key_id())},
-            "kindVersion": {"kind": "dsse", "version": "0.0.2"},
+            "kindVersion": {"kind": kind, "version": "0.0.2"},
             "inclusionProof": self.inclusion_proof(&body),
             "canonicalizedBody": b64(&body),
         });
@@ -184,10 +218,15 @@ fn signed_statement(signer: &TestKey, subject_name: &str, digest: &Digest) -> (V
     .to_string()
     .into_bytes();
     let payload_type = "application/vnd.in-toto+json";
-    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), statement.len()).into_bytes();
-    pae.extend_from_slice(&statement);
-    let sig = signer.sign(&pae);
+    let sig = signer.sign(&pae(payload_type, &statement));
     (statement, payload_type, sig)
+}
+
+/// DSSE pre-authentication encoding.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+    pae.extend_from_slice(payload);
+    pae
 }
 
 /// Attaches `bundle` to `subject` (an image manifest or index of `repo`) the
@@ -229,4 +268,35 @@ pub async fn attach_bundle(
     let tagged = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("tag");
     client.put_manifest(&tagged, media_types::OCI_INDEX, &index).await.expect("fallback tag");
     artifact_digest
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_verify::bundle::{self, Artifact, Expected, TrustedRoot};
+
+    use super::*;
+
+    /// Rekor v2 entries record the hash the key signs with: SHA-384 for P-384.
+    #[test]
+    fn rekor_v2_entries_of_p384_keys_carry_sha384_hashes() {
+        let log = TestLog::with_tsa();
+        let root = TrustedRoot::parse(log.trusted_root().as_bytes()).unwrap();
+        let image = Digest::sha256_of(b"image");
+        let now = 1_795_392_000;
+        for signer in [TestKey::generate(), TestKey::generate_p384()] {
+            let key = tollgate_verify::PublicKey::from_spki_der(&signer.spki_der()).unwrap();
+            let digest: [u8; 32] = hex::decode(image.hex()).unwrap().try_into().unwrap();
+            for b in [
+                log.hashedrekord_dsse_bundle_v2(&signer, "app", &image, "20260101000000Z"),
+                log.dsse_bundle_v2(&signer, "app", &image, "20260101000000Z"),
+            ] {
+                let v = bundle::verify(&b, &root, Artifact::Sha256(&digest), Expected::Key(&key), now);
+                assert_eq!(v.map(|v| v.signed_at), Ok(1_767_225_600), "{}", signer.sigstore_details().0);
+            }
+            // The logged hash must be of this envelope, whatever its algorithm.
+            let other = Digest::sha256_of(b"other");
+            let b = log.hashedrekord_dsse_bundle_v2(&signer, "app", &other, "20260101000000Z");
+            assert!(bundle::verify(&b, &root, Artifact::Sha256(&digest), Expected::Key(&key), now).is_err());
+        }
+    }
 }

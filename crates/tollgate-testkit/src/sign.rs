@@ -9,19 +9,35 @@ use tollgate_oci::{Digest, Reference, manifest::signature_tag, media_types};
 use tollgate_verify::cosign::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING};
 use tollgate_verify::payload::Payload;
 
-/// A P-256 signing key.
+/// An ECDSA signing key: P-256 with SHA-256 (cosign's default), or P-384 with SHA-384.
 pub struct TestKey {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
+    p384: bool,
 }
 
 impl TestKey {
-    /// A fresh key.
+    /// A fresh P-256 key.
     pub fn generate() -> TestKey {
+        TestKey::generate_with(&ECDSA_P256_SHA256_ASN1_SIGNING, false)
+    }
+
+    /// A fresh P-384 key; it signs with SHA-384.
+    pub fn generate_p384() -> TestKey {
+        TestKey::generate_with(&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, true)
+    }
+
+    fn generate_with(alg: &'static ring::signature::EcdsaSigningAlgorithm, p384: bool) -> TestKey {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("generate");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).expect("parse");
-        TestKey { pair, rng }
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate");
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("parse");
+        TestKey { pair, rng, p384 }
+    }
+
+    /// The sigstore names of the key and the hash it signs with
+    /// (`PKIX_ECDSA_P256_SHA_256`, `SHA2_256`).
+    pub fn sigstore_details(&self) -> (&'static str, &'static str) {
+        if self.p384 { ("PKIX_ECDSA_P384_SHA_384", "SHA2_384") } else { ("PKIX_ECDSA_P256_SHA_256", "SHA2_256") }
     }
 
     /// The public key as DER SubjectPublicKeyInfo.
@@ -30,7 +46,11 @@ impl TestKey {
             0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
             0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
         ];
-        let mut der = P256_SPKI_PREFIX.to_vec();
+        const P384_SPKI_PREFIX: [u8; 23] = [
+            0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04,
+            0x00, 0x22, 0x03, 0x62, 0x00,
+        ];
+        let mut der = if self.p384 { P384_SPKI_PREFIX.to_vec() } else { P256_SPKI_PREFIX.to_vec() };
         der.extend_from_slice(self.pair.public_key().as_ref());
         der
     }
@@ -42,7 +62,7 @@ impl TestKey {
         format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
     }
 
-    /// An ASN.1 ECDSA signature over `message`.
+    /// An ASN.1 ECDSA signature over `message` (SHA-256, or SHA-384 for P-384).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(&self.rng, message).expect("sign").as_ref().to_vec()
     }

@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::keys::PublicKey;
+use crate::keys::{HashAlgorithm, PublicKey};
 use crate::tlog::{self, rfc3339_millis};
 use crate::x509;
 
@@ -424,21 +424,22 @@ pub fn verify(
     let content = match (&raw.message_signature, &raw.dsse_envelope) {
         (Some(m), None) => {
             let sig = b64(&m.signature, "messageSignature.signature")?;
-            if let Some(d) = &m.message_digest {
-                if d.algorithm != "SHA2_256" || b64(&d.digest, "messageDigest")? != artifact_sha {
-                    return Err(BundleError::Signature("the bundle's message digest is not the artifact's".into()));
-                }
-            }
             let Artifact::Bytes(bytes) = artifact else {
                 return Err(BundleError::Unsupported(
                     "message signatures need the artifact itself, not its digest".into(),
                 ));
             };
+            if let Some(d) = &m.message_digest {
+                let logged = b64(&d.digest, "messageDigest")?;
+                if hash_named(&d.algorithm).map(|h| h.digest(bytes)).as_deref() != Some(logged.as_slice()) {
+                    return Err(BundleError::Signature("the bundle's message digest is not the artifact's".into()));
+                }
+            }
             signer
                 .key()
                 .verify(bytes, &sig)
                 .map_err(|_| BundleError::Signature("the signature does not verify over the artifact".into()))?;
-            Content::Message { sig }
+            Content::Message { sig, artifact: bytes }
         }
         (None, Some(d)) => {
             let payload = b64(&d.payload, "dsseEnvelope.payload")?;
@@ -584,17 +585,27 @@ fn timestamp_time(der: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i6
     Err(why.unwrap_or_else(|| TimestampError::OtherAuthority.to_string()))
 }
 
-enum Content {
-    Message { sig: Vec<u8> },
+enum Content<'a> {
+    Message { sig: Vec<u8>, artifact: &'a [u8] },
     Dsse { payload_type: String, payload: Vec<u8>, pae: Vec<u8>, sigs: Vec<Vec<u8>> },
 }
 
-impl Content {
+/// A sigstore `HashAlgorithm` name (`SHA2_256`, as bundles and Rekor v2 write it).
+fn hash_named(name: &str) -> Option<HashAlgorithm> {
+    match name {
+        "SHA2_256" => Some(HashAlgorithm::Sha256),
+        "SHA2_384" => Some(HashAlgorithm::Sha384),
+        "SHA2_512" => Some(HashAlgorithm::Sha512),
+        _ => None,
+    }
+}
+
+impl Content<'_> {
     /// The bytes a timestamp authority timestamps: the signature (the first
     /// DSSE signature, as sigstore clients request it).
     fn timestamped(&self) -> &[u8] {
         match self {
-            Content::Message { sig } => sig,
+            Content::Message { sig, .. } => sig,
             Content::Dsse { sigs, .. } => sigs.first().map(Vec::as_slice).unwrap_or_default(),
         }
     }
@@ -747,12 +758,8 @@ fn check_body(
             Signer::Key(k) => der("/publicKey/rawBytes").is_some_and(|d| d == k.spki_der()),
         }
     };
-    let sha256_b64 = |p: &str, want: &[u8]| {
-        s(&format!("{p}/algorithm")).as_deref() == Some("SHA2_256")
-            && bytes(&format!("{p}/digest")).as_deref() == Some(want)
-    };
     match (kind, content) {
-        (Kind::HashedRekordV1, Content::Message { sig }) => {
+        (Kind::HashedRekordV1, Content::Message { sig, .. }) => {
             if s("/spec/data/hash/algorithm").as_deref() != Some("sha256")
                 || s("/spec/data/hash/value") != Some(hex::encode(artifact_sha))
             {
@@ -767,16 +774,26 @@ fn check_body(
         }
         (Kind::HashedRekordV2, content) => {
             // A message signature logs the artifact's hash; a DSSE envelope
-            // logs the hash of its pre-authentication encoding (Rekor v2 §6.1.4).
-            let (hashed, sig): (Vec<u8>, &[u8]) = match content {
-                Content::Message { sig } => (artifact_sha.to_vec(), sig),
+            // logs the hash of its pre-authentication encoding (Rekor v2
+            // §6.1.4). The hash is the one the key signs with (SHA2_384 for
+            // P-384 keys, say), so any of the three is computed here.
+            let spec = "/spec/hashedRekordV002";
+            let (signed, sig): (&[u8], &[u8]) = match content {
+                Content::Message { sig, artifact } => (artifact, sig),
                 Content::Dsse { pae, sigs, .. } => match sigs.as_slice() {
-                    [only] => (Sha256::digest(pae).to_vec(), only),
+                    [only] => (pae, only),
                     _ => return Err(mismatch("a hashedrekord entry records exactly one DSSE signature")),
                 },
             };
-            let spec = "/spec/hashedRekordV002";
-            if !sha256_b64(&format!("{spec}/data"), &hashed) {
+            let hashed = match s(&format!("{spec}/data/algorithm")).as_deref().and_then(hash_named) {
+                // Already computed: do not hash a large artifact twice.
+                Some(HashAlgorithm::Sha256) if matches!(content, Content::Message { .. }) => {
+                    Some(artifact_sha.to_vec())
+                }
+                Some(h) => Some(h.digest(signed)),
+                None => None,
+            };
+            if hashed.is_none() || hashed != bytes(&format!("{spec}/data/digest")) {
                 return Err(mismatch("artifact hash"));
             }
             if bytes(&format!("{spec}/signature/content")).as_deref() != Some(sig) {
@@ -803,7 +820,10 @@ fn check_body(
             }
         }
         (Kind::DsseV2, Content::Dsse { payload, sigs, .. }) => {
-            if !sha256_b64("/spec/dsseV002/payloadHash", &Sha256::digest(payload)) {
+            let logged = bytes("/spec/dsseV002/payloadHash/digest");
+            let ours =
+                s("/spec/dsseV002/payloadHash/algorithm").as_deref().and_then(hash_named).map(|h| h.digest(payload));
+            if ours.is_none() || ours != logged {
                 return Err(mismatch("payload hash"));
             }
             let logged = v.pointer("/spec/dsseV002/signatures").and_then(|x| x.as_array()).cloned().unwrap_or_default();

@@ -41,7 +41,14 @@ fn dsse_bundles_verify_against_a_digest() {
     let digest = format!("sha256:{}", tollgate_oci::Digest::sha256_of(&artifact).hex());
     let r = run("happy-path-intoto-in-dsse-v3", &digest);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run("happy-path-v0.3", &format!("sha256:{}", "0".repeat(64)));
+    // A message signature is over the artifact's bytes: a digest cannot verify it,
+    // and the error says what to pass instead.
+    let r = run("happy-path-v0.3", &digest);
+    assert!(r.one_line_error(1).contains("message signatures need the artifact itself"), "{}", r.stderr);
+    // With the file, a bundle whose message digest is another file's is refused.
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), b"not a.txt").unwrap();
+    let r = run("happy-path-v0.3", other.path().to_str().unwrap());
     assert!(r.one_line_error(1).contains("message digest is not the artifact's"), "{}", r.stderr);
 }
 
