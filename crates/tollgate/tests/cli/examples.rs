@@ -80,6 +80,46 @@ fn signed_layout_example_verifies_and_a_tampered_copy_does_not() {
     assert!(r.stdout.contains("a signature was required, but no signature exists"), "{}", r.stdout);
 }
 
+/// `examples/bundle` verifies with `tollgate verify-bundle`: a file, its
+/// sigstore bundle in the Rekor v2 form (a `dsse` 0.0.2 entry timed by an
+/// RFC 3161 timestamp), the trusted root of the stand-in log and timestamp
+/// authority, and the signer's key. TOLLGATE_UPDATE_EXAMPLES=1 regenerates it.
+#[test]
+fn bundle_example_verifies_and_another_file_does_not() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/bundle");
+    if std::env::var_os("TOLLGATE_UPDATE_EXAMPLES").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let artifact = b"tollgate example artifact: sign releases, verify before use\n";
+        std::fs::write(dir.join("artifact.txt"), artifact).unwrap();
+        let log = tollgate_testkit::bundle::TestLog::with_tsa();
+        let key = tollgate_testkit::sign::TestKey::generate();
+        let digest = tollgate_oci::Digest::sha256_of(artifact);
+        let bundle = log.dsse_bundle_v2(&key, "artifact.txt", &digest, "20261122090000Z");
+        let pretty =
+            |b: &[u8]| serde_json::to_string_pretty(&serde_json::from_slice::<serde_json::Value>(b).unwrap()).unwrap();
+        std::fs::write(dir.join("artifact.txt.sigstore.json"), pretty(&bundle) + "\n").unwrap();
+        std::fs::write(dir.join("trusted_root.json"), pretty(log.trusted_root().as_bytes()) + "\n").unwrap();
+        std::fs::write(dir.join("signer.pub"), key.public_pem()).unwrap();
+    }
+    let verify = |artifact: &str| {
+        tollgate(&[
+            "verify-bundle",
+            "--bundle",
+            &example("bundle/artifact.txt.sigstore.json"),
+            "--trusted-root",
+            &example("bundle/trusted_root.json"),
+            "--key",
+            &example("bundle/signer.pub"),
+            artifact,
+        ])
+    };
+    let r = verify(&example("bundle/artifact.txt"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("timestamped at 1795338000"), "{}", r.stdout);
+    let r = verify(&example("bundle/signer.pub"));
+    assert!(r.one_line_error(1).contains("the artifact is not a subject of the in-toto statement"), "{}", r.stderr);
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
