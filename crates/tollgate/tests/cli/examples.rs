@@ -94,7 +94,7 @@ fn bundle_example_verifies_and_another_file_does_not() {
         let log = tollgate_testkit::bundle::TestLog::with_tsa();
         let key = tollgate_testkit::sign::TestKey::generate();
         let digest = tollgate_oci::Digest::sha256_of(artifact);
-        let bundle = log.dsse_bundle_v2(&key, "artifact.txt", &digest, "20261122090000Z");
+        let bundle = log.dsse_bundle_v2(&key, "artifact.txt", &digest, "20260101000000Z");
         let pretty =
             |b: &[u8]| serde_json::to_string_pretty(&serde_json::from_slice::<serde_json::Value>(b).unwrap()).unwrap();
         std::fs::write(dir.join("artifact.txt.sigstore.json"), pretty(&bundle) + "\n").unwrap();
@@ -115,7 +115,7 @@ fn bundle_example_verifies_and_another_file_does_not() {
     };
     let r = verify(&example("bundle/artifact.txt"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("timestamped at 1795338000"), "{}", r.stdout);
+    assert!(r.stdout.contains("timestamped at 1767225600"), "{}", r.stdout);
     let r = verify(&example("bundle/signer.pub"));
     assert!(r.one_line_error(1).contains("the artifact is not a subject of the in-toto statement"), "{}", r.stderr);
 }
