@@ -6,12 +6,15 @@
 //! (`[leaf, intermediates…, root]`, as `trusted_root.json` lists it) and
 //! returns the generation time. Like sigstore's verifier it requires: status
 //! granted; exactly one signer, which is the authority's leaf (certificates
-//! embedded in the token must be from the authority's chain, byte for byte); signed attributes with the
-//! TSTInfo content type and its message digest; a valid signature over them;
-//! a leaf whose only extended key usage is a critical id-kp-timeStamping; a
-//! chain valid at the generation time (so a timestamp outlives its
-//! certificate's expiry); and a message imprint equal to the hash of the
-//! timestamped bytes. Whether the authority itself was trusted at that time
+//! embedded in the token must be from the authority's chain, byte for byte);
+//! signed attributes with the TSTInfo content type and its message digest
+//! (and, when present, the signing-certificate-v2 hash of the leaf); a valid
+//! signature over them; a leaf whose only extended key usage is a critical
+//! id-kp-timeStamping; a chain valid at the generation time (so a timestamp
+//! outlives its certificate's expiry); and a message imprint equal to the hash
+//! of the timestamped bytes. Beyond it, the structure's versions and digest
+//! algorithm list must be consistent, so that no unsigned byte but the status
+//! can change. Whether the authority itself was trusted at that time
 //! (`validFor`) is the caller's check. Pure: bytes in, a time out.
 
 use cms::cert::CertificateChoices;
