@@ -126,16 +126,10 @@ impl PublicKey {
     /// RSA is PKCS#1 v1.5 with SHA-256; Ed25519 signs the message itself. This
     /// is containers/image's fixed choice of SHA-256 for sigstore signatures.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), BadSignature> {
-        use ring::signature as s;
-        let algs: &[&'static dyn s::VerificationAlgorithm] = match self.algorithm {
-            KeyAlgorithm::EcdsaP256 => &[&s::ECDSA_P256_SHA256_ASN1],
-            KeyAlgorithm::EcdsaP384 => &[&s::ECDSA_P384_SHA256_ASN1, &s::ECDSA_P384_SHA384_ASN1],
-            KeyAlgorithm::Rsa => &[&s::RSA_PKCS1_2048_8192_SHA256],
-            KeyAlgorithm::Ed25519 => &[&s::ED25519],
-        };
-        let ok =
-            algs.iter().any(|alg| s::UnparsedPublicKey::new(*alg, &self.key_bytes).verify(message, signature).is_ok());
-        if ok { Ok(()) } else { Err(BadSignature) }
+        self.verify_with_hash(message, signature, HashAlgorithm::Sha256).or_else(|e| match self.algorithm {
+            KeyAlgorithm::EcdsaP384 => self.verify_with_hash(message, signature, HashAlgorithm::Sha384),
+            _ => Err(e),
+        })
     }
 
     /// Checks `signature` over `message` hashed with exactly `hash` (ECDSA in

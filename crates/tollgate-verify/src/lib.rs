@@ -32,12 +32,9 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
 
 /// Decodes the first PEM block of `pem` to its label and DER bytes, as
 /// leniently as Go's `pem.Decode`: base64 lines of any length (Rekor logs
-/// certificates unwrapped), surrounding text ignored. The label must match
-/// between BEGIN and END.
+/// certificates unwrapped), surrounding text ignored; strict RFC 7468 PEM is
+/// a special case. The label must match between BEGIN and END.
 pub fn decode_pem(pem: &[u8]) -> Option<(String, Vec<u8>)> {
-    if let Ok((label, der)) = der::pem::decode_vec(pem) {
-        return Some((label.to_owned(), der));
-    }
     let text = std::str::from_utf8(pem).ok()?;
     let start = text.find("-----BEGIN ")?;
     let rest = &text[start + "-----BEGIN ".len()..];
