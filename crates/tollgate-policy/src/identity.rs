@@ -41,8 +41,13 @@ pub fn matches(rule: &SignedIdentity, image: Option<&Reference>, signed: &str) -
     }
 }
 
+/// containers/image's `matchRepoDigestOrExactReferenceValues`: a repository-only
+/// claim (what cosign writes) never matches, whatever the image reference is;
+/// only `matchRepository` and `exactRepository` accept one.
 fn repo_digest_or_exact(image: &Reference, signature: &Reference) -> bool {
-    if image.tag().is_some() {
+    if signature.tag().is_none() && signature.digest().is_none() {
+        false
+    } else if image.tag().is_some() {
         // Includes an image with both tag and digest: the claim must be exact.
         signature == image
     } else if image.digest().is_some() {
@@ -62,7 +67,12 @@ fn remap(image: &Reference, prefix: &str, signed_prefix: &str) -> Option<Result<
         return None;
     }
     let rewritten = format!("{signed_prefix}{}", &full[prefix.len()..]);
-    Some(Reference::parse_normalized(&rewritten).map_err(|_| ()))
+    // containers/image parses the rewritten name with `ParseNamed`, which
+    // refuses anything not already in canonical form (`busybox`, `docker.io/busybox`).
+    Some(match Reference::parse_normalized(&rewritten) {
+        Ok(r) if r.to_string() == rewritten => Ok(r),
+        _ => Err(()),
+    })
 }
 
 #[cfg(test)]
@@ -91,6 +101,37 @@ mod tests {
         assert!(!matches(&rule, Some(&r("example.com/a:1")), "example.com/a"), "cosign claims need matchRepository");
         assert!(matches(&rule, Some(&r(&format!("example.com/a@{D}"))), "example.com/a:anything"));
         assert!(!matches(&rule, Some(&r(&format!("example.com/a@{D}"))), "example.com/b:1"));
+    }
+
+    /// containers/image refuses a name-only claim before it looks at the image;
+    /// kubelet pulls digest-pinned images as `repo@sha256:…`, so accepting it
+    /// there let cosign signatures through a policy CRI-O would enforce.
+    #[test]
+    fn repository_only_claims_never_satisfy_repo_digest_or_exact_or_remap() {
+        let by_digest = r(&format!("example.com/a@{D}"));
+        let tag_and_digest = r(&format!("example.com/a:1@{D}"));
+        for image in [&by_digest, &tag_and_digest, &r("example.com/a:1")] {
+            assert!(!matches(&SignedIdentity::MatchRepoDigestOrExact, Some(image), "example.com/a"), "{image}");
+            assert!(matches(&SignedIdentity::MatchRepository, Some(image), "example.com/a"), "{image}");
+        }
+        assert!(matches(&SignedIdentity::MatchRepoDigestOrExact, Some(&by_digest), &format!("example.com/a@{D}")));
+        let remap = SignedIdentity::RemapIdentity {
+            prefix: "mirror.local/vendor".into(),
+            signed_prefix: "vendor.example.com".into(),
+        };
+        let mirrored = r(&format!("mirror.local/vendor/app@{D}"));
+        assert!(!matches(&remap, Some(&mirrored), "vendor.example.com/app"), "remapped, then the same rule");
+        assert!(matches(&remap, Some(&mirrored), "vendor.example.com/app:v1"));
+        assert!(!matches(&remap, Some(&by_digest), "example.com/a"), "no prefix match: still refused");
+    }
+
+    #[test]
+    fn remap_to_a_non_canonical_name_never_matches() {
+        // `docker.io/busybox` is not canonical (`docker.io/library/busybox`): ParseNamed refuses it.
+        let rule =
+            SignedIdentity::RemapIdentity { prefix: "mirror.local/hub".into(), signed_prefix: "docker.io".into() };
+        assert!(!matches(&rule, Some(&r("mirror.local/hub/busybox:1")), "docker.io/library/busybox:1"));
+        assert!(matches(&rule, Some(&r("mirror.local/hub/library/busybox:1")), "docker.io/library/busybox:1"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`identity`]: `signedIdentity` matching (`matchExact`,
 //!   `matchRepoDigestOrExact`, `matchRepository`, `exactReference`,
 //!   `exactRepository`, `remapIdentity`).
+//! - [`lint`]: warnings about valid policies that likely surprise their authors.
 //!
 //! Everything here is pure: bytes and values in, values out.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod containers;
 pub mod evaluate;
 pub mod identity;
+pub mod lint;
 pub mod native;
 pub mod scope;
 

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tollgate_oci::Reference;
 use tollgate_policy::Requirement;
 
 use super::verify::load_policy;
@@ -32,56 +31,21 @@ fn describe(r: &Requirement) -> String {
     r.type_name().to_owned()
 }
 
-/// Whether a docker scope can ever match: a `*.` wildcard, a host, or a fully expanded name or reference.
-fn scope_can_match(scope: &str) -> bool {
-    if scope.starts_with("*.") {
-        return true;
-    }
-    if !scope.contains('/') {
-        return scope.contains(['.', ':']) || scope == "localhost";
-    }
-    Reference::parse_normalized(scope).is_ok_and(|r| r.repository() == scope || r.to_string() == scope)
-}
-
 pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
     let loaded = load_policy(path)?;
     let p = &loaded.policy;
-    let mut warnings = Vec::new();
-    let mut scopes = Vec::new();
-    let note_unsupported =
-        |where_: &str, reqs: &[Requirement], warnings: &mut Vec<String>| {
-            for r in reqs {
-                match r {
-                    Requirement::SignedBy { .. } => warnings
-                        .push(format!("{where_}: signedBy (GPG) is not supported; tollgate denies these images")),
-                    Requirement::SignedBaseLayer { .. } => warnings
-                        .push(format!("{where_}: signedBaseLayer is not implemented; tollgate denies these images")),
-                    _ => {}
-                }
-            }
-        };
-    note_unsupported("default", &p.default, &mut warnings);
-    for (transport, map) in &p.transports {
-        if transport != "docker" {
-            warnings.push(format!(
-                "transport {transport:?} is kept but not evaluated: tollgate decides on registry (docker) images"
-            ));
-        }
-        for (scope, reqs) in map {
-            let where_ = format!("transports.{transport}[{scope:?}]");
-            if transport == "docker" && !scope.is_empty() && !scope_can_match(scope) {
-                warnings.push(format!(
-                    "{where_}: scope is not a fully expanded name (e.g. docker.io/library/busybox), so it never matches"
-                ));
-            }
-            note_unsupported(&where_, reqs, &mut warnings);
-            scopes.push(ScopeSummary {
+    let warnings = tollgate_policy::lint::warnings(p);
+    let scopes = p
+        .transports
+        .iter()
+        .flat_map(|(transport, map)| {
+            map.iter().map(move |(scope, reqs)| ScopeSummary {
                 transport: transport.clone(),
                 scope: scope.clone(),
                 requirements: reqs.iter().map(describe).collect(),
-            });
-        }
-    }
+            })
+        })
+        .collect();
     let out = CheckOutput {
         valid: true,
         mode: p.mode,
