@@ -22,6 +22,11 @@ pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 /// Annotation with the certificate chain (keyless).
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 
+/// The largest value accepted in any of the cosign annotations a signature uses
+/// (signature, certificate, chain, Rekor bundle). Real ones are a few KiB; the
+/// annotations are unsigned, so they are capped before anything parses them.
+pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
 /// A signature as found: the payload bytes (digest-checked by the caller) and the layer annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureLayer {
@@ -104,11 +109,26 @@ pub enum SignatureRejection {
     /// The certificate or its chain was refused.
     #[error(transparent)]
     Certificate(#[from] CertError),
+    /// An annotation is larger than [`MAX_ANNOTATION_BYTES`]; it is not parsed.
+    #[error("the {name} annotation has {len} bytes, more than the {max} accepted")]
+    AnnotationTooLarge {
+        /// The annotation.
+        name: &'static str,
+        /// Its size.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
 }
 
 fn signature_bytes(layer: &SignatureLayer) -> Result<Vec<u8>, SignatureRejection> {
     if layer.media_type != SIMPLE_SIGNING {
         return Err(SignatureRejection::NotASignature(layer.media_type.clone()));
+    }
+    for name in [SIGNATURE_ANNOTATION, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION] {
+        if let Some(len) = layer.annotations.get(name).map(String::len).filter(|&l| l > MAX_ANNOTATION_BYTES) {
+            return Err(SignatureRejection::AnnotationTooLarge { name, len, max: MAX_ANNOTATION_BYTES });
+        }
     }
     let b64 = layer.annotations.get(SIGNATURE_ANNOTATION).ok_or(SignatureRejection::MissingSignature)?;
     crate::decode_base64(b64).map_err(|_| SignatureRejection::BadBase64)
@@ -243,4 +263,34 @@ pub fn parse_dir_signature(bytes: &[u8]) -> Result<SignatureLayer, String> {
     let f: File = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let payload = crate::decode_base64(&f.payload).map_err(|e| e.to_string())?;
     Ok(SignatureLayer { media_type: f.mime_type, payload, annotations: f.annotations })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Annotations are unsigned and reach JSON and PEM parsers before any
+    /// signature check: oversize ones are refused unparsed.
+    #[test]
+    fn oversize_annotations_are_refused_before_parsing() {
+        for name in [SIGNATURE_ANNOTATION, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION] {
+            let mut annotations = BTreeMap::new();
+            annotations.insert(SIGNATURE_ANNOTATION.to_owned(), "AAAA".to_owned());
+            annotations.insert(name.to_owned(), "{".repeat(MAX_ANNOTATION_BYTES + 1));
+            let layer = SignatureLayer { media_type: SIMPLE_SIGNING.into(), payload: b"{}".to_vec(), annotations };
+            let err = verify_with_keys(&layer, &[], &[]).map(|_| ());
+            assert_eq!(
+                err,
+                Err(SignatureRejection::AnnotationTooLarge {
+                    name,
+                    len: MAX_ANNOTATION_BYTES + 1,
+                    max: MAX_ANNOTATION_BYTES
+                })
+            );
+            assert_eq!(
+                err.map_err(|e| e.to_string()),
+                Err(format!("the {name} annotation has 65537 bytes, more than the 65536 accepted"))
+            );
+        }
+    }
 }

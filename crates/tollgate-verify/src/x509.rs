@@ -101,7 +101,13 @@ pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
     }
     let mut v1 = None;
     let mut v2 = None;
+    let mut seen = std::collections::HashSet::new();
     for ext in tbs.extensions().into_iter().flatten() {
+        // Go's ParseCertificate (containers/image, sigstore-go) refuses any
+        // duplicate extension; a second issuer extension must not pick the identity.
+        if !seen.insert(ext.extn_id) {
+            return Err(CertError::Malformed(format!("the certificate repeats extension {}", ext.extn_id)));
+        }
         if ext.extn_id == FULCIO_ISSUER_V2 {
             let s = Utf8StringRef::from_der(ext.extn_value.as_bytes()).map_err(m)?;
             v2 = Some(s.as_str().to_owned());
@@ -109,7 +115,13 @@ pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
             v1 = Some(String::from_utf8_lossy(ext.extn_value.as_bytes()).into_owned());
         }
     }
-    Ok(LeafInfo { public_key, emails, uris, dns_names, issuer: v2.or(v1) })
+    let issuer = match (v1, v2) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(CertError::Identity(format!("inconsistent Fulcio OIDC issuer extensions: v1 {a:?}, v2 {b:?}")));
+        }
+        (v1, v2) => v2.or(v1),
+    };
+    Ok(LeafInfo { public_key, emails, uris, dns_names, issuer })
 }
 
 /// Validates `leaf` → `intermediates` → one of `roots` at `time` (Unix seconds), for code signing.
@@ -211,4 +223,52 @@ pub fn issuer_spki(leaf: &[u8], candidates: &[Vec<u8>]) -> Option<Vec<u8>> {
             None
         }
     })
+}
+
+#[cfg(test)]
+mod issuer_tests {
+    use super::*;
+
+    const V1: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 1];
+    const V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
+
+    fn utf8(s: &str) -> Vec<u8> {
+        let mut v = vec![0x0c, u8::try_from(s.len()).unwrap_or(0)];
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    fn leaf(extensions: &[(&[u64], Vec<u8>)]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        for (oid, content) in extensions {
+            params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(oid, content.clone()));
+        }
+        params.self_signed(&key).unwrap_or_else(|e| panic!("{e}")).der().to_vec()
+    }
+
+    #[test]
+    fn issuer_comes_from_v2_then_v1_and_must_agree() {
+        let a = "https://accounts.example.com";
+        assert_eq!(leaf_info(&leaf(&[(V1, a.as_bytes().to_vec())])).map(|i| i.issuer), Ok(Some(a.to_owned())));
+        assert_eq!(leaf_info(&leaf(&[(V2, utf8(a))])).map(|i| i.issuer), Ok(Some(a.to_owned())));
+        let both = leaf(&[(V1, a.as_bytes().to_vec()), (V2, utf8(a))]);
+        assert_eq!(leaf_info(&both).map(|i| i.issuer), Ok(Some(a.to_owned())));
+        let disagree = leaf(&[(V1, b"https://evil.example".to_vec()), (V2, utf8(a))]);
+        assert_eq!(
+            leaf_info(&disagree).map(|i| i.issuer),
+            Err(CertError::Identity(format!(
+                "inconsistent Fulcio OIDC issuer extensions: v1 \"https://evil.example\", v2 \"{a}\""
+            )))
+        );
+    }
+
+    #[test]
+    fn a_repeated_extension_is_malformed() {
+        let twice = leaf(&[(V2, utf8("https://a.example")), (V2, utf8("https://b.example"))]);
+        assert_eq!(
+            leaf_info(&twice).map(|i| i.issuer),
+            Err(CertError::Malformed("the certificate repeats extension 1.3.6.1.4.1.57264.1.8".into()))
+        );
+    }
 }
