@@ -137,6 +137,10 @@ pub enum Requirement {
         public_key: Option<KeySource>,
         /// The Fulcio certificate's SAN and OIDC issuer, for keyless bundles.
         identity: Option<BundleIdentity>,
+        /// The in-toto predicate types a DSSE bundle may carry; empty means
+        /// only cosign's signature predicate ([`COSIGN_SIGN_PREDICATE`]), so an
+        /// SBOM or provenance attestation never counts as a signature.
+        predicate_types: Vec<String>,
     },
     /// Sigstore (cosign) signatures.
     SigstoreSigned {
@@ -152,6 +156,9 @@ pub enum Requirement {
         signed_identity: SignedIdentity,
     },
 }
+
+/// The predicate `cosign sign` writes into the in-toto statement of a bundle.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// Who must have signed a keyless bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,6 +58,8 @@ pub enum Loaded {
         key: Option<PublicKey>,
         /// SAN and issuer (keyless bundles).
         identity: Option<crate::containers::BundleIdentity>,
+        /// Accepted predicate types (never empty: the default is filled in at load).
+        predicate_types: Vec<String>,
     },
     /// `sigstoreSigned` with public keys.
     SigstoreKeys {
@@ -180,7 +182,7 @@ fn load_list(
                 Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
                 Requirement::Reject => Loaded::Reject,
                 Requirement::DigestAllowlist { digests } => Loaded::DigestAllowlist(digests.clone()),
-                Requirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                Requirement::SigstoreBundle { trusted_root, public_key, identity, predicate_types } => {
                     let (bytes, shown) = match trusted_root {
                         KeySource::Path(p) => {
                             (read(p).map_err(|e| err(format!("cannot read trusted root {p}: {e}")))?, p.clone())
@@ -193,7 +195,12 @@ fn load_list(
                         Some(k) => keys(std::slice::from_ref(k), "key")?.into_iter().next(),
                         None => None,
                     };
-                    Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone() }
+                    let predicate_types = if predicate_types.is_empty() {
+                        vec![crate::containers::COSIGN_SIGN_PREDICATE.to_owned()]
+                    } else {
+                        predicate_types.clone()
+                    };
+                    Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone(), predicate_types }
                 }
                 Requirement::PerPlatform(inner) => {
                     let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
@@ -510,8 +517,9 @@ fn evaluate_one(
             };
             return outcome(name, listed, reason);
         }
-        Loaded::SigstoreBundle { root, key, identity } => {
-            return evaluate_bundles(name, root, key.as_ref(), identity.as_ref(), image, signatures, now);
+        Loaded::SigstoreBundle { root, key, identity, predicate_types } => {
+            let trust = BundleTrust { root, key: key.as_ref(), identity: identity.as_ref(), predicate_types };
+            return evaluate_bundles(name, &trust, image, signatures, now);
         }
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
@@ -557,15 +565,49 @@ pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+js
 /// `sigstoreBundle`: any one bundle must verify for this image's digest (the
 /// DSSE statement's subject, or the message digest), logged in a trusted
 /// Rekor, signed by the key or by the Fulcio identity.
+struct BundleTrust<'a> {
+    root: &'a tollgate_verify::bundle::TrustedRoot,
+    key: Option<&'a PublicKey>,
+    identity: Option<&'a crate::containers::BundleIdentity>,
+    predicate_types: &'a [String],
+}
+
+/// The DSSE payload type of an in-toto statement.
+const IN_TOTO_PAYLOAD: &str = "application/vnd.in-toto+json";
+/// The in-toto statement types cosign writes (v1) and reads (v0.1).
+const IN_TOTO_STATEMENTS: [&str; 2] = ["https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"];
+
+/// Whether a verified bundle is a signature by the policy's measure: a DSSE
+/// in-toto statement whose predicate type the requirement accepts. An SBOM,
+/// provenance or scan attestation by the same identity is not a signature.
+fn statement_accepted(v: &tollgate_verify::bundle::Verified, accepted: &[String]) -> Result<(), String> {
+    let Some(s) = &v.statement else {
+        return Err("a message signature, not an in-toto statement; cosign signs images with DSSE".into());
+    };
+    if s.payload_type != IN_TOTO_PAYLOAD {
+        return Err(format!("DSSE payloadType {:?} is not {IN_TOTO_PAYLOAD:?}", s.payload_type));
+    }
+    if !IN_TOTO_STATEMENTS.contains(&s.statement_type.as_str()) {
+        return Err(format!("statement _type {:?} is not an in-toto statement", s.statement_type));
+    }
+    if !accepted.contains(&s.predicate_type) {
+        return Err(format!(
+            "an attestation with predicateType {:?}, not a signature (accepted: {}); list it under predicateTypes to accept it",
+            s.predicate_type,
+            accepted.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 fn evaluate_bundles(
     name: String,
-    root: &tollgate_verify::bundle::TrustedRoot,
-    key: Option<&PublicKey>,
-    identity: Option<&crate::containers::BundleIdentity>,
+    trust: &BundleTrust<'_>,
     image: &Image<'_>,
     signatures: &Signatures,
     now: u64,
 ) -> RequirementOutcome {
+    let BundleTrust { root, key, identity, predicate_types } = *trust;
     use tollgate_verify::bundle::{self, Artifact, Expected};
     let layers = match signatures {
         Signatures::Unavailable { transient, reason } => {
@@ -591,6 +633,12 @@ fn evaluate_bundles(
         .enumerate()
         .filter(|(_, l)| l.media_type == BUNDLE_MEDIA_TYPE)
         .map(|(index, l)| match bundle::verify(&l.payload, root, Artifact::Sha256(&digest), expected, now) {
+            Ok(v) if let Err(why) = statement_accepted(&v, predicate_types) => SignatureOutcome {
+                index,
+                accepted: false,
+                reason: format!("bundle rejected: {why}"),
+                key_fingerprint: None,
+            },
             Ok(v) => SignatureOutcome {
                 index,
                 accepted: true,

@@ -123,6 +123,8 @@ enum NativeRequirement {
         public_key: Option<Material>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<crate::containers::BundleIdentity>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        predicate_types: Vec<String>,
     },
 }
 
@@ -195,8 +197,11 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                         }
                         Requirement::DigestAllowlist { digests: digests.clone() }
                     }
-                    NativeRequirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                    NativeRequirement::SigstoreBundle { trusted_root, public_key, identity, predicate_types } => {
                         let here = format!("{loc}[{i}]");
+                        if predicate_types.iter().any(String::is_empty) {
+                            return Err(invalid(&here, "predicateTypes must not contain an empty string".into()));
+                        }
                         if public_key.is_some() == identity.is_some() {
                             return Err(invalid(
                                 &here,
@@ -208,6 +213,7 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                             trusted_root: src(trusted_root)?,
                             public_key: public_key.as_ref().map(src).transpose()?,
                             identity: identity.clone(),
+                            predicate_types: predicate_types.clone(),
                         }
                     }
                     NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
@@ -316,11 +322,12 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                 Requirement::DigestAllowlist { digests } => {
                     out.push(NativeRequirement::DigestAllowlist { digests: digests.clone() })
                 }
-                Requirement::SigstoreBundle { trusted_root, public_key, identity } => {
+                Requirement::SigstoreBundle { trusted_root, public_key, identity, predicate_types } => {
                     out.push(NativeRequirement::SigstoreBundle {
                         trusted_root: material(trusted_root),
                         public_key: public_key.as_ref().map(material),
                         identity: identity.clone(),
+                        predicate_types: predicate_types.clone(),
                     })
                 }
                 Requirement::SignedBy { .. } => {

@@ -119,7 +119,7 @@ impl TestLog {
         hashed: bool,
     ) -> Vec<u8> {
         let tsa = self.tsa.as_ref().expect("a log made with TestLog::with_tsa");
-        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest);
+        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest, COSIGN_SIGN);
         let (key_details, hash) = signer.sigstore_details();
         let verifier =
             serde_json::json!({"publicKey": {"rawBytes": b64(&signer.spki_der())}, "keyDetails": key_details});
@@ -155,7 +155,20 @@ impl TestLog {
     /// A bundle in which `signer` signs an in-toto statement whose subject is
     /// `digest` (as cosign v3 signs an image), logged at `integrated_time`.
     pub fn dsse_bundle(&self, signer: &TestKey, subject_name: &str, digest: &Digest, integrated_time: i64) -> Vec<u8> {
-        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest);
+        self.attestation_bundle(signer, subject_name, digest, integrated_time, COSIGN_SIGN)
+    }
+
+    /// Like [`TestLog::dsse_bundle`], with another predicate type: an attestation
+    /// (SBOM, provenance…) as `cosign attest` makes it.
+    pub fn attestation_bundle(
+        &self,
+        signer: &TestKey,
+        subject_name: &str,
+        digest: &Digest,
+        integrated_time: i64,
+        predicate_type: &str,
+    ) -> Vec<u8> {
+        let (statement, payload_type, sig) = signed_statement(signer, subject_name, digest, predicate_type);
         let body = serde_json::json!({
             "apiVersion": "0.0.1",
             "kind": "dsse",
@@ -208,11 +221,19 @@ fn key_signed_dsse_bundle(
 
 /// An in-toto statement with `digest` as its subject, its DSSE payload type,
 /// and `signer`'s signature over the pre-authentication encoding.
-fn signed_statement(signer: &TestKey, subject_name: &str, digest: &Digest) -> (Vec<u8>, &'static str, Vec<u8>) {
+/// The predicate `cosign sign` writes.
+pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+fn signed_statement(
+    signer: &TestKey,
+    subject_name: &str,
+    digest: &Digest,
+    predicate_type: &str,
+) -> (Vec<u8>, &'static str, Vec<u8>) {
     let statement = serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": subject_name, "digest": {"sha256": digest.hex()}}],
-        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicateType": predicate_type,
         "predicate": {},
     })
     .to_string()

@@ -337,6 +337,21 @@ pub struct Verified {
     pub time_source: TimeSource,
     /// Who signed (SAN via issuer, or the key fingerprint).
     pub signer: String,
+    /// For a DSSE bundle: what the signed statement says it is. `None` for a
+    /// message signature.
+    pub statement: Option<Statement>,
+}
+
+/// What a DSSE bundle's signed in-toto statement says it is, for policies
+/// that must tell a signature from an attestation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The envelope's `payloadType` (covered by the signature).
+    pub payload_type: String,
+    /// The statement's `_type`, or empty.
+    pub statement_type: String,
+    /// The statement's `predicateType`, or empty.
+    pub predicate_type: String,
 }
 
 /// What vouches for a signature's time.
@@ -421,6 +436,7 @@ pub fn verify(
         Artifact::Bytes(b) => <[u8; 32]>::from(Sha256::digest(b)),
         Artifact::Sha256(d) => *d,
     };
+    let mut statement_info = None;
     let content = match (&raw.message_signature, &raw.dsse_envelope) {
         (Some(m), None) => {
             let sig = b64(&m.signature, "messageSignature.signature")?;
@@ -455,6 +471,12 @@ pub fn verify(
             if !subjects.iter().any(|s| s.pointer("/digest/sha256").and_then(|v| v.as_str()) == Some(want.as_str())) {
                 return Err(BundleError::Signature("the artifact is not a subject of the in-toto statement".into()));
             }
+            let field = |k: &str| statement.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            statement_info = Some(Statement {
+                payload_type: d.payload_type.clone(),
+                statement_type: field("_type"),
+                predicate_type: field("predicateType"),
+            });
             Content::Dsse { payload_type: d.payload_type.clone(), payload, pae, sigs }
         }
         _ => return Err(malformed("bundle: needs exactly one of messageSignature and dsseEnvelope")),
@@ -556,7 +578,12 @@ pub fn verify(
         }
         (s, _) => format!("key {}", s.key().fingerprint()),
     };
-    Ok(Verified { signed_at: first_ms.div_euclid(1000), time_source: first_source, signer: who })
+    Ok(Verified {
+        signed_at: first_ms.div_euclid(1000),
+        time_source: first_source,
+        signer: who,
+        statement: statement_info,
+    })
 }
 
 /// The time of an RFC 3161 timestamp of `signature` by one of the trusted

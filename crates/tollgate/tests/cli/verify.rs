@@ -434,6 +434,33 @@ fn sigstore_bundles_attached_as_referrers_verify_against_a_trusted_root() {
     assert!(export.one_line_error(2).contains("sigstoreBundle"), "{}", export.stderr);
 }
 
+/// An SBOM or provenance attestation by the trusted key, about this very
+/// image, is not a signature: `cosign verify` refuses it, and so does
+/// `sigstoreBundle` unless the policy names that predicate type.
+#[test]
+fn an_attestation_bundle_does_not_count_as_a_signature_unless_its_predicate_is_listed() {
+    use tollgate_testkit::bundle::TestLog;
+    let s = Setup::new();
+    let log = TestLog::generate();
+    std::fs::write(s.dir.path().join("trusted_root.json"), log.trusted_root()).unwrap();
+    let verify = bundle_policy(&s);
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    let spdx = "https://spdx.dev/Document";
+    attach_app_bundle(&s, &log.attestation_bundle(&s.key, &s.repository(), &s.digest, now, spdx));
+    assert_denied(
+        &verify(),
+        1,
+        "bundle rejected: an attestation with predicateType \"https://spdx.dev/Document\", not a signature \
+         (accepted: https://sigstore.dev/cosign/sign/v1)",
+    );
+    let listed = s.dir.path().join("sbom.yaml");
+    let text = std::fs::read_to_string(s.dir.path().join("bundles.yaml")).unwrap()
+        + &format!("        predicateTypes: [\"{spdx}\"]\n");
+    std::fs::write(&listed, text).unwrap();
+    let r = tollgate(&["verify", &s.app(), "--policy", listed.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
 #[test]
 fn rekor_v2_bundles_are_timed_by_a_trusted_timestamp_authority() {
     use tollgate_testkit::bundle::TestLog;
