@@ -20,6 +20,10 @@ pub struct VerifyRequest {
     /// The Kubernetes namespace, when known (recorded in the audit log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The media type containerd's descriptor gives the digest, when known: the
+    /// manifest's own bytes must agree (index or image manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
 }
 
 /// What the daemon decided.

@@ -179,7 +179,12 @@ mod tests {
     }
 
     fn req() -> VerifyRequest {
-        VerifyRequest { name: "r.io/a:1".into(), digest: format!("sha256:{}", "a".repeat(64)), namespace: None }
+        VerifyRequest {
+            name: "r.io/a:1".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            namespace: None,
+            media_type: None,
+        }
     }
 
     #[test]

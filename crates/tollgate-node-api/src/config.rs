@@ -65,6 +65,8 @@ pub struct CacheConfig {
     pub signature_ttl_seconds: u64,
     /// At most this many verdicts are kept; the oldest go first.
     pub max_entries: usize,
+    /// Fetched signatures kept, in bytes of signature and bundle payloads; the oldest go first.
+    pub signature_max_bytes: u64,
 }
 
 /// The audit log: JSON lines, rotated by size.
@@ -103,7 +105,13 @@ impl Default for NodeConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { allow_ttl_seconds: 600, deny_ttl_seconds: 30, signature_ttl_seconds: 300, max_entries: 100_000 }
+        CacheConfig {
+            allow_ttl_seconds: 600,
+            deny_ttl_seconds: 30,
+            signature_ttl_seconds: 300,
+            max_entries: 100_000,
+            signature_max_bytes: 64 << 20,
+        }
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Invocation {
     pub digest: Digest,
     /// `-stdin-media-type`.
     pub stdin_media_type: Option<String>,
+    /// The media type of the descriptor on stdin (set by [`prepare`]), which
+    /// the fetched manifest must agree with.
+    pub media_type: Option<String>,
     /// Flags this version does not know, tolerated (and reported on stderr).
     pub unknown: Vec<String>,
 }
@@ -86,7 +89,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, InvocationError> {
     let name = name.filter(|n| !n.is_empty()).ok_or(InvocationError::Missing("name"))?;
     let digest = digest.ok_or(InvocationError::Missing("digest"))?;
     let digest = Digest::parse(&digest).map_err(|e| InvocationError::Digest(e.to_string()))?;
-    Ok(Invocation { name, digest, stdin_media_type: media_type, unknown })
+    Ok(Invocation { name, digest, stdin_media_type: media_type, media_type: None, unknown })
 }
 
 /// Parses the descriptor containerd writes on stdin, and checks it against `-digest`.
@@ -103,6 +106,18 @@ pub fn descriptor(stdin: &[u8], invocation: &Invocation) -> Result<Option<Descri
         return Err(format!("the descriptor on stdin is for {}, not -digest {}", d.digest, invocation.digest));
     }
     Ok(Some(d))
+}
+
+impl Invocation {
+    /// The daemon request for this pull.
+    pub fn request(&self) -> crate::api::VerifyRequest {
+        crate::api::VerifyRequest {
+            name: self.name.clone(),
+            digest: self.digest.to_string(),
+            namespace: None,
+            media_type: self.media_type.clone(),
+        }
+    }
 }
 
 /// Caps a reason to what containerd reads, on a character boundary.
@@ -132,7 +147,10 @@ pub fn refuse(why: impl std::fmt::Display) -> Answer {
     (EXIT_UNDECIDABLE, format!("tollgate: rejected, failing closed: {why}"))
 }
 
-/// A transient failure: refused, unless the config says `failOpen`.
+/// The registry could not be reached for the image's manifest: refused, unless
+/// the config says `failOpen`. Call it for nothing else: a timeout, a daemon
+/// that does not answer, or a signature fetch that failed after the manifest
+/// was served are [`refuse`]d, since an attacker's registry can cause them.
 pub fn undecidable(fail_open: bool, why: impl std::fmt::Display) -> Answer {
     if fail_open {
         (EXIT_ALLOW, format!("tollgate: allowed by failOpen although undecidable: {why}"))
@@ -198,18 +216,27 @@ pub fn read_stdin(wait: std::time::Duration) -> Vec<u8> {
 /// unknown flags on stderr as `program`), load the config, and check the
 /// descriptor on stdin against `-digest`. Any failure is a refusal to print.
 pub fn prepare(args: &[String], program: &str) -> Result<(Invocation, crate::config::NodeConfig), Answer> {
-    let inv = parse(args).map_err(|e| refuse(format!("bad invocation: {e}")))?;
+    let mut inv = parse(args).map_err(|e| refuse(format!("bad invocation: {e}")))?;
     if !inv.unknown.is_empty() {
         eprintln!("{program}: ignoring unknown flags: {}", inv.unknown.join(", "));
     }
     let cfg = load_config(&config_path()).map_err(refuse)?;
-    descriptor(&read_stdin(std::time::Duration::from_secs(1)), &inv).map_err(refuse)?;
+    let d = descriptor(&read_stdin(std::time::Duration::from_secs(1)), &inv).map_err(refuse)?;
+    inv.media_type = d.map(|d| d.media_type).filter(|m| !m.is_empty());
+    // `tollgate-verifier` read stdin before it handed over: it passes the media type on.
+    if inv.media_type.is_none() && std::env::var_os(FALLBACK_ENV).is_some() {
+        inv.media_type = std::env::var(MEDIA_TYPE_ENV).ok().filter(|m| !m.is_empty());
+    }
     Ok((inv, cfg))
 }
 
 /// The environment variable through which `tollgate-verifier` hands a pull
 /// over to the full `tollgate` binary, holding why the daemon could not answer.
 pub const FALLBACK_ENV: &str = "TOLLGATE_VERIFIER_FALLBACK";
+
+/// With [`FALLBACK_ENV`]: the media type of the descriptor `tollgate-verifier`
+/// read from stdin (the full binary finds stdin consumed).
+pub const MEDIA_TYPE_ENV: &str = "TOLLGATE_VERIFIER_MEDIA_TYPE";
 
 #[cfg(test)]
 mod tests {

@@ -65,6 +65,10 @@ struct Verdict {
     rule: String,
     reasons: Vec<String>,
     registry_error: bool,
+    /// Undecidable because the registry could not be reached for the image's
+    /// manifest: the one case `failOpen` may allow. Never set for a timeout or
+    /// for signature fetches that failed after the manifest was served.
+    unreachable: bool,
 }
 
 #[derive(Debug, Default)]
@@ -73,14 +77,14 @@ struct ReloadState {
     error: Option<String>,
 }
 
-/// SHA-256 of (policy hash, name, digest): a fixed 32 bytes per cached
-/// verdict instead of three strings, and no collisions to worry about.
+/// SHA-256 of (policy hash, name, digest, descriptor media type): a fixed 32
+/// bytes per cached verdict instead of four strings, and no collisions to worry about.
 type Key = [u8; 32];
 
-fn cache_key(policy_hash: &str, name: &str, digest: &Digest) -> Key {
+fn cache_key(policy_hash: &str, name: &str, digest: &Digest, media_type: &str) -> Key {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
-    for part in [policy_hash, name, &digest.to_string()] {
+    for part in [policy_hash, name, &digest.to_string(), media_type] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -98,6 +102,9 @@ pub struct Daemon {
     inflight: Mutex<Inflight>,
     sources: Sources,
     fetches: Semaphore,
+    /// Bounds the CPU-bound evaluations on tokio's blocking pool, so the
+    /// runtime workers stay free for cached answers and `/healthz`.
+    evaluations: Arc<Semaphore>,
     audit: AuditLog,
     metrics: Metrics,
 }
@@ -122,6 +129,7 @@ impl Daemon {
         let client = tollgate_registry::Client::new(client_cfg).map_err(DaemonError::Client)?;
         let signatures = SignatureCache::new(
             cfg.cache.max_entries.min(10_000),
+            cfg.cache.signature_max_bytes,
             Duration::from_secs(cfg.cache.signature_ttl_seconds),
         );
         let audit = AuditLog::open(&cfg.audit_log)
@@ -133,6 +141,7 @@ impl Daemon {
             inflight: Mutex::new(HashMap::new()),
             sources: Sources { client, signatures: Some(Arc::new(signatures)) },
             fetches: Semaphore::new(cfg.max_concurrent_fetches),
+            evaluations: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))),
             audit,
             metrics: Metrics::new(),
             cfg,
@@ -206,12 +215,13 @@ impl Daemon {
                     rule: "break-glass".into(),
                     reasons: vec![why],
                     registry_error: false,
+                    unreachable: false,
                 };
                 (Arc::new(v), false)
             }
             None => {
                 self.metrics.break_glass.set(0);
-                self.cached_or_decided(&snapshot, &req.name, &digest).await
+                self.cached_or_decided(&snapshot, req, &digest).await
             }
         };
         let (mut outcome, mut allowed, reasons) = self.finalize(&verdict);
@@ -233,8 +243,8 @@ impl Daemon {
             self.metrics.audit_errors.inc();
             error!("cannot write the audit log {}: {e}", self.audit.path().display());
             // An answer that cannot be recorded is not given, unless the
-            // operator chose to fail open (or broke the glass).
-            if allowed && outcome != Outcome::BreakGlass && !self.cfg.fail_open {
+            // operator broke the glass (`failOpen` is only for unreachable registries).
+            if allowed && outcome != Outcome::BreakGlass {
                 outcome = Outcome::Undecidable;
                 allowed = false;
                 reason = format!("cannot write the audit log {}: {e}; failing closed", self.audit.path().display());
@@ -260,7 +270,7 @@ impl Daemon {
                 reasons[0] = format!("warnOnly: allowed; would be {} ({first})", v.outcome.as_str());
                 (Outcome::Warned, true, reasons)
             }
-            Outcome::Undecidable if self.cfg.fail_open => {
+            Outcome::Undecidable if self.cfg.fail_open && v.unreachable => {
                 reasons[0] = format!("allowed by failOpen although undecidable: {first}");
                 (Outcome::Undecidable, true, reasons)
             }
@@ -272,10 +282,10 @@ impl Daemon {
     async fn cached_or_decided(
         &self,
         snapshot: &Arc<PolicySnapshot>,
-        name: &str,
+        req: &VerifyRequest,
         digest: &Digest,
     ) -> (Arc<Verdict>, bool) {
-        let key = cache_key(&snapshot.hash, name, digest);
+        let key = cache_key(&snapshot.hash, &req.name, digest, req.media_type.as_deref().unwrap_or_default());
         if let Some(v) = lock(&self.verdicts).get(&key, Instant::now()) {
             self.metrics.cache_hits.inc();
             return (v.clone(), true);
@@ -283,7 +293,8 @@ impl Daemon {
         self.metrics.cache_misses.inc();
         // Single-flight: identical concurrent requests wait for one decision.
         let cell = lock(&self.inflight).entry(key).or_default().clone();
-        let verdict = cell.get_or_init(|| self.decide(snapshot, name, digest)).await.clone();
+        let given = engine::Given { digest, media_type: req.media_type.as_deref() };
+        let verdict = cell.get_or_init(|| self.decide(snapshot, &req.name, given)).await.clone();
         let ttl = match verdict.outcome {
             Outcome::Denied => Duration::from_secs(self.cfg.cache.deny_ttl_seconds),
             Outcome::Undecidable | Outcome::BreakGlass => Duration::ZERO,
@@ -303,13 +314,26 @@ impl Daemon {
         (verdict, false)
     }
 
-    async fn decide(&self, snapshot: &PolicySnapshot, name: &str, digest: &Digest) -> Arc<Verdict> {
+    async fn decide(&self, snapshot: &Arc<PolicySnapshot>, name: &str, given: engine::Given<'_>) -> Arc<Verdict> {
         self.metrics.evaluations.inc();
         // A second under the verifier's own deadline, so the verdict reaches it in time.
         let deadline = Duration::from_secs(self.cfg.deadline_seconds.saturating_sub(1).max(1));
         let decided = async {
-            let _permit = self.fetches.acquire().await;
-            engine::decide(name, Some(digest), &snapshot.policy, &self.sources, engine::now_unix()).await
+            let material = {
+                let _permit = self.fetches.acquire().await;
+                engine::gather(name, Some(given), &snapshot.policy, &self.sources).await?
+            };
+            // Signature checks are CPU-bound: off the runtime, a bounded number at a time.
+            // The deadline above still fires while one waits for a permit or runs.
+            let permit = self.evaluations.clone().acquire_owned().await;
+            let snapshot = snapshot.clone();
+            let now = engine::now_unix();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                material.evaluate(&snapshot.policy, now)
+            })
+            .await
+            .map_err(|e| EngineError::Refused(format!("the evaluation failed: {e}")))
         };
         let verdict = match tokio::time::timeout(deadline, decided).await {
             Err(_) => Verdict {
@@ -317,12 +341,14 @@ impl Daemon {
                 rule: "error".into(),
                 reasons: vec![format!("no decision within {}s", deadline.as_secs())],
                 registry_error: true,
+                unreachable: false,
             },
             Ok(Err(e)) => Verdict {
                 outcome: if e.is_transient() { Outcome::Undecidable } else { Outcome::Denied },
                 rule: "error".into(),
                 reasons: vec![chain(&e)],
                 registry_error: matches!(e, EngineError::Registry { .. } | EngineError::Refused(_)),
+                unreachable: e.is_transient(),
             },
             Ok(Ok(d)) => {
                 let outcome = match (d.exempt, d.would_deny, d.allowed, d.failure) {
@@ -339,6 +365,7 @@ impl Daemon {
                     rule: d.scope.name.clone(),
                     reasons,
                     registry_error: d.failure == Some(Failure::Transient),
+                    unreachable: false,
                 }
             }
         };

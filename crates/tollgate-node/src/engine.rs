@@ -20,6 +20,9 @@ use tollgate_verify::SignatureLayer;
 
 use crate::cache::TtlCache;
 
+/// Platform manifests of one index whose signatures `perPlatform` fetches.
+pub const MAX_PLATFORMS: usize = 64;
+
 /// Largest policy, key, config or credentials file read from disk.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
@@ -54,7 +57,8 @@ pub enum EngineError {
         /// The reference with its own digest.
         reference: String,
     },
-    /// The registry failed or served content that was refused.
+    /// The registry failed, or served content that was refused, for the image's
+    /// own manifest (signature fetches never end in this error: see [`gather`]).
     #[error("cannot fetch {target}")]
     Registry {
         /// What was fetched.
@@ -69,7 +73,10 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Whether trying again later may succeed. Only such failures may ever be failed open.
+    /// Whether trying again later may succeed: the registry could not be
+    /// reached (or answered a transient error) for the image's manifest. This
+    /// is the only failure `failOpen` applies to; an unsigned image whose
+    /// registry fails only its signature requests is never failed open.
     pub fn is_transient(&self) -> bool {
         matches!(self, EngineError::Registry { source, .. } if source.is_transient())
     }
@@ -131,9 +138,10 @@ pub struct SignatureCache {
 }
 
 impl SignatureCache {
-    /// A cache of at most `capacity` signature sets, each kept for `ttl`.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
-        SignatureCache { entries: Mutex::new(TtlCache::new(capacity)), ttl }
+    /// A cache of at most `capacity` signature sets holding at most
+    /// `max_bytes` of payloads and annotations, each kept for `ttl`.
+    pub fn new(capacity: usize, max_bytes: u64, ttl: Duration) -> Self {
+        SignatureCache { entries: Mutex::new(TtlCache::weighted(capacity, max_bytes)), ttl }
     }
 
     fn get(&self, key: &(String, Digest)) -> Option<Vec<SignatureLayer>> {
@@ -142,8 +150,17 @@ impl SignatureCache {
     }
 
     fn put(&self, key: (String, Digest), layers: Vec<SignatureLayer>) {
+        let bytes: usize = layers
+            .iter()
+            .map(|l| l.payload.len() + l.annotations.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+            .sum();
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.insert(key, layers, Instant::now(), self.ttl);
+        entries.insert_weighted(key, layers, bytes as u64, Instant::now(), self.ttl);
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).weight()
     }
 }
 
@@ -209,21 +226,79 @@ pub fn to_layers(found: Vec<(Descriptor, Vec<u8>)>) -> Vec<SignatureLayer> {
         .collect()
 }
 
-/// Decides on a registry image at time `now` (Unix seconds). With `given` (what
-/// containerd passes) the digest is the one decided on, and nothing is fetched
-/// that the policy does not need: an allowlist or reject rule answers without
-/// the network. Without it the tag is resolved, and the digest served is the
-/// one decided on.
+/// Everything a decision is made from, fetched and digest-checked: owned, so
+/// the CPU-bound evaluation can run off the async runtime ([`Material::evaluate`]).
+#[derive(Debug)]
+pub struct Material {
+    reference: Reference,
+    digest: Digest,
+    manifest: Option<Vec<u8>>,
+    platforms: Vec<PlatformSignatures>,
+    signatures: Signatures,
+}
+
+impl Material {
+    /// The pure decision over this material at time `now` (Unix seconds). It
+    /// verifies signatures and certificates: milliseconds of CPU per signature.
+    pub fn evaluate(&self, policy: &LoadedPolicy, now: u64) -> Decision {
+        let image = Image {
+            subject: Subject::Docker(&self.reference),
+            digest: &self.digest,
+            manifest: self.manifest.as_deref(),
+            platforms: &self.platforms,
+        };
+        evaluate(policy, &image, &self.signatures, now)
+    }
+}
+
+/// What containerd says it is pulling: the digest and, when it sent one, the
+/// descriptor's media type.
+#[derive(Debug, Clone, Copy)]
+pub struct Given<'a> {
+    /// The digest decided on.
+    pub digest: &'a Digest,
+    /// The descriptor's media type; the manifest's bytes must agree with it
+    /// (index or image manifest), whatever the registry's headers say.
+    pub media_type: Option<&'a str>,
+}
+
+impl<'a> From<&'a Digest> for Given<'a> {
+    fn from(digest: &'a Digest) -> Self {
+        Given { digest, media_type: None }
+    }
+}
+
+/// Decides on a registry image at time `now` (Unix seconds): [`gather`], then
+/// [`Material::evaluate`] on the calling task. The daemon evaluates on a
+/// bounded blocking pool instead.
 pub async fn decide(
     image: &str,
-    given: Option<&Digest>,
+    given: Option<Given<'_>>,
     policy: &LoadedPolicy,
     sources: &Sources,
     now: u64,
 ) -> Result<Decision, EngineError> {
+    Ok(gather(image, given, policy, sources).await?.evaluate(policy, now))
+}
+
+/// Fetches what `policy` needs to decide on `image`. With `given` (what
+/// containerd passes) the digest is the one decided on, and nothing is fetched
+/// that the policy does not need: an allowlist or reject rule answers without
+/// the network. Without it the tag is resolved, and the digest served is the
+/// one decided on. An `Err` from the registry is about the manifest itself
+/// (the only failure `failOpen` may apply to); failures fetching signatures
+/// after it are part of the material and make the decision undecidable.
+pub async fn gather(
+    image: &str,
+    given: Option<Given<'_>>,
+    policy: &LoadedPolicy,
+    sources: &Sources,
+) -> Result<Material, EngineError> {
     let reference = Reference::parse_normalized(image)
         .map_err(|e| EngineError::Reference { reference: image.to_owned(), message: e.to_string() })?
         .with_default_tag();
+    let expected_type = given.and_then(|g| g.media_type).filter(|m| tollgate_oci::media_types::is_manifest(m));
+    let given = given.map(|g| g.digest);
     if let (Some(g), Some(d)) = (given, reference.digest())
         && g != d
     {
@@ -233,8 +308,7 @@ pub async fn decide(
         Some(d) => reference.clone().without_digest().with_digest(d.clone()),
         None => reference.clone(),
     };
-    let subject = Subject::Docker(&reference);
-    let needs = policy.needs(&subject);
+    let needs = policy.needs(&Subject::Docker(&reference));
     let (wants_signatures, wants_cosign, wants_bundles, wants_platforms) =
         (needs.signatures(), needs.cosign, needs.bundles, needs.platforms);
     let client = &sources.client;
@@ -265,6 +339,14 @@ pub async fn decide(
             (Some(m), s)
         }
     };
+    if let (Some(m), Some(expected)) = (&manifest, expected_type)
+        && tollgate_oci::media_types::is_index(expected) != tollgate_oci::media_types::is_index(&m.media_type)
+    {
+        return Err(EngineError::Refused(format!(
+            "{reference}: containerd pulls {} as {expected}, but the registry served {}",
+            m.digest, m.media_type
+        )));
+    }
     let digest = match (&manifest, given) {
         (Some(m), _) => m.digest.clone(),
         (None, Some(d)) => d.clone(),
@@ -276,9 +358,7 @@ pub async fn decide(
         }
         _ => Vec::new(),
     };
-    let image =
-        Image { subject, digest: &digest, manifest: manifest.as_ref().map(|m| &m.bytes[..]), platforms: &platforms };
-    Ok(evaluate(policy, &image, &signatures, now))
+    Ok(Material { reference, digest, manifest: manifest.map(|m| m.bytes), platforms, signatures })
 }
 
 /// Each platform manifest of an index, with the signatures attached to it.
@@ -290,8 +370,16 @@ async fn platform_signatures(
     // Served bytes that are not an index are an integrity refusal.
     let index =
         ImageIndex::parse(index).map_err(|e| EngineError::Refused(format!("{reference}: the registry served {e}")))?;
+    let platforms: Vec<_> =
+        index.manifests.iter().filter(|d| tollgate_oci::media_types::is_manifest(&d.media_type)).collect();
+    if platforms.len() > MAX_PLATFORMS {
+        return Err(EngineError::Refused(format!(
+            "{reference}: the index lists {} platform manifests; perPlatform checks at most {MAX_PLATFORMS}",
+            platforms.len()
+        )));
+    }
     let mut out = Vec::new();
-    for d in index.manifests.iter().filter(|d| tollgate_oci::media_types::is_manifest(&d.media_type)) {
+    for d in platforms {
         let platform = d.platform.as_ref().map_or_else(
             || "unknown".to_owned(),
             |p| match &p.variant {

@@ -15,6 +15,16 @@ use crate::error::{RegistryError, is_transient_status};
 
 /// Largest manifest read (matches containerd and containers/image).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Signatures (layers of a `.sig` manifest, or sigstore bundles) considered per
+/// image and digest; above it the image's signatures are refused, naming the cap.
+pub const MAX_SIGNATURES: usize = 64;
+/// Bytes of signature material fetched per image and digest: the sum of the
+/// declared sizes of its signature layers (or bundles), each listing counted.
+pub const MAX_SIGNATURE_BYTES: u64 = 8 << 20;
+/// Referrers of one digest looked at when searching for bundles.
+pub const MAX_REFERRERS: usize = 64;
+/// Signature blobs fetched at once (over the client's shared connections).
+const SIGNATURE_FETCHES: usize = 4;
 /// Largest token response read.
 const MAX_TOKEN_BYTES: u64 = 1 << 20;
 /// Largest error body read.
@@ -83,17 +93,27 @@ pub struct Client {
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
-/// The shared client settings: timeouts, no https→http redirects, at most 5
-/// redirects. reqwest drops `Authorization` when a redirect leaves the
-/// original host, so credentials never follow a redirect to another host.
+/// The shared client settings: timeouts, no https→http redirects, no redirect
+/// from a plain-HTTP registry to another host, at most 5 redirects. reqwest
+/// drops `Authorization` when a redirect leaves the original host, and
+/// `send_raw` ignores a 401 challenge from any host but the registry's, so
+/// credentials never follow a redirect to another host.
 fn builder(cfg: &ClientConfig) -> reqwest::ClientBuilder {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let downgrade =
             attempt.previous().last().is_some_and(|p| p.scheme() == "https") && attempt.url().scheme() != "https";
+        // A plain-HTTP registry is trusted by address only: it must not send the
+        // node to another host (a metadata address, an internal service).
+        let plain_elsewhere = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.scheme() == "http" && !same_origin(first, attempt.url()));
         if attempt.previous().len() >= 5 {
             attempt.error("more than 5 redirects")
         } else if downgrade {
             attempt.error("refusing a redirect from https to plain http")
+        } else if plain_elsewhere {
+            attempt.error("refusing a redirect from a plain-HTTP registry to another host")
         } else {
             attempt.follow()
         }
@@ -103,6 +123,11 @@ fn builder(cfg: &ClientConfig) -> reqwest::ClientBuilder {
         .timeout(cfg.request_timeout)
         .redirect(policy)
         .user_agent(cfg.user_agent.clone())
+}
+
+/// Same scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Installs ring as the process-wide rustls provider (idempotent).
@@ -190,7 +215,8 @@ impl Client {
                 return Err(mismatch(&registry, &what, announced.to_owned(), actual));
             }
         }
-        let media_type = media_type_of(&headers, &bytes);
+        let media_type = media_types::of_manifest(&bytes, content_type(&headers))
+            .map_err(|message| RegistryError::Malformed { registry: registry.clone(), what: what.clone(), message })?;
         if !media_types::is_manifest(&media_type) {
             return Err(RegistryError::UnsupportedMediaType { registry, what, media_type });
         }
@@ -232,12 +258,55 @@ impl Client {
             what: sig_ref.to_string(),
             message: e.to_string(),
         })?;
-        let mut out = Vec::with_capacity(parsed.layers.len());
-        for layer in parsed.layers {
-            let bytes = self.small_layer(repo, &layer, "signature layer").await?;
-            out.push((layer, bytes));
+        let what = || format!("signatures of {}@{digest}", repo.repository());
+        self.signature_blobs(repo, parsed.layers, what, "signature layer").await
+    }
+
+    /// Fetches `layers` (signatures or bundles of one digest) after checking
+    /// the caps on their number and declared total size: concurrently, a few
+    /// at a time, each distinct blob once, and in the order listed, so the
+    /// decision does not depend on which fetch finished first.
+    async fn signature_blobs(
+        &self,
+        repo: &Reference,
+        layers: Vec<Descriptor>,
+        what: impl Fn() -> String,
+        kind: &str,
+    ) -> Result<Vec<(Descriptor, Vec<u8>)>, RegistryError> {
+        let too_many = |count: u64, limit: u64, unit| RegistryError::TooMany {
+            registry: repo.domain().to_owned(),
+            what: what(),
+            count,
+            limit,
+            unit,
+        };
+        if layers.len() > MAX_SIGNATURES {
+            return Err(too_many(layers.len() as u64, MAX_SIGNATURES as u64, "signatures"));
         }
-        Ok(out)
+        let declared = layers.iter().map(|l| l.size).fold(0u64, u64::saturating_add);
+        if declared > MAX_SIGNATURE_BYTES {
+            return Err(too_many(declared, MAX_SIGNATURE_BYTES, "bytes of signatures"));
+        }
+        let mut distinct: Vec<&Descriptor> = Vec::new();
+        for l in &layers {
+            if !distinct.iter().any(|d| d.digest == l.digest) {
+                distinct.push(l);
+            }
+        }
+        // Chunks of a few joined futures rather than a buffered stream: a stream
+        // of borrowing closures is not provably `Send` in the daemon's tasks.
+        let mut fetched: Vec<(Digest, Vec<u8>)> = Vec::with_capacity(distinct.len());
+        for chunk in distinct.chunks(SIGNATURE_FETCHES) {
+            let got = futures_util::future::try_join_all(chunk.iter().map(|l| self.small_layer(repo, l, kind))).await?;
+            fetched.extend(chunk.iter().map(|l| l.digest.clone()).zip(got));
+        }
+        Ok(layers
+            .into_iter()
+            .filter_map(|l| {
+                let bytes = fetched.iter().find(|(d, _)| *d == l.digest).map(|(_, b)| b.clone())?;
+                Some((l, bytes))
+            })
+            .collect())
     }
 
     /// A signature or bundle layer: declared and served within the manifest
@@ -282,8 +351,19 @@ impl Client {
             what: format!("referrers of {digest}"),
             message: e.to_string(),
         })?;
-        let mut out = Vec::new();
-        for d in parsed.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle_type)) {
+        let referrers: Vec<&Descriptor> =
+            parsed.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle_type)).collect();
+        if referrers.len() > MAX_REFERRERS {
+            return Err(RegistryError::TooMany {
+                registry: repo.domain().to_owned(),
+                what: format!("sigstore bundles of {}@{digest}", repo.repository()),
+                count: referrers.len() as u64,
+                limit: MAX_REFERRERS as u64,
+                unit: "referrers",
+            });
+        }
+        let mut layers = Vec::new();
+        for d in referrers {
             let m = self.get_manifest(&repo.clone().without_digest().with_digest(d.digest.clone())).await?;
             let artifact = ImageManifest::parse(&m.bytes).map_err(|e| RegistryError::Malformed {
                 registry: repo.domain().to_owned(),
@@ -294,12 +374,10 @@ impl Client {
             if artifact.subject.as_ref().map(|s| &s.digest) != Some(digest) {
                 continue;
             }
-            for layer in artifact.layers.into_iter().filter(|l| l.media_type == bundle_type) {
-                let bytes = self.small_layer(repo, &layer, "bundle").await?;
-                out.push((layer, bytes));
-            }
+            layers.extend(artifact.layers.into_iter().filter(|l| l.media_type == bundle_type));
         }
-        Ok(out)
+        let what = || format!("sigstore bundles of {}@{digest}", repo.repository());
+        self.signature_blobs(repo, layers, what, "bundle").await
     }
 
     /// Uploads a blob (monolithic POST then PUT) unless the registry has it,
@@ -521,11 +599,11 @@ impl Client {
                 Err(e) => return Err(e),
                 Ok(r) => r,
             };
-        let headers = resp.headers().clone();
+        let header = content_type(resp.headers()).map(str::to_owned);
         let bytes = read_capped(resp, self.cfg.max_manifest_bytes, &registry, &what).await?;
-        let media_type = media_type_of(&headers, &bytes);
+        // Not an OCI 1.1 answer (some registries serve an HTML or v1 error here): no API.
+        let Ok(media_type) = media_types::of_manifest(&bytes, header.as_deref()) else { return Ok(None) };
         if !media_types::is_index(&media_type) {
-            // Not an OCI 1.1 answer (some registries serve an HTML or v1 error here): no API.
             return Ok(None);
         }
         Ok(Some(Manifest { digest: Digest::sha256_of(&bytes), media_type, bytes }))
@@ -615,8 +693,18 @@ impl Client {
             } else if let (true, Some(c)) = (use_basic, creds) {
                 req = req.basic_auth(&c.username, Some(&c.password));
             }
+            let origin = build().build().ok().map(|r| r.url().clone());
             let outcome = req.send().await;
             let retry = match outcome {
+                // A challenge counts only from the host the request was for: after a
+                // redirect, another host must not choose where our credentials go.
+                Ok(resp)
+                    if resp.status() == StatusCode::UNAUTHORIZED
+                        && origin.as_ref().is_some_and(|o| !same_origin(o, resp.url())) =>
+                {
+                    tracing::debug!(registry, what, "401 from another host after a redirect; not authenticating");
+                    return Ok(resp);
+                }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !fetched_token => {
                     let challenge = resp
                         .headers()
@@ -778,20 +866,9 @@ fn transport_error(registry: &str, e: reqwest::Error) -> RegistryError {
     RegistryError::Unreachable { registry: registry.to_owned(), message }
 }
 
-fn media_type_of(headers: &HeaderMap, body: &[u8]) -> String {
-    let from_header = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
-        .filter(|m| media_types::is_manifest(m));
-    from_header.unwrap_or_else(|| {
-        #[derive(serde::Deserialize)]
-        struct Probe {
-            #[serde(rename = "mediaType")]
-            media_type: Option<String>,
-        }
-        serde_json::from_slice::<Probe>(body).ok().and_then(|p| p.media_type).unwrap_or_default()
-    })
+/// The `Content-Type` without parameters.
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or_default().trim())
 }
 
 /// Reads a body, refusing more than `limit` bytes (announced or actual).

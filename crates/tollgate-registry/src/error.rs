@@ -65,6 +65,22 @@ pub enum RegistryError {
         /// The cap.
         limit: u64,
     },
+    /// An image carries more signature material than one decision considers.
+    #[error(
+        "{what} in registry {registry}: {count} {unit}, more than the {limit} one decision considers; refusing them"
+    )]
+    TooMany {
+        /// Registry host[:port].
+        registry: String,
+        /// Whose material (`signatures of repo@digest`).
+        what: String,
+        /// How many there are.
+        count: u64,
+        /// The cap.
+        limit: u64,
+        /// What is counted (`signatures`, `bytes of signatures`, `referrers`).
+        unit: &'static str,
+    },
     /// Content does not hash to the digest it was requested by or announced with.
     #[error("registry {registry} served content for {what} that hashes to {actual}, not {expected}; refusing it")]
     DigestMismatch {

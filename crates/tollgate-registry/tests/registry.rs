@@ -259,3 +259,54 @@ fn mirror_streams_large_blobs_through_a_file_in_chunks() {
         }
     });
 }
+
+/// A `.sig` manifest is small, but may list blobs of up to 4 MiB many times:
+/// the caps on count and declared bytes are checked before anything is fetched,
+/// and a blob listed twice is fetched once.
+#[tokio::test]
+async fn signature_material_is_capped_before_it_is_fetched_and_fetched_once_per_blob() {
+    use tollgate_testkit::hostile::{Action, Hostile, path};
+    use tollgate_testkit::sign::{Attached, TestKey, attach};
+    let reg = Registry::start();
+    let client = reg.client();
+    let repo = reference(&format!("{}/team/app", reg.addr));
+    let key = TestKey::generate();
+    let pushed = image::push_image(&client, &repo, Some("v1"), "amd64", b"app").await;
+    let sig = Attached::cosign(&key, &repo.repository(), &pushed.digest);
+
+    // The same small signature listed three times: three layers, one blob fetch.
+    attach(&client, &repo, &pushed.digest, &[sig.clone(), sig.clone(), sig.clone()]).await;
+    let proxy = Hostile::start(&reg.addr, |_| Action::Forward);
+    let through =
+        Client::new(ClientConfig { insecure_registries: vec![proxy.addr.clone()], ..Default::default() }).unwrap();
+    let proxied = reference(&format!("{}/team/app", proxy.addr));
+    let layers = through.signature_layers(&proxied, &pushed.digest).await.unwrap();
+    assert_eq!(layers.len(), 3);
+    assert!(layers.iter().all(|(_, b)| *b == sig.payload));
+    assert_eq!(proxy.heads().iter().filter(|h| path(h).contains("/blobs/")).count(), 1, "{:?}", proxy.heads());
+
+    // More signatures than one decision considers.
+    let many = vec![sig.clone(); tollgate_registry::MAX_SIGNATURES + 1];
+    attach(&client, &repo, &pushed.digest, &many).await;
+    let err = client.signature_layers(&repo, &pushed.digest).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "signatures of {}@{} in registry {}: 65 signatures, more than the 64 one decision considers; refusing them",
+            repo.repository(),
+            pushed.digest,
+            reg.addr
+        )
+    );
+    assert!(!err.is_transient(), "refused content is never failed open");
+
+    // One 4 MiB blob listed three times declares 12 MiB: refused, and not fetched.
+    let mut big = sig.clone();
+    big.payload = vec![b' '; 4 << 20];
+    attach(&client, &repo, &pushed.digest, &[big.clone(), big.clone(), big]).await;
+    let before = proxy.heads().len();
+    let err = through.signature_layers(&proxied, &pushed.digest).await.unwrap_err();
+    assert!(err.to_string().contains("12582912 bytes of signatures, more than the 8388608"), "{err}");
+    let blob_gets = proxy.heads()[before..].iter().filter(|h| path(h).contains("/blobs/")).count();
+    assert_eq!(blob_gets, 0, "nothing was fetched");
+}

@@ -69,6 +69,7 @@ impl TestKey {
 }
 
 /// One signature to attach: payload bytes and layer annotations.
+#[derive(Debug, Clone)]
 pub struct Attached {
     /// Payload bytes.
     pub payload: Vec<u8>,

@@ -37,6 +37,7 @@ fn main() {
                         name: format!("example.com/bench/app{}:v1", n % digests.len()),
                         digest: digests[n % digests.len()].clone(),
                         namespace: None,
+                        media_type: None,
                     };
                     let t = Instant::now();
                     match client::verify(&socket, &req, Duration::from_secs(10)) {

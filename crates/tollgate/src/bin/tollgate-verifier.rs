@@ -8,17 +8,16 @@
 //! socket, and prints the daemon's reason. When the daemon is down (or answers
 //! badly) it execs the full `tollgate` binary (`fallbackBinary` in the config)
 //! with the same arguments, which decides in-process and says why. It fails
-//! closed on every internal error unless the config says `failOpen: true`, and
-//! only for transient failures.
+//! closed on every internal error; `failOpen: true` is applied only by whoever
+//! decided, and only when the registry was unreachable for the manifest.
 #![forbid(unsafe_code)]
 
 use std::os::unix::process::CommandExt as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tollgate_node_api::api::VerifyRequest;
 use tollgate_node_api::client::{self, AskError};
-use tollgate_node_api::verifier::{self, Answer, undecidable};
+use tollgate_node_api::verifier::{self, Answer};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,16 +31,21 @@ fn decide(args: &[String]) -> Answer {
         Ok(prepared) => prepared,
         Err(answer) => return answer,
     };
-    let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
-    let note = match client::verify(&cfg.socket, &req, Duration::from_secs(cfg.deadline_seconds)) {
+    let note = match client::verify(&cfg.socket, &inv.request(), Duration::from_secs(cfg.deadline_seconds)) {
         Ok(answer) => return verifier::from_daemon(&inv, &answer),
-        Err(e @ AskError::Timeout { .. }) => return undecidable(cfg.fail_open, e),
+        // The daemon took the request and did not answer: never failed open.
+        Err(e @ AskError::Timeout { .. }) => return verifier::refuse(e),
         Err(e) => e.to_string(),
     };
     // Hand over to the full binary, which decides in-process. exec only
     // returns on failure. Running our own fallback binary is not shelling out
     // for something a library does: it is this program's other half.
     #[allow(clippy::disallowed_methods)]
-    let err = std::process::Command::new(&cfg.fallback_binary).args(args).env(verifier::FALLBACK_ENV, &note).exec();
-    undecidable(cfg.fail_open, format!("{note}, and the fallback {} cannot run: {err}", cfg.fallback_binary.display()))
+    let mut fallback = std::process::Command::new(&cfg.fallback_binary);
+    fallback.args(args).env(verifier::FALLBACK_ENV, &note);
+    if let Some(m) = &inv.media_type {
+        fallback.env(verifier::MEDIA_TYPE_ENV, m);
+    }
+    let err = fallback.exec();
+    verifier::refuse(format!("{note}, and the fallback {} cannot run: {err}", cfg.fallback_binary.display()))
 }

@@ -9,12 +9,14 @@
 //! `TOLLGATE_VERIFIER_FALLBACK` says that was already tried, then decides
 //! in-process and says so. Either way it answers within the config's deadline
 //! (under containerd's 10 s), prints one reason line, and fails closed unless
-//! the config says `failOpen: true`, which only ever applies to transient failures.
+//! the config says `failOpen: true` and the registry could not be reached for
+//! the image's manifest. A daemon that does not answer in time, a deadline
+//! that passes, or signatures that cannot be fetched after the manifest was
+//! served are never failed open: each of them an attacker can cause.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tollgate_node::api::VerifyRequest;
 use tollgate_node::client::{self, AskError};
 use tollgate_node::config::NodeConfig;
 use tollgate_node::engine::{self, Sources, error_chain as chain};
@@ -38,10 +40,9 @@ fn decide(args: &[String]) -> Answer {
     let note = match std::env::var(verifier::FALLBACK_ENV) {
         Ok(why) if !why.is_empty() => why,
         _ => {
-            let req = VerifyRequest { name: inv.name.clone(), digest: inv.digest.to_string(), namespace: None };
-            match client::verify(&cfg.socket, &req, deadline) {
+            match client::verify(&cfg.socket, &inv.request(), deadline) {
                 Ok(answer) => return verifier::from_daemon(&inv, &answer),
-                Err(e @ AskError::Timeout { .. }) => return undecidable(cfg.fail_open, e),
+                Err(e @ AskError::Timeout { .. }) => return verifier::refuse(e),
                 // Nobody listening, or a broken answer: the in-process path is complete, use it.
                 Err(e) => e.to_string(),
             }
@@ -50,7 +51,7 @@ fn decide(args: &[String]) -> Answer {
     let left = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(500));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => return undecidable(cfg.fail_open, format!("cannot start the async runtime: {e}")),
+        Err(e) => return verifier::refuse(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(decide_in_process(&inv, &cfg, &note, left))
 }
@@ -59,7 +60,7 @@ async fn decide_in_process(inv: &Invocation, cfg: &NodeConfig, note: &str, left:
     let what = verifier::shown(inv);
     let open = cfg.fail_open;
     match tokio::time::timeout(left, in_process(inv, cfg)).await {
-        Err(_) => undecidable(open, format!("no decision within {}s ({note})", cfg.deadline_seconds)),
+        Err(_) => verifier::refuse(format!("no decision within {}s ({note})", cfg.deadline_seconds)),
         Ok(Err(e)) if e.is_transient() => undecidable(open, format!("{} ({note})", chain(&e))),
         Ok(Err(e)) => (EXIT_DENY, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
         Ok(Ok(d)) => {
@@ -69,7 +70,8 @@ async fn decide_in_process(inv: &Invocation, cfg: &NodeConfig, note: &str, left:
                 _ if cfg.warn_only => {
                     (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason))
                 }
-                Some(Failure::Transient) => undecidable(open, format!("{} ({how})", d.reason)),
+                // Material after the manifest failed: never failed open (see the module doc).
+                Some(Failure::Transient) => verifier::refuse(format!("{} ({how})", d.reason)),
                 Some(Failure::Fatal) => (EXIT_DENY, format!("tollgate: denied {what} ({how}): {}", d.reason)),
             }
         }
@@ -81,5 +83,6 @@ async fn in_process(inv: &Invocation, cfg: &NodeConfig) -> Result<tollgate_polic
     let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
     let client = tollgate_registry::Client::new(engine::client_config(cfg, per_request)?)
         .map_err(|e| engine::EngineError::Registry { target: "the registry client".into(), source: Box::new(e) })?;
-    engine::decide(&inv.name, Some(&inv.digest), &snapshot.policy, &Sources::new(client), engine::now_unix()).await
+    let given = engine::Given { digest: &inv.digest, media_type: inv.media_type.as_deref() };
+    engine::decide(&inv.name, Some(given), &snapshot.policy, &Sources::new(client), engine::now_unix()).await
 }

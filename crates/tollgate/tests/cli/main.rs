@@ -10,6 +10,7 @@ mod containerd;
 mod examples;
 mod fuzz_corpus;
 mod harden;
+mod hostile;
 mod images;
 mod kubeadm;
 mod lock;

@@ -86,7 +86,12 @@ impl Daemon {
     }
 
     pub(crate) fn verify(&self, name: &str, digest: &str) -> VerifyResponse {
-        let req = VerifyRequest { name: name.into(), digest: digest.into(), namespace: Some("kube-system".into()) };
+        let req = VerifyRequest {
+            name: name.into(),
+            digest: digest.into(),
+            namespace: Some("kube-system".into()),
+            media_type: None,
+        };
         client::verify(&self.socket, &req, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
@@ -354,7 +359,11 @@ fn identical_concurrent_requests_share_one_decision_and_a_10k_load_has_no_errors
         } else {
             (format!("example.com/load/app{}:v1", n % 200), digests[n % 200].clone())
         };
-        client::verify(&d.socket, &VerifyRequest { name, digest: dg, namespace: None }, Duration::from_secs(10))
+        client::verify(
+            &d.socket,
+            &VerifyRequest { name, digest: dg, namespace: None, media_type: None },
+            Duration::from_secs(10),
+        )
     };
     // 50 identical requests at once for the signed image: one evaluation.
     let burst: Vec<_> = std::thread::scope(|sc| {
