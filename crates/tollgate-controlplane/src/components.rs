@@ -15,7 +15,7 @@
 //! checked: [`parse_list`] → [`ComponentSpec::source`] → (fetch, at the
 //! edge) → [`plan`] (hash check, extraction in memory) → [`apply`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component as PathPart, Path, PathBuf};
@@ -23,6 +23,7 @@ use std::path::{Component as PathPart, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tollgate_oci::{Digest, DigestMismatch};
 
+use crate::confined;
 use crate::fsutil::{self, WriteOutcome};
 
 /// Largest download or `file://` source accepted.
@@ -124,11 +125,16 @@ pub enum PlannedEntry {
         bytes: Vec<u8>,
         /// Mode.
         mode: u32,
+        /// For archive entries: the extraction directory, below which no
+        /// symbolic link is ever followed when writing.
+        confined: Option<PathBuf>,
     },
     /// A directory.
     Dir {
         /// Destination path.
         path: PathBuf,
+        /// As for files.
+        confined: Option<PathBuf>,
     },
     /// A symbolic link whose target stays inside the extraction directory.
     Symlink {
@@ -136,6 +142,8 @@ pub enum PlannedEntry {
         path: PathBuf,
         /// Relative link target.
         target: PathBuf,
+        /// The extraction directory.
+        confined: PathBuf,
     },
 }
 
@@ -267,7 +275,12 @@ pub fn plan(
     }
     let dest = root.join(spec.install_rel(index)?);
     if !spec.extract {
-        return Ok(vec![PlannedEntry::File { path: dest, bytes: bytes.to_vec(), mode: spec.mode(index)? }]);
+        return Ok(vec![PlannedEntry::File {
+            path: dest,
+            bytes: bytes.to_vec(),
+            mode: spec.mode(index)?,
+            confined: None,
+        }]);
     }
     extract_plan(spec, index, bytes, &dest)
 }
@@ -286,8 +299,9 @@ fn extract_plan(
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let entries = archive.entries().map_err(|e| err("-", &format!("not a tar.gz archive: {e}")))?;
-    let mut plan = vec![PlannedEntry::Dir { path: dest.to_owned() }];
-    let mut links: HashSet<PathBuf> = HashSet::new();
+    let mut plan = vec![PlannedEntry::Dir { path: dest.to_owned(), confined: None }];
+    let within = Some(dest.to_owned());
+    let mut links: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut total: u64 = 0;
     for (n, entry) in entries.enumerate() {
         if n >= MAX_ARCHIVE_ENTRIES {
@@ -300,13 +314,13 @@ fn extract_plan(
         if rel.as_os_str().is_empty() {
             continue;
         }
-        if rel.ancestors().skip(1).any(|a| links.contains(a)) {
+        if rel.ancestors().skip(1).any(|a| links.contains_key(a)) {
             return Err(err(&shown, "path goes through a symbolic link from the same archive"));
         }
         let path = dest.join(&rel);
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            plan.push(PlannedEntry::Dir { path });
+            plan.push(PlannedEntry::Dir { path, confined: within.clone() });
         } else if kind.is_file() {
             let size = entry.header().size().map_err(|e| err(&shown, &e.to_string()))?;
             total = total.saturating_add(size);
@@ -316,7 +330,7 @@ fn extract_plan(
             let mode = entry.header().mode().map_err(|e| err(&shown, &e.to_string()))? & 0o755;
             let mut content = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
             entry.by_ref().take(size).read_to_end(&mut content).map_err(|e| err(&shown, &e.to_string()))?;
-            plan.push(PlannedEntry::File { path, bytes: content, mode });
+            plan.push(PlannedEntry::File { path, bytes: content, mode, confined: within.clone() });
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()
@@ -331,13 +345,60 @@ fn extract_plan(
                     &format!("symbolic link to {} points outside the install directory", target.display()),
                 ));
             }
-            links.insert(rel);
-            plan.push(PlannedEntry::Symlink { path, target });
+            links.insert(rel, target.clone());
+            plan.push(PlannedEntry::Symlink { path, target, confined: dest.to_owned() });
         } else {
             return Err(err(&shown, "only files, directories and contained symbolic links may be extracted"));
         }
     }
+    // Lexical confinement is not enough: the kernel applies `..` after it
+    // follows a link (`d/b -> ..`, then `esc -> d/b/d/b/../../../victim`).
+    // Every link is resolved through the archive's other links, once all are known.
+    let mut sorted: Vec<_> = links.iter().collect();
+    sorted.sort();
+    for (rel, target) in sorted {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if resolve(&links, &parent.join(target), 0).is_none() {
+            return Err(err(
+                &rel.display().to_string(),
+                &format!(
+                    "symbolic link to {} leads outside the install directory through the archive's other links",
+                    target.display()
+                ),
+            ));
+        }
+    }
     Ok(plan)
+}
+
+/// Where `p` (relative to the extraction directory) leads when the archive's
+/// `links` are followed as the kernel follows them: a link's target against
+/// the link's directory, and `..` after the link. `None` when it leaves the
+/// directory, is absolute, or loops.
+fn resolve(links: &HashMap<PathBuf, PathBuf>, p: &Path, depth: u32) -> Option<PathBuf> {
+    if depth > 40 {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for part in p.components() {
+        match part {
+            PathPart::CurDir => {}
+            PathPart::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            PathPart::Normal(n) => {
+                out.push(n);
+                if let Some(target) = links.get(&out) {
+                    let base = out.parent().unwrap_or(Path::new("")).join(target);
+                    out = resolve(links, &base, depth + 1)?;
+                }
+            }
+            PathPart::RootDir | PathPart::Prefix(_) => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Lexically resolves `p` (no `..` above the start, no absolute paths).
@@ -364,24 +425,35 @@ fn confined(p: &Path) -> Option<PathBuf> {
 /// an extraction directory is never followed.
 pub fn apply(plan: &[PlannedEntry]) -> Result<Vec<Installed>, ComponentError> {
     let mut out = Vec::with_capacity(plan.len());
+    let below = |root: &Path, path: &Path| path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default();
     for entry in plan {
-        match entry {
-            PlannedEntry::Dir { path } => {
+        let (path, outcome) = match entry {
+            PlannedEntry::Dir { path, confined: Some(root) } => (
+                path,
+                confined::create_dir(root, &below(root, path))
+                    .map_err(|error| fsutil::WriteError { path: path.clone(), error })?,
+            ),
+            PlannedEntry::Dir { path, confined: None } => {
                 let existed = path.is_dir();
                 fsutil::create_dirs(path).map_err(|error| fsutil::WriteError { path: path.clone(), error })?;
-                let outcome = if existed { WriteOutcome::Unchanged } else { WriteOutcome::Written };
-                out.push(Installed { path: path.clone(), outcome });
+                (path, if existed { WriteOutcome::Unchanged } else { WriteOutcome::Written })
             }
-            PlannedEntry::File { path, bytes, mode } => {
+            PlannedEntry::File { path, bytes, mode, confined: Some(root) } => (
+                path,
+                confined::write_file(root, &below(root, path), bytes, *mode)
+                    .map_err(|error| fsutil::WriteError { path: path.clone(), error })?,
+            ),
+            PlannedEntry::File { path, bytes, mode, confined: None } => {
                 refuse_existing_symlink(path)?;
-                let outcome = fsutil::write_atomic(path, bytes, *mode)?;
-                out.push(Installed { path: path.clone(), outcome });
+                (path, fsutil::write_atomic(path, bytes, *mode)?)
             }
-            PlannedEntry::Symlink { path, target } => {
-                let outcome = write_symlink(path, target)?;
-                out.push(Installed { path: path.clone(), outcome });
-            }
-        }
+            PlannedEntry::Symlink { path, target, confined: root } => (
+                path,
+                confined::symlink(root, &below(root, path), target)
+                    .map_err(|error| fsutil::WriteError { path: path.clone(), error })?,
+            ),
+        };
+        out.push(Installed { path: path.clone(), outcome });
     }
     Ok(out)
 }
@@ -394,19 +466,6 @@ fn refuse_existing_symlink(path: &Path) -> Result<(), fsutil::WriteError> {
         }),
         _ => Ok(()),
     }
-}
-
-fn write_symlink(path: &Path, target: &Path) -> Result<WriteOutcome, fsutil::WriteError> {
-    let err = |error| fsutil::WriteError { path: path.to_owned(), error };
-    if std::fs::read_link(path).is_ok_and(|t| t == target) {
-        return Ok(WriteOutcome::Unchanged);
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".tollgate-link-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    Ok(WriteOutcome::Written)
 }
 
 /// Reads a `file://` source, capped at [`MAX_SOURCE_BYTES`].

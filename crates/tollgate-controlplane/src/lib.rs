@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod catalog;
 pub mod components;
+pub mod confined;
 pub mod fsutil;
 pub mod kubeadm_config;
 pub mod patches;

@@ -57,6 +57,17 @@ fn open(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((f, size))
 }
 
+/// Whether `file` is still the file at `path`: logrotate (or an operator) may
+/// have moved or removed it, and records written to the old inode are lost to
+/// whoever reads `path`.
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() == named.ino() && open.dev() == named.dev(),
+        _ => false,
+    }
+}
+
 impl AuditLog {
     /// Opens (creating, mode 0600, in a 0750 directory) the log the config names.
     pub fn open(cfg: &AuditConfig) -> std::io::Result<AuditLog> {
@@ -84,8 +95,9 @@ impl AuditLog {
         line.push(b'\n');
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (file, size) = match inner.take() {
-            Some(open) => open,
-            None => open(&self.path)?, // a failed rotation left it closed: try again
+            Some((file, size)) if still_at(&file, &self.path) => (file, size),
+            // Rotated or removed behind our back, or a failed rotation left it closed.
+            _ => open(&self.path)?,
         };
         let (mut file, mut size) = if size > 0 && size + line.len() as u64 > self.max_bytes {
             drop(file);
@@ -173,6 +185,29 @@ mod tests {
         assert_eq!(last["decision"], "denied");
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cfg.path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// logrotate's default moves the file away; an operator may delete it.
+    /// Either way the next record goes to a file at the configured path.
+    #[test]
+    fn a_log_moved_or_removed_behind_the_daemons_back_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&AuditConfig { path: path.clone(), max_bytes: 1 << 20, max_files: 2 }).unwrap();
+        log.write(&record(0)).unwrap();
+        std::fs::rename(&path, dir.path().join("audit.log-20261201")).unwrap();
+        log.write(&record(1)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1, "a new file at the path");
+        std::fs::remove_file(&path).unwrap();
+        log.write(&record(2)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("example.com/app:2"), "{text}");
+        assert_eq!(crate::audit::tests::mode(&path), 0o600);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
     #[test]

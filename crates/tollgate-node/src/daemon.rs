@@ -65,6 +65,9 @@ struct Verdict {
     rule: String,
     reasons: Vec<String>,
     registry_error: bool,
+    /// An allow resting on certificates checked at "now" ends at their
+    /// earliest `notAfter` (Unix seconds): the cache keeps it no longer.
+    valid_until: Option<u64>,
     /// Undecidable because the registry could not be reached for the image's
     /// manifest: the one case `failOpen` may allow. Never set for a timeout or
     /// for signature fetches that failed after the manifest was served.
@@ -215,6 +218,7 @@ impl Daemon {
                     rule: "break-glass".into(),
                     reasons: vec![why],
                     registry_error: false,
+                    valid_until: None,
                     unreachable: false,
                 };
                 (Arc::new(v), false)
@@ -299,7 +303,8 @@ impl Daemon {
             Outcome::Denied => Duration::from_secs(self.cfg.cache.deny_ttl_seconds),
             Outcome::Undecidable | Outcome::BreakGlass => Duration::ZERO,
             Outcome::Allowed | Outcome::Warned | Outcome::Exempt => {
-                Duration::from_secs(self.cfg.cache.allow_ttl_seconds)
+                let left = verdict.valid_until.map_or(u64::MAX, |t| t.saturating_sub(engine::now_unix()));
+                Duration::from_secs(self.cfg.cache.allow_ttl_seconds.min(left))
             }
         };
         {
@@ -341,6 +346,7 @@ impl Daemon {
                 rule: "error".into(),
                 reasons: vec![format!("no decision within {}s", deadline.as_secs())],
                 registry_error: true,
+                valid_until: None,
                 unreachable: false,
             },
             Ok(Err(e)) => Verdict {
@@ -348,6 +354,7 @@ impl Daemon {
                 rule: "error".into(),
                 reasons: vec![chain(&e)],
                 registry_error: matches!(e, EngineError::Registry { .. } | EngineError::Refused(_)),
+                valid_until: None,
                 unreachable: e.is_transient(),
             },
             Ok(Ok(d)) => {
@@ -365,6 +372,7 @@ impl Daemon {
                     rule: d.scope.name.clone(),
                     reasons,
                     registry_error: d.failure == Some(Failure::Transient),
+                    valid_until: d.valid_until,
                     unreachable: false,
                 }
             }

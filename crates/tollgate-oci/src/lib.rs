@@ -25,4 +25,4 @@ pub mod media_types;
 mod reference;
 
 pub use digest::{Algorithm, Digest, DigestError, DigestMismatch, Hasher};
-pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, Reference, ReferenceError};
+pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, Reference, ReferenceError, canonical_domain};

@@ -229,6 +229,13 @@ impl Reference {
         format!("{}/{}", self.domain, self.path)
     }
 
+    /// The canonical spelling of this reference's registry host when it is
+    /// spelled otherwise (see [`canonical_domain`]), else `None`.
+    pub fn non_canonical_domain(&self) -> Option<String> {
+        let c = canonical_domain(&self.domain);
+        (c != self.domain).then_some(c)
+    }
+
     /// The short form docker prints: `busybox:latest` for `docker.io/library/busybox:latest`.
     pub fn familiar(&self) -> String {
         let mut out = if self.domain == DEFAULT_DOMAIN {
@@ -282,6 +289,26 @@ impl<'de> Deserialize<'de> for Reference {
 
 /// distribution/reference `splitDockerDomain`: the first component is a
 /// domain only if it contains `.` or `:`, is `localhost`, or has uppercase.
+/// The canonical spelling of a registry host, the one policy scopes are
+/// written in: lower case, without a trailing dot or the default HTTPS port
+/// `:443`, and `docker.io` for Docker Hub's API host `registry-1.docker.io`.
+/// Container runtimes reach the same registry under every one of these
+/// spellings, so a policy must never see them as different hosts.
+pub fn canonical_domain(domain: &str) -> String {
+    let lower = domain.to_ascii_lowercase();
+    let (host, port) = match lower.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h.to_owned(), Some(p.to_owned())),
+        _ => (lower.clone(), None),
+    };
+    let host = host.strip_suffix('.').map_or(host.clone(), str::to_owned);
+    let host =
+        if host == "registry-1.docker.io" || host == LEGACY_DEFAULT_DOMAIN { DEFAULT_DOMAIN.to_owned() } else { host };
+    match port {
+        Some(p) if p != "443" => format!("{host}:{p}"),
+        _ => host,
+    }
+}
+
 fn split_docker_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
         Some((first, rest))

@@ -320,6 +320,11 @@ pub struct SignatureOutcome {
     /// The key that verified it, when one did.
     #[serde(skip_serializing_if = "Option::is_none", rename = "keyFingerprint")]
     pub key_fingerprint: Option<String>,
+    /// When an accepted signature stops being acceptable by itself: the
+    /// earliest `notAfter` of a certificate chain checked at "now" (private
+    /// PKI). `None` when time cannot end it (keys; Fulcio checked at the log time).
+    #[serde(skip)]
+    pub valid_until: Option<u64>,
 }
 
 /// What happened to one requirement.
@@ -364,6 +369,10 @@ pub struct Decision {
     pub exempt: bool,
     /// One line: what decided.
     pub reason: String,
+    /// An allow that rests on certificates checked at "now" holds only until
+    /// the earliest of their `notAfter` (Unix seconds): caches must not keep it longer.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "validUntil")]
+    pub valid_until: Option<u64>,
 }
 
 /// Decides on `image` at time `now` (Unix seconds; used to check PKI
@@ -383,6 +392,32 @@ pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signature
             would_deny: false,
             exempt: true,
             reason: format!("exempt: {}", e.reason),
+            valid_until: None,
+        };
+    }
+    if let Some(r) = image.subject.docker_reference()
+        && let Some(canonical) = r.non_canonical_domain()
+    {
+        // `DOCKER.IO`, `registry-1.docker.io` and `host:443` reach the same
+        // registry as the canonical host, but would miss its scope.
+        let reason = format!(
+            "denied: registry host {:?} is another spelling of {canonical:?}, the host policy scopes name; \
+             refer to the image as {}",
+            r.domain(),
+            r.with_registry(&canonical).map_or_else(|_| canonical.clone(), |c| c.to_string())
+        );
+        return Decision {
+            allowed: mode == Mode::Warn,
+            image: image.subject.display(),
+            digest: image.digest.to_string(),
+            scope: MatchedScope { name: "canonical registry host".into(), scope: None },
+            requirements: Vec::new(),
+            failure: (mode != Mode::Warn).then_some(Failure::Fatal),
+            mode,
+            would_deny: mode == Mode::Warn,
+            exempt: false,
+            reason: if mode == Mode::Warn { format!("warn mode, allowed; would be {reason}") } else { reason },
+            valid_until: None,
         };
     }
     let (matched, raw) = scope::requirements_for(&policy.policy, &image.subject);
@@ -402,6 +437,7 @@ pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signature
         format!("denied by {}: {first}", matched.name)
     };
     let warn = !passed && mode == Mode::Warn;
+    let holds_until = valid_until(&requirements);
     let failure = if passed || warn {
         None
     } else if !failed.is_empty() && failed.iter().all(|r| r.transient) {
@@ -420,7 +456,21 @@ pub fn evaluate(policy: &LoadedPolicy, image: &Image<'_>, signatures: &Signature
         would_deny: warn,
         exempt: false,
         reason: if warn { format!("warn mode, allowed; would be {reason}") } else { reason },
+        valid_until: if passed { holds_until } else { None },
     }
+}
+
+/// How long an allow holds by itself: each satisfied requirement holds while
+/// its longest-lived accepted signature does; the decision while all of them do.
+fn valid_until(requirements: &[RequirementOutcome]) -> Option<u64> {
+    requirements
+        .iter()
+        .filter_map(|r| {
+            let accepted: Vec<Option<u64>> =
+                r.signatures.iter().filter(|s| s.accepted).map(|s| s.valid_until).collect();
+            if accepted.is_empty() || accepted.contains(&None) { None } else { accepted.into_iter().flatten().max() }
+        })
+        .min()
 }
 
 fn exemption<'p>(policy: &'p Policy, image: &Image<'_>) -> Option<&'p Exemption> {
@@ -638,18 +688,21 @@ fn evaluate_bundles(
                 accepted: false,
                 reason: format!("bundle rejected: {why}"),
                 key_fingerprint: None,
+                valid_until: None,
             },
             Ok(v) => SignatureOutcome {
                 index,
                 accepted: true,
                 reason: format!("bundle verified: signed by {}, {} {}", v.signer, v.time_source, v.signed_at),
                 key_fingerprint: None,
+                valid_until: None,
             },
             Err(e) => SignatureOutcome {
                 index,
                 accepted: false,
                 reason: format!("bundle rejected: {e}"),
                 key_fingerprint: None,
+                valid_until: None,
             },
         })
         .collect();
@@ -668,8 +721,13 @@ fn check_signature(
     rule: &SignedIdentity,
     image: &Image<'_>,
 ) -> SignatureOutcome {
-    let reject =
-        |reason: String, fp: Option<String>| SignatureOutcome { index, accepted: false, reason, key_fingerprint: fp };
+    let reject = |reason: String, fp: Option<String>| SignatureOutcome {
+        index,
+        accepted: false,
+        reason,
+        key_fingerprint: fp,
+        valid_until: None,
+    };
     let verified = match verified {
         Ok(v) => v,
         Err(SignatureRejection::NotASignature(m)) => return reject(format!("not a signature ({m})"), None),
@@ -702,6 +760,7 @@ fn check_signature(
         accepted: true,
         reason: format!("verified with key {}{who}{rekor}", short(&verified.key_fingerprint)),
         key_fingerprint: fp,
+        valid_until: verified.valid_until,
     }
 }
 

@@ -137,13 +137,22 @@ impl Layout {
 
     /// A blob, digest-checked, at most `limit` bytes.
     pub fn blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, LayoutError> {
-        let path = self.dir.join("blobs").join(digest.algorithm().as_str()).join(digest.hex());
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(LayoutError::Malformed {
-                dir: self.dir.clone(),
-                what: format!("blob {digest}"),
-                message: "is a symbolic link; refusing to follow it".into(),
-            });
+        let blobs = self.dir.join("blobs");
+        let algorithm = blobs.join(digest.algorithm().as_str());
+        let path = algorithm.join(digest.hex());
+        // A linked blob, or a linked blobs directory, could read anything the verifier may read.
+        for (p, what) in [
+            (&blobs, "blobs".to_owned()),
+            (&algorithm, format!("blobs/{}", digest.algorithm().as_str())),
+            (&path, format!("blob {digest}")),
+        ] {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(LayoutError::Malformed {
+                    dir: self.dir.clone(),
+                    what,
+                    message: "is a symbolic link; refusing to follow it".into(),
+                });
+            }
         }
         let bytes = read_capped(&path, limit).map_err(|e| match e {
             LayoutError::TooLarge { .. } => {

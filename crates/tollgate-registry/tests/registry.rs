@@ -310,3 +310,27 @@ async fn signature_material_is_capped_before_it_is_fetched_and_fetched_once_per_
     let blob_gets = proxy.heads()[before..].iter().filter(|h| path(h).contains("/blobs/")).count();
     assert_eq!(blob_gets, 0, "nothing was fetched");
 }
+
+/// A layout whose `blobs/sha256` directory is a link could make the verifier
+/// read (and hash-check against) files elsewhere; it is refused like a linked blob.
+#[test]
+fn an_oci_layout_with_a_linked_blobs_directory_is_refused() {
+    use tollgate_registry::layout::Layout;
+    let real = tempfile::tempdir().unwrap();
+    let key = tollgate_testkit::sign::TestKey::generate();
+    let digest = image::write_signed_layout(real.path(), "v1", &key, "registry.example.com/demo/hello");
+    let linked = tempfile::tempdir().unwrap();
+    for f in ["oci-layout", "index.json"] {
+        std::fs::copy(real.path().join(f), linked.path().join(f)).unwrap();
+    }
+    std::fs::create_dir(linked.path().join("blobs")).unwrap();
+    std::os::unix::fs::symlink(real.path().join("blobs/sha256"), linked.path().join("blobs/sha256")).unwrap();
+    let layout = Layout::open(linked.path(), tollgate_registry::MAX_MANIFEST_BYTES).unwrap();
+    let err = layout.blob(&digest, tollgate_registry::MAX_MANIFEST_BYTES).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("blobs/sha256 in {}: is a symbolic link; refusing to follow it", linked.path().display())
+    );
+    let direct = Layout::open(real.path(), tollgate_registry::MAX_MANIFEST_BYTES).unwrap();
+    assert!(direct.blob(&digest, tollgate_registry::MAX_MANIFEST_BYTES).is_ok());
+}

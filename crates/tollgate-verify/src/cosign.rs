@@ -50,6 +50,10 @@ pub struct VerifiedSignature {
     pub integrated_time: Option<i64>,
     /// For certificates: the identity that was checked (`email via issuer`, or the PKI subject).
     pub certificate_identity: Option<String>,
+    /// For certificates checked at "now" (private PKI): the earliest `notAfter`
+    /// of the leaf and the intermediates (Unix seconds). The signature is
+    /// acceptable only until then.
+    pub valid_until: Option<u64>,
 }
 
 /// Trust for keyless (Fulcio) signatures, as containers/image's `fulcio` requirement.
@@ -193,6 +197,7 @@ pub fn verify_with_fulcio(
         key_fingerprint: info.public_key.fingerprint(),
         integrated_time: Some(time),
         certificate_identity: Some(format!("{} via {}", trust.email, trust.issuer)),
+        valid_until: None,
     })
 }
 
@@ -218,11 +223,13 @@ pub fn verify_with_pki(
     info.public_key.verify(&layer.payload, &signature).map_err(|_| SignatureRejection::NoKeyVerifies(1))?;
     let payload = Payload::parse(&layer.payload)?;
     let who = [trust.email, trust.hostname].into_iter().flatten().collect::<Vec<_>>().join(", ");
+    let valid_until = std::iter::once(&leaf).chain(&intermediates).filter_map(|c| x509::not_after(c).ok()).min();
     Ok(VerifiedSignature {
         payload,
         key_fingerprint: info.public_key.fingerprint(),
         integrated_time: None,
         certificate_identity: Some(who),
+        valid_until,
     })
 }
 
@@ -245,7 +252,13 @@ pub fn verify_with_keys(
         Some(rekor::verify_bundle(bundle.as_bytes(), rekor_keys, Signer::Key(key), &signature, &layer.payload)?)
     };
     let payload = Payload::parse(&layer.payload)?;
-    Ok(VerifiedSignature { payload, key_fingerprint: key.fingerprint(), integrated_time, certificate_identity: None })
+    Ok(VerifiedSignature {
+        payload,
+        key_fingerprint: key.fingerprint(),
+        integrated_time,
+        certificate_identity: None,
+        valid_until: None,
+    })
 }
 
 /// Reads containers/image's `dir:` signature file format:

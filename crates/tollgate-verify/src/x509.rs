@@ -124,6 +124,12 @@ pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
     Ok(LeafInfo { public_key, emails, uris, dns_names, issuer })
 }
 
+/// The certificate's `notAfter`, in Unix seconds.
+pub fn not_after(der: &[u8]) -> Result<u64, CertError> {
+    let cert = Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
+    Ok(cert.tbs_certificate().validity().not_after.to_unix_duration().as_secs())
+}
+
 /// Validates `leaf` → `intermediates` → one of `roots` at `time` (Unix seconds), for code signing.
 /// A root may be any trusted certificate, including an intermediate CA.
 pub fn verify_chain(leaf: &[u8], intermediates: &[Vec<u8>], roots: &[Vec<u8>], time: u64) -> Result<(), CertError> {

@@ -188,6 +188,56 @@ fn an_existing_symlink_is_never_written_through() -> Result<(), Box<dyn std::err
     Ok(())
 }
 
+/// Reproduced by a review: `d/b -> ..` is confined, and so is
+/// `esc -> d/b/d/b/../../../victim` lexically, but the kernel resolves `..`
+/// after following `d/b`, three levels above the install root.
+#[test]
+fn links_that_escape_through_the_archives_other_links_are_refused() {
+    let cases: [&[RawEntry]; 3] = [
+        &[
+            ("d/", tar::EntryType::Directory, b"", ""),
+            ("d/b", tar::EntryType::Symlink, b"", ".."),
+            ("esc", tar::EntryType::Symlink, b"", "d/b/d/b/../../../victim"),
+        ],
+        // The escaping link comes first; the link it goes through comes later.
+        &[
+            ("esc", tar::EntryType::Symlink, b"", "d/b/../victim"),
+            ("d/", tar::EntryType::Directory, b"", ""),
+            ("d/b", tar::EntryType::Symlink, b"", ".."),
+        ],
+        // A loop never resolves.
+        &[("a", tar::EntryType::Symlink, b"", "b/x"), ("b", tar::EntryType::Symlink, b"", "a/y")],
+    ];
+    for entries in cases {
+        let archive = targz(entries);
+        let msg = err_text(plan(&spec("file:///a.tgz", "", "/opt/x", true), 0, &archive, Path::new("/n")));
+        assert!(msg.contains("leads outside the install directory through the archive's other links"), "{msg}");
+    }
+    // Links that stay inside through other links are fine.
+    let archive = targz(&[
+        ("d/", tar::EntryType::Directory, b"", ""),
+        ("d/b", tar::EntryType::Symlink, b"", ".."),
+        ("ok", tar::EntryType::Symlink, b"", "d/b/d/b/x"),
+    ]);
+    assert!(plan(&spec("file:///a.tgz", "", "/opt/x", true), 0, &archive, Path::new("/n")).is_ok());
+}
+
+/// A link left on disk by an earlier install (or put there since) is never
+/// followed when a later archive writes below the same directory.
+#[test]
+fn a_later_archive_never_writes_through_a_link_already_on_disk() -> Result<(), Box<dyn std::error::Error>> {
+    let root = tempfile::tempdir()?;
+    let outside = tempfile::tempdir()?;
+    std::fs::create_dir_all(root.path().join("opt/x"))?;
+    std::os::unix::fs::symlink(outside.path(), root.path().join("opt/x/esc"))?;
+    let archive = targz(&[("esc/pwned.txt", tar::EntryType::Regular, b"x", "")]);
+    let s = spec("file:///a.tgz", "", "/opt/x", true);
+    let msg = err_text(apply(&plan(&s, 0, &archive, root.path())?));
+    assert!(msg.ends_with("a symbolic link is in the way; remove it and retry"), "{msg}");
+    assert_eq!(std::fs::read_dir(outside.path())?.count(), 0, "nothing was written outside the root");
+    Ok(())
+}
+
 /// Regression (found by fuzzing): a multi-byte character across byte 5 made redaction panic.
 #[test]
 fn redaction_never_splits_a_character() {
@@ -201,4 +251,54 @@ fn urls_are_redacted_in_messages() {
     assert_eq!(redact("https://user:secret@host.example/path/f?token=abc#x"), "https://host.example/path/f");
     let long = format!("data:application/json;base64,{}", "A".repeat(100));
     assert_eq!(redact(&long), "data:application/json;base64,AAAAAAAAAAA… (129 bytes)");
+}
+
+mod link_property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn segment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a", "b", "d", ".", ".."])
+    }
+
+    fn link_path() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 1..6).prop_map(|s| s.join("/"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever links an archive holds: when tollgate accepts it, every
+        /// link, once extracted and resolved by the kernel, stays below the
+        /// install directory.
+        #[test]
+        fn accepted_links_resolve_inside_the_root(
+            links in prop::collection::vec((prop::sample::select(vec!["a", "b", "d/a", "d/b"]), link_path()), 1..5)
+        ) {
+            let mut entries: Vec<RawEntry> = vec![("d/", tar::EntryType::Directory, b"", "")];
+            let mut seen = Vec::new();
+            for (name, target) in &links {
+                if !seen.contains(name) {
+                    seen.push(*name);
+                    entries.push((name, tar::EntryType::Symlink, b"", target.as_str()));
+                }
+            }
+            let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let s = spec("file:///a.tgz", "", "/x", true);
+            let Ok(p) = plan(&s, 0, &targz(&entries), root.path()) else { return Ok(()) };
+            apply(&p).unwrap_or_else(|e| panic!("{e}"));
+            let top = root.path().join("x").canonicalize().unwrap_or_else(|e| panic!("{e}"));
+            for name in seen {
+                // Where the link points, as far as the kernel can resolve it:
+                // the longest existing prefix of its target (dangling links too).
+                let link = root.path().join("x").join(name);
+                let Ok(target) = std::fs::read_link(&link) else { continue };
+                let full = link.parent().unwrap_or(&top).join(target);
+                if let Some(real) = full.ancestors().find_map(|a| a.canonicalize().ok()) {
+                    prop_assert!(real.starts_with(&top), "{name}: {} -> {}", full.display(), real.display());
+                }
+            }
+        }
+    }
 }

@@ -168,3 +168,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn registry_hosts_have_one_canonical_spelling() {
+    for (given, canonical) in [
+        ("docker.io", "docker.io"),
+        ("DOCKER.IO", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        ("index.docker.io", "docker.io"),
+        ("Registry.Example.com:443", "registry.example.com"),
+        ("registry.example.com:5000", "registry.example.com:5000"),
+        ("[::1]:443", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("127.0.0.1:443", "127.0.0.1"),
+    ] {
+        assert_eq!(canonical_domain(given), canonical, "{given}");
+    }
+    let r = |s: &str| Reference::parse_normalized(s).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r("DOCKER.IO/library/busybox:1").non_canonical_domain().as_deref(), Some("docker.io"));
+    assert_eq!(r("registry-1.docker.io/library/busybox").non_canonical_domain().as_deref(), Some("docker.io"));
+    assert_eq!(r("busybox").non_canonical_domain(), None);
+    assert_eq!(r("registry.example.com:5000/a").non_canonical_domain(), None);
+}

@@ -350,3 +350,60 @@ fn exemptions_warn_mode_and_digest_allowlists() {
     assert!(evaluate(&both, &image, &Signatures::Found(layers), NOW).allowed);
     assert!(!evaluate(&both, &image, &Signatures::Found(vec![]), NOW).allowed);
 }
+
+/// Reproduced by a review: with "default accept, but docker.io and
+/// registry.example.com must be signed", other spellings of those hosts fell
+/// to the default. containerd reaches the same registry under each.
+#[test]
+fn another_spelling_of_a_registry_host_is_denied_and_names_the_canonical_one() {
+    let text = r#"{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{
+        "docker.io":[{"type":"reject"}],"registry.example.com":[{"type":"reject"}]}}}"#;
+    let p = LoadedPolicy::load(Policy::parse(text.as_bytes(), "case").unwrap_or_else(|e| panic!("{e}")), "case", &read)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let digest = Digest::sha256_of(b"m");
+    let decide = |name: &str| {
+        let reference = Reference::parse_normalized(name).unwrap_or_else(|e| panic!("{e}"));
+        let image = Image { subject: Subject::Docker(&reference), digest: &digest, manifest: None, platforms: &[] };
+        evaluate(&p, &image, &Signatures::Found(Vec::new()), NOW)
+    };
+    for name in [
+        "DOCKER.IO/library/busybox:1",
+        "registry-1.docker.io/library/busybox:1",
+        "REGISTRY.EXAMPLE.COM/app:1",
+        "registry.example.com:443/app:1",
+    ] {
+        let d = decide(name);
+        assert!(!d.allowed, "{name}: {}", d.reason);
+        assert_eq!(d.failure, Some(Failure::Fatal));
+        assert!(d.reason.contains("is another spelling of"), "{}", d.reason);
+    }
+    assert_eq!(
+        decide("registry-1.docker.io/library/busybox:1").reason,
+        "denied: registry host \"registry-1.docker.io\" is another spelling of \"docker.io\", the host policy scopes \
+         name; refer to the image as docker.io/library/busybox:1"
+    );
+    assert!(decide("quay.io/app:1").allowed, "other hosts get the default");
+}
+
+/// A PKI chain is checked at "now", so an allow lasts only as long as its
+/// certificates; caches bound allows by `validUntil`. Keys give no bound.
+#[test]
+fn a_pki_allow_carries_the_earliest_certificate_expiry() {
+    let (manifest, layers) = image_dir(PKI_DIR, &["signature-1"]);
+    let manifest = manifest.unwrap_or_else(|| panic!("fixture manifest"));
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(PKI_REF).unwrap_or_else(|e| panic!("{e}"));
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
+    let p = policy(PKI).unwrap_or_else(|e| panic!("{e}"));
+    let d = evaluate(&p, &image, &Signatures::Found(layers), NOW);
+    assert!(d.allowed, "{}", d.reason);
+    let until = d.valid_until.unwrap_or_else(|| panic!("a PKI allow must be bounded"));
+    // The fixtures' certificates end between now and 2052-02-16.
+    assert!(until > NOW && until <= 2_591_740_800, "{until}");
+    let json = serde_json::to_value(&d).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["validUntil"], until);
+    // Past that time the same signature is refused.
+    let later = evaluate(&p, &image, &Signatures::Found(image_dir(PKI_DIR, &["signature-1"]).1), until + 1);
+    assert!(!later.allowed, "{}", later.reason);
+}

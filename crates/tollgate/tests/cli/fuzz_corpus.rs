@@ -25,6 +25,8 @@ fn reference_corpus() {
         let s = String::from_utf8(data).unwrap();
         if let Ok(r) = Reference::parse_normalized(&s) {
             assert_eq!(Reference::parse_normalized(&r.to_string()).as_ref(), Ok(&r));
+            let canonical = tollgate_oci::canonical_domain(r.domain());
+            assert_eq!(tollgate_oci::canonical_domain(&canonical), canonical);
         }
         if let Ok(d) = Digest::parse(&s) {
             assert_eq!(d.to_string(), s);
@@ -87,8 +89,9 @@ fn tar_extract_corpus_never_plans_outside_the_target() {
         if let Ok(plan) = components::plan(&spec, 0, &data, Path::new("/r")) {
             accepted += 1;
             for e in plan {
-                let (PlannedEntry::File { path, .. } | PlannedEntry::Dir { path } | PlannedEntry::Symlink { path, .. }) =
-                    &e;
+                let (PlannedEntry::File { path, .. }
+                | PlannedEntry::Dir { path, .. }
+                | PlannedEntry::Symlink { path, .. }) = &e;
                 assert!(path.starts_with("/r/opt/x"), "{}", path.display());
             }
         }
@@ -146,6 +149,8 @@ fn oci_manifest_corpus() {
         let m = tollgate_oci::manifest::ImageManifest::parse(&data).is_ok();
         let i = tollgate_oci::manifest::ImageIndex::parse(&data).is_ok();
         assert!(m || i);
+        let classified = tollgate_oci::media_types::of_manifest(&data, None).unwrap();
+        assert_eq!(tollgate_oci::media_types::is_index(&classified), i && !m, "{classified}");
     }
 }
 
