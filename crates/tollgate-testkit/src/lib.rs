@@ -13,9 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
 pub mod bundle;
+pub mod fulcio;
 pub mod hostile;
 pub mod image;
 pub mod memory;
+pub mod peers;
 mod registry;
 mod serve;
 pub mod sign;

@@ -1,4 +1,3 @@
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,12 +116,16 @@ impl Registry {
             );
             let cfg_path = dir.path().join("config.yml");
             std::fs::write(&cfg_path, config).expect("write registry config");
+            // A file, not a pipe: nobody drains a pipe, and once it fills (every 404
+            // logs an error line) the registry blocks on its next log write.
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).expect("registry log");
             let mut child = Command::new(&bin)
                 .arg("serve")
                 .arg(&cfg_path)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
             if wait_ready(&addr, &mut child) {
@@ -131,11 +134,7 @@ impl Registry {
             }
             let _ = child.kill();
             let _ = child.wait();
-            if let Some(mut e) = child.stderr.take() {
-                let mut s = String::new();
-                let _ = e.read_to_string(&mut s);
-                last_err = s;
-            }
+            last_err = std::fs::read_to_string(&log_path).unwrap_or_default();
         }
         panic!("docker-registry did not become ready: {last_err}");
     }

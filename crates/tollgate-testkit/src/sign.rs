@@ -14,6 +14,7 @@ pub struct TestKey {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
     p384: bool,
+    pkcs8: Vec<u8>,
 }
 
 impl TestKey {
@@ -31,7 +32,17 @@ impl TestKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate");
         let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("parse");
-        TestKey { pair, rng, p384 }
+        TestKey { pair, rng, p384, pkcs8: pkcs8.as_ref().to_vec() }
+    }
+
+    /// The private key as PKCS#8 DER (to certify it, or hand it to another signer).
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The private key as PEM `PRIVATE KEY` (PKCS#8).
+    pub fn private_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.pkcs8)
     }
 
     /// The sigstore names of the key and the hash it signs with
@@ -57,15 +68,20 @@ impl TestKey {
 
     /// The public key as PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
     pub fn public_pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(self.spki_der());
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
-        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+        pem("PUBLIC KEY", &self.spki_der())
     }
 
     /// An ASN.1 ECDSA signature over `message` (SHA-256, or SHA-384 for P-384).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(&self.rng, message).expect("sign").as_ref().to_vec()
     }
+}
+
+/// A PEM block.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 /// One signature to attach: payload bytes and layer annotations.

@@ -440,22 +440,46 @@ pub fn verify(
     let content = match (&raw.message_signature, &raw.dsse_envelope) {
         (Some(m), None) => {
             let sig = b64(&m.signature, "messageSignature.signature")?;
-            let Artifact::Bytes(bytes) = artifact else {
-                return Err(BundleError::Unsupported(
-                    "message signatures need the artifact itself, not its digest".into(),
-                ));
-            };
-            if let Some(d) = &m.message_digest {
-                let logged = b64(&d.digest, "messageDigest")?;
-                if hash_named(&d.algorithm).map(|h| h.digest(bytes)).as_deref() != Some(logged.as_slice()) {
-                    return Err(BundleError::Signature("the bundle's message digest is not the artifact's".into()));
+            match artifact {
+                Artifact::Bytes(bytes) => {
+                    if let Some(d) = &m.message_digest {
+                        let logged = b64(&d.digest, "messageDigest")?;
+                        if hash_named(&d.algorithm).map(|h| h.digest(bytes)).as_deref() != Some(logged.as_slice()) {
+                            return Err(BundleError::Signature(
+                                "the bundle's message digest is not the artifact's".into(),
+                            ));
+                        }
+                    }
+                    signer.key().verify(bytes, &sig).map_err(|_| {
+                        BundleError::Signature("the signature does not verify over the artifact".into())
+                    })?;
+                    Content::Message { sig, artifact: Some(bytes) }
+                }
+                // Only the digest is known: the message digest, if given, must be
+                // it, and the signature is checked over it (ECDSA; see
+                // `PublicKey::verify_sha256_prehash` for what cannot be).
+                Artifact::Sha256(d) => {
+                    if let Some(md) = &m.message_digest {
+                        if hash_named(&md.algorithm) != Some(HashAlgorithm::Sha256) {
+                            return Err(BundleError::Unsupported(format!(
+                                "the bundle's message digest is {}, and only the artifact's SHA-256 is known: \
+                                 give the artifact",
+                                md.algorithm
+                            )));
+                        }
+                        if b64(&md.digest, "messageDigest")? != d.as_slice() {
+                            return Err(BundleError::Signature(
+                                "the bundle's message digest is not the artifact's".into(),
+                            ));
+                        }
+                    }
+                    signer.key().verify_sha256_prehash(d, &sig).map_err(|e| match e {
+                        crate::keys::PrehashError::Unsupported(why) => BundleError::Unsupported(why.into()),
+                        _ => BundleError::Signature("the signature does not verify over the artifact's digest".into()),
+                    })?;
+                    Content::Message { sig, artifact: None }
                 }
             }
-            signer
-                .key()
-                .verify(bytes, &sig)
-                .map_err(|_| BundleError::Signature("the signature does not verify over the artifact".into()))?;
-            Content::Message { sig, artifact: bytes }
         }
         (None, Some(d)) => {
             let payload = b64(&d.payload, "dsseEnvelope.payload")?;
@@ -613,8 +637,17 @@ fn timestamp_time(der: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i6
 }
 
 enum Content<'a> {
-    Message { sig: Vec<u8>, artifact: &'a [u8] },
-    Dsse { payload_type: String, payload: Vec<u8>, pae: Vec<u8>, sigs: Vec<Vec<u8>> },
+    /// The artifact's bytes, unless only its digest was given.
+    Message {
+        sig: Vec<u8>,
+        artifact: Option<&'a [u8]>,
+    },
+    Dsse {
+        payload_type: String,
+        payload: Vec<u8>,
+        pae: Vec<u8>,
+        sigs: Vec<Vec<u8>>,
+    },
 }
 
 /// A sigstore `HashAlgorithm` name (`SHA2_256`, as bundles and Rekor v2 write it).
@@ -805,10 +838,10 @@ fn check_body(
             // §6.1.4). The hash is the one the key signs with (SHA2_384 for
             // P-384 keys, say), so any of the three is computed here.
             let spec = "/spec/hashedRekordV002";
-            let (signed, sig): (&[u8], &[u8]) = match content {
-                Content::Message { sig, artifact } => (artifact, sig),
+            let (signed, sig): (Option<&[u8]>, &[u8]) = match content {
+                Content::Message { sig, artifact } => (*artifact, sig),
                 Content::Dsse { pae, sigs, .. } => match sigs.as_slice() {
-                    [only] => (pae, only),
+                    [only] => (Some(pae.as_slice()), only),
                     _ => return Err(mismatch("a hashedrekord entry records exactly one DSSE signature")),
                 },
             };
@@ -817,7 +850,15 @@ fn check_body(
                 Some(HashAlgorithm::Sha256) if matches!(content, Content::Message { .. }) => {
                     Some(artifact_sha.to_vec())
                 }
-                Some(h) => Some(h.digest(signed)),
+                Some(h) => match signed {
+                    Some(signed) => Some(h.digest(signed)),
+                    None => {
+                        return Err(BundleError::Unsupported(
+                            "the log entry hashes the artifact with another algorithm than SHA-256: give the artifact"
+                                .into(),
+                        ));
+                    }
+                },
                 None => None,
             };
             if hashed.is_none() || hashed != bytes(&format!("{spec}/data/digest")) {

@@ -62,6 +62,18 @@ pub enum KeyError {
     Unsupported(String),
 }
 
+/// A signature over a given digest could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrehashError {
+    /// It does not verify.
+    #[error("the cryptographic signature does not verify over the digest with this key")]
+    BadSignature,
+    /// The key signs the message itself, not a digest tollgate was given.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
 /// A signature did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the cryptographic signature does not verify with this key")]
@@ -130,6 +142,36 @@ impl PublicKey {
             KeyAlgorithm::EcdsaP384 => self.verify_with_hash(message, signature, HashAlgorithm::Sha384),
             _ => Err(e),
         })
+    }
+
+    /// Checks an ECDSA `signature` (ASN.1 DER) over a message of which only the
+    /// SHA-256 `digest` is known, as sigstore-go does when it is given a digest
+    /// instead of the artifact. Ed25519 signs the message itself (there is no
+    /// digest to check against) and ring verifies RSA only over messages, so
+    /// both are refused as unsupported: give the artifact.
+    pub fn verify_sha256_prehash(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), PrehashError> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        match self.algorithm {
+            KeyAlgorithm::EcdsaP256 => {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.key_bytes)
+                    .map_err(|_| PrehashError::BadSignature)?;
+                let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| PrehashError::BadSignature)?;
+                key.verify_prehash(digest, &sig).map_err(|_| PrehashError::BadSignature)
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&self.key_bytes)
+                    .map_err(|_| PrehashError::BadSignature)?;
+                let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| PrehashError::BadSignature)?;
+                // A P-384 key usually signs SHA-384 hashes, which a SHA-256 digest cannot stand in for.
+                key.verify_prehash(digest, &sig).map_err(|_| PrehashError::BadSignature)
+            }
+            KeyAlgorithm::Ed25519 => {
+                Err(PrehashError::Unsupported("Ed25519 signs the artifact itself, not a digest: give the artifact"))
+            }
+            KeyAlgorithm::Rsa => Err(PrehashError::Unsupported(
+                "RSA message signatures are verified over the artifact only: give the artifact",
+            )),
+        }
     }
 
     /// Checks `signature` over `message` hashed with exactly `hash` (ECDSA in

@@ -1,7 +1,8 @@
 //! sigstore-conformance `verify-bundle` cases (shared/conformance/sigstore), run on
-//! the library API in PATH mode: every `_fail` case must be rejected, every other
-//! accepted, except the gaps listed in KNOWN_GAPS (each with its reason), which
-//! must still fail safe (never accept a `_fail` case).
+//! the library API in both of upstream's modes: PATH (the artifact file) and
+//! DIGEST (only `sha256:<hex>` of it). Every `_fail` case must be rejected and
+//! every other accepted, 140 runs, except the gaps listed in KNOWN_GAPS (each
+//! with its reason), which must still fail safe (never accept a `_fail` case).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -18,7 +19,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/sigstore")
 }
 
-fn run_case(name: &str) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Path,
+    Digest,
+}
+
+fn run_case(name: &str, mode: Mode) -> Result<(), String> {
     let dir = root().join("bundle-verify").join(name);
     let read = |f: &str| std::fs::read(dir.join(f));
     let bundle = read("bundle.sigstore.json").map_err(|e| e.to_string())?;
@@ -35,7 +42,12 @@ fn run_case(name: &str) -> Result<(), String> {
         Some(Err(e)) => return Err(e.to_string()),
         None => Expected::Identity { san: &identity, issuer: &issuer },
     };
-    bundle::verify(&bundle, &trusted, Artifact::Bytes(&artifact), expected, NOW).map(|_| ()).map_err(|e| e.to_string())
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&artifact).into();
+    let artifact = match mode {
+        Mode::Path => Artifact::Bytes(&artifact),
+        Mode::Digest => Artifact::Sha256(&digest),
+    };
+    bundle::verify(&bundle, &trusted, artifact, expected, NOW).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn cases() -> Vec<(String, bool)> {
@@ -51,37 +63,44 @@ fn cases() -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Cases tollgate does not get right yet, each with the reason. Pass cases here
-/// must still be rejected (fail safe); nothing outside this list may differ.
-const KNOWN_GAPS: &[(&str, &str)] = &[];
+/// Cases (and modes) tollgate does not get right yet, each with the reason.
+/// Pass cases here must still be rejected as not supported (fail safe);
+/// nothing outside this list may differ.
+const KNOWN_GAPS: &[(&str, Mode, &str)] = &[];
 
 #[test]
 fn conformance_cases_match_expectations_outside_the_known_gaps() {
     let mut matched = 0;
     let mut report = Vec::new();
-    for (name, pass) in cases() {
-        let r = run_case(&name);
-        let good = r.is_ok() == pass;
-        matched += usize::from(good);
-        report.push(format!(
-            "{} {name}: {}",
-            if good { "ok  " } else { "MISS" },
-            r.clone().err().unwrap_or_else(|| "accepted".into())
-        ));
-        match KNOWN_GAPS.iter().find(|(n, _)| *n == name) {
-            None => assert!(good, "{name}: expected {}, got {r:?}", if pass { "accept" } else { "reject" }),
-            Some((_, _)) if name.ends_with("_fail") => {}
-            Some((_, why)) => {
-                let err = r.err().unwrap_or_default();
-                assert!(
-                    err.starts_with("not supported"),
-                    "{name} ({why}) must be refused as not supported, got {err:?}"
-                );
+    let all = cases();
+    for mode in [Mode::Path, Mode::Digest] {
+        for (name, pass) in &all {
+            let r = run_case(name, mode);
+            let good = r.is_ok() == *pass;
+            matched += usize::from(good);
+            report.push(format!(
+                "{} {mode:?} {name}: {}",
+                if good { "ok  " } else { "MISS" },
+                r.clone().err().unwrap_or_else(|| "accepted".into())
+            ));
+            match KNOWN_GAPS.iter().find(|(n, m, _)| n == name && *m == mode) {
+                None => {
+                    assert!(good, "{name} ({mode:?}): expected {}, got {r:?}", if *pass { "accept" } else { "reject" })
+                }
+                Some(_) if name.ends_with("_fail") => {}
+                Some((_, _, why)) => {
+                    let err = r.err().unwrap_or_default();
+                    assert!(
+                        err.starts_with("not supported"),
+                        "{name} ({why}) must be refused as not supported, got {err:?}"
+                    );
+                }
             }
         }
     }
-    eprintln!("{}\n{matched}/70 as expected", report.join("\n"));
-    assert_eq!(matched, 70 - KNOWN_GAPS.len(), "update KNOWN_GAPS and docs/conformance.md");
+    eprintln!("{}\n{matched}/{} as expected", report.join("\n"), 2 * all.len());
+    assert_eq!(all.len(), 70);
+    assert_eq!(matched, 140 - KNOWN_GAPS.len(), "update KNOWN_GAPS and docs/conformance.md");
 }
 
 /// Integration times a log could not have signed are refused before any

@@ -352,7 +352,8 @@ pub struct VerifyBundleArgs {
     /// The trusted root (`trusted_root.json`): Fulcio CAs, Rekor and CT log keys, timestamp authorities.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: PathBuf,
-    /// The signed file, or `sha256:<hex>` for DSSE bundles.
+    /// The signed file, or `sha256:<hex>` of it (DSSE bundles, and ECDSA message signatures; Ed25519 and RSA
+    /// message signatures need the file).
     pub artifact: String,
 }
 
