@@ -591,12 +591,15 @@ fn evaluate_one(
         }
         Signatures::Found(l) => l,
     };
-    let sigs: Vec<SignatureOutcome> = layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.media_type == cosign::SIMPLE_SIGNING)
-        .map(|(i, l)| check_signature(i, check(l), rule, image))
-        .collect();
+    // In the order listed, up to the first accepted one: one valid signature
+    // satisfies the requirement, and checking more would only cost time.
+    let sigs = until_accepted(
+        layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.media_type == cosign::SIMPLE_SIGNING)
+            .map(|(i, l)| check_signature(i, check(l), rule, image)),
+    );
     let satisfied = sigs.iter().any(|s| s.accepted);
     let reason = if satisfied {
         let s = sigs.iter().find(|s| s.accepted).map(|s| format!("{} {}", s.index, s.reason)).unwrap_or_default();
@@ -607,6 +610,20 @@ fn evaluate_one(
         format!("none of the {} signature(s) is acceptable", sigs.len())
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+}
+
+/// The outcomes up to and including the first accepted one (lazily: the rest
+/// are never computed). Deterministic: the order is the order listed.
+fn until_accepted(outcomes: impl Iterator<Item = SignatureOutcome>) -> Vec<SignatureOutcome> {
+    let mut out = Vec::new();
+    for o in outcomes {
+        let done = o.accepted;
+        out.push(o);
+        if done {
+            break;
+        }
+    }
+    out
 }
 
 /// The media type of a sigstore bundle (the layer of a referrer artifact).
@@ -678,11 +695,8 @@ fn evaluate_bundles(
     let Some(digest) = digest else {
         return outcome(name, false, format!("bundles sign SHA-256 digests, not {}", image.digest));
     };
-    let sigs: Vec<SignatureOutcome> = layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.media_type == BUNDLE_MEDIA_TYPE)
-        .map(|(index, l)| match bundle::verify(&l.payload, root, Artifact::Sha256(&digest), expected, now) {
+    let sigs = until_accepted(layers.iter().enumerate().filter(|(_, l)| l.media_type == BUNDLE_MEDIA_TYPE).map(
+        |(index, l)| match bundle::verify(&l.payload, root, Artifact::Sha256(&digest), expected, now) {
             Ok(v) if let Err(why) = statement_accepted(&v, predicate_types) => SignatureOutcome {
                 index,
                 accepted: false,
@@ -704,8 +718,8 @@ fn evaluate_bundles(
                 key_fingerprint: None,
                 valid_until: None,
             },
-        })
-        .collect();
+        },
+    ));
     let satisfied = sigs.iter().any(|s| s.accepted);
     let reason = match sigs.iter().find(|s| s.accepted) {
         Some(s) => s.reason.clone(),

@@ -37,6 +37,22 @@ pub(crate) fn test_ca(common_name: &str) -> (rcgen::CertificateParams, rcgen::Ke
     (params, key, cert)
 }
 
+/// For fixture binaries driven by a script: returns when standard input
+/// closes (the script ended), and after `max` at the latest.
+pub fn serve_until_stdin_closes(max: std::time::Duration) {
+    use std::io::BufRead as _;
+    let deadline = std::time::Instant::now() + max;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            line.clear();
+        }
+        let _ = tx.send(());
+    });
+    while std::time::Instant::now() < deadline && rx.recv_timeout(std::time::Duration::from_millis(200)).is_err() {}
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")

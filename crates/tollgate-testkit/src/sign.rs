@@ -35,6 +35,14 @@ impl TestKey {
         TestKey { pair, rng, p384, pkcs8: pkcs8.as_ref().to_vec() }
     }
 
+    /// The P-256 key in `pkcs8` (DER), as [`TestKey::pkcs8_der`] gives it.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> TestKey {
+        let alg = &ECDSA_P256_SHA256_ASN1_SIGNING;
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng).expect("parse");
+        TestKey { pair, rng, p384: false, pkcs8: pkcs8.to_vec() }
+    }
+
     /// The private key as PKCS#8 DER (to certify it, or hand it to another signer).
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8

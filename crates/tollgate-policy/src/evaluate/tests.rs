@@ -192,11 +192,18 @@ fn decisions_explain_themselves() {
     assert!(d.allowed);
     assert_eq!(d.scope.name, "default");
     assert!(d.reason.starts_with("allowed by default: signature 0 verified with key "), "{}", d.reason);
+    // One valid signature satisfies the requirement: the ones after it are not checked.
+    assert_eq!(d.requirements[0].signatures.len(), 1);
+    // In the other order, the invalid one is checked first, and reported.
+    let reversed: Vec<_> = layers.iter().rev().cloned().collect();
+    let d = evaluate(&p, &image, &Signatures::Found(reversed), NOW);
+    assert!(d.allowed);
     assert_eq!(d.requirements[0].signatures.len(), 2);
     assert_eq!(
-        d.requirements[0].signatures[1].reason,
+        d.requirements[0].signatures[0].reason,
         "the signature does not verify with any of the 1 trusted key(s)"
     );
+    assert_eq!(d.reason, format!("allowed by default: signature 1 {}", d.requirements[0].signatures[1].reason));
 
     let unavailable = Signatures::Unavailable { transient: true, reason: "registry unreachable".into() };
     let d = evaluate(&p, &image, &unavailable, NOW);

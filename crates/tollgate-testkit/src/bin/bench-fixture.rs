@@ -6,8 +6,7 @@
 //! closes (at most 10 minutes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
-use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
 use tollgate_oci::Reference;
 use tollgate_testkit::memory::{MemoryRegistry, Object};
@@ -43,16 +42,7 @@ fn main() {
     std::fs::write(dir.join("policy.json"), policy).expect("policy");
     println!("{}:v1 {} {}", repo.repository(), reg.addr, memory.addr);
     std::io::stdout().flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            line.clear();
-        }
-        let _ = tx.send(());
-    });
-    while Instant::now() < deadline && rx.recv_timeout(Duration::from_millis(200)).is_err() {}
+    tollgate_testkit::serve_until_stdin_closes(std::time::Duration::from_secs(600));
 }
 
 /// Serves, from memory, what a cold `tollgate verify` of `repo:v1` fetches:
