@@ -217,7 +217,8 @@ fn tollgate_decides_as_containers_image_does() {
     // 3. Several signatures per image, some invalid.
     let repo_scope =
         format!(r#""{reg}/diff":[{}]"#, key_req(r#"{"type":"matchRepository"}"#).replace("KEY", key.to_str().unwrap()));
-    let several: [(&str, fn(&TestKey, &TestKey, &str, &Digest) -> Vec<Attached>); 4] = [
+    type Several = fn(&TestKey, &TestKey, &str, &Digest) -> Vec<Attached>;
+    let several: [(&str, Several); 4] = [
         ("a wrong-key signature, then a good one", |k, o, r, d| {
             vec![Attached::cosign(o, r, d), Attached::cosign(k, r, d)]
         }),
