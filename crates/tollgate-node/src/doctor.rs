@@ -52,7 +52,7 @@ fn verifier_plugin(doc: &toml::Table) -> Option<&toml::Table> {
     plugins(doc)?.get(VERIFIER_PLUGIN)?.as_table()
 }
 
-/// Diagnoses a containerd config (versions 2 and 3). `bin_dir_entries` is the
+/// Diagnoses a containerd config (versions 2, 3 and 4). `bin_dir_entries` is the
 /// listing of the verifier directory, `None` when it does not exist.
 pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<Finding>, ConfigError> {
     let doc: toml::Table = toml::from_str(config).map_err(|e| ConfigError(e.to_string()))?;
@@ -65,7 +65,7 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
         critical(
             "version",
             format!(
-                "config version {version}: containerd 2.x with config version 2 or 3 is needed for image verifiers"
+                "config version {version}: containerd 2.x with config version 2, 3 or 4 is needed for image verifiers"
             ),
         );
     }

@@ -7,6 +7,8 @@ use toml_edit::{DocumentMut, Item, Table, value};
 use crate::doctor::ConfigError;
 
 const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
+/// The newest containerd config version whose layout tollgate knows.
+pub const MAX_VERSION: i64 = 4;
 
 /// The merged config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,13 +17,15 @@ pub struct Merged {
     pub text: String,
     /// Whether it differs from the input.
     pub changed: bool,
-    /// The config's version (2 or 3).
+    /// The config's version (2, 3 or 4).
     pub version: i64,
 }
 
 /// Sets the verifier plugin's `bin_dir` in `existing` (`None`: no config yet,
-/// which becomes a version 3 config). Versions 2 and 3 use the same plugin
-/// key; version 1 (containerd 1.x) has no image verifiers and is refused.
+/// which becomes a version 3 config). Versions 2, 3 and 4 (what containerd
+/// 2.3 writes by default) use the same plugin key; version 1 (containerd 1.x)
+/// has no image verifiers and is refused, and so is a version newer than 4,
+/// whose layout tollgate cannot know.
 pub fn merge(existing: Option<&str>, bin_dir: &str) -> Result<Merged, ConfigError> {
     let source = existing.unwrap_or("");
     let mut doc: DocumentMut = source.parse().map_err(|e: toml_edit::TomlError| ConfigError(e.to_string()))?;
@@ -34,9 +38,14 @@ pub fn merge(existing: Option<&str>, bin_dir: &str) -> Result<Merged, ConfigErro
         }
         None => 1,
     };
-    if !(2..=3).contains(&version) {
+    if version < 2 {
         return Err(ConfigError(format!(
             "config version {version} is for containerd 1.x, which has no image verifiers; run `containerd config migrate` with containerd 2.1 or later first"
+        )));
+    }
+    if version > MAX_VERSION {
+        return Err(ConfigError(format!(
+            "config version {version} is newer than tollgate knows (2 to {MAX_VERSION}); check containerd's docs for the image-verifier plugin and set its bin_dir by hand"
         )));
     }
     let plugins = doc.entry("plugins").or_insert_with(|| {
@@ -90,6 +99,20 @@ mod tests {
         let again = ok(merge(Some(&m.text), "/opt/v"));
         assert!(!again.changed);
         assert_eq!(again.text, m.text);
+    }
+
+    /// containerd 2.3 (the LTS line) writes version 4 by default
+    /// (`containerd config default`); the plugin key is the same.
+    #[test]
+    fn a_version_4_config_gets_the_plugin_and_keeps_its_version() {
+        let v4 = "version = 4\nroot = '/var/lib/containerd'\n\n[plugins]\n  [plugins.'io.containerd.image-verifier.v1.bindir']\n    bin_dir = '/opt/containerd/image-verifier/bin'\n    max_verifiers = 10\n";
+        let m = merge(Some(v4), "/opt/v").unwrap();
+        assert_eq!(m.version, 4);
+        assert!(m.changed);
+        assert!(m.text.starts_with("version = 4\nroot = '/var/lib/containerd'\n"), "{}", m.text);
+        assert!(m.text.contains("bin_dir = \"/opt/v\"") && m.text.contains("max_verifiers = 10"), "{}", m.text);
+        assert!(crate::doctor::bin_dir(&m.text).is_ok_and(|d| d == "/opt/v"));
+        assert!(merge(Some("version = 5\n"), "/opt/v").unwrap_err().0.contains("newer than tollgate knows"));
     }
 
     #[test]

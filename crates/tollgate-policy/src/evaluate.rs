@@ -607,7 +607,9 @@ fn evaluate_one(
     } else if sigs.is_empty() {
         "a signature was required, but no signature exists".to_owned()
     } else {
-        format!("none of the {} signature(s) is acceptable", sigs.len())
+        // The first rejection, so that a one-line reason (containerd's, kubelet's) says why.
+        let first = sigs.first().map(|s| format!(" (signature {}: {})", s.index, s.reason)).unwrap_or_default();
+        format!("none of the {} signature(s) is acceptable{first}", sigs.len())
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
 }
@@ -724,7 +726,10 @@ fn evaluate_bundles(
     let reason = match sigs.iter().find(|s| s.accepted) {
         Some(s) => s.reason.clone(),
         None if sigs.is_empty() => "a sigstore bundle was required, but none is attached".to_owned(),
-        None => format!("none of the {} bundle(s) is acceptable", sigs.len()),
+        None => {
+            let first = sigs.first().map(|s| format!(" (bundle {}: {})", s.index, s.reason)).unwrap_or_default();
+            format!("none of the {} bundle(s) is acceptable{first}", sigs.len())
+        }
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
 }

@@ -141,3 +141,48 @@ pub fn write_signed_layout(
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
     digest
 }
+
+/// Debian's static busybox (package busybox-static): the one program in the
+/// images that containers really run in end-to-end tests.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Builds and pushes a single-platform image that really runs: `/bin/busybox`
+/// (from the host's busybox-static) with the entrypoint `busybox sleep 3600`,
+/// and a file with `marker` so that every such image has its own digest.
+pub async fn push_runnable(client: &tollgate_registry::Client, repo: &Reference, tag: &str, marker: &[u8]) -> Built {
+    let busybox = std::fs::read(BUSYBOX)
+        .unwrap_or_else(|e| panic!("{BUSYBOX}: {e}; install Debian's busybox-static (scripts/test does)"));
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, mode, content) in [("bin/busybox", 0o755, &busybox[..]), ("marker", 0o644, marker)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(mode);
+        h.set_cksum();
+        tar.append_data(&mut h, name, content).expect("tar");
+    }
+    let raw = tar.into_inner().expect("tar");
+    let diff_id = Digest::sha256_of(&raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).expect("gz");
+    let layer = gz.finish().expect("gz");
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "config": {"Entrypoint": ["/bin/busybox", "sleep", "3600"]}
+    })
+    .to_string()
+    .into_bytes();
+    let layer_digest = client.put_blob(repo, &layer).await.expect("push layer");
+    let config_digest = client.put_blob(repo, &config).await.expect("push config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_MANIFEST,
+        "config": {"mediaType": media_types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": media_types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}]
+    })
+    .to_string()
+    .into_bytes();
+    let target = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("ref");
+    let digest = client.put_manifest(&target, media_types::OCI_MANIFEST, &manifest).await.expect("push manifest");
+    Built { digest, manifest, media_type: media_types::OCI_MANIFEST.to_owned() }
+}

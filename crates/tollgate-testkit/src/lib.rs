@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
 pub mod bundle;
+pub mod containerd;
 pub mod fulcio;
 pub mod hostile;
 pub mod image;

@@ -594,7 +594,7 @@ Examples:
 
 It copies this binary to BIN_DIR/tollgate (mode 0755, atomically), and sets
 [plugins.\"io.containerd.image-verifier.v1.bindir\"] bin_dir in the config, keeping every other line and
-comment (config versions 2 and 3; a missing config is created as version 3). Then it runs `containerd
+comment (config versions 2, 3 and 4; a missing config is created as version 3). Then it runs `containerd
 doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the daemon's socket.
 Exit codes: 0 installed with no critical findings, 1 installed but doctor found something, 2 error.")]
     Install(ContainerdInstallArgs),
