@@ -224,6 +224,14 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
 
     /// `crictl --runtime-endpoint unix://SOCKET ARGS` (at most 60 s): CRI, the kubelet's path.
     pub fn crictl(&self, args: &[&str]) -> Output {
+        let mut cmd = self.crictl_command();
+        cmd.args(args);
+        bounded(cmd, Duration::from_secs(60))
+    }
+
+    /// A `crictl` command for this containerd, to add arguments to and run
+    /// (from another thread, say); crictl's own `--timeout` bounds it.
+    pub fn crictl_command(&self) -> Command {
         let crictl = crate::peers::dir().join("tools/crictl");
         let endpoint = format!("unix://{}", self.socket.display());
         let config = self.dir.path().join("crictl.yaml");
@@ -232,8 +240,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         }
         let mut cmd = Command::new(crictl);
         cmd.arg("--config").arg(&config);
-        cmd.args(["--runtime-endpoint", &endpoint, "--image-endpoint", &endpoint, "--timeout", "30s"]).args(args);
-        bounded(cmd, Duration::from_secs(60))
+        cmd.args(["--runtime-endpoint", &endpoint, "--image-endpoint", &endpoint, "--timeout", "30s"]);
+        cmd
     }
 
     /// `containerd --version` of this line.

@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 
 use tollgate_oci::{Digest, Reference};
 use tollgate_testkit::containerd::{Containerd, Options};
+use tollgate_testkit::hostile::{Action, Hostile, path};
 use tollgate_testkit::sign::{Attached, TestKey, attach};
 use tollgate_testkit::{Registry, image};
 
 struct Images {
     sandbox: String,
+    multi: String,
+    multi_digest: Digest,
     signed: String,
     signed_digest: Digest,
     second: String,
@@ -34,6 +37,9 @@ fn push(reg: &Registry, key: &TestKey) -> Images {
     let other = TestKey::generate();
     rt.block_on(async {
         let sandbox = image::push_runnable(&client, &repo("pause"), "1", b"pause").await;
+        let multi = image::push_index(&client, &repo("multi"), "v1", b"multi").await;
+        let m = repo("multi");
+        attach(&client, &m, &multi.digest, &[Attached::cosign(key, &m.repository(), &multi.digest)]).await;
         let mut pushed = Vec::new();
         for name in ["signed", "second", "unsigned", "wrongkey", "tampered"] {
             let r = repo(name);
@@ -57,6 +63,8 @@ fn push(reg: &Registry, key: &TestKey) -> Images {
         let name = |i: usize| pushed[i].0.clone();
         Images {
             sandbox: format!("{}/e2e/pause:1@{}", reg.addr, sandbox.digest),
+            multi: format!("{}:v1", m.repository()),
+            multi_digest: multi.digest,
             signed: name(0),
             signed_digest: pushed[0].1.clone(),
             second: name(1),
@@ -119,21 +127,26 @@ fn node_enforcement(line: &'static str, config_version: u8) {
     };
     w("key.pub", &key.public_pem());
     let sandbox_digest = images.sandbox.rsplit('@').next().unwrap().to_owned();
+    // The same registry behind a proxy that never answers for signature
+    // tags: a decision through it stays in flight until its deadline.
+    let stall =
+        Hostile::start(&reg.addr, |head| if path(head).contains(".sig") { Action::Hang } else { Action::Forward });
     let policy = w(
         "policy.yaml",
         &format!(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  team:\n    publicKeys: [{{path: key.pub}}]\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/e2e:\n      - type: sigstoreSigned\n        trust: team\n        signedIdentity: {{type: matchRepository}}\nexemptions:\n  - digest: {sandbox_digest}\n    reason: the pod sandbox image\n",
-            reg.addr
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  team:\n    publicKeys: [{{path: key.pub}}]\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/e2e:\n      - type: sigstoreSigned\n        trust: team\n        signedIdentity: {{type: matchRepository}}\n    {}/e2e:\n      - type: sigstoreSigned\n        trust: team\n        signedIdentity: {{type: exactRepository, dockerRepository: {}/e2e/second}}\nexemptions:\n  - digest: {sandbox_digest}\n    reason: the pod sandbox image\n",
+            reg.addr, stall.addr, reg.addr
         ),
     );
     let socket = work.path().join("tollgate.sock");
     let node_config = w(
         "config.yaml",
         &format!(
-            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nfallbackBinary: {}\n",
+            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\", \"{}\"]\ndeadlineSeconds: 3\nauditLog:\n  path: {}\nbreakGlassFile: {}\nfallbackBinary: {}\n",
             policy.display(),
             socket.display(),
             reg.addr,
+            stall.addr,
             work.path().join("audit.log").display(),
             work.path().join("break-glass").display(),
             env!("CARGO_BIN_EXE_tollgate"),
@@ -142,7 +155,7 @@ fn node_enforcement(line: &'static str, config_version: u8) {
     let opts = Options {
         line,
         config_version,
-        registries: vec![reg.addr.clone()],
+        registries: vec![reg.addr.clone(), stall.addr.clone()],
         sandbox_image: images.sandbox.clone(),
         env: vec![("TOLLGATE_CONFIG".into(), node_config.display().to_string())],
     };
@@ -236,8 +249,42 @@ fn node_enforcement(line: &'static str, config_version: u8) {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "CONTAINER_RUNNING", "{}", text(&state));
 
     // The daemon answered those decisions and audited them.
-    let audit = std::fs::read_to_string(work.path().join("audit.log")).unwrap();
-    assert!(audit.contains(&images.signed_digest.to_string()), "{audit}");
+    let audit = || std::fs::read_to_string(work.path().join("audit.log")).unwrap();
+    assert!(audit().contains(&images.signed_digest.to_string()), "{}", audit());
+
+    // A multi-platform image is decided once, at its index digest (what containerd pins).
+    let r = ctr_pull(&images.multi);
+    assert!(r.status.success(), "{line}: multi-arch pull: {}", text(&r));
+    let records: Vec<serde_json::Value> = audit().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let multi: Vec<_> = records.iter().filter(|r| r["name"].as_str() == Some(images.multi.as_str())).collect();
+    assert_eq!(multi.len(), 1, "{multi:?}");
+    assert_eq!(multi[0]["digest"], images.multi_digest.to_string());
+
+    // Break-glass: allowed, loudly, and audited as such.
+    std::fs::write(work.path().join("break-glass"), "incident 42\n").unwrap();
+    let r = crictl_pull(&images.unsigned);
+    assert!(r.status.success(), "{line}: break-glass: {}", text(&r));
+    assert!(audit().lines().last().unwrap().contains("\"decision\":\"break-glass\""), "{}", audit());
+    std::fs::remove_file(work.path().join("break-glass")).unwrap();
+
+    // The daemon killed in the middle of a decision: the pull fails closed.
+    let stalled = format!("{}/e2e/second:v1", stall.addr);
+    let pulling = {
+        let mut crictl = ctrd.crictl_command();
+        crictl.arg("pull").arg(&stalled);
+        std::thread::spawn(move || crictl.output().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stall.heads().iter().any(|h| path(h).contains(".sig")) {
+        assert!(Instant::now() < deadline, "{line}: the decision through the stalling proxy never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut daemon = daemon;
+    daemon.0.kill().unwrap();
+    let r = pulling.join().unwrap();
+    assert!(!r.status.success(), "{line}: a pull whose daemon died mid-decision was allowed: {}", text(&r));
+    assert!(text(&r).contains("failing closed"), "{line}: {}", text(&r));
+    let daemon = daemon;
 
     // With the daemon stopped, the verifier decides in-process.
     drop(daemon);
