@@ -98,6 +98,11 @@ pub struct Health {
     pub break_glass: bool,
     /// Verdicts cached.
     pub cached_verdicts: usize,
+    /// Which policy is enforced: `configured`, `last-good` (the configured
+    /// one does not load; see `reloadError`) or `none` (every decision is
+    /// undecidable until a policy loads).
+    #[serde(default)]
+    pub enforcing: String,
 }
 
 /// The policy in force.

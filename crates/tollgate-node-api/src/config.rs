@@ -51,6 +51,10 @@ pub struct NodeConfig {
     /// The full `tollgate` binary that `tollgate-verifier` hands a pull to when
     /// the daemon is down (outside containerd's bin_dir, which runs every file in it).
     pub fallback_binary: PathBuf,
+    /// A copy of the last policy that loaded, with its trust material, used
+    /// when the configured one does not load (so a bad push, then a restart,
+    /// keeps enforcing). Its directory must exist; `null` keeps no copy.
+    pub last_good_policy: Option<PathBuf>,
 }
 
 /// Verdict and signature caches.
@@ -99,6 +103,7 @@ impl Default for NodeConfig {
             max_concurrent_fetches: 8,
             reload_seconds: 10,
             fallback_binary: PathBuf::from("/usr/local/bin/tollgate"),
+            last_good_policy: Some(PathBuf::from("/var/lib/tollgate/last-good-policy.json")),
         }
     }
 }

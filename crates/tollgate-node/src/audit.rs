@@ -38,8 +38,11 @@ pub struct AuditRecord {
     pub cached: bool,
     /// Time to answer, in microseconds.
     pub latency_micros: u64,
-    /// The hash of the policy in force.
+    /// The hash of the policy in force (empty when none loads).
     pub policy_hash: String,
+    /// Who decided: `daemon`, or `in-process` (the verifier's fallback while
+    /// the daemon is down).
+    pub decided_by: &'static str,
 }
 
 /// An append-only JSON-lines file with size-based rotation.
@@ -158,6 +161,7 @@ mod tests {
             cached: false,
             latency_micros: 12,
             policy_hash: "sha256:00".into(),
+            decided_by: "daemon",
         }
     }
 

@@ -96,10 +96,46 @@ fn cache_key(policy_hash: &str, name: &str, digest: &Digest, media_type: &str) -
 
 type Inflight = HashMap<Key, Arc<OnceCell<Arc<Verdict>>>>;
 
+/// Which policy is enforced.
+#[derive(Debug, Clone)]
+enum InForce {
+    /// The configured policy.
+    Configured(Arc<PolicySnapshot>),
+    /// The configured policy does not load; the last good copy does.
+    LastGood(Arc<PolicySnapshot>),
+    /// No policy loads: every decision is undecidable (break-glass still applies).
+    Nothing,
+}
+
+impl InForce {
+    fn snapshot(&self) -> Option<&Arc<PolicySnapshot>> {
+        match self {
+            InForce::Configured(s) | InForce::LastGood(s) => Some(s),
+            InForce::Nothing => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            InForce::Configured(_) => "configured",
+            InForce::LastGood(_) => "last-good",
+            InForce::Nothing => "none",
+        }
+    }
+
+    fn gauge(&self) -> i64 {
+        match self {
+            InForce::Configured(_) => 1,
+            InForce::LastGood(_) => 2,
+            InForce::Nothing => 0,
+        }
+    }
+}
+
 /// The daemon's state, shared by every connection.
 pub struct Daemon {
     cfg: NodeConfig,
-    policy: RwLock<Arc<PolicySnapshot>>,
+    policy: RwLock<InForce>,
     reload: Mutex<ReloadState>,
     verdicts: Mutex<TtlCache<Key, Arc<Verdict>>>,
     inflight: Mutex<Inflight>,
@@ -124,9 +160,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Daemon {
     /// Loads the policy, opens the audit log and builds the registry client.
-    /// A policy that does not load is fatal at start (there is no last good one).
+    /// A configured policy that does not load is not fatal: the last good
+    /// copy is enforced instead (`lastGoodPolicy`), or, without one, every
+    /// decision is undecidable until a policy loads; both are loud.
     pub fn new(cfg: NodeConfig) -> Result<Daemon, DaemonError> {
-        let snapshot = engine::load_policy(&cfg.policy).map_err(|e| DaemonError::Policy(Box::new(e)))?;
+        let (in_force, error) = match engine::load_policy(&cfg.policy) {
+            Ok(s) => {
+                save_last_good(&cfg, &s);
+                (InForce::Configured(Arc::new(s)), None)
+            }
+            Err(e) => {
+                let message = chain(&e);
+                match cfg.last_good_policy.as_deref().map(engine::last_good::load) {
+                    Some(Ok(s)) => {
+                        error!(
+                            "the policy {} does not load ({message}); ENFORCING THE LAST GOOD POLICY {} ({})",
+                            cfg.policy.display(),
+                            s.path.display(),
+                            s.hash
+                        );
+                        (InForce::LastGood(Arc::new(s)), Some(message))
+                    }
+                    other => {
+                        let why = match other {
+                            Some(Err(e)) => chain(&e),
+                            _ => "no lastGoodPolicy is configured".into(),
+                        };
+                        error!(
+                            "the policy {} does not load ({message}), and there is no last good copy ({why}): \
+                             EVERY DECISION IS UNDECIDABLE until a policy loads; break-glass still applies",
+                            cfg.policy.display()
+                        );
+                        (InForce::Nothing, Some(message))
+                    }
+                }
+            }
+        };
         let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
         let client_cfg = engine::client_config(&cfg, per_request).map_err(|e| DaemonError::Policy(Box::new(e)))?;
         let client = tollgate_registry::Client::new(client_cfg).map_err(DaemonError::Client)?;
@@ -137,36 +206,42 @@ impl Daemon {
         );
         let audit = AuditLog::open(&cfg.audit_log)
             .map_err(|source| DaemonError::Audit { path: cfg.audit_log.path.clone(), source })?;
+        let metrics = Metrics::new();
+        metrics.policy_source.set(in_force.gauge());
         Ok(Daemon {
-            policy: RwLock::new(Arc::new(snapshot)),
-            reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error: None }),
+            policy: RwLock::new(in_force),
+            reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error }),
             verdicts: Mutex::new(TtlCache::new(cfg.cache.max_entries)),
             inflight: Mutex::new(HashMap::new()),
             sources: Sources { client, signatures: Some(Arc::new(signatures)) },
             fetches: Semaphore::new(cfg.max_concurrent_fetches),
             evaluations: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))),
             audit,
-            metrics: Metrics::new(),
+            metrics,
             cfg,
         })
     }
 
-    fn snapshot(&self) -> Arc<PolicySnapshot> {
+    fn in_force(&self) -> InForce {
         self.policy.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Re-reads the policy. A policy that fails to load is reported (log,
     /// `/healthz`, metrics) and the last good one stays in force.
     pub fn reload(&self) {
-        let current = self.snapshot();
+        let current = self.in_force();
+        let current_hash = current.snapshot().map(|s| s.hash.clone()).unwrap_or_default();
+        let configured = matches!(current, InForce::Configured(_));
         let result = match engine::load_policy(&self.cfg.policy) {
-            Ok(next) if next.hash == current.hash => {
+            Ok(next) if configured && next.hash == current_hash => {
                 lock(&self.reload).error = None;
                 "unchanged"
             }
             Ok(next) => {
                 info!(policy = %next.path.display(), hash = %next.hash, "policy reloaded");
-                *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+                save_last_good(&self.cfg, &next);
+                *self.policy.write().unwrap_or_else(PoisonError::into_inner) = InForce::Configured(Arc::new(next));
+                self.metrics.policy_source.set(1);
                 lock(&self.verdicts).clear();
                 self.metrics.cached_verdicts.set(0);
                 let mut r = lock(&self.reload);
@@ -178,7 +253,10 @@ impl Daemon {
                 let message = chain(&e);
                 let mut r = lock(&self.reload);
                 if r.error.as_deref() != Some(&message) {
-                    error!("policy reload failed, keeping the last good policy ({}): {message}", current.hash);
+                    match current {
+                        InForce::Nothing => error!("policy reload failed, and no policy is in force: {message}"),
+                        _ => error!("policy reload failed, keeping the last good policy ({current_hash}): {message}"),
+                    }
                 }
                 r.error = Some(message);
                 "failed"
@@ -203,7 +281,7 @@ impl Daemon {
         if req.name.is_empty() || req.name.len() > 4096 {
             return Err("name must be an image reference of 1 to 4096 bytes".into());
         }
-        let snapshot = self.snapshot();
+        let in_force = self.in_force();
         let (verdict, cached) = match self.break_glass() {
             Some(note) => {
                 self.metrics.break_glass.set(1);
@@ -225,7 +303,10 @@ impl Daemon {
             }
             None => {
                 self.metrics.break_glass.set(0);
-                self.cached_or_decided(&snapshot, req, &digest).await
+                match in_force.snapshot() {
+                    Some(snapshot) => self.cached_or_decided(snapshot, req, &digest).await,
+                    None => (Arc::new(self.no_policy()), false),
+                }
             }
         };
         let (mut outcome, mut allowed, reasons) = self.finalize(&verdict);
@@ -240,7 +321,8 @@ impl Daemon {
             reasons,
             cached,
             latency_micros: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-            policy_hash: snapshot.hash.clone(),
+            policy_hash: in_force.snapshot().map(|s| s.hash.clone()).unwrap_or_default(),
+            decided_by: "daemon",
         };
         let mut reason = record.reasons.first().cloned().unwrap_or_default();
         if let Err(e) = self.audit.write(&record) {
@@ -260,6 +342,22 @@ impl Daemon {
             .inc();
         self.metrics.latency.observe(start.elapsed().as_secs_f64());
         Ok(VerifyResponse { allowed, outcome, reason, rule: record.rule, cached, policy_hash: record.policy_hash })
+    }
+
+    /// The verdict while no policy loads: undecidable, with the load error.
+    fn no_policy(&self) -> Verdict {
+        let error = lock(&self.reload).error.clone().unwrap_or_default();
+        Verdict {
+            outcome: Outcome::Undecidable,
+            rule: "no policy".into(),
+            reasons: vec![format!(
+                "no policy is in force: {error}; fix {} (or send SIGHUP after fixing it)",
+                self.cfg.policy.display()
+            )],
+            registry_error: false,
+            valid_until: None,
+            unreachable: false,
+        }
     }
 
     /// Applies `warnOnly` and `failOpen` to a verdict (never cached: they are config, not policy).
@@ -385,19 +483,41 @@ impl Daemon {
 
     /// The `/healthz` answer.
     pub fn health(&self) -> Health {
-        let snapshot = self.snapshot();
+        let in_force = self.in_force();
         let reload = lock(&self.reload);
         let break_glass = self.cfg.break_glass_file.exists();
         Health {
             status: if reload.error.is_some() || break_glass { "degraded" } else { "ok" }.into(),
             policy: PolicyStatus {
-                path: snapshot.path.display().to_string(),
-                hash: snapshot.hash.clone(),
+                path: in_force
+                    .snapshot()
+                    .map_or(self.cfg.policy.display().to_string(), |s| s.path.display().to_string()),
+                hash: in_force.snapshot().map(|s| s.hash.clone()).unwrap_or_default(),
                 loaded_at: reload.loaded_at.clone(),
             },
             reload_error: reload.error.clone(),
             break_glass,
             cached_verdicts: lock(&self.verdicts).len(),
+            enforcing: in_force.name().into(),
+        }
+    }
+}
+
+/// Keeps a copy of a policy that loaded, when `lastGoodPolicy` names a file in
+/// an existing directory (tollgate creates no directories). Failure is a warning.
+fn save_last_good(cfg: &NodeConfig, snapshot: &PolicySnapshot) {
+    let Some(path) = &cfg.last_good_policy else { return };
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            warn!(
+                "not keeping a last good policy copy: {} does not exist (create it, or set lastGoodPolicy)",
+                dir.display()
+            );
+        }
+        _ => {
+            if let Err(e) = engine::last_good::save(path, snapshot) {
+                warn!("cannot keep the last good policy copy {}: {e}", path.display());
+            }
         }
     }
 }
@@ -519,7 +639,9 @@ pub async fn run(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; the policy was just loaded
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    info!(socket = %socket.display(), policy = %daemon.snapshot().path.display(), hash = %daemon.snapshot().hash, "serving");
+    let in_force = daemon.in_force();
+    let hash = in_force.snapshot().map(|s| s.hash.clone()).unwrap_or_default();
+    info!(socket = %socket.display(), policy = %daemon.cfg.policy.display(), enforcing = in_force.name(), hash = %hash, "serving");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

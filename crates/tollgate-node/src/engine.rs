@@ -107,26 +107,125 @@ pub struct PolicySnapshot {
     pub hash: String,
     /// Where it was read from.
     pub path: PathBuf,
+    /// The bytes it was built from: the policy file, then each file it read
+    /// (by the name the policy gives), so that a copy can be kept ([`last_good`]).
+    pub sources: PolicySources,
+}
+
+/// The bytes a policy was built from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicySources {
+    /// The policy file's content.
+    #[serde(with = "b64")]
+    pub policy: Vec<u8>,
+    /// Each file the policy read, by the (relative or absolute) name it gives, in order.
+    pub files: Vec<(String, Blob)>,
+}
+
+/// Bytes, stored as base64 in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Blob(#[serde(with = "b64")] pub Vec<u8>);
+
+mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Reads and loads a policy; relative key paths are resolved against the policy's directory.
 pub fn load_policy(path: &Path) -> Result<PolicySnapshot, EngineError> {
-    let name = path.display().to_string();
     let bytes = read_limited(path, MAX_FILE_BYTES)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_policy_with(path, bytes, &|p| read_limited(&base.join(p), MAX_FILE_BYTES).map_err(|e| e.to_string()))
+}
+
+/// Loads a policy from `bytes`, reading the files it names with `read`.
+pub fn load_policy_with(
+    path: &Path,
+    bytes: Vec<u8>,
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+) -> Result<PolicySnapshot, EngineError> {
+    let name = path.display().to_string();
     let hasher = std::cell::RefCell::new(Sha256::new());
+    let files = std::cell::RefCell::new(Vec::new());
     hasher.borrow_mut().update(&bytes);
     let policy = tollgate_policy::native::parse_any(&bytes, &name)?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let read = |p: &str| -> Result<Vec<u8>, String> {
-        let content = read_limited(&base.join(p), MAX_FILE_BYTES).map_err(|e| e.to_string())?;
+    let recorded = |p: &str| -> Result<Vec<u8>, String> {
+        let content = read(p)?;
         let mut h = hasher.borrow_mut();
         h.update(p.as_bytes());
         h.update(&content);
+        files.borrow_mut().push((p.to_owned(), Blob(content.clone())));
         Ok(content)
     };
-    let policy = LoadedPolicy::load(policy, &name, &read)?;
+    let policy = LoadedPolicy::load(policy, &name, &recorded)?;
     let hash = format!("sha256:{}", hex::encode(hasher.into_inner().finalize()));
-    Ok(PolicySnapshot { policy, hash, path: path.to_owned() })
+    let sources = PolicySources { policy: bytes, files: files.into_inner() };
+    Ok(PolicySnapshot { policy, hash, path: path.to_owned(), sources })
+}
+
+/// The last policy that loaded, kept on disk so that a node whose configured
+/// policy stops loading (a bad push, then a restart or a reboot) keeps
+/// enforcing it instead of refusing everything.
+pub mod last_good {
+    use std::path::Path;
+
+    use super::{EngineError, PolicySnapshot, PolicySources, read_limited};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Saved {
+        version: u32,
+        source: String,
+        hash: String,
+        #[serde(flatten)]
+        sources: PolicySources,
+    }
+
+    /// Writes `snapshot`'s sources to `path` (atomically, mode 0600). The
+    /// directory must exist: tollgate does not create it.
+    pub fn save(path: &Path, snapshot: &PolicySnapshot) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let saved = Saved {
+            version: 1,
+            source: snapshot.path.display().to_string(),
+            hash: snapshot.hash.clone(),
+            sources: snapshot.sources.clone(),
+        };
+        let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new().prefix(".tollgate-last-good-").tempfile_in(dir)?;
+        tmp.as_file_mut().write_all(&bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Loads the policy saved at `path`; its hash must be the one recorded.
+    pub fn load(path: &Path) -> Result<PolicySnapshot, EngineError> {
+        let bytes = read_limited(path, super::MAX_FILE_BYTES * 4)?;
+        let err = |message: String| EngineError::Read { path: path.to_owned(), message };
+        let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| err(format!("not a saved policy: {e}")))?;
+        if saved.version != 1 {
+            return Err(err(format!("saved policy version {} is not 1", saved.version)));
+        }
+        let files = saved.sources.files;
+        let read = |p: &str| -> Result<Vec<u8>, String> {
+            files.iter().find(|(n, _)| n == p).map(|(_, b)| b.0.clone()).ok_or_else(|| format!("{p} was not saved"))
+        };
+        let snapshot = super::load_policy_with(Path::new(&saved.source), saved.sources.policy, &read)?;
+        if snapshot.hash != saved.hash {
+            return Err(err(format!("the saved policy hashes to {}, not {}", snapshot.hash, saved.hash)));
+        }
+        Ok(snapshot)
+    }
 }
 
 /// Signatures fetched recently, by repository and digest, so a policy reload

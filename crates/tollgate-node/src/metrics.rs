@@ -48,6 +48,9 @@ pub struct Metrics {
     pub audit_errors: Counter,
     /// 1 while the break-glass file exists.
     pub break_glass: Gauge,
+    /// Which policy is enforced: 1 the configured one, 2 the last good copy
+    /// (the configured one does not load), 0 none (every decision undecidable).
+    pub policy_source: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +77,7 @@ impl Metrics {
             reloads: Family::default(),
             audit_errors: Counter::default(),
             break_glass: Gauge::default(),
+            policy_source: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("decisions", "Image decisions answered, by outcome and rule", m.decisions.clone());
@@ -90,6 +94,11 @@ impl Metrics {
         registry.register("policy_reloads", "Policy reload attempts, by result", m.reloads.clone());
         registry.register("audit_errors", "Audit records that could not be written", m.audit_errors.clone());
         registry.register("break_glass", "1 while the break-glass file exists", m.break_glass.clone());
+        registry.register(
+            "policy_source",
+            "The policy enforced: 1 configured, 2 the last good copy (the configured one does not load), 0 none",
+            m.policy_source.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -142,7 +142,7 @@ fn node_enforcement(line: &'static str, config_version: u8) {
     let node_config = w(
         "config.yaml",
         &format!(
-            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\", \"{}\"]\ndeadlineSeconds: 3\nauditLog:\n  path: {}\nbreakGlassFile: {}\nfallbackBinary: {}\n",
+            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\", \"{}\"]\ndeadlineSeconds: 3\nauditLog:\n  path: {}\nbreakGlassFile: {}\nfallbackBinary: {}\nlastGoodPolicy: {}\n",
             policy.display(),
             socket.display(),
             reg.addr,
@@ -150,6 +150,7 @@ fn node_enforcement(line: &'static str, config_version: u8) {
             work.path().join("audit.log").display(),
             work.path().join("break-glass").display(),
             env!("CARGO_BIN_EXE_tollgate"),
+            work.path().join("last-good.json").display(),
         ),
     );
     let opts = Options {

@@ -57,29 +57,116 @@ fn decide(args: &[String]) -> Answer {
 }
 
 async fn decide_in_process(inv: &Invocation, cfg: &NodeConfig, note: &str, left: Duration) -> Answer {
+    let started = std::time::Instant::now();
+    let (answer, decision, rule, hash) = decide_unaudited(inv, cfg, note, left).await;
+    // Every decision is audited, the fallback's too, in the daemon's format.
+    let record = tollgate_node::audit::AuditRecord {
+        time: tollgate_node::audit::now_rfc3339(),
+        name: inv.name.clone(),
+        digest: inv.digest.to_string(),
+        namespace: None,
+        decision,
+        allowed: answer.0 == EXIT_ALLOW,
+        rule,
+        reasons: vec![answer.1.clone()],
+        cached: false,
+        latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        policy_hash: hash,
+        decided_by: "in-process",
+    };
+    let written = tollgate_node::audit::AuditLog::open(&cfg.audit_log).and_then(|log| log.write(&record));
+    match written {
+        Err(e) if answer.0 == EXIT_ALLOW && decision != "break-glass" => verifier::refuse(format!(
+            "cannot write the audit log {}: {e}; failing closed ({note})",
+            cfg.audit_log.path.display()
+        )),
+        _ => answer,
+    }
+}
+
+/// The in-process answer, the audit `decision`, the rule and the policy hash.
+async fn decide_unaudited(
+    inv: &Invocation,
+    cfg: &NodeConfig,
+    note: &str,
+    left: Duration,
+) -> (Answer, &'static str, String, String) {
     let what = verifier::shown(inv);
     let open = cfg.fail_open;
-    match tokio::time::timeout(left, in_process(inv, cfg)).await {
-        Err(_) => verifier::refuse(format!("no decision within {}s ({note})", cfg.deadline_seconds)),
-        Ok(Err(e)) if e.is_transient() => undecidable(open, format!("{} ({note})", chain(&e))),
-        Ok(Err(e)) => (EXIT_DENY, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
+    // Break-glass needs no policy: it works when none loads.
+    if cfg.break_glass_file.exists() {
+        let why = format!("BREAK-GLASS: {} exists, allowing without verification", cfg.break_glass_file.display());
+        return (
+            (EXIT_ALLOW, format!("tollgate: allowed {what} (in-process; {note}): {why}")),
+            "break-glass",
+            "break-glass".into(),
+            String::new(),
+        );
+    }
+    let snapshot = match load(cfg) {
+        Ok(s) => s,
+        // No policy: undecidable with the load error, never "denied".
+        Err(why) => {
+            let answer = verifier::refuse(format!("no policy is in force ({note}): {why}"));
+            return (answer, "undecidable", "no policy".into(), String::new());
+        }
+    };
+    let hash = snapshot.hash.clone();
+    let undecided = |answer: Answer| (answer, "undecidable", "error".to_owned(), hash.clone());
+    match tokio::time::timeout(left, in_process(inv, cfg, &snapshot)).await {
+        Err(_) => undecided(verifier::refuse(format!("no decision within {}s ({note})", cfg.deadline_seconds))),
+        Ok(Err(e)) if e.is_transient() => undecided(undecidable(open, format!("{} ({note})", chain(&e)))),
+        Ok(Err(e)) => (
+            (EXIT_DENY, format!("tollgate: denied {what} (in-process; {note}): {}", chain(&e))),
+            "denied",
+            "error".into(),
+            hash.clone(),
+        ),
         Ok(Ok(d)) => {
             let how = format!("in-process; {note}");
-            match d.failure {
-                None => (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", d.reason)),
-                _ if cfg.warn_only => {
-                    (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason))
+            let rule = d.scope.name.clone();
+            let (answer, decision) = match d.failure {
+                None if d.exempt => ((EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", d.reason)), "exempt"),
+                None if d.would_deny => {
+                    ((EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", d.reason)), "warned")
                 }
+                None => ((EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): {}", d.reason)), "allowed"),
+                _ if cfg.warn_only => (
+                    (EXIT_ALLOW, format!("tollgate: allowed {what} ({how}): warnOnly: allowed; would be {}", d.reason)),
+                    "warned",
+                ),
                 // Material after the manifest failed: never failed open (see the module doc).
-                Some(Failure::Transient) => verifier::refuse(format!("{} ({how})", d.reason)),
-                Some(Failure::Fatal) => (EXIT_DENY, format!("tollgate: denied {what} ({how}): {}", d.reason)),
-            }
+                Some(Failure::Transient) => (verifier::refuse(format!("{} ({how})", d.reason)), "undecidable"),
+                Some(Failure::Fatal) => {
+                    ((EXIT_DENY, format!("tollgate: denied {what} ({how}): {}", d.reason)), "denied")
+                }
+            };
+            (answer, decision, rule, hash.clone())
         }
     }
 }
 
-async fn in_process(inv: &Invocation, cfg: &NodeConfig) -> Result<tollgate_policy::Decision, engine::EngineError> {
-    let snapshot = engine::load_policy(&cfg.policy)?;
+/// The configured policy, else the last good copy the daemon kept.
+fn load(cfg: &NodeConfig) -> Result<engine::PolicySnapshot, String> {
+    let configured = match engine::load_policy(&cfg.policy) {
+        Ok(s) => return Ok(s),
+        Err(e) => chain(&e),
+    };
+    match cfg.last_good_policy.as_deref().map(engine::last_good::load) {
+        Some(Ok(s)) => {
+            eprintln!("tollgate: the policy does not load ({configured}); enforcing the last good copy ({})", s.hash);
+            Ok(s)
+        }
+        Some(Err(e)) => Err(format!("{configured}; and the last good copy: {}", chain(&e))),
+        None => Err(configured),
+    }
+}
+
+async fn in_process(
+    inv: &Invocation,
+    cfg: &NodeConfig,
+    snapshot: &engine::PolicySnapshot,
+) -> Result<tollgate_policy::Decision, engine::EngineError> {
     let per_request = Duration::from_secs((cfg.deadline_seconds / 3).max(1));
     let client = tollgate_registry::Client::new(engine::client_config(cfg, per_request)?)
         .map_err(|e| engine::EngineError::Registry { target: "the registry client".into(), source: Box::new(e) })?;

@@ -29,11 +29,12 @@ pub(crate) fn invoke_with(name: &str, digest: &str, config: &std::path::Path, me
 fn config(s: &Setup, extra: &str) -> std::path::PathBuf {
     let path = s.dir.path().join("config.yaml");
     let text = format!(
-        "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\n{extra}",
+        "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\n{}{extra}",
         s.policy().display(),
         s.reg.addr,
         s.dir.path().join("no-daemon.sock").display(),
         env!("CARGO_BIN_EXE_tollgate"),
+        crate::util::private_paths(s.dir.path()),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -45,10 +46,11 @@ fn signed_config(s: &Setup, name: &str, registry: &str, extra: &str) -> std::pat
     std::fs::write(&policy, crate::serve::SIGNED_EVERYWHERE).unwrap();
     let path = s.dir.path().join(name);
     let text = format!(
-        "policy: {}\ninsecureRegistries: [\"{registry}\"]\nsocket: {}\nfallbackBinary: {}\n{extra}",
+        "policy: {}\ninsecureRegistries: [\"{registry}\"]\nsocket: {}\nfallbackBinary: {}\n{}{extra}",
         policy.display(),
         s.dir.path().join("no-daemon.sock").display(),
         env!("CARGO_BIN_EXE_tollgate"),
+        crate::util::private_paths(s.dir.path()),
     );
     std::fs::write(&path, text).unwrap();
     path

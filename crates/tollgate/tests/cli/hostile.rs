@@ -63,11 +63,12 @@ fn a_manifest_of_another_kind_than_containerds_descriptor_is_refused() {
     std::fs::write(
         &cfg,
         format!(
-            "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\n",
+            "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\n{}",
             s.policy().display(),
             s.reg.addr,
             s.dir.path().join("no-daemon.sock").display(),
             env!("CARGO_BIN_EXE_tollgate"),
+            crate::util::private_paths(s.dir.path()),
         ),
     )
     .unwrap();
@@ -102,11 +103,12 @@ fn signature_fetch_failures_after_the_manifest_are_never_failed_open() {
     std::fs::write(
         &cfg,
         format!(
-            "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\nfailOpen: true\n",
+            "policy: {}\ninsecureRegistries: [\"{}\"]\nsocket: {}\nfallbackBinary: {}\nfailOpen: true\n{}",
             policy.display(),
             hostile.addr,
             s.dir.path().join("no-daemon.sock").display(),
             env!("CARGO_BIN_EXE_tollgate"),
+            crate::util::private_paths(s.dir.path()),
         ),
     )
     .unwrap();

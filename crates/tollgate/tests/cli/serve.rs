@@ -30,12 +30,13 @@ pub(crate) struct Daemon {
 pub(crate) fn write_config(dir: &Path, policy: &Path, registry: &str, extra: &str) -> PathBuf {
     let config = dir.join("config.yaml");
     let text = format!(
-        "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\nfallbackBinary: {}\n{extra}",
+        "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\nfallbackBinary: {}\nlastGoodPolicy: {}\n{extra}",
         policy.display(),
         dir.join("run/tollgate.sock").display(),
         dir.join("log/audit.log").display(),
         dir.join("break-glass").display(),
         env!("CARGO_BIN_EXE_tollgate"),
+        dir.join("last-good.json").display(),
     );
     std::fs::write(&config, text).unwrap();
     config
@@ -234,7 +235,10 @@ fn the_verifier_asks_the_daemon_and_decides_in_process_when_it_is_down() {
     let r = invoke_with(&by_digest, &digest, &cfg, manifest_type);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.starts_with(&format!("tollgate: allowed {by_digest} (daemon): ")), "{}", r.stdout);
-    assert_eq!(d.audit_lines().len(), 3);
+    // The in-process decision before the daemon started is audited too, in the same format.
+    let lines = d.audit_lines();
+    let by: Vec<&str> = lines.iter().map(|l| l["decidedBy"].as_str().unwrap_or("?")).collect();
+    assert_eq!(by, ["in-process", "daemon", "daemon", "daemon"], "{lines:?}");
 }
 
 #[test]
@@ -448,13 +452,6 @@ fn exemptions_are_answered_as_exempt_and_metrics_are_also_served_on_loopback_tcp
 #[test]
 fn startup_errors_are_one_line_and_a_live_socket_is_not_stolen() {
     let s = Setup::new();
-    let broken = s.dir.path().join("broken.yaml");
-    std::fs::write(&broken, "default: [{type: nope}]\n").unwrap();
-    let cfg = write_config(s.dir.path(), &broken, &s.reg.addr, "");
-    let r = crate::util::tollgate(&["serve", "--config", cfg.to_str().unwrap()]);
-    let line = r.one_line_error(2);
-    assert!(line.starts_with("tollgate: cannot load the policy: "), "{line}");
-
     let cfg = write_config(s.dir.path(), &s.policy(), &s.reg.addr, "");
     let d = Daemon::start(&cfg);
     let r = crate::util::tollgate(&["serve", "--config", cfg.to_str().unwrap()]);
@@ -464,5 +461,92 @@ fn startup_errors_are_one_line_and_a_live_socket_is_not_stolen() {
     assert_eq!(
         r.one_line_error(2),
         "tollgate: cannot read /nonexistent/config.yaml: No such file or directory (os error 2)"
+    );
+}
+
+/// The likeliest outage: a bad policy push, then a restart (or a reboot).
+/// The daemon keeps enforcing the last policy that loaded, and says so.
+#[test]
+fn a_restart_with_a_broken_policy_enforces_the_last_good_one_loudly() {
+    let s = signed_setup();
+    let policy = s.dir.path().join("live.json");
+    std::fs::write(&policy, SIGNED_EVERYWHERE).unwrap();
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
+    let digest = s.digest.to_string();
+    let d = Daemon::start(&cfg);
+    let good = d.health()["policy"]["hash"].clone();
+    assert_eq!(d.verify(&s.app(), &digest).outcome, Outcome::Denied, "unsigned");
+    assert!(s.dir.path().join("last-good.json").exists(), "a copy was kept");
+    drop(d);
+
+    std::fs::write(&policy, "{\"default\": [{\"type\": \"accept\"}]}").unwrap();
+    let d = Daemon::start(&cfg);
+    let h = d.health();
+    assert_eq!((h["status"].as_str(), h["enforcing"].as_str()), (Some("degraded"), Some("last-good")), "{h}");
+    assert_eq!(h["policy"]["hash"], good);
+    assert!(h["reloadError"].as_str().unwrap().contains("accept"), "{h}");
+    assert_eq!(d.metric("tollgate_policy_source"), 2.0);
+    assert!(d.logs().contains("ENFORCING THE LAST GOOD POLICY"), "{}", d.logs());
+    let answer = d.verify(&s.app(), &digest);
+    assert_eq!((answer.outcome, answer.policy_hash.as_str()), (Outcome::Denied, good.as_str().unwrap()));
+
+    // Fixed: the configured policy is enforced again on reload.
+    std::fs::write(&policy, SIGNED_EVERYWHERE).unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    d.wait_until("the configured policy", |d| d.health()["enforcing"] == "configured");
+    assert_eq!(d.metric("tollgate_policy_source"), 1.0);
+}
+
+/// With no policy at all (none loads, no copy), decisions are undecidable
+/// with the load error, never "denied", and break-glass still works; the
+/// in-process fallback says and does the same, and audits in the same format.
+#[test]
+fn with_no_policy_decisions_are_undecidable_and_break_glass_still_works() {
+    let s = signed_setup();
+    let policy = s.dir.path().join("typo.yaml");
+    std::fs::write(&policy, "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: rejekt}]\n")
+        .unwrap();
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
+    let digest = s.digest.to_string();
+    let d = Daemon::start(&cfg);
+    assert_eq!(d.health()["enforcing"], "none");
+    assert_eq!(d.metric("tollgate_policy_source"), 0.0);
+    let answer = d.verify(&s.app(), &digest);
+    assert_eq!((answer.outcome, answer.allowed), (Outcome::Undecidable, false));
+    assert!(answer.reason.starts_with("no policy is in force: ") && answer.reason.contains("rejekt"), "{answer:?}");
+    std::fs::write(s.dir.path().join("break-glass"), "incident 7\n").unwrap();
+    let answer = d.verify(&s.app(), &digest);
+    assert_eq!((answer.outcome, answer.allowed), (Outcome::BreakGlass, true));
+    std::fs::remove_file(s.dir.path().join("break-glass")).unwrap();
+    drop(d);
+
+    // The fallback, with the daemon down: the same answers, exit 3 and 0, and audit lines.
+    let invoke = || {
+        let stdin = format!(
+            "{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{digest}\",\"size\":1}}\n"
+        );
+        crate::util::tollgate_stdin(
+            &["-name", &s.app(), "-digest", &digest, "-stdin-media-type", "application/vnd.oci.descriptor.v1+json"],
+            &[("TOLLGATE_CONFIG", cfg.to_str().unwrap())],
+            stdin.as_bytes(),
+        )
+    };
+    let r = invoke();
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("tollgate: rejected, failing closed: no policy is in force"), "{}", r.stdout);
+    std::fs::write(s.dir.path().join("break-glass"), "incident 7\n").unwrap();
+    let r = invoke();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("BREAK-GLASS"), "{}", r.stdout);
+    let audit = std::fs::read_to_string(s.dir.path().join("log/audit.log")).unwrap();
+    let fallback: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["decidedBy"] == "in-process")
+        .collect();
+    assert_eq!(fallback.len(), 2, "{audit}");
+    assert_eq!(
+        (fallback[0]["decision"].as_str(), fallback[1]["decision"].as_str()),
+        (Some("undecidable"), Some("break-glass"))
     );
 }

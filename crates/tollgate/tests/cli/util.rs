@@ -110,3 +110,14 @@ macro_rules! eqnice {
         }
     }};
 }
+
+/// Node-config lines that keep the audit log, the last good policy copy and
+/// the break-glass file inside `dir`: tests never touch /var or /etc.
+pub fn private_paths(dir: &Path) -> String {
+    format!(
+        "auditLog:\n  path: {}\nlastGoodPolicy: {}\nbreakGlassFile: {}\n",
+        dir.join("audit.log").display(),
+        dir.join("last-good.json").display(),
+        dir.join("break-glass").display()
+    )
+}
