@@ -7,15 +7,20 @@
 #  3. daemon throughput and latency with concurrent clients (cached verdicts, one connection per
 #     request, as the verifier does), with `bench-load` on the same cores;
 #  4. daemon RSS idle and holding 100k cached verdicts.
-#   [STATIC=0] bench/daemon.sh [RUNS]   (default 200; tollgate-verifier is linked statically, as it
-#   should ship, unless STATIC=0)
+#   [STATIC=0] bench/daemon.sh [RUNS] [LOAD]   (defaults 200 and 50000; tollgate-verifier is linked
+#   statically, as it should ship, unless STATIC=0)
+#   BENCH_PROFILE=debug: the debug build, no static verifier (CI runs every bench script once this way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-200}"
-cargo build -q --release -p tollgate -p tollgate-testkit --bin tollgate --bin tollgate-verifier --bin bench-fixture --bin bench-load
-tg=target/release/tollgate
-tv=target/release/tollgate-verifier
-if [ "${STATIC:-1}" = 1 ]; then
+load="${2:-50000}"
+profile="${BENCH_PROFILE:-release}"
+flag=(); [ "$profile" = release ] && flag=(--release)
+cargo build -q "${flag[@]}" -p tollgate -p tollgate-testkit --bin tollgate --bin tollgate-verifier --bin bench-fixture --bin bench-load
+bin="target/$profile"
+tg=$bin/tollgate
+tv=$bin/tollgate-verifier
+if [ "${STATIC:-1}" = 1 ] && [ "$profile" = release ]; then
   # The verifier as it should ship: statically linked (it never resolves names, so static glibc is safe).
   RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p tollgate --bin tollgate-verifier \
     --target x86_64-unknown-linux-gnu
@@ -25,9 +30,10 @@ work="$(mktemp -d)"
 pids=()
 cleanup() { exec 3>&- || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-coproc FIXTURE { target/release/bench-fixture "$work"; }
+coproc FIXTURE { "$bin/bench-fixture" "$work"; }
 exec 3>&"${FIXTURE[1]}"
-read -r image registry <&"${FIXTURE[0]}"
+# The fixture also prints its in-memory registry, which this script does not use.
+read -r image registry _memory <&"${FIXTURE[0]}"
 digest=$($tg verify "$image" --policy "$work/policy.json" --insecure-registry "$registry" -o json |
   sed -n 's/.*"digest": "\(sha256:[0-9a-f]*\)".*/\1/p' | head -n1)
 
@@ -38,6 +44,7 @@ socket: $work/$1.sock
 insecureRegistries: ["$registry"]
 auditLog: {path: $work/$1-audit.log, maxBytes: 1073741824}
 breakGlassFile: $work/break-glass
+lastGoodPolicy: $work/$1-last-good.json
 fallbackBinary: $PWD/$tg
 $2
 YAML
@@ -78,8 +85,8 @@ timing "1b. full tollgate binary as the verifier, cached verdict" warm "$tg"
 timing "2. tollgate-verifier, daemon with caches off (cold decision against the registry)" cold "$tv"
 timing "2b. tollgate-verifier, daemon down (hands over to tollgate, in-process)" none "$tv"
 echo "== 3. throughput, cached verdicts =="
-target/release/bench-load "$work/warm.sock" 8 2000 1000 >/dev/null   # fill the cache
-for clients in 1 8 32; do target/release/bench-load "$work/warm.sock" "$clients" 50000 1000; done
+"$bin/bench-load" "$work/warm.sock" 8 2000 1000 >/dev/null   # fill the cache
+for clients in 1 8 32; do "$bin/bench-load" "$work/warm.sock" "$clients" "$load" 1000; done
 echo "== 4. RSS with 100k cached verdicts =="
-target/release/bench-load "$work/warm.sock" 8 100000 100000 >/dev/null
+"$bin/bench-load" "$work/warm.sock" 8 $((load * 2)) $((load * 2)) >/dev/null
 echo "cached: $(sed -n 's/.*"cachedVerdicts":\([0-9]*\).*/\1/p' <<<"$(curl -s --unix-socket "$work/warm.sock" http://t/healthz 2>/dev/null || true)") verdicts; daemon RSS: $(rss "$warm_pid") KiB"

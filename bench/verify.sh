@@ -9,13 +9,16 @@
 # (apt-get install hyperfine; HYPERFINE=0 to skip it), otherwise a plain loop
 # reporting medians.
 #   bench/verify.sh [RUNS]   (default 50)
+#   BENCH_PROFILE=debug: the debug build (CI runs every bench script once this way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-50}"
-cargo build -q --release -p tollgate -p tollgate-testkit --bin tollgate --bin bench-fixture --bin bench-fetch
+profile="${BENCH_PROFILE:-release}"
+flag=(); [ "$profile" = release ] && flag=(--release)
+cargo build -q "${flag[@]}" -p tollgate -p tollgate-testkit --bin tollgate --bin bench-fixture --bin bench-fetch
 work="$(mktemp -d)"
 trap 'exec 3>&-; rm -rf "$work"' EXIT
-coproc FIXTURE { target/release/bench-fixture "$work"; }
+coproc FIXTURE { target/$profile/bench-fixture "$work"; }
 exec 3>&"${FIXTURE[1]}"
 read -r image registry memory <&"${FIXTURE[0]}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -23,11 +26,11 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # bench LABEL REGISTRY IMAGE POLICY
 bench() {
   local label="$1" reg="$2" img="$3" policy="$4"
-  local cmd=(target/release/tollgate verify "$img" --policy "$policy" --insecure-registry "$reg")
+  local cmd=(target/$profile/tollgate verify "$img" --policy "$policy" --insecure-registry "$reg")
   local digest
   digest=$("${cmd[@]}" -o json | sed -n 's/.*"digest": "\(sha256:[0-9a-f]*\)".*/\1/p' | head -n1)
   local cmd_digest=("${cmd[@]}" --digest "$digest")
-  local fetch=(target/release/bench-fetch "$reg" "$img" "$digest")
+  local fetch=(target/$profile/bench-fetch "$reg" "$img" "$digest")
   "${fetch[@]}"
   "${cmd_digest[@]}" >/dev/null # must be allowed, or the timing means nothing
   if [ "${HYPERFINE:-1}" = 1 ] && command -v hyperfine >/dev/null; then

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -72,10 +72,15 @@ fn still_at(file: &File, path: &Path) -> bool {
 }
 
 impl AuditLog {
-    /// Opens (creating, mode 0600, in a 0750 directory) the log the config names.
+    /// Opens (creating it, mode 0600) the log the config names. Its directory
+    /// must exist: a typo must not create directories (the systemd unit's
+    /// `LogsDirectory=` creates `/var/log/tollgate`).
     pub fn open(cfg: &AuditConfig) -> std::io::Result<AuditLog> {
-        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
+        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("its directory {} does not exist; create it (mode 0750)", dir.display()),
+            ));
         }
         let file = open(&cfg.path)?;
         Ok(AuditLog {
@@ -169,6 +174,9 @@ mod tests {
     fn lines_are_json_and_rotation_keeps_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = AuditConfig { path: dir.path().join("sub/audit.log"), max_bytes: 4096, max_files: 2 };
+        let missing = AuditLog::open(&cfg).map(|_| ()).unwrap_err().to_string();
+        assert!(missing.contains("sub does not exist"), "no directory is created: {missing}");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
         let log = AuditLog::open(&cfg).unwrap();
         for i in 0..100 {
             log.write(&record(i)).unwrap();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Read as _;
-use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -574,8 +574,9 @@ async fn handle(
 /// A stale socket (nobody listening) is replaced; a live one is an error.
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     let err = |message: String| DaemonError::Listen { what: path.display().to_string(), message };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| err(e.to_string()))?;
+    // A typo must not create directories: the systemd unit's RuntimeDirectory= makes /run/tollgate.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        return Err(err(format!("its directory {} does not exist; create it, or fix --socket", dir.display())));
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -622,7 +623,8 @@ fn serve_conn<I>(
 pub async fn run(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let socket = daemon.cfg.socket.clone();
-    let listener = bind_socket(&socket)?;
+    // Every listen address is checked before the socket is created, and the
+    // socket is removed again if start-up fails after it.
     let metrics_listener = match daemon.cfg.metrics_address {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -635,6 +637,7 @@ pub async fn run(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
         |k: SignalKind| signal(k).map_err(|e| DaemonError::Listen { what: "signals".into(), message: e.to_string() });
     let (mut term, mut int, mut hup) =
         (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?, sig(SignalKind::hangup())?);
+    let listener = bind_socket(&socket)?;
     let mut tick = tokio::time::interval(Duration::from_secs(daemon.cfg.reload_seconds));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; the policy was just loaded

@@ -136,9 +136,24 @@ pub fn is_native(bytes: &[u8]) -> bool {
         .is_some()
 }
 
-/// Loads either format: native when the document has `apiVersion`, containers-policy.json otherwise.
+/// Loads either format: native when the document has `apiVersion`,
+/// containers-policy.json when it is JSON (starts with `{`). Anything else is
+/// reported as YAML, with the YAML parser's own message and position: a YAML
+/// typo must not read as a JSON error at line 1 column 1.
 pub fn parse_any(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
-    if is_native(bytes) { parse(bytes, source_name) } else { Policy::parse(bytes, source_name) }
+    if is_native(bytes) {
+        return parse(bytes, source_name);
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Policy::parse(bytes, source_name);
+    }
+    let message = match serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(bytes) {
+        Err(e) => format!("not valid YAML: {e}"),
+        Ok(_) => "a YAML policy needs `apiVersion: tollgate.dev/v1alpha1` and `kind: ImagePolicy`; \
+                  a containers-policy.json is a JSON object"
+            .to_owned(),
+    };
+    Err(PolicyError::Parse { source_name: source_name.to_owned(), message })
 }
 
 /// Parses a native policy (YAML or JSON).

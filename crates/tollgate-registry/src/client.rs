@@ -693,8 +693,31 @@ impl Client {
             } else if let (true, Some(c)) = (use_basic, creds) {
                 req = req.basic_auth(&c.username, Some(&c.password));
             }
-            let origin = build().build().ok().map(|r| r.url().clone());
+            let probe = build().build().ok();
+            let origin = probe.as_ref().map(|r| r.url().clone());
+            let method = probe.as_ref().map(|r| r.method().to_string()).unwrap_or_default();
+            let started = std::time::Instant::now();
             let outcome = req.send().await;
+            // -vv: every request, as `skopeo --debug` shows them (never the query: signed URLs carry credentials).
+            match &outcome {
+                Ok(resp) => {
+                    let url = resp.url();
+                    tracing::debug!(
+                        "{method} {}://{}{} -> {} in {:.1} ms",
+                        url.scheme(),
+                        url.host_str().unwrap_or_default(),
+                        url.port().map(|p| format!(":{p}")).unwrap_or_default() + url.path(),
+                        resp.status().as_u16(),
+                        started.elapsed().as_secs_f64() * 1000.0
+                    )
+                }
+                Err(_) => tracing::debug!(
+                    registry,
+                    what,
+                    "{method} failed after {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+            }
             let retry = match outcome {
                 // A challenge counts only from the host the request was for: after a
                 // redirect, another host must not choose where our credentials go.

@@ -35,7 +35,8 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
-    /// More log output on stderr (-v info, -vv debug). TOLLGATE_LOG overrides.
+    /// More log output on stderr: -v info, -vv each registry request (method, URL, status, time) and retry,
+    /// -vvv the HTTP stack too. TOLLGATE_LOG (a tracing filter) overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -28,13 +28,21 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
+    // -vv: tollgate's own debug lines (each registry request: method, URL
+    // without query, status, time; retries); -vvv adds the HTTP stack's.
     let default = match verbose {
         0 => "warn",
         1 => "info",
+        2 => "info,tollgate=debug,tollgate_registry=debug,tollgate_node=debug",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // journald and log files get no colour codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }

@@ -29,6 +29,9 @@ pub(crate) struct Daemon {
 /// Writes a config in `dir` (socket, audit log and break-glass file inside it) plus `extra` lines.
 pub(crate) fn write_config(dir: &Path, policy: &Path, registry: &str, extra: &str) -> PathBuf {
     let config = dir.join("config.yaml");
+    for sub in ["run", "log"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
     let text = format!(
         "policy: {}\nsocket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\nfallbackBinary: {}\nlastGoodPolicy: {}\n{extra}",
         policy.display(),
@@ -457,6 +460,26 @@ fn startup_errors_are_one_line_and_a_live_socket_is_not_stolen() {
     let r = crate::util::tollgate(&["serve", "--config", cfg.to_str().unwrap()]);
     assert!(r.one_line_error(2).contains("another daemon is listening there"), "{}", r.stderr);
     assert_eq!(d.health()["status"], "ok", "the first daemon is untouched");
+    // A typo creates nothing: a socket or audit log in a missing directory is refused, by name.
+    let typo = write_config(s.dir.path(), &s.policy(), &s.reg.addr, "");
+    let text = std::fs::read_to_string(&typo).unwrap().replace("run/tollgate.sock", "nonexistent/tollgate.sock");
+    std::fs::write(&typo, text).unwrap();
+    let r = crate::util::tollgate(&["serve", "--config", typo.to_str().unwrap()]);
+    assert!(r.one_line_error(2).contains("nonexistent does not exist"), "{}", r.stderr);
+    assert!(!s.dir.path().join("nonexistent").exists());
+    // The metrics address is checked before the socket is made, and nothing is left behind.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg2 = write_config(
+        s.dir.path(),
+        &s.policy(),
+        &s.reg.addr,
+        &format!("metricsAddress: {}\n", busy.local_addr().unwrap()),
+    );
+    let text = std::fs::read_to_string(&cfg2).unwrap().replace("run/tollgate.sock", "run/second.sock");
+    std::fs::write(&cfg2, text).unwrap();
+    let r = crate::util::tollgate(&["serve", "--config", cfg2.to_str().unwrap()]);
+    assert!(r.one_line_error(2).contains("cannot listen on 127.0.0.1:"), "{}", r.stderr);
+    assert!(!s.dir.path().join("run/second.sock").exists(), "no socket left behind");
     let r = crate::util::tollgate(&["serve", "--config", "/nonexistent/config.yaml"]);
     assert_eq!(
         r.one_line_error(2),
@@ -487,6 +510,7 @@ fn a_restart_with_a_broken_policy_enforces_the_last_good_one_loudly() {
     assert!(h["reloadError"].as_str().unwrap().contains("accept"), "{h}");
     assert_eq!(d.metric("tollgate_policy_source"), 2.0);
     assert!(d.logs().contains("ENFORCING THE LAST GOOD POLICY"), "{}", d.logs());
+    assert!(!d.logs().contains('\u{1b}'), "no colour codes when stderr is not a terminal (journald)");
     let answer = d.verify(&s.app(), &digest);
     assert_eq!((answer.outcome, answer.policy_hash.as_str()), (Outcome::Denied, good.as_str().unwrap()));
 

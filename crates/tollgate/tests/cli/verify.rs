@@ -86,6 +86,18 @@ fn a_signed_image_is_allowed_and_the_decision_explains_why() {
     assert_eq!(by_digest.code, 0, "{}", by_digest.stdout);
 }
 
+/// `-vv` shows each registry request the way `skopeo --debug` does.
+#[test]
+fn very_verbose_output_shows_each_registry_request() {
+    let s = Setup::new();
+    let r = s.verify(&s.app(), &["-vv"]);
+    let line =
+        r.stderr.lines().find(|l| l.contains("/v2/team/app/manifests/v1")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(line.contains(&format!("GET http://{}/v2/team/app/manifests/v1 -> 200 in ", s.reg.addr)), "{line}");
+    assert!(!r.stderr.contains("pooling idle connection"), "the HTTP stack's own lines need -vvv: {}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}'), "no colour codes on a pipe");
+}
+
 #[test]
 fn an_unsigned_image_is_denied() {
     let s = Setup::new();
