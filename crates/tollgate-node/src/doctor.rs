@@ -211,6 +211,10 @@ disabled_plugins = ["io.containerd.image-verifier.v1.bindir"]
     endpoint = ['https://mirror.local']
 "#;
         let f = diagnose(v3, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        // containerd 2.3 writes version 4, with the same plugin tables.
+        let v4 = diagnose(&v3.replace("version = 3", "version = 4"), Some(&["tollgate".to_owned()]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&v4), keys(&f), "version 4 is read like version 3");
         assert_eq!(
             keys(&f),
             [
@@ -237,6 +241,9 @@ disabled_plugins = ["io.containerd.image-verifier.v1.bindir"]
         assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.0.5 fb4c30d4"), Severity::Critical);
         assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b71"), Severity::Info);
         assert_eq!(sev("containerd github.com/containerd/containerd/v2 v2.2.0-rc.1 1"), Severity::Info);
+        let dev = version_finding("containerd github.com/containerd/containerd/v2 v2.4.0-dev+301026e 301026e");
+        assert_eq!(dev.severity, Severity::Info);
+        assert!(dev.message.contains("v2.4.0-dev+301026e"), "{}", dev.message);
         assert!(version_finding("garbage").message.starts_with("cannot tell"));
     }
 

@@ -17,6 +17,7 @@ pub mod containerd;
 pub mod fulcio;
 pub mod hostile;
 pub mod image;
+pub mod kube;
 pub mod memory;
 pub mod peers;
 mod registry;
@@ -52,6 +53,17 @@ pub fn serve_until_stdin_closes(max: std::time::Duration) {
         let _ = tx.send(());
     });
     while std::time::Instant::now() < deadline && rx.recv_timeout(std::time::Duration::from_millis(200)).is_err() {}
+}
+
+/// The DER of the first PEM block in `pem`.
+pub(crate) fn pem_to_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).expect("PEM base64")
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
