@@ -312,3 +312,109 @@ fn containerd_2_3_with_a_version_4_config() {
 fn containerd_2_4_with_a_version_3_config() {
     node_enforcement("2.4", 3);
 }
+
+/// The README's node section, line by line, on a fresh node: a real
+/// containerd 2.3, its paths under a temporary root. Each line of the block
+/// must be one this test knows how to run, so the README cannot drift.
+#[test]
+fn the_readme_node_section_works_as_written() {
+    let test = "the README node section";
+    if tollgate_testkit::peers::require("containerd-2.3/containerd", test).is_none() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let block = readme.split("And on a containerd node").nth(1).unwrap();
+    let block = block.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let busybox = Reference::parse_normalized(&format!("{}/library/busybox", reg.addr)).unwrap();
+    rt.block_on(image::push_image(&reg.client(), &busybox, Some("latest"), "amd64", b"busybox"));
+    let root = tempfile::tempdir().unwrap();
+    let r = |p: &str| root.path().join(p.trim_start_matches('/'));
+    let rooted = |line: &str| {
+        let mut out = line.to_owned();
+        for prefix in ["/etc/", "/usr/local/bin/", "/var/", "/run/"] {
+            out = out.replace(&format!(" {prefix}"), &format!(" {}/", r(prefix).display()));
+        }
+        out
+    };
+    let opts = Options {
+        line: "2.3",
+        config_version: 4,
+        registries: vec![reg.addr.clone()],
+        sandbox_image: format!("{}/library/busybox:latest", reg.addr),
+        env: vec![("TOLLGATE_CONFIG".into(), r("/etc/tollgate/config.yaml").display().to_string())],
+    };
+    let mut ctrd = Containerd::start(opts, test).unwrap();
+    let mut daemon = None;
+    let sh = |cmd: &str| {
+        let out = Command::new("sh").arg("-c").arg(cmd).current_dir(&repo).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", text(&out));
+    };
+    let mut ran = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let cmd = line.split("  #").next().unwrap().trim();
+        match cmd {
+            // Built by cargo for the test; the release script is exercised in CI's release job.
+            "scripts/build-release" => {}
+            c if c.starts_with("install -m 0755 dist/tollgate dist/tollgate-verifier ") => {
+                std::fs::create_dir_all(r("/usr/local/bin")).unwrap();
+                for b in [env!("CARGO_BIN_EXE_tollgate"), env!("CARGO_BIN_EXE_tollgate-verifier")] {
+                    sh(&format!("install -m 0755 {b} {}/", r("/usr/local/bin").display()));
+                }
+            }
+            c if c.starts_with("install -m 0644 examples/node/tollgate.service ") => {
+                // systemd's part: the unit's RuntimeDirectory=, LogsDirectory= and StateDirectory=, then ExecStart=.
+                let unit = std::fs::read_to_string(repo.join("examples/node/tollgate.service")).unwrap();
+                for (key, dir) in
+                    [("RuntimeDirectory", "/run/"), ("LogsDirectory", "/var/log/"), ("StateDirectory", "/var/lib/")]
+                {
+                    let name = unit.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap();
+                    std::fs::create_dir_all(r(&format!("{dir}{name}"))).unwrap();
+                }
+                let config = r("/etc/tollgate/config.yaml");
+                let text = std::fs::read_to_string(&config).unwrap();
+                // The example's absolute paths, moved under the root; the test registry is plain HTTP.
+                let text = rooted(&text) + &format!("insecureRegistries: [\"{}\"]\n", reg.addr);
+                std::fs::write(&config, text).unwrap();
+                let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+                assert_eq!(exec, "/usr/local/bin/tollgate serve --config /etc/tollgate/config.yaml");
+                let socket = r("/run/tollgate/tollgate.sock");
+                daemon = Some(serve(&config, &socket));
+            }
+            "tollgate containerd install && systemctl restart containerd" => {
+                let bin = r("/usr/local/bin/tollgate");
+                let out = Command::new(&bin)
+                    .args(["containerd", "install", "--config", ctrd.config.to_str().unwrap()])
+                    .args(["--bin-dir", ctrd.bin_dir.to_str().unwrap()])
+                    .args(["--tollgate-config", r("/etc/tollgate/config.yaml").to_str().unwrap()])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", text(&out));
+                ctrd.restart();
+            }
+            "tollgate containerd doctor" => {
+                let out = tollgate(&[
+                    "containerd",
+                    "doctor",
+                    "--config",
+                    ctrd.config.to_str().unwrap(),
+                    "--containerd",
+                    ctrd.bin.join("containerd").to_str().unwrap(),
+                ]);
+                assert!(out.status.success(), "{}", text(&out));
+            }
+            c if c.starts_with("ctr image pull docker.io/library/busybox:latest") => {
+                let out = ctrd.ctr(&["image", "pull", "--plain-http", &format!("{}/library/busybox:latest", reg.addr)]);
+                assert!(!out.status.success(), "an unsigned image was pulled");
+                assert!(text(&out).contains("rejected image (exit code 1): tollgate: denied"), "{}", text(&out));
+            }
+            c if c.starts_with("install ") => sh(&rooted(c)),
+            other => panic!("the README's node section has a line this test does not know: {other:?}"),
+        }
+        ran.push(cmd.to_owned());
+    }
+    assert!(ran.len() >= 7, "{ran:?}");
+    assert!(daemon.is_some(), "the daemon was started");
+}

@@ -144,3 +144,21 @@ fn node_config_example_spells_out_every_default_and_the_unit_runs_serve_with_it(
     let r = tollgate(&["serve", "--help"]);
     assert!(r.stdout.contains("--config <FILE>") && r.stdout.contains("SIGHUP"), "{}", r.stdout);
 }
+
+/// The example node policy loads, and each exemption is a digest the catalog
+/// publishes for the version it names, so the example never exempts a stranger.
+#[test]
+fn the_example_node_policy_exempts_exactly_the_catalogs_control_plane_digests() {
+    let policy = example("node/policy.yaml");
+    let r = tollgate(&["policy", "check", &policy]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("valid (enforce mode, 5 exemption(s))"), "{}", r.stdout);
+    let listed = tollgate(&["images", "list", "--kubernetes-version", "v1.32.9", "--pinned"]).stdout;
+    let pinned: Vec<&str> = listed.lines().filter_map(|l| l.split('@').nth(1)).collect();
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let exempt: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- digest: ")).collect();
+    assert_eq!(exempt.len(), 5);
+    for d in exempt {
+        assert!(pinned.contains(&d), "{d} is not a catalog digest of v1.32.9: {pinned:?}");
+    }
+}
