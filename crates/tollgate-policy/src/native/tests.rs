@@ -128,12 +128,16 @@ fn sigstore_bundle_requirements_need_one_signer_round_trip_and_refuse_export() {
 /// (the JSON parser's complaint), which names neither the problem nor the line.
 #[test]
 fn yaml_errors_are_reported_by_the_yaml_parser_with_their_position() {
+    let err = |bytes: &[u8], name: &str| match parse_any(bytes, name) {
+        Ok(_) => panic!("{name} parsed"),
+        Err(e) => e.to_string(),
+    };
     let broken = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: reject}\n";
-    let e = parse_any(broken.as_bytes(), "p.yaml").map(|_| ()).unwrap_err().to_string();
+    let e = err(broken.as_bytes(), "p.yaml");
     assert!(e.starts_with("policy p.yaml: not valid YAML: ") && e.contains("line 4"), "{e}");
     assert!(!e.contains("expected value at line 1 column 1"), "{e}");
-    let no_api = parse_any(b"default: [{type: reject}]\n", "p.yaml").map(|_| ()).unwrap_err().to_string();
+    let no_api = err(b"default: [{type: reject}]\n", "p.yaml");
     assert!(no_api.contains("needs `apiVersion: tollgate.dev/v1alpha1`"), "{no_api}");
-    let json = parse_any(b"{\"default\": [{\"type\": \"nope\"}]}", "p.json").map(|_| ()).unwrap_err().to_string();
+    let json = err(b"{\"default\": [{\"type\": \"nope\"}]}", "p.json");
     assert!(json.contains("nope"), "JSON is still parsed as containers-policy.json: {json}");
 }
