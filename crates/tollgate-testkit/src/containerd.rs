@@ -182,19 +182,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
 
     /// Stops containerd (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Some(pid) = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::stop_child(&mut self.child, Duration::from_secs(10));
     }
 
     /// Restarts containerd, as `systemctl restart containerd` after a config change.

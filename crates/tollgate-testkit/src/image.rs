@@ -39,14 +39,29 @@ pub async fn push_image(
     content: &[u8],
 ) -> Built {
     let (layer, diff_id) = layer("hello.txt", content);
+    push_one(client, repo, tag, arch, &layer, &diff_id, serde_json::json!({})).await
+}
+
+/// Pushes one gzip `layer` (uncompressed digest `diff_id`) with an image
+/// config whose `config` section is `runtime`, and its manifest: under `tag`,
+/// or by digest only.
+async fn push_one(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    tag: Option<&str>,
+    arch: &str,
+    layer: &[u8],
+    diff_id: &Digest,
+    runtime: serde_json::Value,
+) -> Built {
     let config = serde_json::json!({
         "architecture": arch, "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-        "config": {}
+        "config": runtime
     })
     .to_string()
     .into_bytes();
-    let layer_digest = client.put_blob(repo, &layer).await.expect("push layer");
+    let layer_digest = client.put_blob(repo, layer).await.expect("push layer");
     let config_digest = client.put_blob(repo, &config).await.expect("push config");
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -58,9 +73,8 @@ pub async fn push_image(
     .into_bytes();
     let target = match tag {
         Some(t) => Reference::parse_normalized(&format!("{}:{t}", repo.repository())).expect("ref"),
-        None => repo.clone().without_digest(),
+        None => repo.clone().without_digest().with_digest(Digest::sha256_of(&manifest)),
     };
-    let target = if tag.is_none() { target.with_digest(Digest::sha256_of(&manifest)) } else { target };
     let digest = client.put_manifest(&target, media_types::OCI_MANIFEST, &manifest).await.expect("push manifest");
     Built { digest, manifest, media_type: media_types::OCI_MANIFEST.to_owned() }
 }
@@ -165,24 +179,6 @@ pub async fn push_runnable(client: &tollgate_registry::Client, repo: &Reference,
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).expect("gz");
     let layer = gz.finish().expect("gz");
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-        "config": {"Entrypoint": ["/bin/busybox", "sleep", "3600"]}
-    })
-    .to_string()
-    .into_bytes();
-    let layer_digest = client.put_blob(repo, &layer).await.expect("push layer");
-    let config_digest = client.put_blob(repo, &config).await.expect("push config");
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_types::OCI_MANIFEST,
-        "config": {"mediaType": media_types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": media_types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}]
-    })
-    .to_string()
-    .into_bytes();
-    let target = Reference::parse_normalized(&format!("{}:{tag}", repo.repository())).expect("ref");
-    let digest = client.put_manifest(&target, media_types::OCI_MANIFEST, &manifest).await.expect("push manifest");
-    Built { digest, manifest, media_type: media_types::OCI_MANIFEST.to_owned() }
+    let runtime = serde_json::json!({"Entrypoint": ["/bin/busybox", "sleep", "3600"]});
+    push_one(client, repo, Some(tag), "amd64", &layer, &diff_id, runtime).await
 }

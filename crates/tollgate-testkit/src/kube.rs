@@ -177,25 +177,9 @@ impl KubeApi {
     }
 }
 
-fn stop(child: &mut Option<Child>, within: Duration) {
-    let Some(mut c) = child.take() else { return };
-    if let Some(pid) = i32::try_from(c.id()).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    }
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
 impl Drop for KubeApi {
     fn drop(&mut self) {
-        stop(&mut self.apiserver, Duration::from_secs(5));
-        stop(&mut self.etcd, Duration::from_secs(5));
+        crate::stop_child(&mut self.apiserver, Duration::from_secs(5));
+        crate::stop_child(&mut self.etcd, Duration::from_secs(5));
     }
 }

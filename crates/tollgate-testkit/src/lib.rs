@@ -66,6 +66,23 @@ pub(crate) fn pem_to_der(pem: &str) -> Vec<u8> {
     base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).expect("PEM base64")
 }
 
+/// Stops a started component by PID: SIGTERM, then SIGKILL once `within` has passed.
+pub fn stop_child(child: &mut Option<std::process::Child>, within: std::time::Duration) {
+    let Some(mut c) = child.take() else { return };
+    if let Some(pid) = i32::try_from(c.id()).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
