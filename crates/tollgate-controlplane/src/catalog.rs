@@ -150,6 +150,38 @@ struct CatalogFile {
     versions: BTreeMap<KubernetesVersion, VersionEntry>,
 }
 
+/// What a catalog covers (`tollgate version`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    /// Releases with an entry (digests where known).
+    pub releases: usize,
+    /// The oldest of them.
+    pub first: Option<String>,
+    /// The newest of them.
+    pub last: Option<String>,
+    /// Minors whose kubeadm default tags are known (`1.26`, …).
+    pub default_minors: Vec<String>,
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let span = |v: &[String]| match (v.first(), v.last()) {
+            (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
+            (Some(a), _) => a.clone(),
+            _ => "none".into(),
+        };
+        write!(
+            f,
+            "{} releases {}–{}, kubeadm defaults {}",
+            self.releases,
+            self.first.as_deref().unwrap_or("none"),
+            self.last.as_deref().unwrap_or("none"),
+            span(&self.default_minors)
+        )
+    }
+}
+
 /// Why a catalog could not be loaded or a version not be served.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -337,6 +369,16 @@ impl Catalog {
     /// Records `pin` for `component` of `version` (used by `images lock`).
     pub fn set_pin(&mut self, version: KubernetesVersion, component: Component, pin: ImagePin) {
         self.versions.entry(version).or_default().insert(component, pin);
+    }
+
+    /// What the catalog covers: pinned releases and kubeadm-default minors.
+    pub fn coverage(&self) -> Coverage {
+        Coverage {
+            releases: self.versions.len(),
+            first: self.versions.keys().next().map(ToString::to_string),
+            last: self.versions.keys().next_back().map(ToString::to_string),
+            default_minors: self.defaults.keys().cloned().collect(),
+        }
     }
 
     /// Versions with an entry, oldest first.

@@ -121,6 +121,8 @@ checked) or Rekor v2 (inclusion proof and checkpoint; the time comes from an RFC
 against the trusted root's timestamp authorities), Fulcio certificates (with their embedded SCTs, valid at every
 verified time) and managed keys, message signatures and DSSE/in-toto. Exit 0 verified, 1 refused, 2 usage error.")]
     VerifyBundle(VerifyBundleArgs),
+    /// Print tollgate's version and what its embedded catalog covers (`-o json` for machines).
+    Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example: tollgate completions bash > /etc/bash_completion.d/tollgate")]
     Completions {

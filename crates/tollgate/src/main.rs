@@ -17,7 +17,16 @@ fn main() -> ExitCode {
     if tollgate_node::verifier::is_invocation(&raw) {
         return cmd::image_verifier::run(&raw);
     }
-    let args = cli::Cli::parse();
+    let args = if raw.iter().any(|a| a == "--version" || a == "-V") {
+        // `--version` names the embedded catalog's range; computed only when asked for.
+        let coverage = tollgate_controlplane::catalog::Catalog::embedded().coverage();
+        let text: &'static str =
+            Box::leak(format!("{} (catalog: {coverage})", env!("CARGO_PKG_VERSION")).into_boxed_str());
+        let matches = <cli::Cli as clap::CommandFactory>::command().version(text).get_matches();
+        <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    } else {
+        cli::Cli::parse()
+    };
     // A daemon reports what it does; one-shot commands only warn.
     let daemon = matches!(args.command, cli::Command::Serve(_));
     init_tracing(args.verbose + u8::from(daemon));

@@ -16,9 +16,49 @@ fn shared_facts() -> PathBuf {
 #[test]
 fn embedded_catalog_parses_and_has_every_published_version() {
     let cat = Catalog::embedded();
-    assert_eq!(cat.versions().count(), 52);
+    assert_eq!(cat.versions().count(), 72);
     assert_eq!(cat.versions().next(), Some(v("v1.26.11")));
-    assert_eq!(cat.versions().last(), Some(v("v1.32.9")));
+    assert_eq!(cat.versions().last(), Some(v("v1.36.4")));
+}
+
+/// The supported releases (1.33 to 1.36) come from shared/facts/catalog's
+/// catalog-1.33-plus.json: every digest in the catalog for them is one that
+/// file records for that image and tag, and what it does not know stays unpinned.
+#[test]
+fn supported_releases_carry_exactly_the_recorded_digests() {
+    let path = shared_facts().join("catalog-1.33-plus.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let facts: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let recorded = |image: &str, tag: &str| {
+        facts
+            .iter()
+            .find(|r| r["image"] == image && r["tag"] == tag)
+            .and_then(|r| r["digest"].as_str())
+            .filter(|d| d.len() == "sha256:".len() + 64)
+            .map(str::to_owned)
+    };
+    let cat = Catalog::embedded();
+    let mut pinned = 0;
+    let mut gaps = Vec::new();
+    for version in cat.versions().filter(|v| v.at_least(1, 33)) {
+        let imgs = cat.images(version, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(imgs.provenance, Provenance::Catalog, "{version}");
+        for i in &imgs.images {
+            let want = recorded(&i.image.repository(), i.image.tag().unwrap_or_default());
+            assert_eq!(i.digest.as_ref().map(ToString::to_string), want, "{version} {}", i.component.name());
+            match want {
+                Some(_) => pinned += 1,
+                None => gaps.push(format!("{version} {}", i.component.name())),
+            }
+        }
+    }
+    assert_eq!(pinned, 20 * 7 - gaps.len());
+    // The known gaps (shared/facts/catalog/README.md): etcd 3.6.6-0 for 1.35, kube-proxy v1.36.3 and v1.36.4.
+    assert_eq!(gaps.len(), 7, "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| g.ends_with(" etcd") && g.starts_with("v1.35.") || g.ends_with(" kube-proxy")),
+        "{gaps:?}"
+    );
 }
 
 /// Every digest that `shared/facts/catalog` records is in the embedded catalog,
@@ -70,7 +110,7 @@ fn v1_32_9_matches_kubeadm_defaults_and_records_unknown_digests() {
         ]
     );
     let unpinned: Vec<&str> = imgs.unpinned().map(|i| i.component.name()).collect();
-    assert_eq!(unpinned, ["kube-proxy", "pause"]);
+    assert_eq!(unpinned, ["kube-proxy"], "pause 3.10's published digest is known");
     assert_eq!(imgs.provenance, Provenance::Catalog);
 }
 
@@ -89,10 +129,16 @@ fn custom_repository_follows_kubeadm_coredns_rule_and_keeps_digests() {
 
 #[test]
 fn versions_without_pins_fall_back_to_kubeadm_defaults() {
-    let imgs = Catalog::embedded().images(v("v1.34.2"), None).unwrap_or_else(|e| panic!("{e}"));
+    let imgs = Catalog::embedded().images(v("v1.37.1"), None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(imgs.provenance, Provenance::KubeadmDefaults);
-    assert_eq!(imgs.get(Component::Etcd).map(|i| i.image.to_string()).as_deref(), Some("registry.k8s.io/etcd:3.6.5-0"));
+    assert_eq!(imgs.get(Component::Etcd).map(|i| i.image.to_string()).as_deref(), Some("registry.k8s.io/etcd:3.7.0-0"));
     assert_eq!(imgs.unpinned().count(), 7);
+    let pinned = Catalog::embedded().images(v("v1.34.2"), None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        pinned.get(Component::Etcd).map(|i| i.image.to_string()).as_deref(),
+        Some("registry.k8s.io/etcd:3.6.5-0")
+    );
+    assert_eq!(pinned.unpinned().count(), 0, "1.34.2 is fully pinned");
 }
 
 #[test]
@@ -101,9 +147,9 @@ fn unknown_version_error_says_what_to_do() {
     assert_eq!(
         err.as_deref(),
         Some(
-            "Kubernetes version v1.40.0 is not in the catalog (it covers v1.26.11 to v1.32.9 and kubeadm defaults for \
-             1.26, 1.27, 1.28, 1.29, 1.30, 1.31, 1.32, 1.33, 1.34, 1.35); pass a catalog that has it with --catalog, or \
-             resolve it with `tollgate images lock --kubernetes-version v1.40.0`"
+            "Kubernetes version v1.40.0 is not in the catalog (it covers v1.26.11 to v1.36.4 and kubeadm defaults for \
+             1.26, 1.27, 1.28, 1.29, 1.30, 1.31, 1.32, 1.33, 1.34, 1.35, 1.36, 1.37); pass a catalog that has it with \
+             --catalog, or resolve it with `tollgate images lock --kubernetes-version v1.40.0`"
         )
     );
 }

@@ -56,6 +56,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),
+        Command::Version => {
+            let coverage = tollgate_controlplane::catalog::Catalog::embedded().coverage();
+            match fmt {
+                crate::output::Format::Json => crate::output::print_json(&serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "catalog": coverage,
+                }))?,
+                crate::output::Format::Text => {
+                    crate::output::print(&format!("tollgate {}\ncatalog: {coverage}\n", env!("CARGO_PKG_VERSION")))?
+                }
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tollgate", &mut buf);

@@ -102,3 +102,33 @@ fn help_teaches_and_lists_exit_codes() {
     let r = tollgate(&["images", "list"]);
     assert_eq!(r.code, 2, "missing required flag is a usage error");
 }
+
+/// `tollgate --version` and `tollgate version` name the embedded catalog's range.
+#[test]
+fn version_names_the_catalogs_range() {
+    let r = crate::util::tollgate(&["--version"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!(
+            "tollgate {} (catalog: 72 releases v1.26.11–v1.36.4, kubeadm defaults 1.26–1.37)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let j = crate::util::tollgate(&["version", "-o", "json"]).json();
+    assert_eq!((j["catalog"]["first"].as_str(), j["catalog"]["last"].as_str()), (Some("v1.26.11"), Some("v1.36.4")));
+    assert_eq!(j["catalog"]["defaultMinors"].as_array().map(Vec::len), Some(12));
+}
+
+/// Every supported release is pinned offline, so `kubeadm patches` works for it.
+#[test]
+fn supported_releases_pin_offline() {
+    for v in ["v1.33.5", "v1.34.3", "v1.36.2"] {
+        let r = crate::util::tollgate(&["images", "list", "--kubernetes-version", v, "--pinned"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout.lines().filter(|l| l.contains("@sha256:")).count(), 7, "{v}: {}", r.stdout);
+        assert!(r.stderr.is_empty(), "{v}: {}", r.stderr);
+    }
+    let r = crate::util::tollgate(&["images", "list", "--kubernetes-version", "v1.35.4", "--pinned"]);
+    assert!(r.stderr.contains("no digest known for etcd of v1.35.4"), "the one known gap: {}", r.stderr);
+}

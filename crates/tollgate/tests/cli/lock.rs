@@ -5,21 +5,21 @@ use tollgate_testkit::{Registry, image};
 
 use crate::util::tollgate;
 
-/// Pushes the seven images kubeadm v1.33.1 uses under `<registry>/k8s` and returns
+/// Pushes the seven images kubeadm v1.37.0 (in the catalog by its default tags only) uses under `<registry>/k8s` and returns
 /// (component, digest) pairs.
-fn push_v1_33_1(reg: &Registry) -> Vec<(String, String)> {
+fn push_v1_37_0(reg: &Registry) -> Vec<(String, String)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = reg.client();
         let mut out = Vec::new();
         for (name, tag) in [
-            ("kube-apiserver", "v1.33.1"),
-            ("kube-controller-manager", "v1.33.1"),
-            ("kube-scheduler", "v1.33.1"),
-            ("kube-proxy", "v1.33.1"),
-            ("coredns", "v1.12.0"),
-            ("pause", "3.10"),
-            ("etcd", "3.5.21-0"),
+            ("kube-apiserver", "v1.37.0"),
+            ("kube-controller-manager", "v1.37.0"),
+            ("kube-scheduler", "v1.37.0"),
+            ("kube-proxy", "v1.37.0"),
+            ("coredns", "v1.14.6"),
+            ("pause", "3.10.2"),
+            ("etcd", "3.7.0-0"),
         ] {
             let repo = Reference::parse_normalized(&format!("{}/k8s/{name}", reg.addr)).unwrap();
             let built = if name == "kube-apiserver" {
@@ -39,7 +39,7 @@ fn lock(reg: &Registry, out: &std::path::Path, extra: &[&str]) -> crate::util::R
         "images",
         "lock",
         "--kubernetes-version",
-        "v1.33.1",
+        "v1.37.0",
         "--registry",
         &mirror,
         "--insecure-registry",
@@ -54,7 +54,7 @@ fn lock(reg: &Registry, out: &std::path::Path, extra: &[&str]) -> crate::util::R
 #[test]
 fn lock_resolves_every_image_writes_a_catalog_and_patches_use_it() {
     let reg = Registry::start();
-    let pushed = push_v1_33_1(&reg);
+    let pushed = push_v1_37_0(&reg);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("catalog.json");
     let r = lock(&reg, &out, &["-o", "json"]);
@@ -73,21 +73,21 @@ fn lock_resolves_every_image_writes_a_catalog_and_patches_use_it() {
         "images",
         "list",
         "--kubernetes-version",
-        "v1.33.1",
+        "v1.37.0",
         "--pinned",
         "--catalog",
         out.to_str().unwrap(),
     ]);
     assert_eq!(listed.code, 0);
     assert_eq!(listed.stderr, "", "every image is pinned now");
-    assert!(listed.stdout.contains(&format!("registry.k8s.io/etcd:3.5.21-0@{}", pushed[6].1)));
+    assert!(listed.stdout.contains(&format!("registry.k8s.io/etcd:3.7.0-0@{}", pushed[6].1)));
 
     let patches = dir.path().join("patches");
     let p = tollgate(&[
         "kubeadm",
         "patches",
         "--kubernetes-version",
-        "v1.33.1",
+        "v1.37.0",
         "--out",
         patches.to_str().unwrap(),
         "--catalog",
@@ -106,7 +106,7 @@ fn lock_resolves_every_image_writes_a_catalog_and_patches_use_it() {
 #[test]
 fn a_moved_tag_is_refused_unless_accepted() {
     let reg = Registry::start();
-    push_v1_33_1(&reg);
+    push_v1_37_0(&reg);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("catalog.json");
     assert_eq!(lock(&reg, &out, &[]).code, 0);
@@ -114,13 +114,13 @@ fn a_moved_tag_is_refused_unless_accepted() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let moved = rt.block_on(async {
         let repo = Reference::parse_normalized(&format!("{}/k8s/etcd", reg.addr)).unwrap();
-        image::push_image(&reg.client(), &repo, Some("3.5.21-0"), "amd64", b"backdoored etcd").await
+        image::push_image(&reg.client(), &repo, Some("3.7.0-0"), "amd64", b"backdoored etcd").await
     });
     let before = std::fs::read(&out).unwrap();
     let r = lock(&reg, &out, &[]);
     let line = r.one_line_error(1);
     assert!(line.contains("tag moved for 1 image(s); nothing was written"), "{line}");
-    assert!(line.contains(&format!("/k8s/etcd:3.5.21-0 now serves {}", moved.digest)), "{line}");
+    assert!(line.contains(&format!("/k8s/etcd:3.7.0-0 now serves {}", moved.digest)), "{line}");
     assert_eq!(std::fs::read(&out).unwrap(), before);
     let r = lock(&reg, &out, &["--accept-changes"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -130,7 +130,7 @@ fn a_moved_tag_is_refused_unless_accepted() {
 #[test]
 fn lock_through_bearer_token_auth() {
     let reg = Registry::start_with_token_auth();
-    push_v1_33_1(&reg);
+    push_v1_37_0(&reg);
     let dir = tempfile::tempdir().unwrap();
     let r = lock(&reg, &dir.path().join("c.json"), &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -154,7 +154,7 @@ fn missing_images_and_unreachable_registries_write_nothing() {
         "images",
         "lock",
         "--kubernetes-version",
-        "v1.33.1",
+        "v1.37.0",
         "--registry",
         &addr,
         "--insecure-registry",
@@ -175,7 +175,7 @@ fn plain_http_needs_an_explicit_insecure_registry() {
         "images",
         "lock",
         "--kubernetes-version",
-        "v1.33.1",
+        "v1.37.0",
         "--registry",
         &mirror,
         "--out",
