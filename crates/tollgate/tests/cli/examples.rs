@@ -145,30 +145,19 @@ fn node_config_example_spells_out_every_default_and_the_unit_runs_serve_with_it(
     assert!(r.stdout.contains("--config <FILE>") && r.stdout.contains("SIGHUP"), "{}", r.stdout);
 }
 
-/// The example node policy loads, and each exemption is a digest the catalog
-/// publishes for v1.32.9, or (the sandbox, pause 3.10) the published digest
-/// recorded with its sources in shared/facts: the example never exempts a stranger.
+/// The example node policy loads, and its exemptions are exactly the digests
+/// the catalog publishes for v1.36.2's seven images: never a stranger, none missing.
 #[test]
-fn the_example_node_policy_exempts_exactly_the_catalogs_control_plane_digests() {
+fn the_example_node_policy_exempts_exactly_the_catalogs_digests() {
     let policy = example("node/policy.yaml");
     let r = tollgate(&["policy", "check", &policy]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("valid (enforce mode, 6 exemption(s))"), "{}", r.stdout);
-    let listed = tollgate(&["images", "list", "--kubernetes-version", "v1.32.9", "--pinned"]).stdout;
-    let mut pinned: Vec<String> = listed.lines().filter_map(|l| l.split('@').nth(1)).map(str::to_owned).collect();
-    let facts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/facts/catalog/catalog-1.33-plus.json");
-    let facts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(facts).unwrap()).unwrap();
-    let pause = facts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["image"] == "registry.k8s.io/pause" && e["tag"] == "3.10" && e["agree"] == true)
-        .unwrap();
-    pinned.push(pause["digest"].as_str().unwrap().to_owned());
+    assert!(r.stdout.contains("valid (enforce mode, 7 exemption(s))"), "{}", r.stdout);
+    let listed = tollgate(&["images", "list", "--kubernetes-version", "v1.36.2", "--pinned"]).stdout;
+    let mut pinned: Vec<&str> = listed.lines().filter_map(|l| l.split('@').nth(1)).collect();
     let text = std::fs::read_to_string(&policy).unwrap();
-    let exempt: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- digest: ")).collect();
-    assert_eq!(exempt.len(), 6);
-    for d in exempt {
-        assert!(pinned.iter().any(|p| p == d), "{d} is not a published digest of v1.32.9's images: {pinned:?}");
-    }
+    let mut exempt: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- digest: ")).collect();
+    pinned.sort_unstable();
+    exempt.sort_unstable();
+    assert_eq!(exempt, pinned);
 }
