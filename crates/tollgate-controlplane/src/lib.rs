@@ -17,6 +17,7 @@ pub mod components;
 pub mod confined;
 pub mod fsutil;
 pub mod kubeadm_config;
+pub mod patchdir;
 pub mod patches;
 pub mod version;
 

@@ -480,7 +480,7 @@ or an existing account that cannot be reused.")]
     /// Create the accounts, chown/chmod the keys and kubeconfigs, write kubeadm patches. Idempotent, journaled.
     #[command(after_help = "\
 Examples:
-  tollgate harden apply --patches /etc/kubernetes/patches          then: kubeadm upgrade apply --patches …
+  tollgate harden apply --patches /etc/kubernetes/tollgate-patches  then: kubeadm upgrade apply --patches …
   tollgate harden apply --now                                       also rewrite the running static pods
 
 passwd and group are edited under the lckpwdf(3) and kubeadm fcntl locks and replaced atomically. The
@@ -526,8 +526,8 @@ pub struct HardenArgs {
 pub struct HardenApplyArgs {
     #[command(flatten)]
     pub node: HardenArgs,
-    /// kubeadm's patches directory (the one the image pins are in).
-    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/patches")]
+    /// kubeadm's patches directory: the one the image pins are in (kubeadm reads only one).
+    #[arg(long, value_name = "DIR", default_value = tollgate_controlplane::patchdir::DEFAULT_DIR)]
     pub patches: String,
     /// Also rewrite the live static-pod manifests (the kubelet restarts the pods as the new users).
     #[arg(long)]

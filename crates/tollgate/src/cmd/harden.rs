@@ -115,6 +115,14 @@ pub fn plan(a: &HardenArgs, fmt: Format) -> anyhow::Result<Outcome> {
 /// `harden apply`.
 pub fn apply(a: &HardenApplyArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let n = node(&a.node)?;
+    // kubeadm reads one --patches directory: never split the hardening from the pins.
+    let root = std::path::Path::new(&n.root);
+    tollgate_controlplane::patchdir::refuse_split(
+        &root.join(a.patches.trim_start_matches('/')),
+        root,
+        tollgate_controlplane::patchdir::Writing::Hardening,
+    )
+    .map_err(anyhow::Error::msg)?;
     let (p, done) = apply::apply(&n, &a.patches, a.now)?;
     match fmt {
         Format::Json => print_json(&serde_json::json!({"plan": p, "applied": done}))?,

@@ -35,6 +35,13 @@ pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
     let catalog = load_catalog(&a.catalog)?;
     let imgs = catalog.images(version(&a.kubernetes_version)?, a.image_repository.as_deref())?;
     let set = patches::render(&imgs, a.allow_unpinned)?;
+    // kubeadm reads one --patches directory: never split the pins from the hardening.
+    tollgate_controlplane::patchdir::refuse_split(
+        &a.out,
+        std::path::Path::new("/"),
+        tollgate_controlplane::patchdir::Writing::Pins,
+    )
+    .map_err(anyhow::Error::msg)?;
     let dir = a.out.display().to_string();
     let mut files = Vec::new();
     for f in &set.files {

@@ -60,7 +60,7 @@ impl Root {
             std::fs::set_permissions(r.path(d), std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         // tollgate's image pins already in kubeadm's patches directory.
-        r.file("etc/kubernetes/patches/kube-apiserver+json.json", PIN_PATCH, 0o644);
+        r.file("etc/kubernetes/tollgate-patches/kube-apiserver+json.json", PIN_PATCH, 0o644);
         r
     }
 
@@ -157,10 +157,14 @@ fn apply_is_idempotent_composes_with_the_pins_and_revert_restores_byte_for_byte(
     assert_eq!(r.owner("var/lib/etcd/member/wal/0000000000000000-0000000000000000.wal"), (101, 100, 0o600));
     assert_eq!(r.owner("etc/kubernetes/admin.conf"), (0, 0, 0o600), "admin.conf stays root's");
     // The securityContext patch sits beside the pin, and sorts after it.
-    let patch = std::fs::read_to_string(r.path("etc/kubernetes/patches/kube-apiserver9harden+strategic.yaml")).unwrap();
+    let patch = std::fs::read_to_string(r.path("etc/kubernetes/tollgate-patches/kube-apiserver9harden+strategic.yaml"))
+        .unwrap();
     assert!(patch.contains("runAsUser: 102") && patch.contains("- ALL"), "{patch}");
-    assert_eq!(std::fs::read_to_string(r.path("etc/kubernetes/patches/kube-apiserver+json.json")).unwrap(), PIN_PATCH);
-    let mut names: Vec<String> = std::fs::read_dir(r.path("etc/kubernetes/patches"))
+    assert_eq!(
+        std::fs::read_to_string(r.path("etc/kubernetes/tollgate-patches/kube-apiserver+json.json")).unwrap(),
+        PIN_PATCH
+    );
+    let mut names: Vec<String> = std::fs::read_dir(r.path("etc/kubernetes/tollgate-patches"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("kube-apiserver"))
@@ -269,4 +273,20 @@ fn existing_accounts_and_already_hardened_manifests_are_reused_and_pass() {
     let audit = r.run(&["harden", "audit", "--user", "etcd=etcd", "--profile", "cis", "-o", "json"]).json();
     let s = audit["cis"].as_array().unwrap().iter().find(|c| c["id"] == "1.1.12").unwrap()["status"].clone();
     assert_eq!(s, "pass");
+}
+
+/// kubeadm reads one `--patches` directory: hardening written next to the
+/// pins' directory, rather than into it, would silently lose one of them.
+#[test]
+fn hardening_is_refused_in_a_second_patches_directory() {
+    let r = Root::new();
+    let out = r.run(&["harden", "apply", "--patches", "/etc/kubernetes/patches"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out.one_line_error(2);
+    assert!(
+        line.contains("etc/kubernetes/tollgate-patches holds image-pin patches (tollgate kubeadm patches) (kube-apiserver+json.json), and kubeadm reads only one --patches directory"),
+        "{line}"
+    );
+    assert!(!r.path("etc/kubernetes/patches").exists(), "nothing was written");
+    assert_eq!(r.run(&["harden", "apply"]).code, 0, "the default is the pins' directory");
 }
