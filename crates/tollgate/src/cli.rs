@@ -373,9 +373,14 @@ pub struct MirrorArgs {
     /// Images to mirror (tag, digest or both).
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Read and report what would be copied; write nothing.
+    /// Read and report what would be copied; write nothing. Images that cannot be copied (no known digest)
+    /// are listed instead of stopping the plan.
     #[arg(long)]
     pub dry_run: bool,
+    /// Copy the catalog's images from this registry and prefix (another mirror, laid out as kubeadm's
+    /// --image-repository expects) instead of registry.k8s.io. Digests are checked all the same.
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    pub from: Option<String>,
     #[command(flatten)]
     pub access: RegistryAccess,
     #[command(flatten)]

@@ -18,7 +18,11 @@ use crate::output::{Format, print, print_json, warn};
 
 /// `tollgate mirror`.
 pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
-    let mut sources: Vec<Reference> = Vec::new();
+    // (source, destination) pairs. Catalog images land where kubeadm's
+    // --image-repository TO looks for them (TO/coredns, not TO/coredns/coredns),
+    // so `images lock --registry TO` and kubeadm both find what was copied.
+    let mut pairs: Vec<(Reference, Reference)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     // --kubernetes-version picks versions; --catalog alone means every version that file pins.
     let versions: Vec<tollgate_controlplane::KubernetesVersion> = match (&a.kubernetes_versions[..], &a.catalog.catalog)
     {
@@ -31,37 +35,56 @@ pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
     if !versions.is_empty() {
         let catalog = load_catalog(&a.catalog)?;
         for v in versions {
-            for img in catalog.images(v, None)?.images {
-                if img.digest.is_none() {
-                    return Err(Refused(format!(
+            let from = catalog.images(v, a.from.as_deref())?.images;
+            let to = catalog.images(v, Some(&a.to))?.images;
+            for (src, dst) in from.into_iter().zip(to) {
+                if src.digest.is_none() {
+                    let why = format!(
                         "{} has no known digest in the catalog; lock it first (tollgate images lock) so the mirror copies what you pinned",
-                        img.image
-                    ))
-                    .into());
+                        src.image
+                    );
+                    if a.dry_run {
+                        skipped.push(why);
+                        continue;
+                    }
+                    return Err(Refused(why).into());
                 }
-                sources.push(img.pinned_reference());
+                pairs.push((src.pinned_reference(), dst.image));
             }
         }
     }
     for i in &a.images {
-        sources.push(Reference::parse_normalized(i).with_context(|| format!("image {i:?}"))?.with_default_tag());
+        let src = Reference::parse_normalized(i).with_context(|| format!("image {i:?}"))?.with_default_tag();
+        let dst = mirror::destination(&src, &a.to)?;
+        pairs.push((src, dst));
     }
-    anyhow::ensure!(!sources.is_empty(), "nothing to mirror: give --kubernetes-version or IMAGE arguments");
-    sources.dedup();
+    anyhow::ensure!(
+        !pairs.is_empty() || !skipped.is_empty(),
+        "nothing to mirror: give --kubernetes-version or IMAGE arguments"
+    );
+    pairs.dedup();
     let client = Client::new(super::client_config(&a.access)?)?;
     let m = Mirror { client: &client, dry_run: a.dry_run, chunk_bytes: mirror::CHUNK_BYTES };
-    let bar = super::progress(sources.len() as u64, interactive(fmt), "mirroring");
+    let bar = super::progress(pairs.len() as u64, interactive(fmt), "mirroring");
     let mut done = Vec::new();
-    for src in &sources {
+    for (src, dst) in &pairs {
         bar.set_message(src.repository());
-        let dst = mirror::destination(src, &a.to)?;
-        let copied = m.copy_image(src, &dst).await.with_context(|| format!("mirroring {src}"))?;
+        let copied = match m.copy_image(src, dst).await {
+            Ok(c) => c,
+            // A dry run plans every image it can and lists the others.
+            Err(e) if a.dry_run => {
+                skipped.push(format!("{src} -> {dst}: {e}"));
+                bar.inc(1);
+                continue;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("mirroring {src}"))),
+        };
         bar.inc(1);
         done.push(copied);
     }
     bar.finish_and_clear();
     match fmt {
-        Format::Json => print_json(&serde_json::json!({"dryRun": a.dry_run, "images": done}))?,
+        Format::Json => print_json(&serde_json::json!({"dryRun": a.dry_run, "images": done, "cannot": skipped}))?,
         Format::Text => {
             let verb = if a.dry_run { "would copy" } else { "copied" };
             let mut s = String::new();
@@ -80,10 +103,14 @@ pub async fn mirror(a: &MirrorArgs, fmt: Format) -> anyhow::Result<Outcome> {
                     if c.artifacts.is_empty() { "no signatures or referrers".to_owned() } else { c.artifacts.join(", ") }
                 ));
             }
+            for why in &skipped {
+                s.push_str(&format!("cannot copy: {why}\n"));
+            }
             print(&s)?;
         }
     }
-    Ok(Outcome::Ok)
+    // A dry run that could not plan everything says so in its exit code too.
+    Ok(if skipped.is_empty() { Outcome::Ok } else { Outcome::Findings })
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<&'static str> {

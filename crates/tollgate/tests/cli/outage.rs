@@ -68,14 +68,32 @@ fn mirror_copies_platforms_signatures_and_referrer_tags_and_verification_passes_
 
 #[test]
 fn mirroring_a_version_refuses_unpinned_catalog_images() {
-    let r = tollgate(&["mirror", "--to", "127.0.0.1:1/k8s", "--kubernetes-version", "v1.32.9", "--dry-run"]);
-    // kube-proxy has no digest in the embedded catalog.
+    // Every request stays on 127.0.0.1: the source is another (here: dead) mirror.
+    let from = ["--from", "127.0.0.1:1/upstream", "--insecure-registry", "127.0.0.1:1"];
+    let mut args = vec!["mirror", "--to", "127.0.0.1:1/k8s", "--kubernetes-version", "v1.32.9"];
+    args.extend(from);
+    let r = tollgate(&args);
+    // kube-proxy has no digest in the embedded catalog: refused before anything is copied.
     let line = r.one_line_error(1);
     assert!(line.contains("kube-proxy") && line.contains("has no known digest"), "{line}");
+    // A dry run plans what it can and lists the rest, in kubeadm's layout (TO/coredns, not TO/coredns/coredns).
+    args.push("--dry-run");
+    let r = tollgate(&args);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let cannot: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("cannot copy: ")).collect();
+    assert_eq!(cannot.len(), 7, "{}", r.stdout);
+    assert!(cannot.iter().any(|l| l.contains("kube-proxy") && l.contains("has no known digest")), "{cannot:?}");
+    assert!(r.stdout.contains("-> 127.0.0.1:1/k8s/coredns:v1.11.3:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("127.0.0.1:1/upstream/coredns:v1.11.3@sha256:"),
+        "--from in kubeadm's layout too: {}",
+        r.stdout
+    );
     // --catalog alone: the versions that file pins.
     let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/catalog-override.json");
-    let r = tollgate(&["mirror", "--to", "127.0.0.1:1/k8s", "--catalog", file.to_str().unwrap(), "--dry-run"]);
-    assert!(r.one_line_error(1).contains("has no known digest"), "{}", r.stderr);
+    let mut args = vec!["mirror", "--to", "127.0.0.1:1/k8s", "--catalog", file.to_str().unwrap()];
+    args.extend(from);
+    assert!(tollgate(&args).one_line_error(1).contains("has no known digest"));
     let r = tollgate(&["mirror", "--to", "127.0.0.1:1/k8s"]);
     assert!(r.one_line_error(2).contains("nothing to mirror"), "{}", r.stderr);
 }
