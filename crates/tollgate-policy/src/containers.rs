@@ -157,6 +157,13 @@ pub enum Requirement {
     },
 }
 
+/// Whether trust material is a sigstore `trusted_root.json` (a JSON object)
+/// rather than PEM: a keyless trust may name one for both its Fulcio CAs and
+/// its Rekor keys (native format).
+pub fn is_trusted_root(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// The predicate `cosign sign` writes into the in-toto statement of a bundle.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
@@ -373,13 +380,23 @@ impl Policy {
                     Requirement::DigestAllowlist { .. } => out.push(format!("{where_}[{i}]: digestAllowlist")),
                     Requirement::SigstoreBundle { .. } => out.push(format!("{where_}[{i}]: sigstoreBundle")),
                     Requirement::PerPlatform(_) => out.push(format!("{where_}[{i}]: perPlatform signatures")),
-                    Requirement::SigstoreSigned { keys, rekor_public_keys, .. } => {
+                    Requirement::SigstoreSigned { keys, rekor_public_keys, fulcio, .. } => {
                         let mixed = |k: &[KeySource]| {
                             k.iter().any(|s| matches!(s, KeySource::Path(_)))
                                 && k.iter().any(|s| matches!(s, KeySource::Data(_)))
                         };
                         if mixed(keys) || mixed(rekor_public_keys) {
                             out.push(format!("{where_}[{i}]: key files mixed with inline keys"));
+                        }
+                        // containers/image reads PEM there, not a sigstore trusted root.
+                        let root = |s: &KeySource| match s {
+                            KeySource::Data(d) => is_trusted_root(d),
+                            KeySource::Path(p) => p.ends_with(".json"),
+                        };
+                        if fulcio.as_ref().is_some_and(|f| root(&f.ca)) || rekor_public_keys.iter().any(root) {
+                            out.push(format!(
+                                "{where_}[{i}]: a trusted_root.json as trust (sigstore, or the built-in kubernetes-release)"
+                            ));
                         }
                     }
                     _ => {}

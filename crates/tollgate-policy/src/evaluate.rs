@@ -174,9 +174,16 @@ fn load_list(
                             }
                             KeySource::Data(d) => (d.clone(), format!("inline {what}")),
                         };
-                        PublicKey::from_pem(&bytes).map_err(|e| err(format!("{shown}: {e}")))
+                        // A sigstore trusted_root.json stands for its logs' ECDSA keys.
+                        if crate::containers::is_trusted_root(&bytes) {
+                            let root = tollgate_verify::bundle::TrustedRoot::parse(&bytes)
+                                .map_err(|e| err(format!("{shown}: {e}")))?;
+                            return Ok(root.rekor_set_keys());
+                        }
+                        PublicKey::from_pem(&bytes).map(|k| vec![k]).map_err(|e| err(format!("{shown}: {e}")))
                     })
-                    .collect()
+                    .collect::<Result<Vec<Vec<PublicKey>>, PolicyError>>()
+                    .map(|v| v.into_iter().flatten().collect())
             };
             Ok(match r {
                 Requirement::InsecureAcceptAnything => Loaded::AcceptAnything,
@@ -257,6 +264,11 @@ fn certs(
         KeySource::Path(p) => (read(p).map_err(|e| err(format!("cannot read {what} {p}: {e}")))?, p.clone()),
         KeySource::Data(d) => (d.clone(), format!("inline {what}")),
     };
+    // A sigstore trusted_root.json stands for its Fulcio CAs' certificates.
+    if crate::containers::is_trusted_root(&bytes) {
+        let root = tollgate_verify::bundle::TrustedRoot::parse(&bytes).map_err(|e| err(format!("{shown}: {e}")))?;
+        return Ok(root.fulcio_certificates());
+    }
     x509::certs_from_pem(&bytes).map_err(|e| err(format!("{shown}: {e}")))
 }
 

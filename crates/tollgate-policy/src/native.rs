@@ -84,9 +84,21 @@ struct NativePki {
     subject_hostname: Option<String>,
 }
 
+/// Keyless signatures checked against a sigstore `trusted_root.json`: its
+/// Fulcio CAs and its Rekor logs' keys, for cosign `.sig` signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativeSigstore {
+    trusted_root: Material,
+    oidc_issuer: String,
+    subject_email: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Trust {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sigstore: Option<NativeSigstore>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     public_keys: Vec<Material>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,9 +244,20 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                         }
                     }
                     NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
-                        let t: &TrustParts = trust.get(name).ok_or_else(|| {
-                            invalid(&format!("{loc}[{i}]"), format!("unknown trust {name:?}; define it under trust:"))
-                        })?;
+                        let builtin;
+                        let t: &TrustParts = match trust.get(name) {
+                            Some(t) => t,
+                            None if name == KUBERNETES_RELEASE => {
+                                builtin = kubernetes_release();
+                                &builtin
+                            }
+                            None => {
+                                return Err(invalid(
+                                    &format!("{loc}[{i}]"),
+                                    format!("unknown trust {name:?}; define it under trust: (built in: {KUBERNETES_RELEASE})"),
+                                ));
+                            }
+                        };
                         let r = Requirement::SigstoreSigned {
                             keys: t.keys.clone(),
                             fulcio: t.fulcio.clone(),
@@ -275,7 +298,49 @@ fn source(m: &Material) -> Result<KeySource, String> {
     }
 }
 
+/// The name of the built-in trust for official Kubernetes images.
+pub const KUBERNETES_RELEASE: &str = "kubernetes-release";
+/// Who signs Kubernetes release images (keyless, cosign `.sig` tags).
+pub const KUBERNETES_RELEASE_SIGNER: &str = "krel-trust@k8s-releng-prod.iam.gserviceaccount.com";
+/// The OIDC issuer of that identity.
+pub const KUBERNETES_RELEASE_ISSUER: &str = "https://accounts.google.com";
+/// The Sigstore public-good `trusted_root.json` tollgate embeds (usable offline; a
+/// policy that defines the `kubernetes-release` trust itself replaces it).
+pub const PUBLIC_GOOD_TRUSTED_ROOT: &[u8] = include_bytes!("../trust/sigstore-public-good-trusted_root.json");
+
+/// The built-in `kubernetes-release` trust: Kubernetes' release identity via
+/// Google, against the embedded public-good trusted root.
+fn kubernetes_release() -> TrustParts {
+    let root = KeySource::Data(PUBLIC_GOOD_TRUSTED_ROOT.to_vec());
+    TrustParts {
+        keys: Vec::new(),
+        fulcio: Some(Fulcio {
+            ca: root.clone(),
+            oidc_issuer: KUBERNETES_RELEASE_ISSUER.into(),
+            subject_email: KUBERNETES_RELEASE_SIGNER.into(),
+        }),
+        pki: None,
+        rekor: vec![root],
+    }
+}
+
 fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
+    if let Some(s) = &t.sigstore {
+        if !t.public_keys.is_empty() || t.fulcio.is_some() || t.pki.is_some() || !t.rekor_public_keys.is_empty() {
+            return Err("sigstore (a trusted root) stands alone: no publicKeys, fulcio, pki or rekorPublicKeys".into());
+        }
+        let root = source(&s.trusted_root)?;
+        return Ok(TrustParts {
+            keys: Vec::new(),
+            fulcio: Some(Fulcio {
+                ca: root.clone(),
+                oidc_issuer: s.oidc_issuer.clone(),
+                subject_email: s.subject_email.clone(),
+            }),
+            pki: None,
+            rekor: vec![root],
+        });
+    }
     let keys = t.public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
     let rekor = t.rekor_public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
     let fulcio = match &t.fulcio {
@@ -408,6 +473,7 @@ fn material(k: &KeySource) -> Material {
 
 fn trust_of(keys: &[KeySource], fulcio: &Option<Fulcio>, pki: &Option<Pki>, rekor: &[KeySource]) -> Trust {
     Trust {
+        sigstore: None,
         public_keys: keys.iter().map(material).collect(),
         fulcio: fulcio.as_ref().map(|f| NativeFulcio {
             ca: material(&f.ca),

@@ -45,6 +45,29 @@ impl TestFulcio {
         self.rekor.public_pem()
     }
 
+    /// A sigstore `trusted_root.json` naming this CA and this Rekor log.
+    pub fn trusted_root(&self) -> String {
+        serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{
+                "baseUrl": "https://rekor.test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(&self.rekor.spki_der()), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                              "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                "logId": {"keyId": b64(&Sha256::digest(self.rekor.spki_der()))},
+            }],
+            "certificateAuthorities": [{
+                "subject": {"organization": "tollgate", "commonName": "tollgate test Fulcio"},
+                "uri": "https://fulcio.test",
+                "certChain": {"certificates": [{"rawBytes": b64(self.ca.der())}]},
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        })
+        .to_string()
+    }
+
     /// A keyless signature claiming `docker_reference` and `digest`, by a key
     /// certified for `email` via `issuer` from `integrated_time - 60` for ten
     /// minutes, and logged at `integrated_time` (Unix seconds).

@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::keys::{HashAlgorithm, PublicKey};
+use crate::keys::{HashAlgorithm, KeyAlgorithm, PublicKey};
 use crate::tlog::{self, rfc3339_millis};
 use crate::x509;
 
@@ -160,6 +160,21 @@ fn within(t_ms: i64, start: i64, end: Option<i64>) -> bool {
 }
 
 impl TrustedRoot {
+    /// Every certificate of the Fulcio CAs' chains (DER), to trust as roots for
+    /// cosign keyless `.sig` signatures (containers/image's `fulcio.caPath` has the same role).
+    pub fn fulcio_certificates(&self) -> Vec<Vec<u8>> {
+        self.cas.iter().flat_map(|a| a.chain.iter().cloned()).collect()
+    }
+
+    /// The transparency logs' ECDSA keys: what signs a cosign signature's Rekor SET.
+    pub fn rekor_set_keys(&self) -> Vec<PublicKey> {
+        self.tlogs
+            .iter()
+            .filter(|l| matches!(l.key.algorithm(), KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384))
+            .map(|l| l.key.clone())
+            .collect()
+    }
+
     /// Parses `trusted_root.json`. Every log key must have a validity start.
     pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, BundleError> {
         let raw: RawRoot = serde_json::from_slice(bytes).map_err(|e| malformed(format!("trusted root: {e}")))?;

@@ -682,6 +682,19 @@ pub struct ServeArgs {
 /// `policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Print a complete node policy for official Kubernetes images (registry.k8s.io).
+    #[command(after_help = "\
+Example:
+  tollgate policy default > /etc/tollgate/policy.yaml
+  tollgate policy check /etc/tollgate/policy.yaml
+
+registry.k8s.io images must carry Kubernetes' keyless release signature (the built-in trust
+kubernetes-release: krel-trust@k8s-releng-prod.iam.gserviceaccount.com via https://accounts.google.com,
+Fulcio and Rekor from the embedded Sigstore public-good trusted root); the control-plane, DNS and
+kube-proxy repositories accept exactly the catalog's published digests; the pod sandbox is exempt by
+digest; everything else is refused. Add your own images' scopes. A newer trusted_root.json replaces
+the embedded one without a rebuild: define kubernetes-release under trust: with sigstore.trustedRoot.")]
+    Default,
     /// Validate a policy, load its keys, and list what each scope requires.
     #[command(after_help = "\
 Example:

@@ -141,3 +141,44 @@ fn yaml_errors_are_reported_by_the_yaml_parser_with_their_position() {
     let json = err(b"{\"default\": [{\"type\": \"nope\"}]}", "p.json");
     assert!(json.contains("nope"), "JSON is still parsed as containers-policy.json: {json}");
 }
+
+/// The built-in `kubernetes-release` trust: Kubernetes' release identity
+/// against the embedded public-good trusted root, loaded offline; and a
+/// `sigstore` trust against another trusted root replaces it.
+#[test]
+fn the_kubernetes_release_trust_is_built_in_and_replaceable() {
+    let yaml = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: reject}]\ntransports:\n  docker:\n    registry.k8s.io:\n      - type: sigstoreSigned\n        trust: kubernetes-release\n        signedIdentity: {type: matchRepository}\n";
+    let p = parse(yaml.as_bytes(), "p.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let Some(Requirement::SigstoreSigned { fulcio: Some(f), rekor_public_keys, .. }) =
+        p.transports.get("docker").and_then(|t| t.get("registry.k8s.io")).and_then(|r| r.first())
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(
+        (f.oidc_issuer.as_str(), f.subject_email.as_str()),
+        (KUBERNETES_RELEASE_ISSUER, KUBERNETES_RELEASE_SIGNER)
+    );
+    assert_eq!(f.ca, KeySource::Data(PUBLIC_GOOD_TRUSTED_ROOT.to_vec()));
+    assert_eq!(rekor_public_keys.len(), 1);
+    let loaded = crate::LoadedPolicy::load(p, "p.yaml", &|_| Err("no files".into()));
+    assert!(loaded.is_ok(), "the embedded root loads offline: {:?}", loaded.err());
+
+    let own = yaml.replace(
+        "kind: ImagePolicy\n",
+        "kind: ImagePolicy\ntrust:\n  kubernetes-release:\n    sigstore:\n      trustedRoot: {path: /etc/tollgate/trusted_root.json}\n      oidcIssuer: https://accounts.google.com\n      subjectEmail: krel-trust@k8s-releng-prod.iam.gserviceaccount.com\n",
+    );
+    let p = parse(own.as_bytes(), "p.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let Some(Requirement::SigstoreSigned { fulcio: Some(f), .. }) =
+        p.transports.get("docker").and_then(|t| t.get("registry.k8s.io")).and_then(|r| r.first())
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(f.ca, KeySource::Path("/etc/tollgate/trusted_root.json".into()));
+    let exported = export(&parse(yaml.as_bytes(), "p.yaml").unwrap_or_else(|e| panic!("{e}")), "p.yaml");
+    assert!(
+        exported.is_err_and(|e| e.to_string().contains("a trusted_root.json as trust")),
+        "containers/image cannot read a trusted root as caData"
+    );
+    let unknown = parse(yaml.replace("kubernetes-release", "nope").as_bytes(), "p.yaml").map(|_| ()).err();
+    assert!(unknown.is_some_and(|e| e.to_string().contains("built in: kubernetes-release")));
+}

@@ -100,3 +100,68 @@ pub fn convert(path: &Path, out: Option<&Path>, to_native: bool) -> anyhow::Resu
     }
     Ok(Outcome::Ok)
 }
+
+/// `policy default`: a complete node policy for official Kubernetes images.
+pub fn default_policy() -> anyhow::Result<Outcome> {
+    print(&default_policy_text())?;
+    Ok(Outcome::Ok)
+}
+
+/// The policy `policy default` prints: keyless release signatures for
+/// registry.k8s.io, the catalog's digests for the control plane, DNS and
+/// kube-proxy, the sandbox exempt by digest, everything else refused.
+fn default_policy_text() -> String {
+    use std::collections::BTreeMap;
+    use tollgate_controlplane::catalog::{Catalog, Component};
+    let catalog = Catalog::embedded();
+    let mut digests: BTreeMap<&'static str, Vec<(String, String)>> = BTreeMap::new();
+    for v in catalog.versions() {
+        let Ok(imgs) = catalog.images(v, None) else { continue };
+        for i in imgs.images {
+            if let Some(d) = &i.digest {
+                let list = digests.entry(i.component.name()).or_default();
+                let tag = i.image.tag().unwrap_or_default().to_owned();
+                if !list.iter().any(|(x, _)| *x == d.to_string()) {
+                    list.push((d.to_string(), tag));
+                }
+            }
+        }
+    }
+    let coverage = catalog.coverage();
+    let mut out = format!(
+        "# A node policy for official Kubernetes images, from `tollgate policy default` (tollgate {}, catalog: {coverage}).\n\
+         # Add scopes for your own images; everything else is refused.\n\
+         apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: reject}}]\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out.push_str("exemptions:   # the pod sandbox runs in every pod: never blocked\n");
+    for (d, tag) in digests.get(Component::Pause.name()).into_iter().flatten() {
+        out.push_str(&format!("  - digest: {d}\n    reason: pod sandbox, registry.k8s.io/pause:{tag}\n"));
+    }
+    out.push_str(&format!(
+        "transports:\n  docker:\n    # Kubernetes release images: signed keyless by {} (via {}), logged in Rekor.\n\
+         \x20   registry.k8s.io:\n      - type: sigstoreSigned\n        trust: {}\n        \
+         signedIdentity: {{type: matchRepository}}   # the signatures claim registry.k8s.io/<repository>\n",
+        tollgate_policy::native::KUBERNETES_RELEASE_SIGNER,
+        tollgate_policy::native::KUBERNETES_RELEASE_ISSUER,
+        tollgate_policy::native::KUBERNETES_RELEASE,
+    ));
+    for c in [
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+        Component::Etcd,
+        Component::Coredns,
+        Component::KubeProxy,
+    ] {
+        let Some(list) = digests.get(c.name()) else { continue };
+        out.push_str(&format!(
+            "    {}:   # exactly the published digests (tollgate's catalog)\n      - type: digestAllowlist\n        digests:\n",
+            c.repository("registry.k8s.io")
+        ));
+        for (d, tag) in list {
+            out.push_str(&format!("          - {d}   # {tag}\n"));
+        }
+    }
+    out
+}

@@ -509,3 +509,58 @@ fn rekor_v2_bundles_are_timed_by_a_trusted_timestamp_authority() {
     std::fs::write(&root_path, mixed.to_string()).unwrap();
     assert_denied(&verify(), 1, "signed by a timestamp authority the trusted root does not list");
 }
+
+/// `policy default`'s shape, end to end, with stand-in Fulcio and Rekor
+/// material carrying Kubernetes' exact release identity: the registry is the
+/// test's (for registry.k8s.io), and the kubernetes-release trust is redefined
+/// with the stand-in trusted root, as an operator replaces the embedded one.
+#[test]
+fn the_default_policy_accepts_release_signatures_and_only_catalog_digests() {
+    use tollgate_testkit::fulcio::TestFulcio;
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fulcio = TestFulcio::generate();
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
+    let (signer, issuer) = ("krel-trust@k8s-releng-prod.iam.gserviceaccount.com", "https://accounts.google.com");
+    let push = |name: &str, email: Option<&str>| {
+        let repo = Reference::parse_normalized(&format!("{}/{name}", reg.addr)).unwrap();
+        rt.block_on(async {
+            let d = image::push_image(&reg.client(), &repo, Some("v1"), "amd64", name.as_bytes()).await.digest;
+            if let Some(e) = email {
+                attach(&reg.client(), &repo, &d, &[fulcio.cosign(e, issuer, &repo.repository(), &d, now - 30)]).await;
+            }
+        });
+        format!("{}:v1", repo.repository())
+    };
+    let released = push("release/tool", Some(signer));
+    let impostor = push("release/other", Some("someone@example.com"));
+    let unsigned = push("release/plain", None);
+    let apiserver = push("kube-apiserver", Some(signer));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("standin-root.json"), fulcio.trusted_root()).unwrap();
+    let generated = tollgate(&["policy", "default"]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let builtin = dir.path().join("builtin.yaml");
+    std::fs::write(&builtin, generated.stdout.replace("registry.k8s.io", &reg.addr)).unwrap();
+    let standin = dir.path().join("standin.yaml");
+    let trust = format!(
+        "kind: ImagePolicy\ntrust:\n  kubernetes-release:\n    sigstore:\n      trustedRoot: {{path: standin-root.json}}\n      oidcIssuer: {issuer}\n      subjectEmail: {signer}\n"
+    );
+    std::fs::write(&standin, std::fs::read_to_string(&builtin).unwrap().replace("kind: ImagePolicy\n", &trust))
+        .unwrap();
+    let verify = |policy: &std::path::Path, image: &str| {
+        tollgate(&["verify", image, "--policy", policy.to_str().unwrap(), "--insecure-registry", &reg.addr])
+    };
+    let r = verify(&standin, &released);
+    assert_eq!(r.code, 0, "the release identity is accepted: {}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("({signer} via {issuer})")), "{}", r.stdout);
+    assert_denied(&verify(&standin, &impostor), 1, "the certificate is for [\"someone@example.com\"]");
+    assert_denied(&verify(&standin, &unsigned), 1, "a signature was required, but no signature exists");
+    // The control plane takes exactly the catalog's digests, signed or not.
+    assert_denied(&verify(&standin, &apiserver), 1, "is not on the allowlist");
+    // The built-in trust (the embedded public-good root) does not know the stand-in CA.
+    assert_denied(&verify(&builtin, &released), 1, "none of the 1 signature(s) is acceptable");
+    let check = tollgate(&["policy", "check", builtin.to_str().unwrap()]);
+    assert_eq!(check.code, 0, "the embedded trusted root loads: {}", check.stderr);
+}
