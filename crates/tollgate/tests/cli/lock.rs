@@ -7,7 +7,7 @@ use crate::util::tollgate;
 
 /// Pushes the seven images kubeadm v1.37.0 (in the catalog by its default tags only) uses under `<registry>/k8s` and returns
 /// (component, digest) pairs.
-fn push_v1_37_0(reg: &Registry) -> Vec<(String, String)> {
+pub(crate) fn push_v1_37_0(reg: &Registry) -> Vec<(String, String)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = reg.client();

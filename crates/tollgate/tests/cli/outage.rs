@@ -235,3 +235,35 @@ fn bootstrap_token_material_parses_as_kubernetes_objects_and_keeps_the_secret_pr
     let bad = tollgate(&[&args[..], &["--group", "admins"]].concat());
     assert!(bad.one_line_error(2).contains("system:bootstrappers:NAME"));
 }
+
+/// The documented check after mirroring: lock against the mirror, with the
+/// same catalog. kubeadm (and so `images lock --registry`) looks for CoreDNS at
+/// TO/coredns; a mirror that kept TO/coredns/coredns made the lock fail.
+#[test]
+fn a_mirror_of_a_version_passes_the_lock_check_against_the_mirror() {
+    let (src, dst) = (tollgate_testkit::Registry::start(), tollgate_testkit::Registry::start());
+    crate::lock::push_v1_37_0(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("site-catalog.json");
+    let (from, to) = (format!("{}/k8s", src.addr), format!("{}/k8s", dst.addr));
+    let insecure = ["--insecure-registry", src.addr.as_str(), "--insecure-registry", dst.addr.as_str()];
+    let mut lock = vec!["images", "lock", "--kubernetes-version", "v1.37.0", "--registry", &from];
+    lock.extend(["--out", catalog.to_str().unwrap()]);
+    lock.extend(insecure);
+    assert_eq!(tollgate(&lock).code, 0, "locked against the source mirror");
+    let mut mirror = vec!["mirror", "--to", &to, "--from", &from, "--kubernetes-version", "v1.37.0"];
+    mirror.extend(["--catalog", catalog.to_str().unwrap()]);
+    mirror.extend(insecure);
+    let r = tollgate(&mirror);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("-> {to}/coredns:v1.14.6@sha256:")), "kubeadm's layout: {}", r.stdout);
+    let check = dir.path().join("check.json");
+    let mut again = vec!["images", "lock", "--kubernetes-version", "v1.37.0", "--registry", &to];
+    again.extend(["--catalog", catalog.to_str().unwrap(), "--out", check.to_str().unwrap()]);
+    again.extend(insecure);
+    let r = tollgate(&again);
+    assert_eq!(r.code, 0, "the lock against the mirror passes: {}", r.stderr);
+    let first: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&catalog).unwrap()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&check).unwrap()).unwrap();
+    assert_eq!(first["versions"], second["versions"], "the same digests at the mirror");
+}
