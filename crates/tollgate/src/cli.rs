@@ -562,7 +562,7 @@ pub enum AuditProfile {
 #[derive(Debug, Args)]
 pub struct RegistryAccess {
     /// Reach this registry over plain HTTP (repeatable). Every other registry needs HTTPS.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = host_port)]
     pub insecure_registry: Vec<String>,
     /// Registry credentials (docker config.json or containers auth.json format), each used only for its own
     /// registry. Default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json.
@@ -571,6 +571,21 @@ pub struct RegistryAccess {
     /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Vec<PathBuf>,
+}
+
+/// A registry as `HOST[:PORT]`: a URL scheme or path would never match a
+/// registry name, so they are refused with the fix.
+fn host_port(s: &str) -> Result<String, String> {
+    if let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) {
+        return Err(format!(
+            "give HOST[:PORT], without the scheme: --insecure-registry {}",
+            rest.trim_end_matches('/')
+        ));
+    }
+    if s.is_empty() || s.contains('/') || s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not HOST[:PORT] (for example 127.0.0.1:5000 or registry.local)"));
+    }
+    Ok(s.to_owned())
 }
 
 /// `containerd` subcommands.
@@ -600,7 +615,8 @@ Examples:
   tollgate containerd install                      then: systemctl restart containerd
   tollgate containerd install --config /etc/containerd/config.toml --bin-dir /opt/containerd/image-verifier/bin --dry-run
 
-It copies this binary to BIN_DIR/tollgate (mode 0755, atomically), and sets
+It copies tollgate-verifier (the small verifier next to this binary) to BIN_DIR/tollgate-verifier
+(mode 0755, atomically), and sets
 [plugins.\"io.containerd.image-verifier.v1.bindir\"] bin_dir in the config, keeping every other line and
 comment (config versions 2, 3 and 4; a missing config is created as version 3). Then it runs `containerd
 doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the daemon's socket.

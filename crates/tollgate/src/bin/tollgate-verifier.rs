@@ -19,8 +19,29 @@ use std::time::Duration;
 use tollgate_node_api::client::{self, AskError};
 use tollgate_node_api::verifier::{self, Answer};
 
+const HELP: &str = "\
+tollgate-verifier: containerd's image verifier (bindir protocol). containerd runs it on every pull as
+  tollgate-verifier -name REF -digest sha256:... -stdin-media-type application/vnd.oci.descriptor.v1+json
+with the descriptor on stdin. It asks the tollgate daemon (tollgate serve) and prints one reason line;
+when the daemon is down it hands the pull to the full tollgate binary (fallbackBinary), which decides
+in-process. Exit 0 allows the pull; 1 denied; 3 undecidable (refused: it fails closed).
+Config: $TOLLGATE_CONFIG, else /etc/tollgate/config.yaml. Installed by `tollgate containerd install`.
+";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Only the bindir invocation fails closed; a person asking for help gets it.
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h" | "help") if args.len() == 1 => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") if args.len() == 1 => {
+            println!("tollgate-verifier {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let (code, reason) = decide(&args);
     println!("{}", verifier::cap_reason(&reason));
     ExitCode::from(code)

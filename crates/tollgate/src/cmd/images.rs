@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tollgate_controlplane::catalog::{Component, ImagePin, Provenance};
-use tollgate_controlplane::fsutil;
 use tollgate_controlplane::{Catalog, KubernetesVersion};
 use tollgate_oci::{Digest, Reference};
 use tollgate_registry::Client;
@@ -189,7 +188,7 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
         let tag = Reference::parse_normalized(&l.resolved_from)?.tag().unwrap_or_default().to_owned();
         out_catalog.set_pin(l.kubernetes_version, l.component, ImagePin { tag, digest: Some(l.digest.clone()) });
     }
-    fsutil::write_atomic(&a.out, out_catalog.to_json().as_bytes(), 0o644)?;
+    super::write_out(&a.out, out_catalog.to_json().as_bytes(), 0o644)?;
     match fmt {
         Format::Json => {
             print_json(&LockOutput { catalog: a.out.display().to_string(), written: true, images: locked })?

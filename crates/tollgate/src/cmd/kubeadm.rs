@@ -109,7 +109,7 @@ pub fn config(a: &ConfigArgs, fmt: Format) -> anyhow::Result<Outcome> {
         );
     }
     if let Some(path) = &a.out {
-        fsutil::write_atomic(path, rendered.yaml.as_bytes(), 0o600)?;
+        super::write_out(path, rendered.yaml.as_bytes(), 0o600)?;
     }
     match fmt {
         Format::Json => print_json(&rendered)?,

@@ -123,6 +123,20 @@ pub fn load_credentials(authfile: Option<&Path>) -> anyhow::Result<tollgate_regi
     Ok(tollgate_node::engine::load_credentials(authfile)?)
 }
 
+/// Writes an `--out` file atomically, refusing a missing parent directory: a
+/// typo must not create directories (as cosign and crane refuse). Commands
+/// whose docs say they create a directory (`kubeadm patches --out`) write directly.
+pub fn write_out(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<tollgate_controlplane::fsutil::WriteOutcome> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        anyhow::bail!(
+            "cannot write {}: the directory {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(tollgate_controlplane::fsutil::write_atomic(path, bytes, mode)?)
+}
+
 /// The client settings `--insecure-registry`, `--authfile` and `--ca-file` ask for.
 pub fn client_config(a: &crate::cli::RegistryAccess) -> anyhow::Result<tollgate_registry::ClientConfig> {
     Ok(tollgate_registry::ClientConfig {

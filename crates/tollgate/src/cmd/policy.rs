@@ -93,7 +93,7 @@ pub fn convert(path: &Path, out: Option<&Path>, to_native: bool) -> anyhow::Resu
     };
     match out {
         Some(o) => {
-            tollgate_controlplane::fsutil::write_atomic(o, text.as_bytes(), 0o644)?;
+            super::write_out(o, text.as_bytes(), 0o644)?;
             print(&format!("wrote {}\n", o.display()))?;
         }
         None => print(&text)?,

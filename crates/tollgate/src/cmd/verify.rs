@@ -45,7 +45,9 @@ async fn verify_registry(a: &VerifyArgs, given: Option<&Digest>, policy: &Loaded
         ..super::client_config(&a.access)?
     };
     let sources = Sources::new(Client::new(cfg)?);
-    Ok(engine::decide(&a.image, given.map(engine::Given::from), policy, &sources, super::now_unix()).await?)
+    // `docker://host/repo:tag` is skopeo's spelling of the same registry image.
+    let image = a.image.strip_prefix("docker://").unwrap_or(&a.image);
+    Ok(engine::decide(image, given.map(engine::Given::from), policy, &sources, super::now_unix()).await?)
 }
 
 fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> anyhow::Result<Decision> {

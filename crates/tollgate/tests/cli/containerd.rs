@@ -282,3 +282,15 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
     let r = run(&["--socket", "/elsewhere.sock", "--tollgate-config", "/nonexistent/config.yaml"]);
     assert!(r.one_line_error(2).contains("set `socket: /elsewhere.sock` there"), "{}", r.stderr);
 }
+
+/// Only the bindir invocation fails closed: a person asking gets an answer.
+#[test]
+fn the_verifier_answers_help_and_version() {
+    let r = verifier_stdin(&["--version"], &[], b"");
+    assert_eq!((r.code, r.stdout.trim()), (0, format!("tollgate-verifier {}", env!("CARGO_PKG_VERSION")).as_str()));
+    let r = verifier_stdin(&["--help"], &[], b"");
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("-name REF -digest sha256:") && r.stdout.contains("fails closed"), "{}", r.stdout);
+    let r = crate::util::tollgate(&["containerd", "install", "--help"]);
+    assert!(r.stdout.contains("BIN_DIR/tollgate-verifier"), "the help names the binary it installs: {}", r.stdout);
+}

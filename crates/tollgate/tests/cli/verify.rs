@@ -564,3 +564,41 @@ fn the_default_policy_accepts_release_signatures_and_only_catalog_digests() {
     let check = tollgate(&["policy", "check", builtin.to_str().unwrap()]);
     assert_eq!(check.code, 0, "the embedded trusted root loads: {}", check.stderr);
 }
+
+/// Registry flags and references as users type them (skopeo's habits).
+#[test]
+fn a_scheme_in_insecure_registry_is_refused_with_the_fix_and_docker_transport_is_accepted() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let url = format!("http://{}", s.reg.addr);
+    let r = tollgate(&["verify", &s.app(), "--policy", s.policy().to_str().unwrap(), "--insecure-registry", &url]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("without the scheme: --insecure-registry {}", s.reg.addr)), "{}", r.stderr);
+    let r = s.verify(&format!("docker://{}", s.app()), &[]);
+    assert_eq!(r.code, 0, "docker:// is the same registry image: {}{}", r.stdout, r.stderr);
+}
+
+/// `--out` of a command that writes one file: a typo in the directory is an
+/// error, and nothing is created (kubeadm patches --out creates its directory, as documented).
+#[test]
+fn a_missing_out_directory_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent/dir");
+    let policy = dir.path().join("p.json");
+    std::fs::write(&policy, r#"{"default":[{"type":"reject"}]}"#).unwrap();
+    for args in [
+        vec!["policy", "export", policy.to_str().unwrap(), "--out"],
+        vec!["kubeadm", "config", "--kubernetes-version", "v1.36.2", "--out"],
+    ] {
+        let out = missing.join("x.yaml");
+        let mut a = args.clone();
+        a.push(out.to_str().unwrap());
+        let r = tollgate(&a);
+        let line = r.one_line_error(2);
+        assert!(
+            line.contains(&format!("the directory {} does not exist; create it first", missing.display())),
+            "{line}"
+        );
+        assert!(!dir.path().join("nonexistent").exists(), "{args:?} created a directory");
+    }
+}
