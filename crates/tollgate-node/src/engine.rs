@@ -41,8 +41,8 @@ pub enum EngineError {
     /// The policy (or its trust material) is invalid.
     #[error(transparent)]
     Policy(#[from] tollgate_policy::PolicyError),
-    /// The image reference is not a valid reference.
-    #[error("invalid image reference {reference:?}: {message}")]
+    /// The image reference is not a valid reference (`message` names it already).
+    #[error("{message}")]
     Reference {
         /// As given.
         reference: String,

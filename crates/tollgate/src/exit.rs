@@ -112,10 +112,16 @@ pub struct Refused(pub String);
 
 /// Prints `tollgate: <error chain>` on one line and picks the exit code.
 /// A closed stdout (`tollgate … | head`) exits quietly with success.
-pub fn report(err: &anyhow::Error) -> ExitCode {
+pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     if err.chain().any(|c| c.downcast_ref::<BrokenPipe>().is_some()) {
         return ExitCode::from(OK);
     }
     eprintln!("tollgate: {err:#}");
-    ExitCode::from(classify(err))
+    let code = classify(err);
+    // Under -o json, configuration management reads stdout: it gets the reason too.
+    if json {
+        let doc = serde_json::json!({"error": format!("{err:#}"), "exitCode": code});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    ExitCode::from(code)
 }

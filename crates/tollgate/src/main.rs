@@ -30,9 +30,10 @@ fn main() -> ExitCode {
     // A daemon reports what it does; one-shot commands only warn.
     let daemon = matches!(args.command, cli::Command::Serve(_));
     init_tracing(args.verbose + u8::from(daemon));
+    let json = matches!(args.output, output::Format::Json);
     match cmd::run(args) {
         Ok(outcome) => outcome.code(),
-        Err(err) => exit::report(&err),
+        Err(err) => exit::report(&err, json),
     }
 }
 

@@ -12,6 +12,11 @@ use crate::exit::Outcome;
 use crate::output::{Format, print, print_json};
 
 fn node(a: &HardenArgs) -> anyhow::Result<Node> {
+    anyhow::ensure!(
+        a.root.is_dir(),
+        "--root {} does not exist or is not a directory; give the root of the node's file system",
+        a.root.display()
+    );
     let mut names = Names::default();
     for spec in &a.users {
         let (component, name) =

@@ -145,7 +145,7 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
             }
             Err(e) => {
                 all_transient &= e.is_transient();
-                failures.push(format!("{image}: {e}"));
+                failures.push((image.to_string(), e.to_string()));
             }
         }
     }
@@ -153,11 +153,27 @@ pub async fn lock(a: &ImagesLockArgs, fmt: Format) -> anyhow::Result<Outcome> {
     locked.sort_by_key(|l| (l.kubernetes_version, l.component));
     if !failures.is_empty() {
         failures.sort();
+        // One cause, said once, with the images it hit.
+        let mut causes: Vec<(String, Vec<String>)> = Vec::new();
+        for (image, cause) in &failures {
+            match causes.iter_mut().find(|(c, _)| c == cause) {
+                Some((_, images)) => images.push(image.clone()),
+                None => causes.push((cause.clone(), vec![image.clone()])),
+            }
+        }
+        let total = failures.len() + locked.len();
+        let said: Vec<String> = causes
+            .iter()
+            .map(|(cause, images)| match images.as_slice() {
+                [one] => format!("{one}: {cause}"),
+                all if all.len() == total => format!("{cause} (for all {total} images)"),
+                some => format!("{cause} (for {})", some.join(", ")),
+            })
+            .collect();
         let msg = format!(
-            "{} of {} images could not be resolved; nothing was written: {}",
+            "{} of {total} images could not be resolved; nothing was written: {}",
             failures.len(),
-            failures.len() + locked.len(),
-            failures.join("; ")
+            said.join("; ")
         );
         if all_transient {
             return Err(Transient(msg).into());

@@ -55,8 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Harden(HardenCommand::Revert(a)) => harden::revert(&a, fmt),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Default) => policy::default_policy(),
-        Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true),
-        Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false),
+        Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true, fmt),
+        Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false, fmt),
         Command::Version => {
             let coverage = tollgate_controlplane::catalog::Catalog::embedded().coverage();
             match fmt {

@@ -80,7 +80,7 @@ pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
 }
 
 /// `policy import` (to native) and `policy export` (to containers-policy.json).
-pub fn convert(path: &Path, out: Option<&Path>, to_native: bool) -> anyhow::Result<Outcome> {
+pub fn convert(path: &Path, out: Option<&Path>, to_native: bool, fmt: Format) -> anyhow::Result<Outcome> {
     let name = path.display().to_string();
     let bytes = super::read_capped(path)?;
     let text = if to_native {
@@ -91,12 +91,20 @@ pub fn convert(path: &Path, out: Option<&Path>, to_native: bool) -> anyhow::Resu
         let p = tollgate_policy::native::parse_any(&bytes, &name)?;
         tollgate_policy::native::export(&p, &name)?
     };
-    match out {
-        Some(o) => {
+    match (out, fmt) {
+        (Some(o), _) => {
             super::write_out(o, text.as_bytes(), 0o644)?;
-            print(&format!("wrote {}\n", o.display()))?;
+            match fmt {
+                Format::Json => print_json(&serde_json::json!({"wrote": o.display().to_string()}))?,
+                Format::Text => print(&format!("wrote {}\n", o.display()))?,
+            }
         }
-        None => print(&text)?,
+        // -o json means JSON: the native document as JSON (it is YAML otherwise).
+        (None, Format::Json) if to_native => {
+            let doc: serde_json::Value = serde_yaml_ng::from_str(&text)?;
+            print_json(&doc)?;
+        }
+        (None, _) => print(&text)?,
     }
     Ok(Outcome::Ok)
 }

@@ -290,3 +290,13 @@ fn hardening_is_refused_in_a_second_patches_directory() {
     assert!(!r.path("etc/kubernetes/patches").exists(), "nothing was written");
     assert_eq!(r.run(&["harden", "apply"]).code, 0, "the default is the pins' directory");
 }
+
+/// A `--root` that does not exist is said so, not "entity not found: entity not found".
+#[test]
+fn a_missing_root_is_named() {
+    let r = crate::util::tollgate(&["harden", "plan", "--root", "/nonexistent-root"]);
+    assert_eq!(
+        r.one_line_error(2),
+        "tollgate: --root /nonexistent-root does not exist or is not a directory; give the root of the node's file system"
+    );
+}

@@ -602,3 +602,26 @@ fn a_missing_out_directory_is_refused_and_nothing_is_created() {
         assert!(!dir.path().join("nonexistent").exists(), "{args:?} created a directory");
     }
 }
+
+/// Errors say each cause once.
+#[test]
+fn an_invalid_reference_is_named_once() {
+    let s = Setup::new();
+    let r = s.verify("Bad Ref", &[]);
+    assert_eq!(r.one_line_error(2), "tollgate: invalid image reference \"Bad Ref\": repository name must be lowercase");
+}
+
+/// `-o json` means JSON everywhere: a failure prints `{"error", "exitCode"}`
+/// on stdout too, and `policy import` prints the native document as JSON.
+#[test]
+fn json_output_holds_for_errors_and_policy_import() {
+    let r = tollgate(&["verify", "busybox", "--policy", "/nonexistent.json", "-o", "json"]);
+    assert_eq!(r.code, 2);
+    let j = r.json();
+    assert_eq!(j["exitCode"], 2);
+    assert!(j["error"].as_str().unwrap().starts_with("cannot read /nonexistent.json"), "{j}");
+    assert!(r.stderr.starts_with("tollgate: cannot read /nonexistent.json"), "and the usual line on stderr");
+    let policy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.json");
+    let j = tollgate(&["policy", "import", policy.to_str().unwrap(), "-o", "json"]).json();
+    assert_eq!(j["kind"], "ImagePolicy");
+}
