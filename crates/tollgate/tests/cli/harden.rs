@@ -300,3 +300,26 @@ fn a_missing_root_is_named() {
         "tollgate: --root /nonexistent-root does not exist or is not a directory; give the root of the node's file system"
     );
 }
+
+/// A deviation excuses only the ownership hardening gave a file: a data
+/// directory CIS refuses for its mode (0755) fails before apply and after it.
+#[test]
+fn a_cis_mode_failure_is_never_excused_as_hardened() {
+    let r = Root::new();
+    std::fs::set_permissions(r.path("var/lib/etcd"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = |r: &Root| {
+        let audit = r.run(&["harden", "audit", "-o", "json"]).json();
+        audit["cis"].as_array().unwrap().iter().find(|c| c["id"] == "1.1.11").unwrap()["status"].clone()
+    };
+    assert_eq!(status(&r), "fail", "before apply");
+    assert_eq!(r.run(&["harden", "apply"]).code, 0);
+    assert_eq!(r.owner("var/lib/etcd"), (101, 100, 0o755), "apply gives the owner, never the mode");
+    assert_eq!(status(&r), "fail", "after apply the mode is still judged against CIS");
+    let text = r.run(&["harden", "audit"]);
+    assert_ne!(text.code, 0);
+    assert!(
+        text.stdout.contains("1.1.11") && !text.stdout.contains("755 (CIS wants 700 or stricter); as hardened"),
+        "{}",
+        text.stdout
+    );
+}
