@@ -172,7 +172,7 @@ pub struct ImagesListArgs {
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: String,
     /// Registry and path prefix to use instead of registry.k8s.io (as kubeadm's imageRepository).
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, value_name = "REPO", value_parser = repository)]
     pub image_repository: Option<String>,
     /// Print each image with its digest (`image:tag@sha256:…`).
     #[arg(long)]
@@ -191,7 +191,7 @@ pub struct ImagesLockArgs {
     #[arg(long, value_name = "FILE", default_value = "tollgate-catalog.json")]
     pub out: PathBuf,
     /// Resolve from this registry[/prefix] (a mirror) instead of registry.k8s.io.
-    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = repository)]
     pub registry: Option<String>,
     #[command(flatten)]
     pub access: RegistryAccess,
@@ -246,7 +246,7 @@ pub struct PatchesArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Registry and path prefix to use instead of registry.k8s.io (must mirror the content by digest).
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, value_name = "REPO", value_parser = repository)]
     pub image_repository: Option<String>,
     /// Write patches for the pinned images and skip unpinned ones instead of refusing.
     #[arg(long)]
@@ -268,7 +268,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/tollgate-patches")]
     pub patches_dir: String,
     /// Registry and path prefix to use instead of registry.k8s.io.
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, value_name = "REPO", value_parser = repository)]
     pub image_repository: Option<String>,
     /// Write the YAML to this file (mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -364,7 +364,7 @@ pub struct VerifyBundleArgs {
 #[derive(Debug, Args)]
 pub struct MirrorArgs {
     /// Destination registry and optional prefix.
-    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = repository)]
     pub to: String,
     /// Mirror the control-plane images of these Kubernetes versions (from the catalog; repeatable). With
     /// --catalog FILE and no version, every version that file pins.
@@ -379,7 +379,7 @@ pub struct MirrorArgs {
     pub dry_run: bool,
     /// Copy the catalog's images from this registry and prefix (another mirror, laid out as kubeadm's
     /// --image-repository expects) instead of registry.k8s.io. Digests are checked all the same.
-    #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+    #[arg(long, value_name = "HOST[:PORT][/PREFIX]", value_parser = repository)]
     pub from: Option<String>,
     #[command(flatten)]
     pub access: RegistryAccess,
@@ -586,6 +586,22 @@ fn host_port(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} is not HOST[:PORT] (for example 127.0.0.1:5000 or registry.local)"));
     }
     Ok(s.to_owned())
+}
+
+/// A registry and path prefix (`HOST[:PORT][/PREFIX]`, as kubeadm's
+/// imageRepository): a URL scheme is refused with the spelling to use, since
+/// `https://host` would otherwise be read as a registry named `https:`.
+fn repository(s: &str) -> Result<String, String> {
+    for scheme in ["https://", "http://", "docker://"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            let plain = if scheme == "http://" { " (and --insecure-registry HOST[:PORT] for plain HTTP)" } else { "" };
+            return Err(format!("give HOST[:PORT][/PREFIX], without {scheme}: {}{plain}", rest.trim_end_matches('/')));
+        }
+    }
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not HOST[:PORT][/PREFIX] (for example registry.local/k8s)"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 /// `containerd` subcommands.

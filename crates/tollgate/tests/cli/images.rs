@@ -132,3 +132,36 @@ fn supported_releases_pin_offline() {
     let r = crate::util::tollgate(&["images", "list", "--kubernetes-version", "v1.35.4", "--pinned"]);
     assert!(r.stderr.contains("no digest known for etcd of v1.35.4"), "the one known gap: {}", r.stderr);
 }
+
+/// Every flag that names a registry and prefix takes `HOST[:PORT][/PREFIX]`:
+/// a URL scheme is refused under the flag the user typed, with the spelling
+/// to use, and never blamed on a flag they did not pass.
+#[test]
+fn a_scheme_in_a_registry_flag_is_refused_under_that_flag_with_the_fix() {
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&["images", "lock", "--kubernetes-version", "v1.36.2"], "--registry", "https://127.0.0.1:5000/k8s"),
+        (&["images", "list", "--kubernetes-version", "v1.36.2"], "--image-repository", "docker://127.0.0.1:5000/k8s"),
+        (
+            &["kubeadm", "patches", "--kubernetes-version", "v1.36.2", "--out", "/nonexistent"],
+            "--image-repository",
+            "https://127.0.0.1:5000/k8s",
+        ),
+        (&["mirror", "--kubernetes-version", "v1.36.2", "--dry-run"], "--to", "http://127.0.0.1:5000/k8s"),
+        (
+            &["mirror", "--kubernetes-version", "v1.36.2", "--dry-run", "--to", "127.0.0.1:5000"],
+            "--from",
+            "https://127.0.0.1:5001/k8s",
+        ),
+    ];
+    for (args, flag, value) in cases {
+        let mut all = args.to_vec();
+        all.extend([flag, value]);
+        let r = tollgate(&all);
+        assert_eq!(r.code, 2, "{all:?}: {}", r.stderr);
+        let scheme = value.split("://").next().unwrap();
+        assert!(r.stderr.contains(&format!("for '{flag} ")), "{all:?}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("without {scheme}://: 127.0.0.1:500")), "{all:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("--image-repository") || flag == "--image-repository", "{all:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "nothing is done");
+    }
+}
