@@ -333,6 +333,45 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
 }
 
 impl Policy {
+    /// Rewrites every file path the policy names (keys, CAs, trusted roots)
+    /// with `f`; inline material is left alone. A converter uses it to keep
+    /// relative paths pointing at the same files from another directory.
+    pub fn map_key_paths(&mut self, f: &dyn Fn(&str) -> String) {
+        fn source(k: &mut KeySource, f: &dyn Fn(&str) -> String) {
+            if let KeySource::Path(p) = k {
+                *p = f(p);
+            }
+        }
+        fn requirement(r: &mut Requirement, f: &dyn Fn(&str) -> String) {
+            match r {
+                Requirement::SignedBy { keys, .. } => keys.iter_mut().for_each(|k| source(k, f)),
+                Requirement::PerPlatform(inner) => requirement(inner, f),
+                Requirement::SigstoreBundle { trusted_root, public_key, .. } => {
+                    source(trusted_root, f);
+                    public_key.iter_mut().for_each(|k| source(k, f));
+                }
+                Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, .. } => {
+                    keys.iter_mut().chain(rekor_public_keys.iter_mut()).for_each(|k| source(k, f));
+                    if let Some(fu) = fulcio {
+                        source(&mut fu.ca, f);
+                    }
+                    if let Some(pk) = pki {
+                        source(&mut pk.ca_roots, f);
+                        pk.ca_intermediates.iter_mut().for_each(|k| source(k, f));
+                    }
+                }
+                Requirement::InsecureAcceptAnything
+                | Requirement::Reject
+                | Requirement::SignedBaseLayer { .. }
+                | Requirement::DigestAllowlist { .. } => {}
+            }
+        }
+        let scopes = self.transports.values_mut().flat_map(|t| t.values_mut());
+        for r in self.default.iter_mut().chain(scopes.flatten()) {
+            requirement(r, f);
+        }
+    }
+
     /// Parses a `containers-policy.json`. `source_name` names it in errors.
     pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = serde_json::from_slice(bytes)

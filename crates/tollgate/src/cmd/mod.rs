@@ -123,10 +123,8 @@ pub fn load_credentials(authfile: Option<&Path>) -> anyhow::Result<tollgate_regi
     Ok(tollgate_node::engine::load_credentials(authfile)?)
 }
 
-/// Writes an `--out` file atomically, refusing a missing parent directory: a
-/// typo must not create directories (as cosign and crane refuse). Commands
-/// whose docs say they create a directory (`kubeadm patches --out`) write directly.
-pub fn write_out(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<tollgate_controlplane::fsutil::WriteOutcome> {
+/// Refuses an `--out` file whose directory does not exist, with the fix.
+pub fn out_dir_exists(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
         anyhow::bail!(
             "cannot write {}: the directory {} does not exist; create it first",
@@ -134,6 +132,14 @@ pub fn write_out(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<tollgat
             dir.display()
         );
     }
+    Ok(())
+}
+
+/// Writes an `--out` file atomically, refusing a missing parent directory: a
+/// typo must not create directories (as cosign and crane refuse). Commands
+/// whose docs say they create a directory (`kubeadm patches --out`) write directly.
+pub fn write_out(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<tollgate_controlplane::fsutil::WriteOutcome> {
+    out_dir_exists(path)?;
     Ok(tollgate_controlplane::fsutil::write_atomic(path, bytes, mode)?)
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use tollgate_policy::Requirement;
 
@@ -83,14 +84,36 @@ pub fn check(path: &Path, fmt: Format) -> anyhow::Result<Outcome> {
 pub fn convert(path: &Path, out: Option<&Path>, to_native: bool, fmt: Format) -> anyhow::Result<Outcome> {
     let name = path.display().to_string();
     let bytes = super::read_capped(path)?;
-    let text = if to_native {
+    let mut policy = if to_native {
         anyhow::ensure!(!tollgate_policy::native::is_native(&bytes), "{name} is already a native policy");
-        let p = tollgate_policy::Policy::parse(&bytes, &name)?;
-        tollgate_policy::native::import(&p, &name)?
+        tollgate_policy::Policy::parse(&bytes, &name)?
     } else {
-        let p = tollgate_policy::native::parse_any(&bytes, &name)?;
-        tollgate_policy::native::export(&p, &name)?
+        tollgate_policy::native::parse_any(&bytes, &name)?
     };
+    // Relative key paths are read from the policy's directory: written to
+    // another directory, they are rewritten to reach the same files.
+    let src_dir = dir_of(path)?;
+    if let Some(o) = out {
+        super::out_dir_exists(o)?;
+    }
+    let out_dir = out.map(dir_of).transpose()?.unwrap_or_else(|| src_dir.clone());
+    if out_dir != src_dir {
+        policy.map_key_paths(&|p| match Path::new(p).is_relative() {
+            true => relative_to(&out_dir, &normalize(&src_dir.join(p))).display().to_string(),
+            false => p.to_owned(),
+        });
+    }
+    let text = if to_native {
+        tollgate_policy::native::import(&policy, &name)?
+    } else {
+        tollgate_policy::native::export(&policy, &name)?
+    };
+    // The result must load where it goes, keys included, as `policy check` would.
+    let shown = out.unwrap_or(path);
+    tollgate_node::engine::load_policy_with(shown, text.clone().into_bytes(), &|p| {
+        tollgate_node::engine::read_limited(&out_dir.join(p), tollgate_node::engine::MAX_FILE_BYTES)
+            .map_err(|e| e.to_string())
+    })?;
     match (out, fmt) {
         (Some(o), _) => {
             super::write_out(o, text.as_bytes(), 0o644)?;
@@ -172,4 +195,58 @@ fn default_policy_text() -> String {
         }
     }
     out
+}
+
+/// The directory a policy file is in, absolute and with symlinks resolved.
+fn dir_of(file: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).with_context(|| format!("cannot open directory {}", dir.display()))
+}
+
+/// `p` with `.` and `..` resolved lexically (`/a/b/../k` is `/a/k`).
+fn normalize(p: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `target` as a path relative to the directory `base` (both absolute and
+/// normalized), e.g. `/a/b` and `/a/keys/k.pub` give `../keys/k.pub`.
+fn relative_to(base: &Path, target: &Path) -> std::path::PathBuf {
+    let (b, t): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
+    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{normalize, relative_to};
+
+    #[test]
+    fn relative_paths_climb_to_the_common_directory() {
+        let r = |b: &str, t: &str| relative_to(Path::new(b), Path::new(t)).display().to_string();
+        assert_eq!(r("/a/b", "/a/keys/k.pub"), "../keys/k.pub");
+        assert_eq!(r("/a", "/a/keys/k.pub"), "keys/k.pub");
+        assert_eq!(r("/x/y/z", "/a/k.pub"), "../../../a/k.pub");
+        assert_eq!(r("/a/b/c", "/a/b/k.pub"), "../k.pub");
+        assert_eq!(normalize(Path::new("/a/out/../../src/./k.pub")), Path::new("/src/k.pub"));
+    }
 }

@@ -625,3 +625,41 @@ fn json_output_holds_for_errors_and_policy_import() {
     let j = tollgate(&["policy", "import", policy.to_str().unwrap(), "-o", "json"]).json();
     assert_eq!(j["kind"], "ImagePolicy");
 }
+
+/// Relative key paths are read from the policy's directory, so a policy
+/// converted into another directory has them rewritten to reach the same
+/// files, and a conversion whose keys would not load writes nothing.
+#[test]
+fn policy_conversion_to_another_directory_keeps_relative_keys_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |p: &str| dir.path().join(p);
+    std::fs::create_dir_all(at("src/keys")).unwrap();
+    std::fs::create_dir_all(at("out/deep")).unwrap();
+    let key = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/node/keys/team.pub");
+    std::fs::copy(key, at("src/keys/k.pub")).unwrap();
+    std::fs::write(
+        at("src/policy.json"),
+        r#"{"default":[{"type":"reject"}],"transports":{"docker":{"registry.local/app":[
+            {"type":"sigstoreSigned","keyPath":"keys/k.pub","signedIdentity":{"type":"matchRepository"}}]}}}"#,
+    )
+    .unwrap();
+    let s = |p: &str| at(p).display().to_string();
+    let r = tollgate(&["policy", "import", &s("src/policy.json"), "--out", &s("out/deep/x.yaml")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let native = std::fs::read_to_string(at("out/deep/x.yaml")).unwrap();
+    assert!(native.contains("path: ../../src/keys/k.pub"), "{native}");
+    let check = tollgate(&["policy", "check", &s("out/deep/x.yaml")]);
+    assert_eq!(check.code, 0, "the converted policy loads where it was written: {}", check.stderr);
+    // Back next to the keys, the path is the original one again.
+    assert_eq!(tollgate(&["policy", "export", &s("out/deep/x.yaml"), "--out", &s("src/back.json")]).code, 0);
+    assert!(std::fs::read_to_string(at("src/back.json")).unwrap().contains(r#""keyPath": "keys/k.pub""#));
+    // To stdout, paths stay relative to the source, as they are.
+    let stdout = tollgate(&["policy", "import", &s("src/policy.json")]);
+    assert!(stdout.stdout.contains("path: keys/k.pub"), "{}", stdout.stdout);
+    // A key that does not load fails the conversion, and nothing is written.
+    std::fs::write(at("src/keys/k.pub"), "not a key\n").unwrap();
+    let r = tollgate(&["policy", "import", &s("src/policy.json"), "--out", &s("out/y.yaml")]);
+    let line = r.one_line_error(2);
+    assert!(line.contains("../src/keys/k.pub"), "names the key: {line}");
+    assert!(!at("out/y.yaml").exists(), "nothing is written");
+}
