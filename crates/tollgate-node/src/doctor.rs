@@ -8,12 +8,17 @@ use serde::Serialize;
 pub const DEFAULT_BIN_DIR: &str = "/opt/containerd/image-verifier/bin";
 const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
 
+/// The key of the one finding that says nothing was found.
+pub const SUMMARY: &str = "summary";
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing.
     Info,
+    /// Cannot be checked here, and verification may be off: look yourself.
+    Warning,
     /// Verification is off, or pulls are not verified, without any error.
     Critical,
 }
@@ -34,9 +39,23 @@ pub struct Finding {
 #[error("containerd config: {0}")]
 pub struct ConfigError(pub String);
 
+/// Parses the config, turning a TOML syntax error into one line with its
+/// position (the parser's own message is a multi-line caret diagram).
+fn parse(config: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(config).map_err(|e: toml::de::Error| {
+        let at = e.span().map(|s| {
+            let before = config.get(..s.start).unwrap_or(config);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        ConfigError(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
+    })
+}
+
 /// The verifier `bin_dir` the config names (or containerd's default).
 pub fn bin_dir(config: &str) -> Result<String, ConfigError> {
-    let doc: toml::Table = toml::from_str(config).map_err(|e| ConfigError(e.to_string()))?;
+    let doc = parse(config)?;
     Ok(verifier_plugin(&doc)
         .and_then(|p| p.get("bin_dir"))
         .and_then(|v| v.as_str())
@@ -55,7 +74,7 @@ fn verifier_plugin(doc: &toml::Table) -> Option<&toml::Table> {
 /// Diagnoses a containerd config (versions 2, 3 and 4). `bin_dir_entries` is the
 /// listing of the verifier directory, `None` when it does not exist.
 pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<Finding>, ConfigError> {
-    let doc: toml::Table = toml::from_str(config).map_err(|e| ConfigError(e.to_string()))?;
+    let doc = parse(config)?;
     let version = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
     let mut out = Vec::new();
     let mut critical =
@@ -102,13 +121,16 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
             );
         }
         if key("discard_unpacked_layers").and_then(|v| v.as_bool()) == Some(true) {
-            critical("discard_unpacked_layers", format!("discard_unpacked_layers = true: {fallback}"));
+            critical("discard_unpacked_layers", format!("discard_unpacked_layers = true: {fallback}; set it to false"));
         }
         if key("image_pull_with_sync_fs").and_then(|v| v.as_bool()) == Some(true) {
-            critical("image_pull_with_sync_fs", format!("image_pull_with_sync_fs = true: {fallback}"));
+            critical("image_pull_with_sync_fs", format!("image_pull_with_sync_fs = true: {fallback}; set it to false"));
         }
         if key("disable_snapshot_annotations").and_then(|v| v.as_bool()) == Some(false) {
-            critical("disable_snapshot_annotations", format!("disable_snapshot_annotations = false: {fallback}"));
+            critical(
+                "disable_snapshot_annotations",
+                format!("disable_snapshot_annotations = false: {fallback}; remove it (true is the default)"),
+            );
         }
         if let Some(reg) = key("registry").and_then(|v| v.as_table()) {
             for legacy in ["mirrors", "configs", "auths"] {
@@ -126,7 +148,7 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
     if out.is_empty() {
         out.push(Finding {
             severity: Severity::Info,
-            key: "-".into(),
+            key: SUMMARY.into(),
             message:
                 "no setting that disables image verification was found; images already on the node are not re-verified"
                     .into(),
@@ -140,15 +162,26 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
 /// from 2.1 kubelet's CRI pulls go through them too. `output` is the command's
 /// stdout, e.g. `containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7…`.
 pub fn version_finding(output: &str) -> Finding {
-    let parsed = output.split_whitespace().find_map(|w| {
-        let mut parts = w.strip_prefix('v').unwrap_or(w).split(['.', '-', '+']);
-        let major = parts.next()?.parse::<u32>().ok()?;
-        let minor = parts.next()?.parse::<u32>().ok()?;
-        Some((major, minor, w.to_owned()))
+    // Only containerd's own line counts: another program's version is not containerd's.
+    let words = output.split_whitespace();
+    let parsed = words.clone().next().filter(|w| *w == "containerd").and_then(|_| {
+        words.clone().find_map(|w| {
+            let mut parts = w.strip_prefix('v').unwrap_or(w).split(['.', '-', '+']);
+            let major = parts.next()?.parse::<u32>().ok()?;
+            let minor = parts.next()?.parse::<u32>().ok()?;
+            Some((major, minor, w.to_owned()))
+        })
     });
     let finding = |severity, message: String| Finding { severity, key: "containerd version".into(), message };
     match parsed {
-        None => finding(Severity::Info, format!("cannot tell the containerd version from {:?}", output.trim())),
+        None => finding(
+            Severity::Warning,
+            format!(
+                "cannot tell the containerd version from {:?}; before 2.1 kubelet pulls are not verified: check \
+                 `containerd --version`",
+                output.lines().next().unwrap_or_default().trim()
+            ),
+        ),
         Some((major, _, v)) if major < 2 => finding(
             Severity::Critical,
             format!("containerd {v} has no image verifiers: no pull is verified; upgrade to 2.1 or later"),
@@ -245,6 +278,8 @@ disabled_plugins = ["io.containerd.image-verifier.v1.bindir"]
         assert_eq!(dev.severity, Severity::Info);
         assert!(dev.message.contains("v2.4.0-dev+301026e"), "{}", dev.message);
         assert!(version_finding("garbage").message.starts_with("cannot tell"));
+        assert_eq!(version_finding("garbage").severity, Severity::Warning, "unknown is not ok");
+        assert_eq!(version_finding("echo (GNU coreutils) 9.1").severity, Severity::Warning, "not containerd's line");
     }
 
     #[test]

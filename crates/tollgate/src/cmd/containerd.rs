@@ -26,13 +26,17 @@ pub fn doctor(config: &Path, containerd: &Path, fmt: Format) -> anyhow::Result<O
     findings.push(match containerd_version(containerd) {
         Some(out) => doctor::version_finding(&out),
         None => doctor::Finding {
-            severity: Severity::Info,
+            severity: Severity::Warning,
             key: "containerd version".into(),
-            message: format!("{} not found or not runnable; version not checked", containerd.display()),
+            message: format!(
+                "{} not found or not runnable, so the version is not checked; before 2.1 kubelet pulls are not \
+                 verified: give --containerd PATH",
+                containerd.display()
+            ),
         },
     });
     if findings.iter().any(|f| f.severity == Severity::Critical) {
-        findings.retain(|f| f.key != "-"); // "nothing found" no longer holds
+        findings.retain(|f| f.key != doctor::SUMMARY); // "nothing found" no longer holds
     }
     let critical = findings.iter().filter(|f| f.severity == Severity::Critical).count();
     match fmt {
@@ -40,19 +44,29 @@ pub fn doctor(config: &Path, containerd: &Path, fmt: Format) -> anyhow::Result<O
             "config": config.display().to_string(), "binDir": dir, "verifiers": entries, "findings": findings,
         }))?,
         Format::Text => {
-            let mut s = format!(
-                "{} (verifiers in {dir}: {})\n",
-                config.display(),
-                entries.as_ref().map_or("none".into(), |e| e.join(", "))
-            );
+            let verifiers = match entries.as_deref() {
+                None => format!("{dir} does not exist"),
+                Some([]) => format!("no verifiers in {dir}"),
+                Some(e) => format!("verifiers in {dir}: {}", e.join(", ")),
+            };
+            let mut s = format!("{} ({verifiers})\n", config.display());
             for f in &findings {
-                let sev = if f.severity == Severity::Critical { "CRITICAL" } else { "ok" };
+                let sev = label(f.severity);
                 s.push_str(&format!("{sev:<8}  {}: {}\n", f.key, f.message));
             }
             print(&s)?;
         }
     }
     Ok(if critical > 0 { Outcome::Findings } else { Outcome::Ok })
+}
+
+/// How a finding's severity is printed.
+fn label(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "CRITICAL",
+        Severity::Warning => "WARNING",
+        Severity::Info => "ok",
+    }
 }
 
 /// Entries of `bin_dir` that are not executable files: containerd fails every pull on them.
@@ -192,7 +206,7 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
             let mut s = actions.join("\n");
             s.push('\n');
             for f in &findings {
-                let sev = if f.severity == Severity::Critical { "CRITICAL" } else { "ok" };
+                let sev = label(f.severity);
                 s.push_str(&format!("{sev:<8}  {}: {}\n", f.key, f.message));
             }
             if !a.dry_run && merged.changed {

@@ -294,3 +294,54 @@ fn the_verifier_answers_help_and_version() {
     let r = crate::util::tollgate(&["containerd", "install", "--help"]);
     assert!(r.stdout.contains("BIN_DIR/tollgate-verifier"), "the help names the binary it installs: {}", r.stdout);
 }
+
+/// The doctor's details: an unknown containerd version is a warning, not ok;
+/// the summary row has a name; an empty bin_dir says so; a TOML error is one
+/// line with its position; every fallback finding gives its fix.
+#[test]
+fn doctor_warns_on_an_unknown_version_and_says_each_finding_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cfg = dir.path().join("config.toml");
+    let good =
+        format!("version = 3\n[plugins.'io.containerd.image-verifier.v1.bindir']\n  bin_dir = '{}'\n", bin.display());
+    std::fs::write(&cfg, &good).unwrap();
+    let doctor_with = |containerd: &str, extra: &[&str]| {
+        let mut a = vec!["containerd", "doctor", "--config", cfg.to_str().unwrap(), "--containerd", containerd];
+        a.extend_from_slice(extra);
+        crate::util::tollgate(&a)
+    };
+    let doctor = |containerd: &str| doctor_with(containerd, &[]);
+    let r = doctor("/bin/true");
+    assert!(r.stdout.starts_with(&format!("{} (no verifiers in {})\n", cfg.display(), bin.display())), "{}", r.stdout);
+    std::fs::write(bin.join("tollgate"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(bin.join("tollgate"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for unknown in ["/bin/true", "/bin/echo", "/nonexistent/containerd"] {
+        let r = doctor(unknown);
+        assert_eq!(r.code, 0, "a warning alone does not fail: {}", r.stdout);
+        assert!(r.stdout.contains("\nWARNING   containerd version: "), "{unknown}: {}", r.stdout);
+        assert!(r.stdout.contains("before 2.1 kubelet pulls are not verified"), "{unknown}: {}", r.stdout);
+        assert!(r.stdout.contains("\nok        summary: no setting that disables"), "{unknown}: {}", r.stdout);
+        assert!(!r.stdout.contains(" -: "), "{}", r.stdout);
+    }
+    let j = doctor_with("/bin/true", &["-o", "json"]).json();
+    let version = j["findings"].as_array().unwrap().iter().find(|f| f["key"] == "containerd version").unwrap().clone();
+    assert_eq!(version["severity"], "warning");
+    for (setting, fix) in [
+        ("discard_unpacked_layers = true", "set it to false"),
+        ("image_pull_with_sync_fs = true", "set it to false"),
+        ("disable_snapshot_annotations = false", "remove it (true is the default)"),
+    ] {
+        std::fs::write(&cfg, format!("{good}[plugins.'io.containerd.cri.v1.images']\n  {setting}\n")).unwrap();
+        let r = doctor("/bin/true");
+        assert_eq!(r.code, 1);
+        let line = r.stdout.lines().find(|l| l.contains(setting)).unwrap_or_default();
+        assert!(line.starts_with("CRITICAL") && line.ends_with(fix), "{setting}: {}", r.stdout);
+    }
+    std::fs::write(&cfg, "version = 3\n[plugins\n").unwrap();
+    assert_eq!(
+        doctor("/bin/true").one_line_error(2),
+        format!("tollgate: {}: containerd config: line 2, column 9: unclosed table, expected `]`", cfg.display())
+    );
+}
