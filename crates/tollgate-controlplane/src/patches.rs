@@ -109,9 +109,18 @@ pub fn render(images: &VersionImages, allow_unpinned: bool) -> Result<PatchSet, 
             Component::Pause => {
                 uncovered.push(Uncovered {
                     component: img.component,
-                    reason: "the sandbox image is set by the container runtime, not kubeadm; set containerd's \
-                             sandbox image to the pinned reference"
-                        .into(),
+                    reason: match &img.digest {
+                        Some(d) => format!(
+                            "the sandbox image is set by the container runtime, not kubeadm; set containerd's \
+                             sandbox image to {}@{d}",
+                            img.image
+                        ),
+                        None => format!(
+                            "the sandbox image is set by the container runtime, not kubeadm, and no digest is known \
+                             for {}: lock it first (tollgate images lock), then set containerd's sandbox image to it",
+                            img.image
+                        ),
+                    },
                 });
                 continue;
             }

@@ -289,7 +289,12 @@ impl Daemon {
                 let why = format!(
                     "BREAK-GLASS: {} exists, allowing without verification{}",
                     self.cfg.break_glass_file.display(),
-                    if note.is_empty() { String::new() } else { format!(" ({note})") }
+                    if note.is_empty() {
+                        " (no reason given: write who and why into the file, it goes into every audit record)"
+                            .to_owned()
+                    } else {
+                        format!(" ({note})")
+                    }
                 );
                 let v = Verdict {
                     outcome: Outcome::BreakGlass,

@@ -12,6 +12,12 @@ pub const FILE_NAME: &str = "10-image-override.conf";
 #[error("{0}")]
 pub struct DropInError(pub String);
 
+/// The unit `unit` names, as systemctl reads it: a name without a suffix is a
+/// service (`kubelet` is `kubelet.service`).
+pub fn unit_name(unit: &str) -> String {
+    if unit.contains('.') || unit.is_empty() { unit.to_owned() } else { format!("{unit}.service") }
+}
+
 /// Checks a unit name: `NAME.service` (or .socket, .timer…), no path separators.
 pub fn check_unit(unit: &str) -> Result<(), DropInError> {
     let valid = |c: char| c.is_ascii_alphanumeric() || ":_.\\@-".contains(c);

@@ -170,8 +170,9 @@ pub fn hosts(a: &MirrorsArgs, fmt: Format) -> anyhow::Result<Outcome> {
 
 /// `tollgate systemd image-override`.
 pub fn image_override(a: &ImageOverrideArgs, fmt: Format) -> anyhow::Result<Outcome> {
-    dropin::check_unit(&a.unit)?;
-    let path = a.dir.join(format!("{}.d", a.unit)).join(dropin::FILE_NAME);
+    let unit = dropin::unit_name(&a.unit);
+    dropin::check_unit(&unit)?;
+    let path = a.dir.join(format!("{unit}.d")).join(dropin::FILE_NAME);
     let (action, text) = if a.revert {
         let action = match (a.dry_run, std::fs::remove_file(&path)) {
             (true, _) => "would remove",
@@ -185,7 +186,7 @@ pub fn image_override(a: &ImageOverrideArgs, fmt: Format) -> anyhow::Result<Outc
         (action, None)
     } else {
         let image = a.image.as_deref().unwrap_or_default();
-        let text = dropin::image_override(&a.unit, &a.env, image, a.allow_tag)?;
+        let text = dropin::image_override(&unit, &a.env, image, a.allow_tag)?;
         let action = if a.dry_run { "would write" } else { write(&path, &text, 0o644)? };
         (action, Some(text))
     };

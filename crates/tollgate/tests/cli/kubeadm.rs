@@ -128,6 +128,36 @@ fn unpinned_version_is_refused_and_nothing_is_written() {
     let j = r.json();
     assert_eq!(j["files"].as_array().unwrap().len(), 3);
     assert!(j["uncovered"].as_array().unwrap().iter().any(|u| u["component"] == "etcd"));
+    // The sandbox image: the pinned reference when there is one, else "lock it first".
+    let pause = |j: &serde_json::Value| {
+        let u = j["uncovered"].as_array().unwrap().iter().find(|u| u["component"] == "pause").cloned();
+        u.unwrap()["reason"].as_str().unwrap().to_owned()
+    };
+    let unpinned = tollgate(&[
+        "kubeadm",
+        "patches",
+        "--kubernetes-version",
+        "v1.37.0",
+        "--out",
+        out.to_str().unwrap(),
+        "--allow-unpinned",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(pause(&unpinned.json()).ends_with("no digest is known for registry.k8s.io/pause:3.10.2: lock it first (tollgate images lock), then set containerd's sandbox image to it"), "{}", unpinned.stdout);
+    let pinned = tollgate(&[
+        "kubeadm",
+        "patches",
+        "--kubernetes-version",
+        "v1.36.2",
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(pause(&pinned.json()).ends_with("set containerd's sandbox image to registry.k8s.io/pause:3.10.2@sha256:f548e0e8e3dc1896ca956272154dde3314e8cc4fde0a57577ee9fa1c63f5baf4"), "{}", pinned.stdout);
 }
 
 #[test]

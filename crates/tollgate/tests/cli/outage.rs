@@ -162,6 +162,12 @@ fn image_override_drop_ins_are_pinned_and_revertible() {
     let r = tollgate(&[&base[..], &["--revert"]].concat());
     assert!(r.stdout.starts_with("removed "), "{}", r.stdout);
     assert!(!dir.path().join("kubelet.service.d").exists());
+    // `--unit kubelet` is systemctl's shorthand for kubelet.service.
+    let short = ["systemd", "image-override", "--unit", "kubelet", "--env", "KUBELET_IMAGE", "--dir", d];
+    let r = tollgate(&[&short[..], &["--image", img]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("kubelet.service runs KUBELET_IMAGE="));
+    assert!(tollgate(&[&short[..], &["--revert"]].concat()).stdout.starts_with("removed "));
 }
 
 #[test]

@@ -325,6 +325,11 @@ fn break_glass_allows_loudly_and_warn_only_allows_what_would_be_denied() {
     assert_eq!((h["status"].as_str(), h["breakGlass"].as_bool()), (Some("degraded"), Some(true)));
     assert_eq!(d.metric("tollgate_break_glass"), 1.0);
 
+    // A file with no reason inside still allows, and says a reason is missing.
+    std::fs::write(s.dir.path().join("break-glass"), "").unwrap();
+    let r = invoke_with(&s.app(), &digest, &cfg, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("(no reason given: write who and why into the file"), "{}", r.stdout);
     std::fs::remove_file(s.dir.path().join("break-glass")).unwrap();
     let back = d.verify(&s.app(), &digest);
     assert_eq!((back.allowed, back.outcome), (false, Outcome::Denied));
