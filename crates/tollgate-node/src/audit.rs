@@ -148,6 +148,15 @@ pub fn now_rfc3339() -> String {
     now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// A Unix time (seconds) as RFC 3339 UTC, e.g. `2025-06-12T12:02:20Z`; the
+/// number itself when it is out of the calendar's range.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -220,6 +229,12 @@ mod tests {
     fn mode(p: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn unix_seconds_read_as_rfc3339() {
+        assert_eq!(rfc3339(1_749_729_740), "2025-06-12T12:02:20Z");
+        assert_eq!(rfc3339(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]

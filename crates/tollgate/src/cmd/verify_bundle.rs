@@ -19,7 +19,10 @@ const MAX_ARTIFACT_BYTES: u64 = 2 << 30;
 struct Output {
     verified: bool,
     signer: String,
-    signed_at: i64,
+    /// RFC 3339 UTC.
+    signed_at: String,
+    /// The same instant in Unix seconds.
+    signed_at_unix: i64,
     time_source: TimeSource,
 }
 
@@ -59,11 +62,13 @@ pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
         Format::Json => print_json(&Output {
             verified: true,
             signer: v.signer,
-            signed_at: v.signed_at,
+            signed_at: tollgate_node::audit::rfc3339(v.signed_at),
+            signed_at_unix: v.signed_at,
             time_source: v.time_source,
         })?,
         Format::Text => {
-            print(&format!("VERIFIED {} (signed by {}, {} {})\n", a.artifact, v.signer, v.time_source, v.signed_at))?
+            let at = tollgate_node::audit::rfc3339(v.signed_at);
+            print(&format!("VERIFIED {} (signed by {}, {} {at})\n", a.artifact, v.signer, v.time_source))?
         }
     }
     Ok(Outcome::Ok)
