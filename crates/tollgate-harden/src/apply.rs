@@ -40,7 +40,7 @@ pub struct Node {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> HardenError + '_ {
-    move |source| HardenError::Io { path: path.display().to_string(), source }
+    move |cause| HardenError::Io { path: path.display().to_string(), cause }
 }
 
 impl Node {
@@ -69,7 +69,7 @@ impl Node {
             Err(e) => Err(io(&p)(e)),
             Ok(m) if m.file_type().is_symlink() => Err(HardenError::Io {
                 path: p.display().to_string(),
-                source: std::io::Error::other("is a symbolic link; refusing to change ownership through it"),
+                cause: std::io::Error::other("is a symbolic link; refusing to change ownership through it"),
             }),
             Ok(m) => Ok(Some(FileState { uid: m.uid(), gid: m.gid(), mode: m.mode() & 0o7777 })),
         }
@@ -153,7 +153,10 @@ impl Node {
 }
 
 fn missing(p: &Path) -> HardenError {
-    HardenError::Io { path: p.display().to_string(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }
+    HardenError::Io {
+        path: p.display().to_string(),
+        cause: std::io::Error::new(std::io::ErrorKind::NotFound, "does not exist"),
+    }
 }
 
 /// A held POSIX write lock; released when dropped (the file is closed).
@@ -247,7 +250,7 @@ fn load_journal(path: &Path) -> Result<Option<Journal>, HardenError> {
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, HardenError> {
     write_atomic(path, bytes, mode)
         .map(|o| o == tollgate_controlplane::fsutil::WriteOutcome::Written)
-        .map_err(|e| HardenError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })
+        .map_err(|e| HardenError::Io { path: path.display().to_string(), cause: std::io::Error::other(e.to_string()) })
 }
 
 fn mode_of(path: &Path, default: u32) -> u32 {
@@ -363,8 +366,15 @@ pub struct Reverted {
 /// Restores everything the journal recorded, then removes the journal. Checks
 /// the account files first: nothing is written when an added line has changed.
 pub fn revert(node: &Node) -> Result<Reverted, HardenError> {
-    let (_shadow, passwd_lock, group_lock) = lock_accounts(node)?;
     let journal_path = node.host(JOURNAL);
+    // Said before taking the account locks: with nothing applied, the journal is the news.
+    if !journal_path.exists() {
+        return Err(HardenError::Journal {
+            path: journal_path.display().to_string(),
+            message: "not found: nothing was applied here (or it was reverted already)".into(),
+        });
+    }
+    let (_shadow, passwd_lock, group_lock) = lock_accounts(node)?;
     let journal = load_journal(&journal_path)?.ok_or_else(|| HardenError::Journal {
         path: journal_path.display().to_string(),
         message: "not found: nothing was applied here (or it was reverted already)".into(),

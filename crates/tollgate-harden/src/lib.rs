@@ -68,12 +68,14 @@ pub enum HardenError {
         path: String,
     },
     /// A file operation failed.
-    #[error("{path}: {source}")]
+    // Not a `source`: the message already says the cause, and printing the
+    // chain would say it twice.
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The journal is missing or does not match the node.
     #[error("journal {path}: {message}")]

@@ -505,7 +505,15 @@ read. With --profile hardened (default) a file owned exactly as the hardening pl
 deviation, shown with the reason; with --profile cis it is a finding. Both views are always printed.")]
     Audit(HardenAuditArgs),
     /// Undo apply exactly: accounts, owners and modes, patches and manifests, from the journal.
-    Revert(HardenArgs),
+    #[command(after_help = "\
+Examples:
+  tollgate harden revert
+  tollgate harden revert --root /mnt/node -o json
+
+Everything comes from /var/lib/tollgate/harden/journal.json, which apply wrote: the names, IDs and paths
+used then, so revert takes no --user, --id or --pki-dir. Exit 0, 2 when there is no journal (nothing was
+applied, or it was reverted already), 3 when the account files stay locked for 5 s.")]
+    Revert(HardenRevertArgs),
 }
 
 /// Where and with which names `harden` works.
@@ -524,6 +532,14 @@ pub struct HardenArgs {
     /// Use this UID/GID for an account (repeatable): NAME=ID.
     #[arg(long = "id", value_name = "NAME=ID")]
     pub ids: Vec<String>,
+}
+
+/// `harden revert` arguments: the journal knows the rest.
+#[derive(Debug, Args)]
+pub struct HardenRevertArgs {
+    /// The node's root directory (a mounted image or a copy of /etc for testing).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 /// `harden apply` arguments.

@@ -7,7 +7,7 @@ use tollgate_harden::apply::{self, Node};
 use tollgate_harden::audit::{self, Profile, Status};
 use tollgate_harden::plan::{self, Layout, Plan};
 
-use crate::cli::{AuditProfile, HardenApplyArgs, HardenArgs, HardenAuditArgs};
+use crate::cli::{AuditProfile, HardenApplyArgs, HardenArgs, HardenAuditArgs, HardenRevertArgs};
 use crate::exit::Outcome;
 use crate::output::{Format, print, print_json};
 
@@ -213,8 +213,14 @@ pub fn audit(a: &HardenAuditArgs, fmt: Format) -> anyhow::Result<Outcome> {
 }
 
 /// `harden revert`.
-pub fn revert(a: &HardenArgs, fmt: Format) -> anyhow::Result<Outcome> {
-    let n = node(a)?;
+pub fn revert(a: &HardenRevertArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    // The journal holds the names, IDs and paths apply used; only the root is needed to find it.
+    let n = node(&HardenArgs {
+        root: a.root.clone(),
+        pki_dir: tollgate_harden::plan::Layout::default().pki_dir,
+        users: Vec::new(),
+        ids: Vec::new(),
+    })?;
     let r = apply::revert(&n)?;
     match fmt {
         Format::Json => print_json(&r)?,

@@ -323,3 +323,31 @@ fn a_cis_mode_failure_is_never_excused_as_hardened() {
         text.stdout
     );
 }
+
+/// revert takes only --root (the journal knows the rest), says "nothing was
+/// applied" before anything else, and a missing account file is said once.
+#[test]
+fn revert_takes_only_the_root_and_errors_say_their_cause_once() {
+    let r = Root::new();
+    let help = crate::util::tollgate(&["harden", "revert", "--help"]);
+    assert!(
+        help.stdout.contains("--root <DIR>")
+            && !help.stdout.contains("--user <")
+            && !help.stdout.contains("--pki-dir <")
+    );
+    assert_eq!(r.run(&["harden", "revert", "--user", "etcd=etcd"]).code, 2, "an option revert would ignore is refused");
+    let empty = tempfile::tempdir().unwrap();
+    let none = crate::util::tollgate(&["harden", "revert", "--root", empty.path().to_str().unwrap()]);
+    assert_eq!(
+        none.one_line_error(2),
+        format!(
+            "tollgate: journal {}/var/lib/tollgate/harden/journal.json: not found: nothing was applied here (or it was reverted already)",
+            empty.path().display()
+        )
+    );
+    std::fs::create_dir(empty.path().join("etc")).unwrap();
+    let plan = crate::util::tollgate(&["harden", "plan", "--root", empty.path().to_str().unwrap()]);
+    assert_eq!(plan.one_line_error(2), format!("tollgate: {}/etc/passwd: does not exist", empty.path().display()));
+    assert_eq!(r.run(&["harden", "apply"]).code, 0);
+    assert_eq!(r.run(&["harden", "revert"]).code, 0);
+}
