@@ -227,8 +227,12 @@ pub struct Journal {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Applied {
-    /// Accounts created.
+    /// Accounts created: users, then groups.
     pub accounts_created: Vec<String>,
+    /// Users created.
+    pub users_created: Vec<String>,
+    /// Groups created.
+    pub groups_created: Vec<String>,
     /// Files whose owner or mode changed.
     pub files_changed: usize,
     /// Patch files and manifests written (changed content only).
@@ -327,8 +331,12 @@ pub fn apply(node: &Node, patches_dir: &str, now: bool) -> Result<(Plan, Applied
         let text = if file == "/etc/passwd" { &inputs.passwd } else { &inputs.group };
         write(&host, accounts::append(text, lines).as_bytes(), mode_of(&host, 0o644))?;
     }
-    applied.accounts_created =
-        plan.accounts.users.iter().chain(&plan.accounts.groups).filter(|a| !a.exists).map(|a| a.name.clone()).collect();
+    let created = |list: &[_]| -> Vec<String> {
+        list.iter().filter(|a: &&crate::accounts::Account| !a.exists).map(|a| a.name.clone()).collect()
+    };
+    applied.users_created = created(&plan.accounts.users);
+    applied.groups_created = created(&plan.accounts.groups);
+    applied.accounts_created = [applied.users_created.clone(), applied.groups_created.clone()].concat();
     for c in &plan.files {
         let host = node.host(&c.path);
         std::os::unix::fs::lchown(&host, Some(c.to.uid), Some(c.to.gid)).map_err(io(&host))?;

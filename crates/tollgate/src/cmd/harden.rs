@@ -136,8 +136,10 @@ pub fn apply(a: &HardenApplyArgs, fmt: Format) -> anyhow::Result<Outcome> {
             if done.accounts_created.is_empty() && done.files_changed == 0 && done.written.is_empty() {
                 s.push_str("nothing to change: already applied\n");
             }
-            if !done.accounts_created.is_empty() {
-                s.push_str(&format!("created {}\n", done.accounts_created.join(", ")));
+            for (kind, names) in [("users", &done.users_created), ("groups", &done.groups_created)] {
+                if !names.is_empty() {
+                    s.push_str(&format!("created {kind} {}\n", names.join(", ")));
+                }
             }
             if done.files_changed > 0 {
                 s.push_str(&format!("changed owner or mode of {} files\n", done.files_changed));

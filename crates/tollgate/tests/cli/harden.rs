@@ -146,7 +146,14 @@ fn apply_is_idempotent_composes_with_the_pins_and_revert_restores_byte_for_byte(
 
     let out = r.run(&["harden", "apply", "--now"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("created kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "created users kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks\n\
+             created groups kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks, kubeadm-sa-key-readers\n"
+        ),
+        "which entries are users and which groups: {}",
+        out.stdout
+    );
     let passwd = std::fs::read_to_string(r.path("etc/passwd")).unwrap();
     assert!(passwd.starts_with(PASSWD) && passwd.ends_with("kubeadm-ks:x:104:103:::/bin/false\n"), "{passwd}");
     let group = std::fs::read_to_string(r.path("etc/group")).unwrap();
