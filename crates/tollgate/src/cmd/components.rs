@@ -32,9 +32,17 @@ pub async fn install(a: &InstallArgs, fmt: Format) -> anyhow::Result<Outcome> {
                     client = Some(Client::new(ClientConfig::default())?);
                 }
                 let c = client.as_ref().ok_or_else(|| anyhow::anyhow!("no HTTP client"))?;
-                c.fetch_url(&url, MAX_SOURCE_BYTES)
-                    .await
-                    .map_err(|e| anyhow::Error::new(e).context(format!("component {i} ({})", spec.display_url())))?
+                c.fetch_url(&url, MAX_SOURCE_BYTES).await.map_err(|e| match e {
+                    // A download server is not a registry: say what could not be reached.
+                    tollgate_registry::RegistryError::Unreachable { registry, message } => {
+                        anyhow::Error::new(crate::exit::Transient(format!(
+                            "component {i} ({}): cannot reach {registry}: {message}; check the URL, or the network \
+                             and any proxy",
+                            spec.display_url()
+                        )))
+                    }
+                    e => anyhow::Error::new(e).context(format!("component {i} ({})", spec.display_url())),
+                })?
             }
         };
         plans.push(components::plan(spec, i, &bytes, &a.root)?);
