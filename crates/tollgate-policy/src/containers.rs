@@ -410,8 +410,13 @@ impl Policy {
         if self.mode == Mode::Warn {
             out.push("mode: warn".to_owned());
         }
-        if !self.exemptions.is_empty() {
-            out.push(format!("{} exemption(s)", self.exemptions.len()));
+        for (i, e) in self.exemptions.iter().enumerate() {
+            let what = match (&e.digest, &e.repository) {
+                (Some(d), _) => format!("digest {d}"),
+                (None, Some(r)) => format!("repository {r}"),
+                (None, None) => "no digest or repository".to_owned(),
+            };
+            out.push(format!("exemptions[{i}] ({what})"));
         }
         let mut check = |where_: String, reqs: &[Requirement]| {
             for (i, r) in reqs.iter().enumerate() {

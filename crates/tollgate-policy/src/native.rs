@@ -380,12 +380,14 @@ fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
 
 /// A conversion that would lose meaning.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot convert {source_name}: {}", .rules.join("; "))]
+#[error("cannot convert {source_name}: {}; {fix}", .rules.join("; "))]
 pub struct ConversionError {
     /// Which policy.
     pub source_name: String,
     /// The rules the target format cannot express.
     pub rules: Vec<String>,
+    /// What to do.
+    pub fix: &'static str,
 }
 
 /// Converts a policy to the native format (YAML), naming trust material
@@ -449,7 +451,11 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
         transports.insert(t.clone(), out);
     }
     if !refused.is_empty() {
-        return Err(ConversionError { source_name: source_name.to_owned(), rules: refused });
+        return Err(ConversionError {
+            source_name: source_name.to_owned(),
+            rules: refused,
+            fix: "tollgate cannot enforce these: remove them, or keep this policy for containers/image",
+        });
     }
     let file = NativeFile {
         api_version: API_VERSION.into(),
@@ -506,7 +512,12 @@ pub fn export(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
     if rules.is_empty() {
         Ok(policy.to_json())
     } else {
-        Err(ConversionError { source_name: source_name.to_owned(), rules })
+        Err(ConversionError {
+            source_name: source_name.to_owned(),
+            rules,
+            fix: "containers-policy.json cannot express these: keep the native policy for tollgate, or remove them to \
+                  export",
+        })
     }
 }
 

@@ -774,7 +774,8 @@ Example:
   tollgate policy export /etc/tollgate/policy.yaml --out /etc/containers/policy.json
 
 Refuses, naming each rule, when the policy uses what containers-policy.json cannot express:
-warn mode, exemptions, digest allowlists.")]
+warn mode, exemptions, digestAllowlist, sigstoreBundle, perPlatform signatures, key files mixed
+with inline keys in one requirement, and a trusted_root.json as trust (sigstore, kubernetes-release).")]
     Export {
         /// The native policy.
         file: PathBuf,

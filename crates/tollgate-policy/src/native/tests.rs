@@ -50,7 +50,9 @@ fn native_extensions_parse_and_refuse_export() {
     assert_eq!(
         export(&p, "n.yaml").err().map(|e| e.to_string()).as_deref(),
         Some(
-            "cannot convert n.yaml: mode: warn; 2 exemption(s); transports.docker[\"registry.example.com/team\"][1]: digestAllowlist"
+            "cannot convert n.yaml: mode: warn; exemptions[0] (digest sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97); \
+             exemptions[1] (repository registry.k8s.io/pause); transports.docker[\"registry.example.com/team\"][1]: digestAllowlist; \
+             containers-policy.json cannot express these: keep the native policy for tollgate, or remove them to export"
         )
     );
     assert!(is_native(NATIVE.as_bytes()));
@@ -64,7 +66,9 @@ fn gpg_rules_cannot_be_imported() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         import(&p, "c").err().map(|e| e.to_string()).as_deref(),
-        Some("cannot convert c: default[0]: signedBy (GPG) is not supported by tollgate")
+        Some(
+            "cannot convert c: default[0]: signedBy (GPG) is not supported by tollgate; tollgate cannot enforce these: remove them, or keep this policy for containers/image"
+        )
     );
 }
 

@@ -338,7 +338,14 @@ fn native_policies_import_export_warn_and_exempt() {
     assert!(r.stdout.starts_with("WARN "), "{}", r.stdout);
     assert!(r.stdout.contains("warn mode, allowed; would be denied by"), "{}", r.stdout);
     let r = tollgate(&["policy", "export", warn.to_str().unwrap()]);
-    assert_eq!(r.one_line_error(2), format!("tollgate: cannot convert {}: mode: warn", warn.display()));
+    assert_eq!(
+        r.one_line_error(2),
+        format!(
+            "tollgate: cannot convert {}: mode: warn; containers-policy.json cannot express these: keep the native \
+             policy for tollgate, or remove them to export",
+            warn.display()
+        )
+    );
 
     // An exemption by digest lets the control plane through whatever the scope says.
     let exempt = s.dir.path().join("exempt.yaml");
