@@ -112,24 +112,19 @@ pub fn audit(inputs: &Inputs, plan: &Plan, profile: Profile) -> Report {
         })
         .collect();
     // Planned owners, by path (recursive targets cover everything below).
+    let target = |path: &str| {
+        plan.targets.iter().find(|t| t.path == path || (t.recursive && path.starts_with(&format!("{}/", t.path))))
+    };
     let planned = |path: &str| -> Option<FileState> {
-        plan.targets.iter().find(|t| t.path == path || (t.recursive && path.starts_with(&format!("{}/", t.path)))).map(
-            |t| {
-                let (uid, gid) = plan.accounts.owner_ids(&t.user, &t.group);
-                let mode = t.mode.unwrap_or_else(|| inputs.files.get(path).map_or(0, |s| s.mode));
-                FileState { uid, gid, mode }
-            },
-        )
+        target(path).map(|t| {
+            let (uid, gid) = plan.accounts.owner_ids(&t.user, &t.group);
+            let mode = t.mode.unwrap_or_else(|| inputs.files.get(path).map_or(0, |s| s.mode));
+            FileState { uid, gid, mode }
+        })
     };
     // A permission check may excuse only a mode hardening sets: a mode the
     // plan leaves alone (the etcd data directory) is judged against CIS.
-    let planned_mode = |path: &str| -> Option<FileState> {
-        let t = plan
-            .targets
-            .iter()
-            .find(|t| t.path == path || (t.recursive && path.starts_with(&format!("{}/", t.path))))?;
-        t.mode.and_then(|_| planned(path))
-    };
+    let planned_mode = |path: &str| -> Option<FileState> { target(path)?.mode.and_then(|_| planned(path)) };
     let files: Vec<String> = plan
         .targets
         .iter()

@@ -55,12 +55,11 @@ fn parse(config: &str) -> Result<toml::Table, ConfigError> {
 
 /// The verifier `bin_dir` the config names (or containerd's default).
 pub fn bin_dir(config: &str) -> Result<String, ConfigError> {
-    let doc = parse(config)?;
-    Ok(verifier_plugin(&doc)
-        .and_then(|p| p.get("bin_dir"))
-        .and_then(|v| v.as_str())
-        .unwrap_or(DEFAULT_BIN_DIR)
-        .to_owned())
+    Ok(bin_dir_of(&parse(config)?))
+}
+
+fn bin_dir_of(doc: &toml::Table) -> String {
+    verifier_plugin(doc).and_then(|p| p.get("bin_dir")).and_then(|v| v.as_str()).unwrap_or(DEFAULT_BIN_DIR).to_owned()
 }
 
 fn plugins(doc: &toml::Table) -> Option<&toml::Table> {
@@ -92,7 +91,7 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
     if disabled.iter().any(|p| p.as_str() == Some(VERIFIER_PLUGIN)) {
         critical("disabled_plugins", format!("{VERIFIER_PLUGIN} is disabled: no pull is verified"));
     }
-    let dir = bin_dir(config)?;
+    let dir = bin_dir_of(&doc);
     match bin_dir_entries {
         None => critical(
             "bin_dir",

@@ -143,8 +143,9 @@ fn with_the_daemon_down_and_no_fallback_binary_the_verifier_fails_closed() {
     assert!(r.stdout.contains("and the fallback /nonexistent/tollgate cannot run"), "{}", r.stdout);
 }
 
-#[test]
-fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
+/// A containerd config whose verifier bin_dir is an empty directory:
+/// (temp dir, bin_dir, config path, config text).
+fn doctor_setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -152,6 +153,12 @@ fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
     let good =
         format!("version = 3\n[plugins.'io.containerd.image-verifier.v1.bindir']\n  bin_dir = '{}'\n", bin.display());
     std::fs::write(&cfg, &good).unwrap();
+    (dir, bin, cfg, good)
+}
+
+#[test]
+fn doctor_reports_silent_fallbacks_and_empty_bin_dirs() {
+    let (dir, bin, cfg, good) = doctor_setup();
     let r = crate::util::tollgate(&["containerd", "doctor", "--config", cfg.to_str().unwrap()]);
     assert_eq!(r.code, 1, "an empty bin_dir allows every pull: {}", r.stdout);
     assert!(r.stdout.contains("CRITICAL  bin_dir:"), "{}", r.stdout);
@@ -300,13 +307,7 @@ fn the_verifier_answers_help_and_version() {
 /// line with its position; every fallback finding gives its fix.
 #[test]
 fn doctor_warns_on_an_unknown_version_and_says_each_finding_plainly() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let cfg = dir.path().join("config.toml");
-    let good =
-        format!("version = 3\n[plugins.'io.containerd.image-verifier.v1.bindir']\n  bin_dir = '{}'\n", bin.display());
-    std::fs::write(&cfg, &good).unwrap();
+    let (_dir, bin, cfg, good) = doctor_setup();
     let doctor_with = |containerd: &str, extra: &[&str]| {
         let mut a = vec!["containerd", "doctor", "--config", cfg.to_str().unwrap(), "--containerd", containerd];
         a.extend_from_slice(extra);
