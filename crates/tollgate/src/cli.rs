@@ -10,34 +10,36 @@ use crate::output::Format;
 const ABOUT: &str = "Image trust on the Kubernetes node: pin the control plane by digest, and know that every image a node runs is the one you meant.";
 
 const LONG_ABOUT: &str = "\
-tollgate pins the kubeadm control plane to image digests, so the container runtime itself refuses any
-other content, and keeps those pins through init, join and upgrade.
+tollgate pins the kubeadm control plane to image digests, so the container runtime itself refuses \
+any other content, and keeps those pins through init, join and upgrade.
 
 Start here:
-  tollgate images list --kubernetes-version v1.32.9 --pinned     what kubeadm will run, with digests
-  tollgate kubeadm patches --kubernetes-version v1.32.9 --out ./patches
-  kubeadm init --patches ./patches ...                           kubeadm applies the pins
-  tollgate kubeadm audit                                         is every static pod pinned?
+  # what kubeadm will run, with digests
+  tollgate images list --kubernetes-version v1.36.2 --pinned
+  # patches that pin it, which kubeadm applies
+  tollgate kubeadm patches --kubernetes-version v1.36.2 --out ./patches
+  kubeadm init --patches ./patches ...
+  tollgate kubeadm audit    # is every static pod pinned?
 
 Then, on every node:
-  tollgate serve                                   the verdict daemon (docs/operations.md)
-  tollgate containerd install                      every pull decided by your policy
-  tollgate harden plan | apply | audit             a non-root control plane
+  tollgate serve                # the verdict daemon (docs/operations.md)
+  tollgate containerd install   # every pull decided by your policy
+  tollgate harden plan          # a non-root control plane (then apply, audit)
 
-Pinning runs offline on the catalog compiled into tollgate; `images lock`, `mirror`, `verify`
-and `components install` with https URLs talk to registries.";
+Pinning runs offline on the catalog compiled into tollgate; `images lock`, `mirror`, `verify` and \
+`components install` with https URLs talk to registries.";
 
 /// tollgate command line.
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     /// Output format: `text` for people, `json` for machines.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
+    #[arg(long, short = 'o', global = true, help_heading = "Global options", value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
     /// More log output on stderr: -v info, -vv each registry request (method, URL, status, time) and retry,
     /// -vvv the HTTP stack too. TOLLGATE_LOG (a tracing filter) overrides.
-    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    #[arg(long, short = 'v', global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -59,13 +61,17 @@ pub enum Command {
     /// Decide whether an image may run under a policy, and say why.
     #[command(after_help = "\
 Examples:
-  tollgate verify registry.example.com/app:1.2 --policy /etc/containers/policy.json
-  tollgate verify 127.0.0.1:5000/app@sha256:… --policy policy.json --insecure-registry 127.0.0.1:5000 -o json
+  tollgate verify registry.example.com/app:1.2 \\
+    --policy /etc/containers/policy.json
+  tollgate verify 127.0.0.1:5000/app@sha256:… --policy policy.json \\
+    --insecure-registry 127.0.0.1:5000 -o json
   tollgate verify oci:examples/signed-layout:v1 --policy examples/policy.json
 
-The digest that would be pulled is the one verified: a tag is resolved to its digest (for a
+The digest that would be pulled is the one verified: a tag is resolved to its digest (for a \
 multi-platform image, the index digest) and signatures are looked up for that digest.
-Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (e.g. registry unreachable).")]
+
+Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (e.g. registry \
+unreachable).")]
     Verify(VerifyArgs),
     /// Check and explain policy files.
     #[command(subcommand)]
@@ -73,14 +79,19 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error, 3 undecidable (
     /// Run the node daemon: verdicts for containerd's verifier on a unix socket, cached, audited, with metrics.
     #[command(after_help = "\
 Examples:
-  tollgate serve                                     the config in /etc/tollgate/config.yaml
-  tollgate serve --policy policy.yaml --socket /tmp/tollgate.sock --insecure-registry 127.0.0.1:5000
+  tollgate serve    # the config in /etc/tollgate/config.yaml
+  tollgate serve --policy policy.yaml --socket /tmp/tollgate.sock \\
+    --insecure-registry 127.0.0.1:5000
 
-API (HTTP/1.1 on the socket, mode 0600): POST /v1/verify {\"name\":REF,\"digest\":DIGEST}, GET /healthz,
-GET /metrics. Every answer is written to the audit log first. The policy is re-read every reloadSeconds
-and on SIGHUP; a broken policy is reported on /healthz and the last good one stays in force. While the
-break-glass file exists every image is allowed, loudly. SIGTERM or SIGINT drain in-flight requests and exit 0.
-Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 bad config or policy.")]
+API (HTTP/1.1 on the socket, mode 0600): POST /v1/verify {\"name\":REF,\"digest\":DIGEST}, \
+GET /healthz, GET /metrics. Every answer is written to the audit log first.
+
+The policy is re-read every reloadSeconds and on SIGHUP; a broken policy is reported on /healthz \
+and the last good one stays in force. While the break-glass file exists every image is allowed, \
+loudly. SIGTERM or SIGINT drain in-flight requests and exit 0.
+
+Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 bad config or \
+policy.")]
     Serve(ServeArgs),
     /// Enforce on containerd: install the verifier, check the config, write mirror hosts.
     #[command(subcommand)]
@@ -88,16 +99,25 @@ Keys and defaults: docs/operations.md. Exit codes: 0 after a clean shutdown, 2 b
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
 Examples:
-  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9
-  tollgate mirror --to 127.0.0.1:5000/mirror --insecure-registry 127.0.0.1:5000 registry.example.com/team/app:v2
-  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.32.9 --dry-run
-  tollgate mirror --to mirror.example.com/k8s --catalog tollgate-catalog.json      every version it pins
+  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.36.2
+  tollgate mirror registry.example.com/team/app:v2 --to 127.0.0.1:5000/mirror \\
+    --insecure-registry 127.0.0.1:5000
+  # the plan; writes nothing
+  tollgate mirror --to mirror.example.com/k8s --kubernetes-version v1.36.2 \\
+    --dry-run
+  # every version the catalog pins
+  tollgate mirror --to mirror.example.com/k8s --catalog tollgate-catalog.json
 
-IMAGE keeps its path below the prefix: registry.k8s.io/kube-apiserver goes to HOST/PREFIX/kube-apiserver,
-with the same digests, so pins and signatures still verify there: a signature names the original repository,
-so the policy at the mirror says signedIdentity exactRepository (cosign signatures) or remapIdentity. Blobs and manifests already present are skipped (HEAD), which also resumes an
-interrupted run; blobs are mounted within one registry and uploaded in chunks when large. Catalog images
-without a known digest are refused (lock them first). Exit 0, 1 on refused content, 2 usage, 3 transient.")]
+IMAGE keeps its path below the prefix: registry.k8s.io/kube-apiserver goes to \
+HOST/PREFIX/kube-apiserver, with the same digests, so pins and signatures still verify there. A \
+signature names the original repository, so the policy at the mirror says signedIdentity \
+exactRepository (cosign signatures) or remapIdentity.
+
+Blobs and manifests already present are skipped (HEAD), which also resumes an interrupted run; \
+blobs are mounted within one registry and uploaded in chunks when large. Catalog images without a \
+known digest are refused (lock them first).
+
+Exit codes: 0 copied, 1 refused content, 2 usage error, 3 transient failure.")]
     Mirror(MirrorArgs),
     /// systemd drop-ins for image overrides.
     #[command(subcommand)]
@@ -111,15 +131,20 @@ without a known digest are refused (lock them first). Exit 0, 1 on refused conte
     /// Verify a sigstore bundle for a file, like `cosign verify-blob` (and the sigstore-conformance client).
     #[command(after_help = "\
 Examples:
-  tollgate verify-bundle --bundle kubectl.sigstore.json --trusted-root trusted_root.json \\
-    --certificate-identity krel-staging@k8s-releng-prod.iam.gserviceaccount.com \\
-    --certificate-oidc-issuer https://accounts.google.com kubectl
-  tollgate verify-bundle --bundle b.sigstore.json --trusted-root r.json --key signer.pub file.txt
+  tollgate verify-bundle kubectl --bundle kubectl.sigstore.json \\
+    --trusted-root trusted_root.json \\
+    --certificate-oidc-issuer https://accounts.google.com \\
+    --certificate-identity krel-staging@k8s-releng-prod.iam.gserviceaccount.com
+  tollgate verify-bundle file.txt --bundle b.sigstore.json \\
+    --trusted-root r.json --key signer.pub
 
-Supported: bundles v0.1-v0.3 logged in Rekor v1 (signed entry timestamp, inclusion proof and checkpoint all
-checked) or Rekor v2 (inclusion proof and checkpoint; the time comes from an RFC 3161 timestamp that must verify
-against the trusted root's timestamp authorities), Fulcio certificates (with their embedded SCTs, valid at every
-verified time) and managed keys, message signatures and DSSE/in-toto. Exit 0 verified, 1 refused, 2 usage error.")]
+Supported: bundles v0.1-v0.3 logged in Rekor v1 (signed entry timestamp, inclusion proof and \
+checkpoint all checked) or Rekor v2 (inclusion proof and checkpoint; the time comes from an RFC \
+3161 timestamp that must verify against the trusted root's timestamp authorities), Fulcio \
+certificates (with their embedded SCTs, valid at every verified time) and managed keys, message \
+signatures and DSSE/in-toto.
+
+Exit codes: 0 verified, 1 refused, 2 usage error.")]
     VerifyBundle(VerifyBundleArgs),
     /// Print tollgate's version and what its embedded catalog covers (`-o json` for machines).
     Version,
@@ -146,29 +171,33 @@ pub enum ImagesCommand {
     /// List the images kubeadm uses for a version, in `kubeadm config images list` order. Offline.
     #[command(after_help = "\
 Examples:
-  tollgate images list --kubernetes-version v1.32.9
-  tollgate images list --kubernetes-version v1.32.9 --pinned
-  tollgate images list --kubernetes-version v1.32.9 --image-repository mirror.example.com/k8s -o json
+  tollgate images list --kubernetes-version v1.36.2
+  tollgate images list --kubernetes-version v1.36.2 --pinned
+  tollgate images list --kubernetes-version v1.36.2 \\
+    --image-repository mirror.example.com/k8s -o json
 
 Images with no known digest are printed by tag and named in a warning on stderr.")]
     List(ImagesListArgs),
     /// Resolve image tags to digests against a registry and write them to a catalog file.
     #[command(after_help = "\
 Examples:
-  tollgate images lock --kubernetes-version v1.33.5 --out catalog.json
-  tollgate images lock --kubernetes-version v1.32.9 --registry 127.0.0.1:5000/k8s --insecure-registry 127.0.0.1:5000
+  tollgate images lock --kubernetes-version v1.36.2 --out catalog.json
+  tollgate images lock --kubernetes-version v1.36.2 \\
+    --registry 127.0.0.1:5000/k8s --insecure-registry 127.0.0.1:5000
 
-Each manifest is fetched (multi-platform images resolve to their index digest) and its bytes are
-hashed; a registry whose Docker-Content-Digest disagrees with the bytes is refused. If the catalog
-already pins an image and the registry now serves another digest for the same tag, the tag has moved:
-lock refuses unless --accept-changes. Nothing is written unless every image resolved.")]
+Each manifest is fetched (multi-platform images resolve to their index digest) and its bytes are \
+hashed; a registry whose Docker-Content-Digest disagrees with the bytes is refused.
+
+If the catalog already pins an image and the registry now serves another digest for the same tag, \
+the tag has moved: lock refuses unless --accept-changes. Nothing is written unless every image \
+resolved.")]
     Lock(ImagesLockArgs),
 }
 
 /// `images list` arguments.
 #[derive(Debug, Args)]
 pub struct ImagesListArgs {
-    /// Kubernetes version, e.g. v1.32.9.
+    /// Kubernetes version, e.g. v1.36.2.
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: String,
     /// Registry and path prefix to use instead of registry.k8s.io (as kubeadm's imageRepository).
@@ -211,26 +240,30 @@ pub enum KubeadmCommand {
     /// Write kubeadm patch files (RFC 6902) that pin every static pod, and CoreDNS from 1.31, by digest.
     #[command(after_help = "\
 Examples:
-  tollgate kubeadm patches --kubernetes-version v1.32.9 --out /etc/kubernetes/tollgate-patches
+  tollgate kubeadm patches --kubernetes-version v1.36.2 \\
+    --out /etc/kubernetes/tollgate-patches
   kubeadm init --patches /etc/kubernetes/tollgate-patches ...
 
-Patches are node-local: kubeadm upgrade apply and kubeadm upgrade node must get --patches again
-(or use `tollgate kubeadm config`), or the regenerated manifests lose their pins.
-Refuses when an image to patch has no known digest, unless --allow-unpinned.")]
+Patches are node-local: kubeadm upgrade apply and kubeadm upgrade node must get --patches again \
+(or use `tollgate kubeadm config`), or the regenerated manifests lose their pins. Refuses when an \
+image to patch has no known digest, unless --allow-unpinned.")]
     Patches(PatchesArgs),
     /// Render Init/Cluster/Join (and, from 1.31, Upgrade) configuration that reads the patches.
     #[command(after_help = "\
 Examples:
-  tollgate kubeadm config --kubernetes-version v1.32.9 > kubeadm.yaml
-  tollgate kubeadm config --kubernetes-version v1.30.14 --patches-dir /etc/kubernetes/tollgate-patches
-  tollgate kubeadm config --kubernetes-version v1.32.9 --only upgrade --out upgrade.yaml
+  tollgate kubeadm config --kubernetes-version v1.36.2 > kubeadm.yaml
+  tollgate kubeadm config --kubernetes-version v1.36.2 \\
+    --patches-dir /etc/kubernetes/tollgate-patches
+  tollgate kubeadm config --kubernetes-version v1.36.2 --only upgrade \\
+    --out upgrade.yaml
   kubeadm upgrade apply --config upgrade.yaml")]
     Config(ConfigArgs),
     /// Check that every static-pod image is pinned by digest and matches the catalog.
     #[command(after_help = "\
 Examples:
   tollgate kubeadm audit
-  tollgate kubeadm audit --manifests ./manifests --kubernetes-version v1.32.9 -o json
+  tollgate kubeadm audit --manifests ./manifests \\
+    --kubernetes-version v1.36.2 -o json
 
 The version is read from the kube-apiserver image tag unless given. Exits 1 on findings.")]
     Audit(AuditArgs),
@@ -239,7 +272,7 @@ The version is read from the kube-apiserver image tag unless given. Exits 1 on f
 /// `kubeadm patches` arguments.
 #[derive(Debug, Args)]
 pub struct PatchesArgs {
-    /// Kubernetes version, e.g. v1.32.9.
+    /// Kubernetes version, e.g. v1.36.2.
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: String,
     /// Directory to write the patch files to (created if missing).
@@ -261,7 +294,7 @@ pub struct PatchesArgs {
 /// `kubeadm config` arguments.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Kubernetes version, e.g. v1.32.9.
+    /// Kubernetes version, e.g. v1.36.2.
     #[arg(long, value_name = "VERSION")]
     pub kubernetes_version: String,
     /// Directory on the node that holds the patch files.
@@ -393,12 +426,13 @@ pub enum SystemdCommand {
     /// Write (or --revert) a drop-in that sets a unit's image variable to a pinned image.
     #[command(after_help = "\
 Examples:
-  tollgate systemd image-override --unit kubelet.service --env KUBELET_IMAGE \\
+  tollgate systemd image-override --unit kubelet --env KUBELET_IMAGE \\
     --image mirror.example.com/poseidon/kubelet:v1.36.1@sha256:…
-  tollgate systemd image-override --unit kubelet.service --env KUBELET_IMAGE --revert
+  tollgate systemd image-override --unit kubelet --env KUBELET_IMAGE --revert
 
-Writes DIR/UNIT.d/10-image-override.conf ([Service] Environment=ENV=IMAGE, mode 0644, atomically), then:
-systemctl daemon-reload && systemctl restart UNIT. Tag-only images are refused unless --allow-tag.")]
+Writes DIR/UNIT.d/10-image-override.conf ([Service] Environment=ENV=IMAGE, mode 0644, \
+atomically), then: systemctl daemon-reload && systemctl restart UNIT. Tag-only images are refused \
+unless --allow-tag.")]
     ImageOverride(ImageOverrideArgs),
 }
 
@@ -434,14 +468,20 @@ pub enum BootstrapCommand {
     /// Generate a bootstrap token, its Secret, the node RBAC and a bootstrap kubeconfig.
     #[command(after_help = "\
 Example:
-  tollgate bootstrap token --server https://10.0.0.10:6443 --ca-file /etc/kubernetes/pki/ca.crt --out ./bootstrap
-  kubectl apply -f bootstrap/bootstrap-token-<id>.yaml -f bootstrap/bootstrap-rbac.yaml
-  install -m 0600 bootstrap/bootstrap-kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf   # on the new node
+  tollgate bootstrap token --server https://10.0.0.10:6443 \\
+    --ca-file /etc/kubernetes/pki/ca.crt --out ./bootstrap
+  kubectl apply -f bootstrap/bootstrap-token-<id>.yaml \\
+    -f bootstrap/bootstrap-rbac.yaml
+  # on the new node:
+  install -m 0600 bootstrap/bootstrap-kubelet.conf \\
+    /etc/kubernetes/bootstrap-kubelet.conf
 
-The token ([a-z0-9]{6}.[a-z0-9]{16}) comes from the operating system's CSPRNG. The Secret and the kubeconfig
-hold it and are written 0600; the token itself is never printed. Rotate: generate a new one, distribute its
-kubeconfig, then delete the old Secret (kubectl -n kube-system delete secret bootstrap-token-<id>), which
-revokes it at once; --ttl makes it expire by itself (kube-controller-manager's tokencleaner deletes it).")]
+The token ([a-z0-9]{6}.[a-z0-9]{16}) comes from the operating system's CSPRNG. The Secret and the \
+kubeconfig hold it and are written 0600; the token itself is never printed.
+
+Rotate: generate a new one, distribute its kubeconfig, then delete the old Secret (kubectl -n \
+kube-system delete secret bootstrap-token-<id>), which revokes it at once; --ttl makes it expire \
+by itself (kube-controller-manager's tokencleaner deletes it).")]
     Token(TokenArgs),
 }
 
@@ -477,22 +517,27 @@ Examples:
   tollgate harden plan
   tollgate harden plan --root /mnt/node --user etcd=etcd -o json
 
-Users kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks and group kubeadm-sa-key-readers (kubeadm's
-RootlessControlPlane names), with the lowest free IDs in SYS_UID/GID_MIN..MAX of /etc/login.defs (default
-100-999), reusing valid existing entries. Exit 0, or 2 on a corrupt passwd/group line, an exhausted ID range
-or an existing account that cannot be reused.")]
+Users kubeadm-etcd, kubeadm-kas, kubeadm-kcm, kubeadm-ks and group kubeadm-sa-key-readers \
+(kubeadm's RootlessControlPlane names), with the lowest free IDs in SYS_UID/GID_MIN..MAX of \
+/etc/login.defs (default 100-999), reusing valid existing entries.
+
+Exit codes: 0, or 2 on a corrupt passwd/group line, an exhausted ID range or an existing account \
+that cannot be reused.")]
     Plan(HardenArgs),
     /// Create the accounts, chown/chmod the keys and kubeconfigs, write kubeadm patches. Idempotent, journaled.
     #[command(after_help = "\
 Examples:
-  tollgate harden apply --patches /etc/kubernetes/tollgate-patches  then: kubeadm upgrade apply --patches …
-  tollgate harden apply --now                                       also rewrite the running static pods
+  tollgate harden apply --patches /etc/kubernetes/tollgate-patches
+  kubeadm upgrade apply v1.36.2 --patches /etc/kubernetes/tollgate-patches
+  # or also rewrite the running static pods now
+  tollgate harden apply --now
 
-passwd and group are edited under the lckpwdf(3) and kubeadm fcntl locks and replaced atomically. The
-securityContext goes into <target>9harden+strategic.yaml patch files, which kubeadm applies after
-tollgate's image-pin patches (<target>+json.json) in the same directory. Everything changed is recorded in
-/var/lib/tollgate/harden/journal.json for `harden revert`. Exit 0, 2 on errors, 3 when the account files
-stay locked for 5 s.")]
+passwd and group are edited under the lckpwdf(3) and kubeadm fcntl locks and replaced \
+atomically. The securityContext goes into <target>9harden+strategic.yaml patch files, which \
+kubeadm applies after tollgate's image-pin patches (<target>+json.json) in the same directory. \
+Everything changed is recorded in /var/lib/tollgate/harden/journal.json for `harden revert`.
+
+Exit codes: 0, 2 on errors, 3 when the account files stay locked for 5 s.")]
     Apply(HardenApplyArgs),
     /// Check the manifests' securityContext, file owners and modes, and CIS 1.1.1-1.1.21. Exit 1 on findings.
     #[command(after_help = "\
@@ -500,9 +545,10 @@ Examples:
   tollgate harden audit
   tollgate harden audit --profile cis -o json
 
-CIS 1.1.16/1.1.18/1.1.19 want kubeconfigs and PKI owned by root:root, which a non-root component cannot
-read. With --profile hardened (default) a file owned exactly as the hardening plans is an accepted
-deviation, shown with the reason; with --profile cis it is a finding. Both views are always printed.")]
+CIS 1.1.16/1.1.18/1.1.19 want kubeconfigs and PKI owned by root:root, which a non-root component \
+cannot read. With --profile hardened (default) a file owned exactly as the hardening plans is an \
+accepted deviation, shown with the reason; with --profile cis it is a finding. Both views are \
+always printed.")]
     Audit(HardenAuditArgs),
     /// Undo apply exactly: accounts, owners and modes, patches and manifests, from the journal.
     #[command(after_help = "\
@@ -510,9 +556,11 @@ Examples:
   tollgate harden revert
   tollgate harden revert --root /mnt/node -o json
 
-Everything comes from /var/lib/tollgate/harden/journal.json, which apply wrote: the names, IDs and paths
-used then, so revert takes no --user, --id or --pki-dir. Exit 0, 2 when there is no journal (nothing was
-applied, or it was reverted already), 3 when the account files stay locked for 5 s.")]
+Everything comes from /var/lib/tollgate/harden/journal.json, which apply wrote: the names, IDs \
+and paths used then, so revert takes no --user, --id or --pki-dir.
+
+Exit codes: 0, 2 when there is no journal (nothing was applied, or it was reverted already), 3 \
+when the account files stay locked for 5 s.")]
     Revert(HardenRevertArgs),
 }
 
@@ -628,11 +676,12 @@ pub enum ContainerdCommand {
 Example:
   tollgate containerd doctor --config /etc/containerd/config.toml
 
-Checks: the image-verifier plugin disabled; its bin_dir missing or empty (containerd then allows every pull);
-CRI settings that make kubelet pulls fall back to the unverified local path (use_local_image_pull,
-registry.mirrors/configs/auths, max_concurrent_downloads other than 3, discard_unpacked_layers,
-image_pull_with_sync_fs, disable_snapshot_annotations = false); entries of bin_dir that are not executable
-files (containerd then fails every pull); containerd older than 2.1 (kubelet pulls are not verified).")]
+Checks: the image-verifier plugin disabled; its bin_dir missing or empty (containerd then allows \
+every pull); CRI settings that make kubelet pulls fall back to the unverified local path \
+(use_local_image_pull, registry.mirrors/configs/auths, max_concurrent_downloads other than 3, \
+discard_unpacked_layers, image_pull_with_sync_fs, disable_snapshot_annotations = false); entries \
+of bin_dir that are not executable files (containerd then fails every pull); containerd older \
+than 2.1 (kubelet pulls are not verified).")]
     Doctor {
         /// containerd's config file.
         #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
@@ -644,26 +693,31 @@ files (containerd then fails every pull); containerd older than 2.1 (kubelet pul
     /// Put tollgate into containerd's image-verifier bin_dir and enable the plugin in its config.
     #[command(after_help = "\
 Examples:
-  tollgate containerd install                      then: systemctl restart containerd
-  tollgate containerd install --config /etc/containerd/config.toml --bin-dir /opt/containerd/image-verifier/bin --dry-run
+  tollgate containerd install && systemctl restart containerd
+  tollgate containerd install --config /etc/containerd/config.toml \\
+    --bin-dir /opt/containerd/image-verifier/bin --dry-run
 
-It copies tollgate-verifier (the small verifier next to this binary) to BIN_DIR/tollgate-verifier
-(mode 0755, atomically), and sets
-[plugins.\"io.containerd.image-verifier.v1.bindir\"] bin_dir in the config, keeping every other line and
-comment (config versions 2, 3 and 4; a missing config is created as version 3). Then it runs `containerd
-doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the daemon's socket.
+It copies tollgate-verifier (the small verifier next to this binary) to \
+BIN_DIR/tollgate-verifier (mode 0755, atomically), and sets \
+[plugins.\"io.containerd.image-verifier.v1.bindir\"] bin_dir in the config, keeping every other \
+line and comment (config versions 2, 3 and 4; a missing config is created as version 3). Then it \
+runs `containerd doctor` on the result. The verifier reads /etc/tollgate/config.yaml for the \
+daemon's socket.
+
 Exit codes: 0 installed with no critical findings, 1 installed but doctor found something, 2 error.")]
     Install(ContainerdInstallArgs),
     /// Write containerd hosts.toml files: mirrors first, the upstream last; verification stays on.
     #[command(after_help = "\
 Examples:
-  tollgate containerd mirrors --mirror mirror.example.com/k8s                  for registry.k8s.io
-  tollgate containerd mirrors --registry docker.io --mirror http://10.0.0.5:5000/hub --dry-run
+  # for registry.k8s.io
+  tollgate containerd mirrors --mirror mirror.example.com/k8s
+  tollgate containerd mirrors --registry docker.io \\
+    --mirror http://10.0.0.5:5000/hub --dry-run
 
-Writes CONFIG_PATH/<registry>/hosts.toml (mode 0644, atomically). containerd must read them:
-[plugins.'io.containerd.cri.v1.images'.registry] config_path = '/etc/containerd/certs.d'. Do not use CRI's
-legacy registry.mirrors instead: it makes kubelet pulls skip the transfer service and its image verifiers
-(containerd doctor reports it).")]
+Writes CONFIG_PATH/<registry>/hosts.toml (mode 0644, atomically). containerd must read them: \
+[plugins.'io.containerd.cri.v1.images'.registry] config_path = '/etc/containerd/certs.d'. Do not \
+use CRI's legacy registry.mirrors instead: it makes kubelet pulls skip the transfer service and \
+its image verifiers (containerd doctor reports it).")]
     Mirrors(MirrorsArgs),
 }
 
@@ -736,19 +790,22 @@ Example:
   tollgate policy default > /etc/tollgate/policy.yaml
   tollgate policy check /etc/tollgate/policy.yaml
 
-registry.k8s.io images must carry Kubernetes' keyless release signature (the built-in trust
-kubernetes-release: krel-trust@k8s-releng-prod.iam.gserviceaccount.com via https://accounts.google.com,
-Fulcio and Rekor from the embedded Sigstore public-good trusted root); the control-plane, DNS and
-kube-proxy repositories accept exactly the catalog's published digests; the pod sandbox is exempt by
-digest; everything else is refused. Add your own images' scopes. A newer trusted_root.json replaces
-the embedded one without a rebuild: define kubernetes-release under trust: with sigstore.trustedRoot.")]
+registry.k8s.io images must carry Kubernetes' keyless release signature (the built-in trust \
+kubernetes-release: krel-trust@k8s-releng-prod.iam.gserviceaccount.com via \
+https://accounts.google.com, Fulcio and Rekor from the embedded Sigstore public-good trusted \
+root); the control-plane, DNS and kube-proxy repositories accept exactly the catalog's published \
+digests; the pod sandbox is exempt by digest; everything else is refused. Add your own images' \
+scopes.
+
+A newer trusted_root.json replaces the embedded one without a rebuild: define kubernetes-release \
+under trust: with sigstore.trustedRoot.")]
     Default,
     /// Validate a policy, load its keys, and list what each scope requires.
     #[command(after_help = "\
 Example:
   tollgate policy check /etc/containers/policy.json
 
-Exits 2 when the file is invalid (the whole file is refused, as containers/image does) or a key
+Exits 2 when the file is invalid (the whole file is refused, as containers/image does) or a key \
 cannot be loaded. Warnings name scopes that can never match and requirements tollgate denies.")]
     Check {
         /// The policy file (containers-policy.json or native YAML).
@@ -757,9 +814,10 @@ cannot be loaded. Warnings name scopes that can never match and requirements tol
     /// Convert a containers-policy.json to the native format (YAML), naming its trust material.
     #[command(after_help = "\
 Example:
-  tollgate policy import /etc/containers/policy.json --out /etc/tollgate/policy.yaml
+  tollgate policy import /etc/containers/policy.json \\
+    --out /etc/tollgate/policy.yaml
 
-Lossless: exporting the result gives back an equivalent containers-policy.json. signedBy (GPG)
+Lossless: exporting the result gives back an equivalent containers-policy.json. signedBy (GPG) \
 and signedBaseLayer rules cannot be imported and are named in the error.")]
     Import {
         /// The containers-policy.json.
@@ -771,11 +829,12 @@ and signedBaseLayer rules cannot be imported and are named in the error.")]
     /// Convert a native policy to containers-policy.json, for CRI-O, Podman and skopeo.
     #[command(after_help = "\
 Example:
-  tollgate policy export /etc/tollgate/policy.yaml --out /etc/containers/policy.json
+  tollgate policy export /etc/tollgate/policy.yaml \\
+    --out /etc/containers/policy.json
 
-Refuses, naming each rule, when the policy uses what containers-policy.json cannot express:
-warn mode, exemptions, digestAllowlist, sigstoreBundle, perPlatform signatures, key files mixed
-with inline keys in one requirement, and a trusted_root.json as trust (sigstore, kubernetes-release).")]
+Refuses, naming each rule, when the policy uses what containers-policy.json cannot express: warn \
+mode, exemptions, digestAllowlist, sigstoreBundle, perPlatform signatures, key files mixed with \
+inline keys in one requirement, and a trusted_root.json as trust (sigstore, kubernetes-release).")]
     Export {
         /// The native policy.
         file: PathBuf,
@@ -790,13 +849,17 @@ with inline keys in one requirement, and a trusted_root.json as trust (sigstore,
 pub enum ComponentsCommand {
     /// Install every entry of a components list; nothing is written unless every entry checks out.
     #[command(after_help = "\
-Example list (JSON or YAML):
-  [{\"url\": \"https://dl.k8s.io/v1.32.9/bin/linux/amd64/kubeadm\", \"hash\": \"sha256:…\",
-    \"install_path\": \"/usr/local/bin/kubeadm\", \"mode\": \"0755\"},
-   {\"url\": \"data:application/json;base64,…\", \"install_path\": \"/etc/kubernetes/patches/etcd+json.json\"}]
+Example list (YAML, or the same in JSON):
+  - url: https://dl.k8s.io/v1.36.2/bin/linux/amd64/kubeadm
+    hash: sha256:…
+    install_path: /usr/local/bin/kubeadm
+    mode: \"0755\"
+  - url: data:application/json;base64,…
+    install_path: /etc/kubernetes/patches/etcd+json.json
 
-hash is mandatory except for data: URLs. With \"extract\": true a tar.gz is unpacked into install_path;
-entries that would escape it (.., absolute paths, outward links) are refused. Re-running is a no-op.")]
+hash is mandatory except for data: URLs. With extract: true a tar.gz is unpacked into \
+install_path; entries that would escape it (.., absolute paths, outward links) are refused. \
+Re-running is a no-op.")]
     Install(InstallArgs),
 }
 
@@ -811,4 +874,167 @@ pub struct InstallArgs {
     /// Fetch and check everything, but write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod help_tests {
+    //! Every command's help, rendered at the widths people use, reads evenly and its examples copy.
+
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Every command below `cmd`, with its full name (`tollgate images lock`).
+    fn commands(cmd: &clap::Command, name: String, out: &mut Vec<(String, clap::Command)>) {
+        out.push((name.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            commands(sub, format!("{name} {}", sub.get_name()), out);
+        }
+    }
+
+    fn all(width: usize) -> Vec<(String, clap::Command)> {
+        let mut root = Cli::command().term_width(width).max_term_width(width);
+        root.build();
+        let mut out = Vec::new();
+        commands(&root, "tollgate".into(), &mut out);
+        out
+    }
+
+    /// The texts we write ourselves: about, long about and after-help.
+    fn own_texts(cmd: &clap::Command) -> Vec<String> {
+        [cmd.get_long_about(), cmd.get_after_help(), cmd.get_after_long_help()]
+            .into_iter()
+            .flatten()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Flags of `cmd` that take a value, as written on a command line.
+    fn value_flags(cmd: &clap::Command) -> Vec<String> {
+        let mut flags = Vec::new();
+        for arg in cmd.get_arguments().filter(|a| a.get_action().takes_values() && !a.is_positional()) {
+            flags.extend(arg.get_long().map(|l| format!("--{l}")));
+            flags.extend(arg.get_short().map(|s| format!("-{s}")));
+        }
+        flags
+    }
+
+    /// The preformatted lines of a text (examples, tables: the indented ones), and which of them are
+    /// (parts of) tollgate command lines, with any trailing `# comment` dropped.
+    fn preformatted(text: &str) -> (Vec<&str>, Vec<&str>) {
+        let (mut lines, mut commands) = (Vec::new(), Vec::new());
+        let mut continued = false;
+        for line in text.lines().filter(|l| l.starts_with(' ')) {
+            lines.push(line);
+            let command = line.split(" # ").next().unwrap_or_default().trim();
+            if continued || command.starts_with("tollgate ") {
+                commands.push(command);
+            }
+            continued = command.ends_with('\\');
+        }
+        (lines, commands)
+    }
+
+    #[test]
+    fn help_fits_80_and_100_columns() {
+        for width in [80, 100] {
+            for (name, cmd) in all(width) {
+                let help = cmd.clone().render_long_help().to_string();
+                for line in help.lines() {
+                    // clap does not wrap its usage line; it is one command, so copying it works.
+                    let breakable = line.trim().contains(' ') && !line.starts_with("Usage:");
+                    assert!(
+                        line.chars().count() <= width || !breakable,
+                        "`{name} --help` at {width} columns has a line of {} characters:\n{line}",
+                        line.chars().count()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Prose is one source line per paragraph, so that clap wraps it evenly at any width; a hard break
+    /// inside a paragraph leaves a ragged short line (as "refuses\nany\nother content" did).
+    #[test]
+    fn prose_paragraphs_have_no_hard_line_breaks() {
+        for (name, cmd) in all(100) {
+            for text in own_texts(&cmd) {
+                let lines: Vec<&str> = text.lines().collect();
+                for pair in lines.windows(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    let prose = |l: &str| !l.is_empty() && !l.starts_with(' ');
+                    assert!(
+                        !(prose(a) && prose(b) && !a.ends_with(':')),
+                        "`{name} --help`: a paragraph breaks between\n{a}\n{b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Each example line is shown as written (clap did not wrap it), and no command line ends in a flag
+    /// that takes a value, so pasting a line runs what it says; a long example continues with `\\`.
+    #[test]
+    fn examples_copy_as_written() {
+        let mut seen = 0;
+        for width in [80, 100] {
+            for (name, cmd) in all(width) {
+                let help = cmd.clone().render_long_help().to_string();
+                let flags = value_flags(&cmd);
+                for text in own_texts(&cmd) {
+                    let (lines, commands) = preformatted(&text);
+                    for line in lines {
+                        assert!(
+                            help.lines().any(|l| l == line),
+                            "`{name} --help` at {width} columns wraps the example line\n{line}"
+                        );
+                    }
+                    for command in commands {
+                        seen += 1;
+                        let last = command.trim_end_matches('\\').split_whitespace().last().unwrap_or_default();
+                        assert!(
+                            !flags.iter().any(|f| f == last),
+                            "`{name} --help`: the example line ends in {last}, which takes a value:\n{command}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(seen > 40, "the examples were found ({seen} command lines)");
+    }
+
+    /// Every tollgate command in the help's examples parses: no example names a flag that does not exist
+    /// or gives a value the command refuses.
+    #[test]
+    fn every_example_command_parses() {
+        let mut parsed = 0;
+        for (name, cmd) in all(100) {
+            for text in own_texts(&cmd) {
+                let (_, commands) = preformatted(&text);
+                let joined = commands.join("\n").replace("\\\n", " ");
+                for command in joined.lines().filter(|c| c.starts_with("tollgate ")) {
+                    // Shell syntax ends the command: a redirection, `&&`, a pipe.
+                    let words: Vec<&str> =
+                        command.split_whitespace().take_while(|w| !matches!(*w, ">" | "&&" | "|")).collect();
+                    if let Err(e) = Cli::try_parse_from(&words) {
+                        panic!("`{name} --help` shows an example that does not parse:\n{command}\n{e}");
+                    }
+                    parsed += 1;
+                }
+            }
+        }
+        assert!(parsed > 30, "the examples were found ({parsed} commands)");
+    }
+
+    #[test]
+    fn global_options_have_their_own_section() {
+        for (name, cmd) in all(100) {
+            let help = cmd.clone().render_long_help().to_string();
+            let Some(global) = help.find("Global options:") else {
+                panic!("`{name} --help` has no global options section")
+            };
+            let output = help.find("-o, --output").unwrap_or_default();
+            assert!(output > global, "`{name} --help` lists --output outside the global options");
+        }
+    }
 }

@@ -91,7 +91,7 @@ fn malformed_catalog_names_the_file_and_position() {
 fn help_teaches_and_lists_exit_codes() {
     let r = tollgate(&["--help"]);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.contains("tollgate kubeadm patches --kubernetes-version v1.32.9 --out ./patches"));
+    assert!(r.stdout.contains("tollgate kubeadm patches --kubernetes-version v1.36.2 --out ./patches"));
     assert!(r.stdout.contains("3  undecidable for now"));
     let r = tollgate(&["images", "lock", "--help"]);
     let help = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
