@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod cache;
 pub mod daemon;
+pub mod diff;
 pub mod doctor;
 pub mod dropin;
 pub mod engine;

@@ -163,10 +163,20 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     );
     let target = bin_dir.join("tollgate-verifier");
     let mut actions = Vec::new();
+    let config_name = a.config.display().to_string();
+    let diff = tollgate_node::diff::unified(
+        existing.as_deref().unwrap_or(""),
+        &merged.text,
+        if existing.is_some() { &config_name } else { "/dev/null" },
+        &config_name,
+    );
     if a.dry_run {
         actions.push(format!("would copy {} to {} (mode 0755)", exe.display(), target.display()));
         if merged.changed {
-            actions.push(format!("would write {}:\n{}", a.config.display(), merged.text));
+            let verb = if existing.is_some() { "change" } else { "create" };
+            actions.push(format!("would {verb} {config_name} (bin_dir = {bin_dir_text}):\n{}", diff.trim_end()));
+        } else {
+            actions.push(format!("{config_name} already sets bin_dir = {bin_dir_text}"));
         }
     } else {
         let bytes = std::fs::read(&exe).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", exe.display()))?;
@@ -200,7 +210,7 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     match fmt {
         Format::Json => print_json(&serde_json::json!({
             "config": a.config.display().to_string(), "binDir": bin_dir_text, "dryRun": a.dry_run,
-            "changed": merged.changed, "actions": actions, "findings": findings,
+            "changed": merged.changed, "diff": diff, "actions": actions, "findings": findings,
         }))?,
         Format::Text => {
             let mut s = actions.join("\n");

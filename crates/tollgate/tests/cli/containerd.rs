@@ -220,7 +220,13 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
 
     let r = run(&["--dry-run"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("would copy") && r.stdout.contains("bin_dir = "), "{}", r.stdout);
+    assert!(r.stdout.contains("would copy") && r.stdout.contains("would create"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("--- /dev/null\n+++ {}\n@@ -0,0 +1,", cfg.display()))
+            && r.stdout.contains("\n+version = 3\n"),
+        "a dry run on a missing config shows it as a new file: {}",
+        r.stdout
+    );
     assert!(!cfg.exists() && !bin.exists(), "a dry run writes nothing");
 
     let r = run(&[]);
@@ -262,6 +268,22 @@ fn install_copies_the_verifier_and_merges_the_config_idempotently() {
     // A version 2 config keeps its other settings and comments.
     let v2 = "# managed by hand\nversion = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.10\"\n";
     std::fs::write(&cfg, v2).unwrap();
+    // A dry run shows the change as a diff: the added lines with context, not the whole file.
+    let r = run(&["--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let c = cfg.display();
+    assert!(
+        r.stdout.contains(&format!(
+            "would change {c} (bin_dir = {b}):\n--- {c}\n+++ {c}\n@@ -2,3 +2,6 @@\n version = 2\n [plugins.\"io.containerd.grpc.v1.cri\"]\n",
+            b = bin.display()
+        )) && r.stdout.contains(&format!("+bin_dir = \"{}\"\n", bin.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("# managed by hand"), "lines far from the change are not shown: {}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), v2, "a dry run writes nothing");
+    let j = run(&["--dry-run", "-o", "json"]).json();
+    assert!(j["diff"].as_str().unwrap().starts_with(&format!("--- {c}\n+++ {c}\n@@ ")), "{j}");
     let r = run(&[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     let text = std::fs::read_to_string(&cfg).unwrap();
