@@ -154,6 +154,19 @@ Exit codes: 0 verified, 1 refused, 2 usage error.")]
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), or write one page per command into a directory.
+    #[command(after_help = "\
+Examples:
+  tollgate man | man -l -
+  tollgate man --out /usr/local/share/man/man1 && mandb -q
+
+With --out, writes tollgate.1 and one page per command (tollgate-images-lock.1, …), mode 0644, into a \
+directory that must exist.")]
+    Man {
+        /// Write every page into this directory instead of printing tollgate.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Where the catalog comes from.

@@ -76,7 +76,45 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             crate::output::print(&String::from_utf8_lossy(&buf))?;
             Ok(Outcome::Ok)
         }
+        Command::Man { out } => man(out.as_deref(), fmt),
     }
+}
+
+/// `tollgate man`: the manual pages clap_mangen renders from the same definitions as `--help`.
+fn man(out: Option<&Path>, fmt: Format) -> anyhow::Result<Outcome> {
+    let mut root = Cli::command();
+    root.build();
+    let Some(dir) = out else {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(root).render(&mut buf)?;
+        crate::output::print(&String::from_utf8_lossy(&buf))?;
+        return Ok(Outcome::Ok);
+    };
+    anyhow::ensure!(dir.is_dir(), "cannot write manual pages to {}: no such directory; create it first", dir.display());
+    let mut pages = Vec::new();
+    man_pages(&root, &mut pages)?;
+    let mut written = Vec::new();
+    for (name, bytes) in pages {
+        let path = dir.join(format!("{name}.1"));
+        write_out(&path, &bytes, 0o644)?;
+        written.push(path.display().to_string());
+    }
+    match fmt {
+        Format::Json => crate::output::print_json(&serde_json::json!({ "written": written }))?,
+        Format::Text => crate::output::print(&format!("wrote {} manual pages to {}\n", written.len(), dir.display()))?,
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The page of a built `cmd`, named by its display name (`tollgate-images-lock`), then those of its subcommands.
+fn man_pages(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    out.push((cmd.get_display_name().unwrap_or_else(|| cmd.get_name()).to_owned(), buf));
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
+        man_pages(sub, out)?;
+    }
+    Ok(())
 }
 
 /// A single-threaded runtime: the work is network-bound and a decision sits on

@@ -103,6 +103,32 @@ fn help_teaches_and_lists_exit_codes() {
     assert_eq!(r.code, 2, "missing required flag is a usage error");
 }
 
+/// `tollgate man` prints the manual page; `--out` writes one page per command into a directory that exists,
+/// and creates none.
+#[test]
+fn man_pages_cover_every_command() {
+    let r = tollgate(&["man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(".TH tollgate 1") && r.stdout.contains(".SH NAME"), "{}", r.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let r = tollgate(&["man", "--out", dir.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let page = std::fs::read_to_string(dir.path().join("tollgate-images-lock.1")).unwrap();
+    assert!(page.contains(".TH tollgate-images-lock 1") && page.contains("\\-\\-accept\\-changes"), "{page}");
+    assert_eq!(crate::util::mode(&dir.path().join("tollgate.1")), 0o644);
+    // One page per command, the groups included: as many as `--help` lists.
+    let written = r.json()["written"].as_array().unwrap().len();
+    for page in ["tollgate.1", "tollgate-harden.1", "tollgate-harden-revert.1", "tollgate-verify-bundle.1"] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), written);
+    let missing = dir.path().join("no/man1");
+    let r = tollgate(&["man", "--out", missing.to_str().unwrap()]);
+    let e = r.one_line_error(2);
+    assert!(e.contains("no such directory; create it first"), "{e}");
+    assert!(!dir.path().join("no").exists(), "a typo creates no directory");
+}
+
 /// `tollgate --version` and `tollgate version` name the embedded catalog's range.
 #[test]
 fn version_names_the_catalogs_range() {
