@@ -151,10 +151,7 @@ pub fn now_rfc3339() -> String {
 /// A Unix time (seconds) as RFC 3339 UTC, e.g. `2025-06-12T12:02:20Z`; the
 /// number itself when it is out of the calendar's range.
 pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
+    tollgate_verify::tlog::format_rfc3339(unix)
 }
 
 #[cfg(test)]

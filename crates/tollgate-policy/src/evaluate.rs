@@ -721,7 +721,12 @@ fn evaluate_bundles(
             Ok(v) => SignatureOutcome {
                 index,
                 accepted: true,
-                reason: format!("bundle verified: signed by {}, {} {}", v.signer, v.time_source, v.signed_at),
+                reason: format!(
+                    "bundle verified: signed by {}, {} {}",
+                    v.signer,
+                    v.time_source,
+                    tollgate_verify::tlog::format_rfc3339(v.signed_at)
+                ),
                 key_fingerprint: None,
                 valid_until: None,
             },

@@ -29,6 +29,15 @@ pub fn rfc3339_millis(s: &str) -> Option<i64> {
     unix_millis([y, mo, d, h, mi, se], frac)
 }
 
+/// A Unix time (seconds) as RFC 3339 UTC, e.g. `2025-06-12T12:02:20Z`; the number itself when it is
+/// out of the calendar's range. What people read in reasons and reports.
+pub fn format_rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 /// `[year, month, day, hour, minute, second]` UTC plus milliseconds as Unix
 /// milliseconds; `None` when a field is out of range.
 pub(crate) fn unix_millis([y, mo, d, h, mi, se]: [i64; 6], ms: i64) -> Option<i64> {
@@ -144,6 +153,9 @@ mod tests {
 
     #[test]
     fn rfc3339() {
+        assert_eq!(format_rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339_millis(&format_rfc3339(1_610_452_407)), Some(1_610_452_407_000));
+        assert_eq!(format_rfc3339(i64::MAX), i64::MAX.to_string());
         assert_eq!(rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(rfc3339_millis("2022-12-31T23:59:59.999Z"), Some(1_672_531_199_999));
         assert_eq!(rfc3339_millis("2021-01-12T11:53:27Z"), Some(1_610_452_407_000));

@@ -73,7 +73,9 @@ fn verify_layout(spec: &str, given: Option<&Digest>, policy: &LoadedPolicy) -> a
     Ok(evaluate(policy, &image, &signatures, super::now_unix()))
 }
 
-/// The human form of a decision.
+/// The human form of a decision. Each fact is said once: the verdict line names the scope, each
+/// requirement line says why it holds or fails, and a signature line is added only when it says
+/// something its requirement's line does not (the one-line `reason` repeats them for logs).
 pub fn render(d: &Decision) -> String {
     let verdict = match (d.allowed, d.would_deny, d.exempt) {
         (_, _, true) => "EXEMPT",
@@ -81,11 +83,17 @@ pub fn render(d: &Decision) -> String {
         (true, false, _) => "ALLOWED",
         (false, _, _) => "DENIED",
     };
-    let mut s = format!("{verdict} {}\n  digest {}\n  {}\n", d.image, d.digest, d.reason);
+    let why = match (d.requirements.is_empty() || d.exempt, d.allowed, d.would_deny) {
+        (true, _, _) => d.reason.clone(),
+        (false, true, false) => format!("allowed by {}", d.scope.name),
+        (false, true, true) => format!("warn mode, allowed; would be denied by {}", d.scope.name),
+        (false, false, _) => format!("denied by {}", d.scope.name),
+    };
+    let mut s = format!("{verdict} {}\n  digest {}\n  {why}\n", d.image, d.digest);
     for r in &d.requirements {
         let mark = if r.satisfied { "ok  " } else { "FAIL" };
         s.push_str(&format!("  {mark} {}: {}\n", r.requirement, r.reason));
-        for sig in &r.signatures {
+        for sig in r.signatures.iter().filter(|sig| !r.reason.contains(&sig.reason)) {
             let m = if sig.accepted { "accepted" } else { "rejected" };
             s.push_str(&format!("         signature {}: {m}: {}\n", sig.index, sig.reason));
         }

@@ -58,6 +58,10 @@ fn signed_layout_example_verifies_and_a_tampered_copy_does_not() {
     let r = tollgate(&["verify", &format!("oci:{}:v1", example("signed-layout")), "--policy", &policy]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("ALLOWED oci:"), "{}", r.stdout);
+    // Each fact once: the scope on the verdict's line, the verifying key on the requirement's.
+    assert!(r.stdout.contains("\n  allowed by transports.oci[\"\"]\n  ok   sigstoreSigned ("), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("verified with key").count(), 1, "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
 
     // Copy, then swap the signed image's layer for other bytes under the same name.
     let dir = tempfile::tempdir().unwrap();
@@ -78,6 +82,8 @@ fn signed_layout_example_verifies_and_a_tampered_copy_does_not() {
     let r = tollgate(&["verify", &format!("oci:{}:v1", unsigned.display()), "--policy", &policy]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("a signature was required, but no signature exists"), "{}", r.stdout);
+    assert!(r.stdout.contains("\n  denied by transports.oci[\"\"]\n  FAIL sigstoreSigned"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("no signature exists").count(), 1, "{}", r.stdout);
 }
 
 /// `examples/bundle` verifies with `tollgate verify-bundle`: a file, its
@@ -160,4 +166,61 @@ fn the_example_node_policy_exempts_exactly_the_catalogs_digests() {
     pinned.sort_unstable();
     exempt.sort_unstable();
     assert_eq!(exempt, pinned);
+}
+
+/// A README line matches a printed line; `…` in the README stands for any text (a cut digest, a path).
+fn shown_as(readme: &str, printed: &str) -> bool {
+    let mut parts = readme.split('…');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = printed.strip_prefix(first) else { return false };
+    for part in parts {
+        match rest.find(part) {
+            Some(i) if !part.is_empty() => rest = &rest[i + part.len()..],
+            _ if part.is_empty() => rest = "",
+            _ => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The README's "Five minutes" shows what its commands print (stdout, then stderr), run as written from the
+/// repository root (`kubeadm patches` in a scratch directory, as its `./patches` is relative). `kubeadm audit`
+/// reads the node's /etc/kubernetes and is not run here; its lines are the audit tests' subject.
+#[test]
+fn readme_shows_what_its_commands_print() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Five minutes").unwrap()..];
+    let section = &section[..section.find("\nAnd on a containerd node").unwrap()];
+    let lines: Vec<&str> = section.lines().collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(command) = line.strip_prefix("$ tollgate ") else { continue };
+        if command.starts_with("kubeadm audit") {
+            continue;
+        }
+        let expected: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("$ ") && !l.starts_with("# ") && !l.starts_with("```"))
+            .copied()
+            .collect();
+        let expected: Vec<&str> =
+            expected.iter().rev().skip_while(|l| l.is_empty()).collect::<Vec<_>>().into_iter().rev().copied().collect();
+        let cwd = if command.contains("./patches") { scratch.path().to_path_buf() } else { root.clone() };
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(command.split_whitespace())
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let printed: Vec<&str> = printed.lines().collect();
+        assert_eq!(printed.len(), expected.len(), "`tollgate {command}` prints:\n{}", printed.join("\n"));
+        for (want, got) in expected.iter().zip(&printed) {
+            assert!(shown_as(want, got), "`tollgate {command}`: the README shows\n{want}\nbut it prints\n{got}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "images list, kubeadm patches and verify are checked");
 }
