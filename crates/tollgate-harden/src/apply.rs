@@ -26,6 +26,21 @@ use crate::security::Component;
 /// Where the journal lives, relative to the root.
 pub const JOURNAL: &str = "/var/lib/tollgate/harden/journal.json";
 
+/// The shadow-utils lock file (`lckpwdf(3)`).
+const PWD_LOCK: &str = "/etc/.pwd.lock";
+
+/// The node paths of `dir` and its ancestors that do not exist, outermost first.
+fn missing_dirs(node: &Node, dir: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut current = dir.trim_end_matches('/');
+    while !current.is_empty() && std::fs::symlink_metadata(node.host(current)).is_err() {
+        missing.push(current.to_owned());
+        current = current.rsplit_once('/').map_or("", |(parent, _)| parent);
+    }
+    missing.reverse();
+    missing
+}
+
 /// What `plan`, `apply` and `audit` are run against.
 #[derive(Debug, Clone, Default)]
 pub struct Node {
@@ -177,7 +192,7 @@ impl Lock {
 /// account files below goes through these descriptors.
 fn lock_accounts(node: &Node) -> Result<(Lock, Lock, Lock), HardenError> {
     Ok((
-        lock(&node.host("/etc/.pwd.lock"), true)?,
+        lock(&node.host(PWD_LOCK), true)?,
         lock(&node.host("/etc/passwd"), false)?,
         lock(&node.host("/etc/group"), false)?,
     ))
@@ -221,6 +236,13 @@ pub struct Journal {
     pub files: BTreeMap<String, FileState>,
     /// Previous content of every written patch or manifest, by node path (`None`: it did not exist).
     pub written: BTreeMap<String, Option<String>>,
+    /// Directories apply created (the patch directory, the journal's), by node path, parents first.
+    /// Revert removes each one that is empty again.
+    #[serde(default)]
+    pub created_dirs: Vec<String>,
+    /// Whether apply created `/etc/.pwd.lock` (on a live system shadow-utils made it long before).
+    #[serde(default)]
+    pub created_pwd_lock: bool,
 }
 
 /// What apply did.
@@ -265,6 +287,7 @@ fn mode_of(path: &Path, default: u32) -> u32 {
 /// `patches_dir` (a node path), and with `now` the live manifests too.
 /// Idempotent; the journal keeps the state before the first change.
 pub fn apply(node: &Node, patches_dir: &str, now: bool) -> Result<(Plan, Applied), HardenError> {
+    let pwd_lock_existed = std::fs::symlink_metadata(node.host(PWD_LOCK)).is_ok();
     let (_shadow, passwd_lock, group_lock) = lock_accounts(node)?;
     let inputs = node.read_with(passwd_lock.content()?, group_lock.content()?)?;
     let plan = plan::plan(&inputs)?;
@@ -272,8 +295,18 @@ pub fn apply(node: &Node, patches_dir: &str, now: bool) -> Result<(Plan, Applied
     let mut journal = load_journal(&journal_path)?.unwrap_or_else(|| Journal {
         original_passwd: inputs.passwd.clone(),
         original_group: inputs.group.clone(),
+        created_pwd_lock: !pwd_lock_existed,
         ..Journal::default()
     });
+    // The directories the writes below will create, recorded before any exists.
+    let journal_dir = JOURNAL.rsplit_once('/').map_or("/", |(d, _)| d);
+    for dir in [journal_dir, patches_dir.trim_end_matches('/')] {
+        for missing in missing_dirs(node, dir) {
+            if !journal.created_dirs.contains(&missing) {
+                journal.created_dirs.push(missing);
+            }
+        }
+    }
     let mut applied = Applied { journal: journal_path.display().to_string(), ..Applied::default() };
     let remember = |journal: &mut Journal, key: &str, path: &Path| -> Result<(), HardenError> {
         if !journal.written.contains_key(key) {
@@ -369,6 +402,10 @@ pub struct Reverted {
     pub written_restored: usize,
     /// Journaled files that no longer exist.
     pub missing: Vec<String>,
+    /// Directories apply created, removed again.
+    pub dirs_removed: Vec<String>,
+    /// Directories apply created that now hold other files, so they stay.
+    pub dirs_kept: Vec<String>,
 }
 
 /// Restores everything the journal recorded, then removes the journal. Checks
@@ -434,12 +471,20 @@ pub fn revert(node: &Node) -> Result<Reverted, HardenError> {
         write(&host, text.as_bytes(), mode_of(&host, 0o644))?;
     }
     std::fs::remove_file(&journal_path).map_err(io(&journal_path))?;
-    // Its directories too, when nothing else is in them.
-    let mut dir = journal_path.parent();
-    for _ in 0..2 {
-        match dir {
-            Some(d) if std::fs::remove_dir(d).is_ok() => dir = d.parent(),
-            _ => break,
+    // The directories apply created, innermost first, each only when nothing else is in it now.
+    for dir in journal.created_dirs.iter().rev() {
+        let host = node.host(dir);
+        match std::fs::remove_dir(&host) {
+            Ok(()) => report.dirs_removed.push(dir.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => report.dirs_kept.push(dir.clone()),
+        }
+    }
+    if journal.created_pwd_lock {
+        let host = node.host(PWD_LOCK);
+        match std::fs::remove_file(&host) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&host)(e)),
+            _ => {}
         }
     }
     Ok(report)

@@ -234,6 +234,9 @@ pub fn revert(a: &HardenRevertArgs, fmt: Format) -> anyhow::Result<Outcome> {
             for m in &r.missing {
                 s.push_str(&format!("{m}: gone since apply; skipped\n"));
             }
+            for d in &r.dirs_kept {
+                s.push_str(&format!("{d}: created by apply, kept: it holds other files now\n"));
+            }
             print(&s)?;
         }
     }

@@ -331,6 +331,49 @@ fn a_cis_mode_failure_is_never_excused_as_hardened() {
     );
 }
 
+/// On a tree where apply creates the patch directory and shadow-utils' lock file, revert removes them again:
+/// the tree is exactly as before, directories included. A directory that now holds someone else's file stays.
+#[test]
+fn revert_removes_what_apply_created_and_keeps_what_others_added() {
+    let r = Root::new();
+    std::fs::remove_dir_all(r.path("etc/kubernetes/tollgate-patches")).unwrap();
+    std::fs::remove_file(r.path("etc/.pwd.lock")).unwrap();
+    let before = r.snapshot();
+    let out = r.run(&["harden", "apply"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(r.path("etc/kubernetes/tollgate-patches/etcd9harden+strategic.yaml").is_file());
+    assert!(r.path("etc/.pwd.lock").is_file() && r.path("var/lib/tollgate/harden/journal.json").is_file());
+    let back = r.run(&["harden", "revert", "-o", "json"]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(
+        back.json()["dirsRemoved"],
+        serde_json::json!(["/etc/kubernetes/tollgate-patches", "/var/lib/tollgate/harden", "/var/lib/tollgate"])
+    );
+    let now = r.snapshot();
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "exactly the paths that were there before"
+    );
+    assert_eq!(now, before);
+
+    // Another file in the patch directory since apply: the directory is kept, and revert says so.
+    assert_eq!(r.run(&["harden", "apply"]).code, 0);
+    r.file("etc/kubernetes/tollgate-patches/kube-apiserver+json.json", PIN_PATCH, 0o644);
+    let back = r.run(&["harden", "revert"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert!(
+        back.stdout.contains("/etc/kubernetes/tollgate-patches: created by apply, kept: it holds other files now"),
+        "{}",
+        back.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("etc/kubernetes/tollgate-patches/kube-apiserver+json.json")).unwrap(),
+        PIN_PATCH
+    );
+    assert!(!r.path("etc/.pwd.lock").exists() && !r.path("var/lib/tollgate").exists());
+}
+
 /// revert takes only --root (the journal knows the rest), says "nothing was
 /// applied" before anything else, and a missing account file is said once.
 #[test]
