@@ -3,7 +3,7 @@
 //! append, exactly as kubeadm's `RootlessControlPlane` wrote them:
 //! `name:x:UID:GID:::/bin/false` and `name:x:GID:member,member`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -180,23 +180,35 @@ pub fn plan(
     users_needed: &[&str],
     fixed: &BTreeMap<String, u32>,
 ) -> Result<AccountPlan, HardenError> {
-    let mut used_uids: BTreeSet<u32> = passwd.iter().map(|u| u.uid).collect();
-    let mut used_gids: BTreeSet<u32> = group.iter().map(|g| g.gid).collect();
+    // Each ID in use, with the account that holds it (the first, as getpwuid(3) finds it).
+    let mut used_uids: BTreeMap<u32, String> = BTreeMap::new();
+    for u in passwd {
+        used_uids.entry(u.uid).or_insert_with(|| u.name.clone());
+    }
+    let mut used_gids: BTreeMap<u32, String> = BTreeMap::new();
+    for g in group {
+        used_gids.entry(g.gid).or_insert_with(|| g.name.clone());
+    }
     let conflict = |kind, name: &str, message: String| HardenError::Conflict { kind, name: name.into(), message };
-    let next = |used: &mut BTreeSet<u32>, name: &str, what: &'static str, min: u32, max: u32| {
+    let next = |used: &mut BTreeMap<u32, String>, name: &str, what: &'static str, min: u32, max: u32| {
+        let kind = if what == "UID" { "user" } else { "group" };
         if let Some(&id) = fixed.get(name) {
-            if used.contains(&id) {
-                return Err(conflict(
-                    if what == "UID" { "user" } else { "group" },
-                    name,
-                    format!("the configured {what} {id} is taken"),
-                ));
+            if let Some(holder) = used.get(&id) {
+                return Err(HardenError::IdTaken {
+                    kind,
+                    name: name.into(),
+                    what,
+                    id,
+                    holder: holder.clone(),
+                    min,
+                    max,
+                });
             }
-            used.insert(id);
+            used.insert(id, name.to_owned());
             return Ok(id);
         }
-        let id = (min..=max).find(|i| !used.contains(i)).ok_or(HardenError::RangeExhausted { what, min, max })?;
-        used.insert(id);
+        let id = (min..=max).find(|i| !used.contains_key(i)).ok_or(HardenError::RangeExhausted { what, min, max })?;
+        used.insert(id, name.to_owned());
         Ok(id)
     };
 

@@ -43,6 +43,27 @@ pub enum HardenError {
         /// Range end.
         max: u32,
     },
+    /// The ID `--id` asks for belongs to another account.
+    #[error(
+        "--id {name}={id}: {what} {id} is taken by {kind} {holder}; choose a free {what} (the system range is \
+         {min}-{max}) or leave out --id {name} to get the lowest free one"
+    )]
+    IdTaken {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The account to create.
+        name: String,
+        /// `UID` or `GID`.
+        what: &'static str,
+        /// The ID asked for.
+        id: u32,
+        /// The account that has it.
+        holder: String,
+        /// The system range's start.
+        min: u32,
+        /// Its end.
+        max: u32,
+    },
     /// An existing account cannot be reused.
     #[error("existing {kind} {name}: {message}")]
     Conflict {

@@ -70,37 +70,55 @@ fn render_plan(p: &Plan) -> String {
             s.push_str(&format!("{:<24} {kind:<6} {:<5} {state}\n", a.name, a.id));
         }
     }
-    s.push_str("\nFILE                                               OWNER -> NEW OWNER                MODE\n");
+    // Columns as wide as their longest entry, so a long owner never pushes the mode out of line.
+    let rows: Vec<[String; 3]> = p
+        .files
+        .iter()
+        .map(|c| {
+            [
+                c.path.clone(),
+                format!("{} -> {}", owner(c.from.uid, c.from.gid, p), c.owner),
+                format!("{:04o} -> {:04o}", c.from.mode, c.to.mode),
+            ]
+        })
+        .collect();
+    let path_w = rows.iter().map(|r| r[0].len()).chain(p.missing.iter().map(String::len)).chain([4]).max().unwrap_or(4);
+    let owner_w = rows.iter().map(|r| r[1].len()).chain(["OWNER -> NEW OWNER".len()]).max().unwrap_or(0);
+    s.push_str(&format!("\n{:<path_w$}  {:<owner_w$}  MODE\n", "FILE", "OWNER -> NEW OWNER"));
     if p.files.is_empty() {
         s.push_str("(every file already has its planned owner and mode)\n");
     }
-    for c in &p.files {
-        s.push_str(&format!(
-            "{:<50} {} -> {}  {:04o} -> {:04o}\n",
-            c.path,
-            owner(c.from.uid, c.from.gid, p),
-            c.owner,
-            c.from.mode,
-            c.to.mode
-        ));
+    for [path, own, mode] in &rows {
+        s.push_str(&format!("{path:<path_w$}  {own:<owner_w$}  {mode}\n"));
     }
     for m in &p.missing {
-        s.push_str(&format!("{m:<50} (not on this node; skipped)\n"));
+        s.push_str(&format!("{m:<path_w$}  (not on this node; skipped)\n"));
     }
-    s.push_str("\nCOMPONENT                 RUN AS                 SUPPLEMENTAL  CAPABILITIES\n");
-    for c in &p.components {
-        s.push_str(&format!(
-            "{:<25} {:<22} {:<13} drop ALL{}{}\n",
-            c.component.name(),
-            format!("{} ({}:{})", c.user, c.run_as_user, c.run_as_group),
-            c.supplemental_groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-            if c.add_capabilities.is_empty() {
-                String::new()
-            } else {
-                format!(", add {}", c.add_capabilities.join(","))
-            },
-            if c.needs_escalation() { "" } else { ", no privilege escalation" },
-        ));
+    let rows: Vec<[String; 4]> = p
+        .components
+        .iter()
+        .map(|c| {
+            [
+                c.component.name().to_owned(),
+                format!("{} ({}:{})", c.user, c.run_as_user, c.run_as_group),
+                c.supplemental_groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+                format!(
+                    "drop ALL{}{}",
+                    if c.add_capabilities.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", add {}", c.add_capabilities.join(","))
+                    },
+                    if c.needs_escalation() { "" } else { ", no privilege escalation" }
+                ),
+            ]
+        })
+        .collect();
+    let width = |i: usize, head: &str| rows.iter().map(|r| r[i].len()).chain([head.len()]).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0, "COMPONENT"), width(1, "RUN AS"), width(2, "SUPPLEMENTAL"));
+    s.push_str(&format!("\n{:<w0$}  {:<w1$}  {:<w2$}  CAPABILITIES\n", "COMPONENT", "RUN AS", "SUPPLEMENTAL"));
+    for [component, run_as, supplemental, caps] in &rows {
+        s.push_str(&format!("{component:<w0$}  {run_as:<w1$}  {supplemental:<w2$}  {caps}\n"));
     }
     s.push_str("runAsNonRoot, seccomp RuntimeDefault for all\n");
     s

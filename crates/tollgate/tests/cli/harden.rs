@@ -116,10 +116,36 @@ fn plan_shows_accounts_files_and_security_context_and_writes_nothing() {
         "system ID range: UID 100-999, GID 100-999",
         "kubeadm-etcd             user   101   create",
         "kubeadm-sa-key-readers   group  104   create",
-        "kube-apiserver            kubeadm-kas (102:101)",
+        "kube-apiserver           kubeadm-kas (102:101)",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?} in:\n{}", out.stdout);
     }
+    // Each table's columns line up: every row has its last column where the header has it.
+    for (head, last) in [("FILE ", "MODE"), ("COMPONENT ", "CAPABILITIES")] {
+        let table: Vec<&str> =
+            out.stdout.lines().skip_while(|l| !l.starts_with(head)).take_while(|l| !l.is_empty()).collect();
+        let at = table[0].find(last).unwrap();
+        for row in &table[1..] {
+            if row.contains("(not on this node") || row.starts_with("runAsNonRoot") {
+                continue;
+            }
+            let col = row.char_indices().nth(at).map(|(i, _)| &row[i..]).unwrap_or_default();
+            assert!(
+                row[..row.char_indices().nth(at).unwrap().0].ends_with("  ") && !col.starts_with(' '),
+                "{last} is out of line in\n{row}\nof\n{}",
+                table.join("\n")
+            );
+        }
+    }
+    let long = r.run(&["harden", "plan", "--user", "etcd=etcd-with-a-long-name"]);
+    assert!(long.stdout.contains("etcd                     etcd-with-a-long-name (101:100)  "), "{}", long.stdout);
+    // An --id that another account holds names the holder and the way out, for a group still to be created.
+    let taken = r.run(&["harden", "plan", "--id", "kubeadm-etcd=0"]);
+    assert_eq!(
+        taken.one_line_error(2),
+        "tollgate: --id kubeadm-etcd=0: GID 0 is taken by group root; choose a free GID (the system range is \
+         100-999) or leave out --id kubeadm-etcd to get the lowest free one"
+    );
     assert!(out.stdout.contains("/etc/kubernetes/pki/sa.key"), "{}", out.stdout);
     let j = r.run(&["harden", "plan", "-o", "json"]).json();
     assert_eq!(j["accounts"]["passwdLines"][0], "kubeadm-etcd:x:101:100:::/bin/false");
