@@ -410,6 +410,19 @@ fn the_readme_node_section_works_as_written() {
                 assert!(!out.status.success(), "an unsigned image was pulled");
                 assert!(text(&out).contains("rejected image (exit code 1): tollgate: denied"), "{}", text(&out));
             }
+            // What build-release puts in dist/share, made by the binary under test, then copied as written.
+            "cp -r dist/share/. /usr/local/share/" => {
+                let dist = root.path().join("dist/share");
+                std::fs::create_dir_all(dist.join("man/man1")).unwrap();
+                std::fs::create_dir_all(dist.join("bash-completion/completions")).unwrap();
+                let man = tollgate(&["man", "--out", dist.join("man/man1").to_str().unwrap()]);
+                assert!(man.status.success(), "{}", text(&man));
+                let bash = tollgate(&["completions", "bash"]);
+                std::fs::write(dist.join("bash-completion/completions/tollgate"), &bash.stdout).unwrap();
+                std::fs::create_dir_all(r("/usr/local/share")).unwrap();
+                sh(&format!("cp -r {}/. {}/", dist.display(), r("/usr/local/share").display()));
+                assert!(r("/usr/local/share/man/man1/tollgate-serve.1").is_file());
+            }
             c if c.starts_with("install ") => sh(&rooted(c)),
             other => panic!("the README's node section has a line this test does not know: {other:?}"),
         }
