@@ -55,6 +55,30 @@ pub struct NodeConfig {
     /// when the configured one does not load (so a bad push, then a restart,
     /// keeps enforcing). Its directory must exist; `null` keeps no copy.
     pub last_good_policy: Option<PathBuf>,
+    /// The NRI plugin (`tollgate nri`), which decides every container create.
+    pub nri: NriConfig,
+}
+
+/// `tollgate nri`: where containerd's NRI socket is and what the plugin registers as.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct NriConfig {
+    /// containerd's NRI socket (`socket_path` in its `io.containerd.nri.v1.nri` section).
+    pub socket: PathBuf,
+    /// The name registered; containerd's `default_validator.required_plugins` must list it.
+    pub plugin_name: String,
+    /// Two digits ordering tollgate among NRI plugins.
+    pub plugin_index: String,
+}
+
+impl Default for NriConfig {
+    fn default() -> Self {
+        NriConfig {
+            socket: PathBuf::from("/var/run/nri/nri.sock"),
+            plugin_name: "tollgate".into(),
+            plugin_index: "10".into(),
+        }
+    }
 }
 
 /// Verdict and signature caches.
@@ -104,6 +128,7 @@ impl Default for NodeConfig {
             reload_seconds: 10,
             fallback_binary: PathBuf::from("/usr/local/bin/tollgate"),
             last_good_policy: Some(PathBuf::from("/var/lib/tollgate/last-good-policy.json")),
+            nri: NriConfig::default(),
         }
     }
 }
@@ -169,6 +194,15 @@ impl NodeConfig {
         if self.audit_log.max_bytes < 4096 {
             return Err("auditLog.maxBytes must be at least 4096".into());
         }
+        // NRI's own rules (api.CheckPluginName, CheckPluginIndex): the runtime refuses others at registration.
+        let name = &self.nri.plugin_name;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c)) {
+            return Err(format!("nri.pluginName {name:?} must be letters, digits, '-', '_', '.' or '+'"));
+        }
+        let idx = &self.nri.plugin_index;
+        if idx.len() != 2 || !idx.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!("nri.pluginIndex {idx:?} must be two digits, such as \"10\""));
+        }
         if let Some(a) = self.metrics_address
             && !a.ip().is_loopback()
         {
@@ -217,6 +251,8 @@ mod tests {
             "metricsAddress: 0.0.0.0:9464",
             "auditLog: {maxBytes: 10}",
             "cache: {maxEntries: 0}",
+            "nri: {pluginName: \"toll gate\"}",
+            "nri: {pluginIndex: \"7\"}",
         ] {
             assert!(NodeConfig::parse(bad.as_bytes(), "c").is_err(), "{bad} accepted");
         }

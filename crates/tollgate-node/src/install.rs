@@ -65,6 +65,64 @@ pub fn merge(existing: Option<&str>, bin_dir: &str) -> Result<Merged, ConfigErro
     Ok(Merged { changed: text != source, text, version })
 }
 
+/// containerd's NRI plugin.
+pub const NRI_PLUGIN: &str = "io.containerd.nri.v1.nri";
+/// The pod annotation that lets a pod start while required NRI plugins are missing: static
+/// control-plane pods start before tollgate's plugin can, so tollgate's kubeadm patches set it.
+pub const TOLERATE_MISSING_NRI: &str = "nri.tollgate.dev/tolerate-missing-plugins";
+
+/// Turns containerd's NRI on with its default validator requiring `plugin_name` (added to any
+/// plugins already required), so that containerd refuses every container while tollgate's plugin
+/// is not connected, except pods annotated [`TOLERATE_MISSING_NRI`]`: "true"`. NRI is also taken off
+/// `disabled_plugins`. Expects a config [`merge`] accepted (version 2 to 4).
+pub fn merge_nri(source: &str, plugin_name: &str) -> Result<Merged, ConfigError> {
+    let mut doc: DocumentMut = source.parse().map_err(|e: toml_edit::TomlError| ConfigError(e.to_string()))?;
+    let version = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
+    if let Some(disabled) = doc.get_mut("disabled_plugins").and_then(|v| v.as_array_mut()) {
+        disabled.retain(|v| v.as_str() != Some(NRI_PLUGIN));
+    }
+    let plugins = doc.entry("plugins").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let plugins = plugins.as_table_like_mut().ok_or_else(|| ConfigError("`plugins` is not a table".into()))?;
+    let nri = plugins.entry(NRI_PLUGIN).or_insert(Item::Table(Table::new()));
+    let nri = nri.as_table_like_mut().ok_or_else(|| ConfigError(format!("plugins.{NRI_PLUGIN:?} is not a table")))?;
+    if nri.get("disable").and_then(|v| v.as_bool()) != Some(false) {
+        nri.insert("disable", value(false));
+    }
+    let validator = nri.entry("default_validator").or_insert(Item::Table(Table::new()));
+    let validator = validator
+        .as_table_like_mut()
+        .ok_or_else(|| ConfigError(format!("plugins.{NRI_PLUGIN:?}.default_validator is not a table")))?;
+    if validator.get("enable").and_then(|v| v.as_bool()) != Some(true) {
+        validator.insert("enable", value(true));
+    }
+    let mut required: Vec<String> = match validator.get("required_plugins") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| ConfigError("default_validator.required_plugins is not a list".into()))?
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect(),
+    };
+    if !required.iter().any(|p| p == plugin_name) {
+        required.push(plugin_name.to_owned());
+        let mut list = toml_edit::Array::new();
+        for p in &required {
+            list.push(p.as_str());
+        }
+        validator.insert("required_plugins", value(list));
+    }
+    if validator.get("tolerate_missing_plugins_annotation").and_then(|v| v.as_str()).is_none() {
+        validator.insert("tolerate_missing_plugins_annotation", value(TOLERATE_MISSING_NRI));
+    }
+    let text = doc.to_string();
+    Ok(Merged { changed: text != source, text, version })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -113,6 +171,24 @@ mod tests {
         assert!(m.text.contains("bin_dir = \"/opt/v\"") && m.text.contains("max_verifiers = 10"), "{}", m.text);
         assert!(crate::doctor::bin_dir(&m.text).is_ok_and(|d| d == "/opt/v"));
         assert!(merge(Some("version = 5\n"), "/opt/v").unwrap_err().0.contains("newer than tollgate knows"));
+    }
+
+    #[test]
+    fn nri_is_enabled_with_a_validator_that_requires_tollgate_and_a_second_merge_changes_nothing() {
+        let v3 = "version = 3\ndisabled_plugins = [\"io.containerd.nri.v1.nri\", \"x\"]\n\n[plugins.'io.containerd.nri.v1.nri']\n  socket_path = '/run/n.sock'\n  [plugins.'io.containerd.nri.v1.nri'.default_validator]\n    required_plugins = ['other']\n";
+        let m = merge_nri(v3, "tollgate").unwrap();
+        let parsed: toml::Table = toml::from_str(&m.text).unwrap();
+        assert_eq!(parsed["disabled_plugins"].as_array().unwrap().len(), 1, "{}", m.text);
+        let nri = &parsed["plugins"][NRI_PLUGIN];
+        assert_eq!(nri["disable"].as_bool(), Some(false));
+        assert_eq!(nri["socket_path"].as_str(), Some("/run/n.sock"), "other keys stay");
+        let v = &nri["default_validator"];
+        assert_eq!(v["enable"].as_bool(), Some(true));
+        assert_eq!(v["required_plugins"], toml::Value::Array(vec!["other".into(), "tollgate".into()]));
+        assert_eq!(v["tolerate_missing_plugins_annotation"].as_str(), Some(TOLERATE_MISSING_NRI));
+        let again = merge_nri(&m.text, "tollgate").unwrap();
+        assert!(!again.changed, "{}", again.text);
+        assert!(merge_nri("version = 3\n[plugins.'io.containerd.nri.v1.nri']\ndefault_validator = 1\n", "t").is_err());
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Options {
     pub sandbox_image: String,
     /// Extra environment for containerd (and so for the verifiers it runs).
     pub env: Vec<(String, String)>,
+    /// Run containerd's NRI, its socket at [`Containerd::nri_socket`] (off: NRI is a disabled plugin).
+    pub nri: bool,
 }
 
 /// A running containerd. Killed (and its shims with it) on drop.
@@ -68,7 +70,7 @@ impl Containerd {
             r#"version = {v}
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [{nri_disabled}"io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 {servers}
 {opt}
@@ -95,7 +97,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
 {grpc_cri}
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-"#,
+{nri}"#,
             v = opts.config_version,
             opt = section("io.containerd.internal.v1.opt"),
             verifier = section("io.containerd.image-verifier.v1.bindir"),
@@ -106,6 +108,15 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
             runc = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]",
             grpc_cri = section("io.containerd.grpc.v1.cri"),
             sandbox = opts.sandbox_image,
+            nri_disabled = if opts.nri { "" } else { "\"io.containerd.nri.v1.nri\", " },
+            nri = if opts.nri {
+                format!(
+                    "\n[plugins.'io.containerd.nri.v1.nri']\n  disable = false\n  socket_path = \"{d}/nri.sock\"\n  \
+                     plugin_path = \"{d}/nri-plugins\"\n  plugin_config_path = \"{d}/nri-conf.d\"\n"
+                )
+            } else {
+                String::new()
+            },
         )
     }
 
@@ -230,6 +241,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         cmd.arg("--config").arg(&config);
         cmd.args(["--runtime-endpoint", &endpoint, "--image-endpoint", &endpoint, "--timeout", "30s"]);
         cmd
+    }
+
+    /// containerd's NRI socket (with [`Options::nri`]).
+    pub fn nri_socket(&self) -> PathBuf {
+        self.dir.path().join("nri.sock")
     }
 
     /// `containerd --version` of this line.

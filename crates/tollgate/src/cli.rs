@@ -96,6 +96,24 @@ policy.")]
     /// Enforce on containerd: install the verifier, check the config, write mirror hosts.
     #[command(subcommand)]
     Containerd(ContainerdCommand),
+    /// Run the NRI plugin: every container containerd creates is decided by the node daemon, images
+    /// already on the node included.
+    #[command(after_help = "\
+Examples:
+  tollgate nri    # the nri.* keys and socket of /etc/tollgate/config.yaml
+  tollgate nri --config /etc/tollgate/config.yaml
+
+It registers with containerd's NRI socket as a validator and on CreateContainer, and asks the \
+daemon (`tollgate serve`, same socket, cache, audit log and metrics as pulls) about each \
+container's image: the name and digest containerd resolved (containerd 2.4 and later). A \
+container is refused when the daemon denies it, cannot decide it (down, registry unreachable: \
+failOpen does not apply here), or does not answer within three quarters of NRI's request \
+timeout. With `tollgate containerd install --nri`, containerd also refuses every container while \
+the plugin is not connected. When containerd restarts, the plugin reconnects (100 ms doubling to \
+5 s).
+
+Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
+    Nri(NriArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
 Examples:
@@ -772,6 +790,11 @@ pub struct ContainerdInstallArgs {
     /// The tollgate config the verifier reads.
     #[arg(long, value_name = "FILE", default_value = tollgate_node::config::DEFAULT_CONFIG)]
     pub tollgate_config: PathBuf,
+    /// Also turn on NRI with its default validator requiring tollgate's plugin (`tollgate nri`), so
+    /// that containers from images already on the node are decided too, and none start while the
+    /// plugin is down (pods annotated nri.tollgate.dev/tolerate-missing-plugins: "true" excepted).
+    #[arg(long)]
+    pub nri: bool,
     /// Print what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -792,6 +815,14 @@ pub struct ServeArgs {
     /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+}
+
+/// `nri` arguments.
+#[derive(Debug, Args)]
+pub struct NriArgs {
+    /// The config file (keys `nri.*` and `socket`). When it is the default and missing, defaults apply.
+    #[arg(long, value_name = "FILE", env = "TOLLGATE_CONFIG", default_value = tollgate_node::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
 }
 
 /// `policy` subcommands.

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         cli::Cli::parse()
     };
     // A daemon reports what it does; one-shot commands only warn.
-    let daemon = matches!(args.command, cli::Command::Serve(_));
+    let daemon = matches!(args.command, cli::Command::Serve(_) | cli::Command::Nri(_));
     init_tracing(args.verbose + u8::from(daemon));
     let json = matches!(args.output, output::Format::Json);
     match cmd::run(args) {

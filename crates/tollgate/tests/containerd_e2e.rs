@@ -159,6 +159,7 @@ fn node_enforcement(line: &'static str, config_version: u8) {
         registries: vec![reg.addr.clone(), stall.addr.clone()],
         sandbox_image: images.sandbox.clone(),
         env: vec![("TOLLGATE_CONFIG".into(), node_config.display().to_string())],
+        nri: false,
     };
     let mut ctrd = Containerd::start(opts, &test).unwrap();
 
@@ -345,6 +346,7 @@ fn the_readme_node_section_works_as_written() {
         registries: vec![reg.addr.clone()],
         sandbox_image: format!("{}/library/busybox:latest", reg.addr),
         env: vec![("TOLLGATE_CONFIG".into(), r("/etc/tollgate/config.yaml").display().to_string())],
+        nri: false,
     };
     let mut ctrd = Containerd::start(opts, test).unwrap();
     let mut daemon = None;

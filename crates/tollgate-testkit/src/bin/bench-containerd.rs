@@ -71,6 +71,7 @@ fn main() {
         registries: vec![reg.addr.clone()],
         sandbox_image: format!("{}/bench/pull:v1", reg.addr),
         env: vec![("TOLLGATE_CONFIG".into(), current.display().to_string())],
+        nri: false,
     };
     let Some(ctrd) = Containerd::start(opts, "bench-containerd") else { std::process::exit(2) };
     let daemons: Vec<Daemon> = [&warm, &cold].iter().map(|c| Daemon::start(&tollgate, c)).collect();

@@ -151,8 +151,18 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
     if let Some(socket) = &a.socket {
         check_socket(&a.tollgate_config, socket)?;
     }
-    let merged = tollgate_node::install::merge(existing.as_deref(), bin_dir_text)
+    let mut merged = tollgate_node::install::merge(existing.as_deref(), bin_dir_text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    if a.nri {
+        let name = verifier_config(&a.tollgate_config)?.nri.plugin_name;
+        let with_nri = tollgate_node::install::merge_nri(&merged.text, &name)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+        merged = tollgate_node::install::Merged {
+            changed: merged.changed || with_nri.changed,
+            text: with_nri.text,
+            version: merged.version,
+        };
+    }
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find this binary: {e}"))?;
     // The small verifier is shipped beside this binary.
     let exe = exe.with_file_name("tollgate-verifier");
@@ -189,9 +199,10 @@ pub fn install(a: &ContainerdInstallArgs, fmt: Format) -> anyhow::Result<Outcome
         let mode = existing_mode(&a.config).unwrap_or(0o644);
         let wrote = write_atomic(&a.config, merged.text.as_bytes(), mode)?;
         actions.push(format!(
-            "{} {} (bin_dir = {bin_dir_text}, config version {})",
+            "{} {} (bin_dir = {bin_dir_text}{}, config version {})",
             if wrote == WriteOutcome::Unchanged { "unchanged" } else { "updated" },
             a.config.display(),
+            if a.nri { ", NRI with default_validator requiring tollgate's plugin" } else { "" },
             merged.version
         ));
     }

@@ -7,6 +7,7 @@ pub mod image_verifier;
 mod images;
 mod kubeadm;
 mod mirror;
+mod nri;
 mod policy;
 mod serve;
 mod verify;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
+        Command::Nri(a) => nri::run(&a),
         Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
         Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
         Command::Systemd(SystemdCommand::ImageOverride(a)) => mirror::image_override(&a, fmt),

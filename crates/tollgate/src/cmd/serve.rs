@@ -8,15 +8,20 @@ use tollgate_node::daemon::{self, Daemon};
 use crate::cli::ServeArgs;
 use crate::exit::Outcome;
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(a: &ServeArgs) -> anyhow::Result<Outcome> {
-    let mut cfg = match std::fs::metadata(&a.config) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.config.as_os_str() == DEFAULT_CONFIG => {
+/// The node config at `path`; the defaults when `path` is the default one and it does not exist.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
+    Ok(match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.as_os_str() == DEFAULT_CONFIG => {
             tracing::info!("{DEFAULT_CONFIG} does not exist: using the defaults");
             NodeConfig::default()
         }
-        _ => NodeConfig::parse(&super::read_capped(&a.config)?, &a.config.display().to_string())?,
-    };
+        _ => NodeConfig::parse(&super::read_capped(path)?, &path.display().to_string())?,
+    })
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(a: &ServeArgs) -> anyhow::Result<Outcome> {
+    let mut cfg = load_config(&a.config)?;
     if let Some(p) = &a.policy {
         cfg.policy = p.clone();
     }

@@ -1,0 +1,76 @@
+//! `tollgate nri`: the NRI plugin, deciding each container create by asking the node daemon.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_node::api::{Outcome as Verdicts, VerifyRequest};
+use tollgate_nri::plugin::{self, Decide, Settings, Stats, Target, Verdict};
+
+use crate::cli::NriArgs;
+use crate::exit::Outcome;
+
+/// How long one question to the daemon may take: inside NRI's default 2 s request timeout, of
+/// which the plugin allows three quarters.
+const ASK_DEADLINE: Duration = Duration::from_millis(1400);
+
+/// Asks the daemon on its socket, as tollgate-verifier does for pulls.
+struct AskDaemon {
+    socket: PathBuf,
+}
+
+impl Decide for AskDaemon {
+    fn decide(&self, t: Target) -> impl std::future::Future<Output = Verdict> + Send {
+        let socket = self.socket.clone();
+        async move {
+            let shown = format!("{}@{} in {}", t.name, t.digest, t.container);
+            let req = VerifyRequest {
+                name: t.name,
+                digest: t.digest,
+                namespace: Some(t.namespace).filter(|n| !n.is_empty()),
+                media_type: None,
+            };
+            let asked =
+                tokio::task::spawn_blocking(move || tollgate_node::client::verify(&socket, &req, ASK_DEADLINE)).await;
+            match asked {
+                // failOpen is for pulls while a registry is down; what cannot be verified does not start.
+                Ok(Ok(r)) if r.allowed && r.outcome != Verdicts::Undecidable => Verdict::Allow,
+                Ok(Ok(r)) => Verdict::Refuse(format!("tollgate: {shown}: {}", r.reason)),
+                Ok(Err(e)) => Verdict::Refuse(format!("tollgate: {shown}: undecidable, refused: {e}")),
+                Err(e) => Verdict::Refuse(format!("tollgate: {shown}: undecidable, refused: {e}")),
+            }
+        }
+    }
+}
+
+/// Runs the plugin until SIGTERM or SIGINT.
+pub fn run(a: &NriArgs) -> anyhow::Result<Outcome> {
+    let cfg = super::serve::load_config(&a.config)?;
+    let settings = Settings {
+        socket: cfg.nri.socket.clone(),
+        name: cfg.nri.plugin_name.clone(),
+        index: cfg.nri.plugin_index.clone(),
+        registration_timeout: Duration::from_secs(5),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        tracing::info!(socket = %settings.socket.display(), daemon = %cfg.socket.display(), "tollgate nri starting");
+        let stats = Arc::new(Stats::default());
+        plugin::run(settings, Arc::new(AskDaemon { socket: cfg.socket.clone() }), stats, stop).await;
+        anyhow::Ok(())
+    })?;
+    Ok(Outcome::Ok)
+}
