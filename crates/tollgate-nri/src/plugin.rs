@@ -291,6 +291,15 @@ pub async fn serve_connection<D: Decide>(
     }
 }
 
+/// [`serve_connection`] with owned settings, for spawning.
+pub async fn serve_connection_owned<D: Decide>(
+    settings: Settings,
+    decider: Arc<D>,
+    stats: Arc<Stats>,
+) -> Result<Ended, NriError> {
+    serve_connection(&settings, decider, stats).await
+}
+
 /// The answer to one call, as a ttrpc `Response` body.
 async fn answer<D: Decide>(call: Call, decider: Arc<D>, stats: &Stats, request_timeout: &AtomicU64) -> Vec<u8> {
     let within = || Duration::from_millis(request_timeout.load(Ordering::Relaxed) * 3 / 4);

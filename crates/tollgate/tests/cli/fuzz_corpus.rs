@@ -240,3 +240,61 @@ fn harden_inputs_corpus() {
         assert!(accounts::parse_group(&s).is_ok() || accounts::parse_passwd(&s).is_ok() || s.contains("SYS_"), "{s}");
     }
 }
+
+/// The NRI seeds are what containerd sends: each complete call decodes, and a create names its
+/// image; the oversized frame is refused from its header.
+#[test]
+fn nri_messages_corpus() {
+    use tollgate_nri::{mux, plugin, ttrpc};
+    let mut targets = 0;
+    for data in corpus("nri_messages") {
+        let (which, rest) = data.split_first().unwrap();
+        match which % 4 {
+            0 => {
+                let mut d = mux::Decoder::default();
+                d.push(rest);
+                while d.next_frame().unwrap().is_some() {}
+                assert_eq!(d.pending(), 0);
+            }
+            1 => {
+                let mut d = ttrpc::Decoder::default();
+                d.push(rest);
+                assert!(d.next_message().unwrap().is_some());
+            }
+            2 => {
+                let plugin::Call::CreateContainer(c) = plugin::parse_call(1, rest).unwrap() else { panic!("a create") };
+                assert_eq!(plugin::target(c.pod.as_ref(), c.container.as_ref()).unwrap().namespace, "shop");
+                targets += 1;
+            }
+            _ => {
+                let mut frames = mux::Decoder::default();
+                frames.push(&rest[1..]);
+                let mut calls = ttrpc::Decoder::default();
+                match frames.next_frame() {
+                    Err(e) => assert!(e.to_string().contains("more than the"), "{e}"),
+                    Ok(first) => {
+                        calls.push(&first.unwrap().payload);
+                        while let Some(f) = frames.next_frame().unwrap() {
+                            calls.push(&f.payload);
+                        }
+                        while let Some(m) = calls.next_message().unwrap() {
+                            match plugin::parse_call(m.stream, &m.body).unwrap() {
+                                plugin::Call::CreateContainer(c) => {
+                                    plugin::target(c.pod.as_ref(), c.container.as_ref()).unwrap();
+                                    targets += 1;
+                                }
+                                plugin::Call::Validate(c) => {
+                                    plugin::target(c.pod.as_ref(), c.container.as_ref()).unwrap();
+                                    targets += 1;
+                                }
+                                plugin::Call::Configure(c) => assert_eq!(c.request_timeout, 2000),
+                                other => panic!("{other:?}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(targets, 3, "the create and validate seeds name their image");
+}
