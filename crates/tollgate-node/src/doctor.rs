@@ -62,6 +62,9 @@ fn bin_dir_of(doc: &toml::Table) -> String {
     verifier_plugin(doc).and_then(|p| p.get("bin_dir")).and_then(|v| v.as_str()).unwrap_or(DEFAULT_BIN_DIR).to_owned()
 }
 
+/// containerd's NRI plugin.
+const NRI_PLUGIN: &str = "io.containerd.nri.v1.nri";
+
 fn plugins(doc: &toml::Table) -> Option<&toml::Table> {
     doc.get("plugins").and_then(|p| p.as_table())
 }
@@ -144,16 +147,61 @@ pub fn diagnose(config: &str, bin_dir_entries: Option<&[String]>) -> Result<Vec<
             }
         }
     }
+    let (nri_required, nri) = nri_finding(&doc, &disabled);
     if out.is_empty() {
         out.push(Finding {
             severity: Severity::Info,
             key: SUMMARY.into(),
-            message:
+            message: if nri_required {
+                "no setting that disables image verification was found".into()
+            } else {
                 "no setting that disables image verification was found; images already on the node are not re-verified"
-                    .into(),
+                    .into()
+            },
         });
     }
+    out.push(nri);
     Ok(out)
+}
+
+/// Whether containerd's NRI default validator requires a plugin (tollgate's), and what to say.
+/// Without it a container from an image already on the node (pulled before the policy, imported,
+/// preloaded) starts with no check, and with the plugin down nothing is checked either.
+fn nri_finding(doc: &toml::Table, disabled: &[toml::Value]) -> (bool, Finding) {
+    let nri = plugins(doc).and_then(|p| p.get(NRI_PLUGIN)).and_then(|t| t.as_table());
+    let off = disabled.iter().any(|p| p.as_str() == Some(NRI_PLUGIN))
+        || nri.and_then(|t| t.get("disable")).and_then(|v| v.as_bool()) == Some(true);
+    let validator = nri.and_then(|t| t.get("default_validator")).and_then(|v| v.as_table());
+    let enabled = validator.and_then(|v| v.get("enable")).and_then(|v| v.as_bool()) == Some(true);
+    let required: Vec<&str> = validator
+        .and_then(|v| v.get("required_plugins"))
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    let fix = "run `tollgate containerd install --nri`, then `tollgate nri`";
+    let warn = |message: String| (false, Finding { severity: Severity::Warning, key: "nri".into(), message });
+    if off {
+        return warn(format!(
+            "NRI is disabled: containers from images already on the node start without a check; {fix}"
+        ));
+    }
+    if !enabled || required.is_empty() {
+        return warn(format!(
+            "NRI's default_validator requires no plugin: containers from images already on the node start \
+             without a check, and with no plugin connected nothing is checked; {fix}"
+        ));
+    }
+    (
+        true,
+        Finding {
+            severity: Severity::Info,
+            key: "nri".into(),
+            message: format!(
+                "every container create needs NRI plugin(s) {} (default_validator.required_plugins)",
+                required.join(", ")
+            ),
+        },
+    )
 }
 
 /// What `containerd --version` says about verification: containerd 1.x has no
@@ -217,6 +265,28 @@ version = 3
     fn a_good_config_with_a_verifier_is_clean() {
         let f = diagnose(GOOD_V3, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
         assert!(keys(&f).is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn nri_without_a_required_plugin_is_a_warning_and_with_one_is_said() {
+        let f = diagnose(GOOD_V3, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        let nri = f.iter().find(|f| f.key == "nri").unwrap_or_else(|| panic!("{f:?}"));
+        assert_eq!(nri.severity, Severity::Warning);
+        assert!(nri.message.contains("images already on the node start without a check"), "{}", nri.message);
+        assert!(f[0].message.ends_with("images already on the node are not re-verified"), "{}", f[0].message);
+        let with = crate::install::merge_nri(GOOD_V3, "tollgate").unwrap_or_else(|e| panic!("{e}")).text;
+        let f = diagnose(&with, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        let nri = f.iter().find(|f| f.key == "nri").unwrap_or_else(|| panic!("{f:?}"));
+        assert_eq!(
+            (nri.severity, nri.message.contains("plugin(s) tollgate")),
+            (Severity::Info, true),
+            "{}",
+            nri.message
+        );
+        assert_eq!(f[0].message, "no setting that disables image verification was found");
+        let off = format!("disabled_plugins = [\"{NRI_PLUGIN}\"]\n{with}");
+        let f = diagnose(&off, Some(&["tollgate".to_owned()])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(f.iter().any(|f| f.key == "nri" && f.message.starts_with("NRI is disabled")), "{f:?}");
     }
 
     #[test]

@@ -140,6 +140,12 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     assert!(installed.contains("required_plugins = [\"tollgate\"]"), "{installed}");
     assert!(installed.contains(&format!("socket_path = \"{}\"", ctrd.nri_socket().display())), "{installed}");
     ctrd.restart();
+    let doctor = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["containerd", "doctor", "--config", ctrd.config.to_str().unwrap()])
+        .args(["--containerd", ctrd.bin.join("containerd").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(text(&doctor).contains("every container create needs NRI plugin(s) tollgate"), "{}", text(&doctor));
     let daemon = Proc::start(&["serve", "--config", config], &work.path().join("serve.log"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
