@@ -149,6 +149,9 @@ fn node_config_example_spells_out_every_default_and_the_unit_runs_serve_with_it(
     assert!(unit.contains(&format!("\nRuntimeDirectory={}\n", "tollgate")), "the socket's directory");
     let r = tollgate(&["serve", "--help"]);
     assert!(r.stdout.contains("--config <FILE>") && r.stdout.contains("SIGHUP"), "{}", r.stdout);
+    let nri = std::fs::read_to_string(example("node/tollgate-nri.service")).unwrap();
+    assert!(nri.contains("\nExecStart=/usr/local/bin/tollgate nri --config /etc/tollgate/config.yaml\n"));
+    assert!(nri.contains("ReadWritePaths=/run/nri /run/tollgate"), "it reaches both sockets");
 }
 
 /// The example node policy loads, and its exemptions are exactly the digests
