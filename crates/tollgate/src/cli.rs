@@ -114,6 +114,17 @@ the plugin is not connected. When containerd restarts, the plugin reconnects (10
 
 Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
     Nri(NriArgs),
+    /// Print or write the Kubernetes manifests: namespace and the tollgate.dev CRDs.
+    #[command(after_help = "\
+Examples:
+  tollgate manifests | kubectl apply -f -
+  tollgate manifests --out ./manifests && kubectl apply -f ./manifests
+
+Writes 00-namespace.yaml (tollgate-system, Pod Security restricted) and 10-crds.yaml \
+(ClusterImagePolicy, ImagePolicy, TrustRoot, with structural schemas and CEL rules the API server \
+enforces). The controller that compiles them into a node policy bundle is not part of this \
+release yet: docs/kubernetes.md.")]
+    Manifests(ManifestsArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
 Examples:
@@ -815,6 +826,14 @@ pub struct ServeArgs {
     /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+}
+
+/// `manifests` arguments.
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// Write one file per part into this directory (created if its parent exists) instead of stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `nri` arguments.

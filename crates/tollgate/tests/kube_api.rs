@@ -1,9 +1,9 @@
 //! The real API server harness (etcd + kube-apiserver from ../shared/peers)
 //! that the cluster layer's tests build on: it comes up, authenticates the
 //! admin token, refuses anonymous requests, and enforces RBAC.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use tollgate_testkit::kube::{ADMIN_TOKEN, KubeApi};
+use tollgate_testkit::kube::{ADMIN_TOKEN, KubeApi, Method};
 
 #[test]
 fn the_api_server_starts_authenticates_and_authorizes() {
@@ -26,4 +26,128 @@ fn the_api_server_starts_authenticates_and_authorizes() {
     assert_eq!(status, 201, "{body}");
     let kubeconfig = std::fs::read_to_string(&api.kubeconfig).unwrap();
     assert!(kubeconfig.contains(&api.url) && kubeconfig.contains(ADMIN_TOKEN));
+    the_manifests_apply_and_the_api_server_enforces_the_crds_rules(&api);
+}
+
+/// POSTs one YAML document to the collection its apiVersion and kind name.
+fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
+    let kind = doc["kind"].as_str().unwrap();
+    let path = match (doc["apiVersion"].as_str().unwrap(), kind) {
+        ("v1", "Namespace") => "/api/v1/namespaces".to_owned(),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions".to_owned()
+        }
+        ("tollgate.dev/v1alpha1", "ClusterImagePolicy") => {
+            "/apis/tollgate.dev/v1alpha1/clusterimagepolicies".to_owned()
+        }
+        ("tollgate.dev/v1alpha1", "TrustRoot") => "/apis/tollgate.dev/v1alpha1/trustroots".to_owned(),
+        ("tollgate.dev/v1alpha1", "ImagePolicy") => format!(
+            "/apis/tollgate.dev/v1alpha1/namespaces/{}/imagepolicies",
+            doc["metadata"]["namespace"].as_str().unwrap()
+        ),
+        other => panic!("no path for {other:?}"),
+    };
+    api.request(Method::POST, &path, Some(ADMIN_TOKEN), Some(&doc.to_string())).unwrap()
+}
+
+/// `tollgate manifests` is what `kubectl apply -f` accepts, and the API server enforces the CEL rules
+/// with their messages, as `validate_cel` does client-side.
+fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate")).arg("manifests").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut created = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        let (status, body) = create(api, &doc);
+        // The namespace may exist from the harness test above.
+        assert!(status == 201 || (status == 409 && doc["kind"] == "Namespace"), "{status}: {body}");
+        created.push(format!("{}/{}", doc["kind"].as_str().unwrap(), doc["metadata"]["name"].as_str().unwrap()));
+    }
+    assert_eq!(created.len(), 4, "{created:?}");
+    for crd in ["clusterimagepolicies", "imagepolicies", "trustroots"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, body) = api
+                .get(
+                    &format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.tollgate.dev"),
+                    Some(ADMIN_TOKEN),
+                )
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let conditions = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            if conditions.iter().any(|c| c["type"] == "Established" && c["status"] == "True") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{crd} not established: {body}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    let policy = |name: &str, spec: serde_json::Value| serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ClusterImagePolicy", "metadata": {"name": name}, "spec": spec});
+    let good = policy(
+        "team",
+        serde_json::json!({"images": ["registry.example.com/team", "*.example.org"], "mode": "warn", "authorities": [
+            {"name": "release", "keyless": {"issuer": "https://accounts.google.com", "subject": "ci@example.com", "trustRootRef": "public-good"}},
+            {"digests": [digest]}
+        ], "exemptions": [{"digest": digest, "reason": "the sandbox"}]}),
+    );
+    let (status, body) = create(api, &good);
+    assert_eq!(status, 201, "{body}");
+    // Each bad object is refused with its rule's message, exactly as validate_cel says it.
+    for (name, spec, message) in [
+        (
+            "two-kinds",
+            serde_json::json!({"images": ["r.example/a"], "authorities": [{"digests": [digest], "static": {"action": "pass"}}]}),
+            "each authority has exactly one of key, keyless, sigstoreBundle, digests or static",
+        ),
+        (
+            "bad-scope",
+            serde_json::json!({"images": ["https://r.example/a"], "authorities": [{"static": {"action": "pass"}}]}),
+            "each image scope is HOST[:PORT][/PATH] or *.DOMAIN",
+        ),
+        (
+            "bad-mode",
+            serde_json::json!({"images": ["r.example/a"], "mode": "audit", "authorities": [{"static": {"action": "pass"}}]}),
+            "mode is enforce or warn",
+        ),
+        (
+            "bad-digest",
+            serde_json::json!({"images": ["r.example/a"], "authorities": [{"digests": ["sha256:abc"]}]}),
+            "digests are sha256:<64 hex>",
+        ),
+    ] {
+        let client_side = tollgate_kube::crd::ClusterImagePolicySpec::validate_cel(&spec, None);
+        assert!(format!("{client_side:?}").contains(message), "{name}: client-side: {client_side:?}");
+        let (status, body) = create(api, &policy(name, spec));
+        assert_eq!(status, 422, "{name}: {body}");
+        let said = serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"].as_str().unwrap().to_owned();
+        assert!(said.contains(message), "{name}: the API server's error names the rule: {said}");
+    }
+    // A namespaced ImagePolicy lives in its namespace.
+    let (status, _) = api
+        .request(
+            Method::POST,
+            "/api/v1/namespaces",
+            Some(ADMIN_TOKEN),
+            Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}"#),
+        )
+        .unwrap();
+    assert_eq!(status, 201);
+    let ns_policy = serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "stricter", "namespace": "shop"},
+        "spec": {"images": ["registry.example.com"], "authorities": [{"key": {"secretRef": {"name": "shop-key", "key": "cosign.pub"}}}]}});
+    let (status, body) = create(api, &ns_policy);
+    assert_eq!(status, 201, "{body}");
+    let mut relaxing = ns_policy.clone();
+    relaxing["metadata"]["name"] = serde_json::json!("relaxing");
+    relaxing["spec"]["exemptions"] = serde_json::json!([{"digest": digest, "reason": "mine"}]);
+    let (status, body) = create(api, &relaxing);
+    assert_eq!(status, 422, "a namespace cannot exempt: {body}");
+    assert!(body.contains("an ImagePolicy cannot exempt"), "{body}");
+    let (status, body) = create(
+        api,
+        &serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "none"}, "spec": {}}),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("a TrustRoot has exactly one of sigstore or keys"), "{body}");
 }

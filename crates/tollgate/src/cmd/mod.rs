@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
         Command::Nri(a) => nri::run(&a),
+        Command::Manifests(a) => manifests(a.out.as_deref(), fmt),
         Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
         Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
         Command::Systemd(SystemdCommand::ImageOverride(a)) => mirror::image_override(&a, fmt),
@@ -80,6 +81,33 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Man { out } => man(out.as_deref(), fmt),
     }
+}
+
+/// `tollgate manifests`: the YAML, on stdout or as files in a directory.
+fn manifests(out: Option<&Path>, fmt: Format) -> anyhow::Result<Outcome> {
+    let all = tollgate_kube::manifests::all()?;
+    let Some(dir) = out else {
+        let text: String = all.iter().map(|m| m.yaml.clone()).collect::<Vec<_>>().join("---\n");
+        crate::output::print(&text)?;
+        return Ok(Outcome::Ok);
+    };
+    if !dir.is_dir() {
+        out_dir_exists(dir)?;
+        std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut written = Vec::new();
+    for m in &all {
+        let path = dir.join(m.file);
+        write_out(&path, m.yaml.as_bytes(), 0o644)?;
+        written.push(path.display().to_string());
+    }
+    match fmt {
+        Format::Json => crate::output::print_json(&serde_json::json!({ "written": written }))?,
+        Format::Text => {
+            crate::output::print(&format!("{}\napply with: kubectl apply -f {}\n", written.join("\n"), dir.display()))?
+        }
+    }
+    Ok(Outcome::Ok)
 }
 
 /// `tollgate man`: the manual pages clap_mangen renders from the same definitions as `--help`.

@@ -191,3 +191,25 @@ fn a_scheme_in_a_registry_flag_is_refused_under_that_flag_with_the_fix() {
         assert_eq!(r.stdout, "", "nothing is done");
     }
 }
+
+/// `tollgate manifests --out DIR` writes each part as a file (mode 0644), creating DIR when its parent
+/// exists and refusing a typo'd parent; without --out it prints one YAML stream.
+#[test]
+fn manifests_are_written_as_files_or_printed() {
+    let r = tollgate(&["manifests"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("apiVersion: v1\nkind: Namespace\n"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("kind: CustomResourceDefinition").count(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("manifests");
+    let r = tollgate(&["manifests", "--out", out.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["written"].as_array().unwrap().len(), 2);
+    let crds = std::fs::read_to_string(out.join("10-crds.yaml")).unwrap();
+    assert!(crds.contains("name: clusterimagepolicies.tollgate.dev") && crds.contains("x-kubernetes-validations"));
+    assert_eq!(crate::util::mode(&out.join("00-namespace.yaml")), 0o644);
+    let typo = dir.path().join("no/such/manifests");
+    let r = tollgate(&["manifests", "--out", typo.to_str().unwrap()]);
+    assert!(r.one_line_error(2).contains("does not exist; create it first"), "{}", r.stderr);
+    assert!(!dir.path().join("no").exists());
+}

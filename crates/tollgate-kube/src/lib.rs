@@ -1,0 +1,10 @@
+//! tollgate on Kubernetes: image trust declared once, as `tollgate.dev/v1alpha1` objects.
+//!
+//! - [`crd`]: `ClusterImagePolicy`, `ImagePolicy` and `TrustRoot`, with structural schemas and the
+//!   CEL rules (`x-kubernetes-validations`) the API server enforces; `validate_cel` runs the same
+//!   rules client-side.
+//! - [`manifests`]: the YAML `tollgate manifests` writes (pure).
+#![forbid(unsafe_code)]
+
+pub mod crd;
+pub mod manifests;
