@@ -367,13 +367,17 @@ mod tests {
     /// `examples/kubernetes/policies.yaml` parses as the kinds it names and passes their rules.
     #[test]
     fn the_example_policies_are_valid() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/policies.yaml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/policies.yaml"))
+                .unwrap();
         let mut kinds = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
             let kind = v["kind"].as_str().unwrap().to_owned();
             match kind.as_str() {
-                "ClusterImagePolicy" => serde_json::from_value::<ClusterImagePolicy>(v).unwrap().validate_cel().unwrap(),
+                "ClusterImagePolicy" => {
+                    serde_json::from_value::<ClusterImagePolicy>(v).unwrap().validate_cel().unwrap()
+                }
                 "ImagePolicy" => serde_json::from_value::<ImagePolicy>(v).unwrap().validate_cel().unwrap(),
                 "TrustRoot" => serde_json::from_value::<TrustRoot>(v).unwrap().validate_cel().unwrap(),
                 other => panic!("{other}"),

@@ -134,6 +134,23 @@ pub fn target(pod: Option<&api::PodSandbox>, container: Option<&api::Container>)
     }
 }
 
+/// A warning when `runtime` at `version` passes plugins no image identity (containerd before 2.4):
+/// every container is then refused, since what cannot be identified cannot be verified.
+pub fn identity_warning(runtime: &str, version: &str) -> Option<String> {
+    if runtime != "containerd" {
+        return None;
+    }
+    let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    ((major, minor) < (2, 4)).then(|| {
+        format!(
+            "running degraded: containerd {version} gives NRI plugins no image digest (from 2.4 on), so every \
+             container is refused; upgrade containerd, or do not require this plugin"
+        )
+    })
+}
+
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum NriError {
@@ -331,6 +348,9 @@ async fn answer<D: Decide>(call: Call, decider: Arc<D>, stats: &Stats, request_t
                 request_timeout.store(c.request_timeout as u64, Ordering::Relaxed);
             }
             tracing::info!(runtime = %c.runtime_name, version = %c.runtime_version, nri = %c.nri_version, request_timeout_ms = c.request_timeout, "configured by the runtime");
+            if let Some(w) = identity_warning(&c.runtime_name, &c.runtime_version) {
+                tracing::warn!("{w}");
+            }
             let events = event::mask(&[event::CREATE_CONTAINER, event::VALIDATE_CONTAINER_ADJUSTMENT]);
             response(api::ConfigureResponse { events }.encode_to_vec(), None)
         }
@@ -430,6 +450,14 @@ mod tests {
         let e = parse_call(7, &request("CreateContainer", vec![0x0a, 0x05, 1])).unwrap_err();
         assert!(matches!(e, TtrpcError::Malformed { stream: 7, .. }), "{e:?}");
         assert!(e.to_string().contains("CreateContainer"), "{e}");
+    }
+
+    #[test]
+    fn containerd_before_2_4_is_said_to_run_degraded() {
+        assert!(identity_warning("containerd", "v2.3.4").is_some_and(|w| w.starts_with("running degraded")));
+        assert_eq!(identity_warning("containerd", "v2.4.0-dev+301026e"), None);
+        assert_eq!(identity_warning("cri-o", "1.30.0"), None);
+        assert_eq!(identity_warning("containerd", "garbage"), None);
     }
 
     #[test]

@@ -235,3 +235,77 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
         assert!(t.contains(cause) || (i == 0 && t.contains("required plugin")), "{t}");
     }
 }
+
+/// containerd 2.3 gives NRI plugins no image identity: the plugin refuses, saying why, rather
+/// than trust the CRI image-name annotation that whoever creates the container sets.
+#[test]
+fn on_containerd_2_3_containers_are_refused_saying_the_runtime_gave_no_digest() {
+    let test = "NRI on containerd 2.3 (no image identity)";
+    if tollgate_testkit::peers::require("containerd-2.3/containerd", test).is_none() {
+        return;
+    }
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (sandbox, app) = rt.block_on(async {
+        let client = reg.client();
+        let pause = Reference::parse_normalized(&format!("{}/nri/pause", reg.addr)).unwrap();
+        let d = image::push_runnable(&client, &pause, "1", b"pause").await.digest;
+        let app = Reference::parse_normalized(&format!("{}/nri/app", reg.addr)).unwrap();
+        image::push_runnable(&client, &app, "v1", b"app").await;
+        (format!("{}/nri/pause:1@{d}", reg.addr), format!("{}/nri/app:v1", reg.addr))
+    });
+    let work = tempfile::tempdir().unwrap();
+    let opts = Options {
+        line: "2.3",
+        config_version: 3,
+        registries: vec![reg.addr.clone()],
+        sandbox_image: sandbox.clone(),
+        env: Vec::new(),
+        nri: true,
+    };
+    let ctrd = Containerd::start(opts, test).unwrap();
+    for image in [&sandbox, &app] {
+        let r = ctrd.crictl(&["pull", image]);
+        assert!(r.status.success(), "pull {image}: {}", text(&r));
+    }
+    let config = work.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket: {}\nnri:\n  socket: {}\n",
+            work.path().join("none.sock").display(),
+            ctrd.nri_socket().display()
+        ),
+    )
+    .unwrap();
+    let nri = Proc::start(&["nri", "--config", config.to_str().unwrap()], &work.path().join("nri.log"));
+    nri.wait_for("registered with the runtime", 1);
+    nri.wait_for("running degraded: containerd", 1);
+    let pod = work.path().join("pod.json");
+    std::fs::write(
+        &pod,
+        format!(
+            r#"{{"metadata":{{"name":"old","namespace":"shop","uid":"old-uid","attempt":1}},"log_directory":"{}","linux":{{"security_context":{{"namespace_options":{{"network":2}}}}}}}}"#,
+            work.path().display()
+        ),
+    )
+    .unwrap();
+    let container = work.path().join("c.json");
+    std::fs::write(
+        &container,
+        format!(r#"{{"metadata":{{"name":"app"}},"image":{{"image":"{app}"}},"log_path":"app.log","linux":{{}}}}"#),
+    )
+    .unwrap();
+    let runp = ctrd.crictl(&["runp", pod.to_str().unwrap()]);
+    assert!(runp.status.success(), "runp: {}", text(&runp));
+    let pod_id = String::from_utf8_lossy(&runp.stdout).trim().to_owned();
+    let r = ctrd.crictl(&["create", &pod_id, container.to_str().unwrap(), pod.to_str().unwrap()]);
+    assert!(!r.status.success(), "a container without image identity was created: {}", text(&r));
+    assert!(
+        text(&r).contains(
+            "container shop/old/app: the runtime gave no image digest (NRI passes it from containerd 2.4 on)"
+        ),
+        "{}",
+        text(&r)
+    );
+}
