@@ -76,6 +76,23 @@ pub enum PatchError {
     },
 }
 
+/// The static pods kubeadm writes, by patch target.
+pub const STATIC_POD_TARGETS: [&str; 4] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+
+/// Strategic-merge patches (`<target>5nri+strategic.yaml`, applied after the pins' `+json.json`) that
+/// annotate each static pod with `annotation: "true"`, so that containerd's NRI default validator lets
+/// the control plane start while a required NRI plugin (tollgate's, when it runs as a pod) is not up yet.
+/// A strategic merge adds the key to annotations kubeadm writes, or creates them (the controller
+/// manager and scheduler have none). File names and contents, in target order.
+pub fn nri_toleration(annotation: &str) -> Vec<(String, String)> {
+    STATIC_POD_TARGETS
+        .iter()
+        .map(|t| {
+            (format!("{t}5nri+strategic.yaml"), format!("metadata:\n  annotations:\n    {annotation}: \"true\"\n"))
+        })
+        .collect()
+}
+
 /// Renders the patch set for `images`. With `allow_unpinned`, images without
 /// a digest are reported in [`PatchSet::uncovered`] instead of failing.
 pub fn render(images: &VersionImages, allow_unpinned: bool) -> Result<PatchSet, PatchError> {

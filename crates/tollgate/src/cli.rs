@@ -326,6 +326,10 @@ pub struct PatchesArgs {
     /// Write patches for the pinned images and skip unpinned ones instead of refusing.
     #[arg(long)]
     pub allow_unpinned: bool,
+    /// Also annotate the static pods nri.tollgate.dev/tolerate-missing-plugins: "true", so they start
+    /// while tollgate's NRI plugin is not up (only needed when the plugin runs as a pod).
+    #[arg(long)]
+    pub nri_toleration: bool,
     /// Show what would be written without writing.
     #[arg(long)]
     pub dry_run: bool,

@@ -29,6 +29,8 @@ struct PatchesOutput<'a> {
     files: Vec<WrittenPatch<'a>>,
     uncovered: &'a [Uncovered],
     upgrade_commands: Vec<String>,
+    /// The NRI toleration patches written (with --nri-toleration).
+    nri_tolerations: Vec<String>,
 }
 
 pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
@@ -50,6 +52,23 @@ pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
             if a.dry_run { None } else { Some(fsutil::write_atomic(&path, f.content.as_bytes(), PATCH_FILE_MODE)?) };
         files.push(WrittenPatch { file: f, path: path.display().to_string(), outcome });
     }
+    let mut nri_tolerations = Vec::new();
+    let mut toleration_lines = String::new();
+    if a.nri_toleration {
+        for (name, content) in patches::nri_toleration(tollgate_node::install::TOLERATE_MISSING_NRI) {
+            let path = a.out.join(&name);
+            let state = if a.dry_run {
+                "would write"
+            } else {
+                match fsutil::write_atomic(&path, content.as_bytes(), PATCH_FILE_MODE)? {
+                    WriteOutcome::Written => "wrote",
+                    WriteOutcome::Unchanged => "unchanged",
+                }
+            };
+            toleration_lines.push_str(&format!("{state:<11} {}  (tolerates a missing NRI plugin)\n", path.display()));
+            nri_tolerations.push(path.display().to_string());
+        }
+    }
     let upgrade_commands = vec![
         format!("kubeadm init --patches {dir} ...            # or patches.directory in InitConfiguration"),
         format!("kubeadm join --patches {dir} ...            # every control-plane node"),
@@ -64,6 +83,7 @@ pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
             files,
             uncovered: &set.uncovered,
             upgrade_commands,
+            nri_tolerations,
         })?,
         Format::Text => {
             let mut s = String::new();
@@ -78,6 +98,7 @@ pub fn patches(a: &PatchesArgs, fmt: Format) -> anyhow::Result<Outcome> {
                     s.push_str(&w.file.content);
                 }
             }
+            s.push_str(&toleration_lines);
             s.push_str("\nkubeadm reads these patches only when told to, on every run:\n");
             for c in &upgrade_commands {
                 s.push_str(&format!("  {c}\n"));

@@ -219,3 +219,49 @@ fn config_v1beta3_json_has_upgrade_flags() {
             .contains("imageTag: v1.11.1@sha256:1eeb4c7316bacb1d4c8ead65571cd92dd21e27359f0d4917f1a5822a73b75db1")
     );
 }
+
+/// `--nri-toleration` adds a strategic merge per static pod that kubeadm applies after the pin; merged
+/// into manifests with and without annotations, each static pod carries the toleration and keeps the rest.
+#[test]
+fn the_nri_toleration_annotates_every_static_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("patches");
+    let r = tollgate(&[
+        "kubeadm",
+        "patches",
+        "--kubernetes-version",
+        "v1.36.2",
+        "--out",
+        out.to_str().unwrap(),
+        "--nri-toleration",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["nriTolerations"].as_array().unwrap().len(), 4);
+    for pod in STATIC_PODS {
+        let name = format!("{pod}5nri+strategic.yaml");
+        // kubeadm applies a target's patches in file-name order: the pin first, hardening ("9harden") last.
+        let order = [format!("{pod}+json.json"), name.clone(), format!("{pod}9harden+strategic.yaml")];
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, order, "{pod}");
+        let patch: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(out.join(&name)).unwrap()).unwrap();
+        let text = std::fs::read_to_string(controlplane_testdata(&format!("kubeadm-v1.32/{pod}.yaml"))).unwrap();
+        let mut manifest: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let before = manifest["metadata"]["annotations"].as_object().map_or(0, |a| a.len());
+        // A strategic merge of metadata.annotations is a map merge.
+        let annotations =
+            manifest["metadata"].as_object_mut().unwrap().entry("annotations").or_insert(serde_json::json!({}));
+        for (k, v) in patch["metadata"]["annotations"].as_object().unwrap() {
+            annotations[k] = v.clone();
+        }
+        assert_eq!(manifest["metadata"]["annotations"]["nri.tollgate.dev/tolerate-missing-plugins"], "true", "{pod}");
+        assert_eq!(
+            manifest["metadata"]["annotations"].as_object().unwrap().len(),
+            before + 1,
+            "{pod}: the others stay"
+        );
+    }
+}
