@@ -358,10 +358,13 @@ async fn answer<D: Decide>(call: Call, decider: Arc<D>, stats: &Stats, request_t
             // Answered at once; the images of running containers are verified in the background,
             // so that their restarts find a warm cache.
             let pods: HashMap<&str, &api::PodSandbox> = s.pods.iter().map(|p| (p.id.as_str(), p)).collect();
-            let targets: BTreeSet<Target> = s
+            // One decision per image and namespace, however many containers run it.
+            let mut seen = BTreeSet::new();
+            let targets: Vec<Target> = s
                 .containers
                 .iter()
                 .filter_map(|c| target(pods.get(c.pod_sandbox_id.as_str()).copied(), Some(c)).ok())
+                .filter(|t| seen.insert((t.name.clone(), t.digest.clone(), t.namespace.clone())))
                 .collect();
             let decider = decider.clone();
             tracing::info!(

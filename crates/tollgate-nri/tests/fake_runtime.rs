@@ -127,6 +127,58 @@ fn registers_subscribes_and_decides_each_create() {
     });
 }
 
+/// Counts the images it is asked about.
+struct Counting(std::sync::Mutex<Vec<String>>);
+
+impl Decide for Counting {
+    fn decide(&self, t: Target) -> impl std::future::Future<Output = Verdict> + Send {
+        self.0.lock().unwrap().push(format!("{} {}", t.namespace, t.name));
+        async { Verdict::Allow }
+    }
+}
+
+/// `Synchronize` is answered at once, and the images of the running containers are then verified in
+/// the background, each once, so that their restarts find a warm cache.
+#[test]
+fn synchronize_verifies_the_running_images_in_the_background() {
+    runtime().block_on(async {
+        let rt = FakeRuntime::bind();
+        let seen = Arc::new(Counting(std::sync::Mutex::new(Vec::new())));
+        let plugin =
+            tokio::spawn(plugin::serve_connection_owned(settings(&rt), seen.clone(), Arc::new(Stats::default())));
+        let mut conn = rt.accept().await;
+        conn.registration(None).await;
+        let c = |id: &str, image: &str| api::Container {
+            id: id.into(),
+            pod_sandbox_id: "p1".into(),
+            name: id.into(),
+            image: Some(api::Image { name: image.into(), digest: DIGEST.into(), config_digest: String::new() }),
+            ..Default::default()
+        };
+        let sync = api::SynchronizeRequest {
+            pods: vec![api::PodSandbox {
+                id: "p1".into(),
+                name: "web".into(),
+                namespace: "shop".into(),
+                ..Default::default()
+            }],
+            containers: vec![c("a", "r.example/app:1"), c("b", "r.example/app:1"), c("c", "r.example/db:2")],
+            more: false,
+        };
+        let r = conn.call("Synchronize", sync.encode_to_vec()).await;
+        assert!(r.status.is_none(), "{:?}", r.status);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.0.lock().unwrap().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "not verified: {:?}", seen.0.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut got = seen.0.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, ["shop r.example/app:1", "shop r.example/db:2"], "each running image once, with its namespace");
+        plugin.abort();
+    });
+}
+
 /// A decision slower than three quarters of the request timeout refuses the container in time.
 #[test]
 fn a_slow_decision_is_refused_within_the_request_timeout() {
