@@ -52,10 +52,166 @@ pub fn crds() -> Result<String, RenderError> {
     Ok(docs.join("---\n"))
 }
 
-/// Every manifest, in apply order.
-pub fn all() -> Result<Vec<Manifest>, RenderError> {
-    Ok(vec![
+/// Every manifest, in apply order; with `policies`, also the admission policy generated from them
+/// ([`admission_policy`]).
+pub fn all(policies: Option<&[ClusterImagePolicy]>, static_manifest: bool) -> Result<Vec<Manifest>, RenderError> {
+    let mut out = vec![
         Manifest { file: "00-namespace.yaml", yaml: namespace() },
         Manifest { file: "10-crds.yaml", yaml: crds()? },
-    ])
+    ];
+    if let Some(p) = policies {
+        out.push(Manifest { file: "20-admission-policy.yaml", yaml: admission_policy(p, static_manifest)? });
+    }
+    Ok(out)
+}
+
+/// A file of policy objects could not be read as such.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: document {index}: {message}")]
+pub struct PoliciesError {
+    /// The file.
+    pub source_name: String,
+    /// Which YAML document (1-based).
+    pub index: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// kube's CEL errors as one line: "N validation error(s):" then one "- path: message" line each.
+fn one_line(text: &str) -> String {
+    let items: Vec<&str> =
+        text.lines().skip(1).map(|l| l.trim().trim_start_matches("- ")).filter(|l| !l.is_empty()).collect();
+    if items.is_empty() { text.trim().to_owned() } else { items.join("; ") }
+}
+
+/// The ClusterImagePolicies in a multi-document YAML file (other kinds are skipped), each checked
+/// against the CRD's CEL rules as the API server would.
+pub fn cluster_policies(text: &str, source_name: &str) -> Result<Vec<ClusterImagePolicy>, PoliciesError> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let err = |message: String| PoliciesError { source_name: source_name.to_owned(), index: i + 1, message };
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| err(e.to_string()))?;
+        if value.is_null() || value["kind"] != "ClusterImagePolicy" {
+            continue;
+        }
+        let policy: ClusterImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        policy.validate_cel().map_err(|e| err(one_line(&e.to_string())))?;
+        out.push(policy);
+    }
+    Ok(out)
+}
+
+/// The name of the generated admission policy and its binding.
+pub const ADMISSION_POLICY: &str = "images.tollgate.dev";
+/// The same, for `AdmissionConfiguration.staticManifestsDir` (Kubernetes 1.36+), which requires the
+/// `.static.k8s.io` suffix; the API cannot delete such objects.
+pub const STATIC_ADMISSION_POLICY: &str = "tollgate-images.static.k8s.io";
+
+/// A CEL expression that holds when `i` (an image reference as written in a pod) is under `scope`
+/// with containers-policy.json semantics: `HOST[:PORT][/PATH]` is a prefix ending at a path, tag or
+/// digest separator; `*.DOMAIN` matches registry hosts below DOMAIN.
+fn scope_cel(scope: &str) -> String {
+    // Scopes passed the CRD's own rule: lower-case host, port and path characters, no quotes.
+    if let Some(domain) = scope.strip_prefix("*.") {
+        return format!("(i.contains('/') && i.split('/')[0].endsWith('.{domain}'))");
+    }
+    if scope.contains('/') {
+        format!("(i.startsWith('{scope}/') || i.startsWith('{scope}:') || i.startsWith('{scope}@'))")
+    } else {
+        format!("i.startsWith('{scope}/')")
+    }
+}
+
+/// A ValidatingAdmissionPolicy and its binding, generated from the ClusterImagePolicies: every image of
+/// every pod must be pinned by digest and come from a scope one of them covers. It needs no network call,
+/// so it keeps holding when tollgate's webhook or nodes are down. Denials are enforced (`Deny`) when any of
+/// the policies enforces, and only warned (`Warn`, `Audit`) when all of them warn. With `static_manifest`
+/// the names end in `.static.k8s.io`, for `staticManifestsDir`.
+pub fn admission_policy(policies: &[ClusterImagePolicy], static_manifest: bool) -> Result<String, RenderError> {
+    let mut scopes: Vec<&str> = policies.iter().flat_map(|p| p.spec.images.iter().map(String::as_str)).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(RenderError {
+            what: "the admission policy",
+            message: "no ClusterImagePolicy names an image scope, so every image would be refused".into(),
+        });
+    }
+    let enforce = policies.iter().any(|p| p.spec.mode.as_deref() != Some("warn"));
+    let allowed = scopes.iter().map(|s| scope_cel(s)).collect::<Vec<_>>().join(" || ");
+    let listed = scopes.join(", ");
+    let name = if static_manifest { STATIC_ADMISSION_POLICY } else { ADMISSION_POLICY };
+    let policy = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "tollgate"}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods"]
+            }]},
+            "variables": [{
+                "name": "images",
+                "expression": "object.spec.containers.map(c, c.image) \
+                    + (has(object.spec.initContainers) ? object.spec.initContainers.map(c, c.image) : []) \
+                    + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.map(c, c.image) : [])"
+            }],
+            "validations": [
+                {
+                    "expression": "variables.images.all(i, i.contains('@sha256:'))",
+                    "messageExpression": "'tollgate: every image must be pinned by digest (NAME@sha256:...); not pinned: ' + variables.images.filter(i, !i.contains('@sha256:')).join(', ')",
+                    "reason": "Forbidden"
+                },
+                {
+                    "expression": format!("variables.images.all(i, {allowed})"),
+                    "messageExpression": format!("'tollgate: images must come from a scope a ClusterImagePolicy covers ({listed}), written with their registry: ' + variables.images.filter(i, !({allowed})).join(', ')"),
+                    "reason": "Forbidden"
+                }
+            ]
+        }
+    });
+    let actions = if enforce { serde_json::json!(["Deny"]) } else { serde_json::json!(["Warn", "Audit"]) };
+    let binding = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "tollgate"}},
+        "spec": {"policyName": name, "validationActions": actions}
+    });
+    Ok(format!("{}---\n{}", yaml("the admission policy", &policy)?, yaml("the admission policy binding", &binding)?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::crd::ClusterImagePolicySpec;
+
+    fn cip(images: &[&str], mode: Option<&str>) -> ClusterImagePolicy {
+        let spec: ClusterImagePolicySpec = serde_json::from_value(serde_json::json!({
+            "images": images, "mode": mode, "authorities": [{"static": {"action": "pass"}}]
+        }))
+        .unwrap();
+        ClusterImagePolicy::new("p", spec)
+    }
+
+    #[test]
+    fn scopes_become_prefix_rules_that_end_at_a_separator() {
+        assert_eq!(scope_cel("r.example"), "i.startsWith('r.example/')");
+        assert_eq!(
+            scope_cel("r.example/team"),
+            "(i.startsWith('r.example/team/') || i.startsWith('r.example/team:') || i.startsWith('r.example/team@'))"
+        );
+        assert_eq!(scope_cel("*.example.com"), "(i.contains('/') && i.split('/')[0].endsWith('.example.com'))");
+    }
+
+    #[test]
+    fn the_binding_enforces_unless_every_policy_warns_and_static_names_end_in_static_k8s_io() {
+        let text = admission_policy(&[cip(&["r.example"], Some("warn")), cip(&["q.example"], None)], false).unwrap();
+        assert!(text.contains("- Deny") && text.contains("name: images.tollgate.dev"), "{text}");
+        assert!(text.contains("q.example, r.example"), "the scopes are listed once each: {text}");
+        let text = admission_policy(&[cip(&["r.example"], Some("warn"))], true).unwrap();
+        assert!(text.contains("- Warn") && !text.contains("- Deny"), "{text}");
+        assert_eq!(text.matches("name: tollgate-images.static.k8s.io").count(), 2, "{text}");
+        assert!(admission_policy(&[], false).unwrap_err().message.contains("every image would be refused"));
+    }
 }

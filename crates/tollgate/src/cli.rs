@@ -114,16 +114,21 @@ the plugin is not connected. When containerd restarts, the plugin reconnects (10
 
 Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
     Nri(NriArgs),
-    /// Print or write the Kubernetes manifests: namespace and the tollgate.dev CRDs.
+    /// Print or write the Kubernetes manifests: namespace, the tollgate.dev CRDs, an admission policy.
     #[command(after_help = "\
 Examples:
   tollgate manifests | kubectl apply -f -
   tollgate manifests --out ./manifests && kubectl apply -f ./manifests
+  tollgate manifests --policies examples/kubernetes/policies.yaml \\
+    --out ./manifests
 
 Writes 00-namespace.yaml (tollgate-system, Pod Security restricted) and 10-crds.yaml \
 (ClusterImagePolicy, ImagePolicy, TrustRoot, with structural schemas and CEL rules the API server \
-enforces). The controller that compiles them into a node policy bundle is not part of this \
-release yet: docs/kubernetes.md.")]
+enforces). With --policies, 20-admission-policy.yaml: a ValidatingAdmissionPolicy and binding \
+that refuse pods whose images are not pinned by digest or not under a ClusterImagePolicy's \
+scopes. It needs no webhook and no network, so it holds while they are down. The controller \
+that compiles the policies into a node policy bundle is not part of this release yet: \
+docs/kubernetes.md.")]
     Manifests(ManifestsArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
@@ -838,6 +843,14 @@ pub struct ManifestsArgs {
     /// Write one file per part into this directory (created if its parent exists) instead of stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also generate a ValidatingAdmissionPolicy from the ClusterImagePolicies in this YAML file: every
+    /// pod image pinned by digest and under a scope they cover.
+    #[arg(long, value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+    /// Name the admission policy for AdmissionConfiguration's staticManifestsDir (Kubernetes 1.36+),
+    /// where the API cannot delete it.
+    #[arg(long, requires = "policies")]
+    pub static_admission: bool,
 }
 
 /// `nri` arguments.

@@ -41,6 +41,16 @@ fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
             "/apis/tollgate.dev/v1alpha1/clusterimagepolicies".to_owned()
         }
         ("tollgate.dev/v1alpha1", "TrustRoot") => "/apis/tollgate.dev/v1alpha1/trustroots".to_owned(),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies".to_owned()
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings".to_owned()
+        }
+        ("v1", "Pod") => format!("/api/v1/namespaces/{}/pods", doc["metadata"]["namespace"].as_str().unwrap()),
+        ("v1", "ServiceAccount") => {
+            format!("/api/v1/namespaces/{}/serviceaccounts", doc["metadata"]["namespace"].as_str().unwrap())
+        }
         ("tollgate.dev/v1alpha1", "ImagePolicy") => format!(
             "/apis/tollgate.dev/v1alpha1/namespaces/{}/imagepolicies",
             doc["metadata"]["namespace"].as_str().unwrap()
@@ -150,4 +160,70 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
     );
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("a TrustRoot has exactly one of sigstore or keys"), "{body}");
+    the_generated_admission_policy_refuses_unpinned_and_uncovered_images(api);
+}
+
+/// `tollgate manifests --policies` generates a ValidatingAdmissionPolicy that the real API server
+/// type-checks and enforces without any webhook: pods whose images are not pinned by digest, or not
+/// under a ClusterImagePolicy's scopes, are refused with tollgate's message.
+fn the_generated_admission_policy_refuses_unpinned_and_uncovered_images(api: &KubeApi) {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/policies.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--policies", examples])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> =
+        serde_yaml_ng::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    for doc in docs.iter().filter(|d| d["apiVersion"] == "admissionregistration.k8s.io/v1") {
+        let (status, body) = create(api, doc);
+        assert_eq!(status, 201, "{body}");
+    }
+    // The ServiceAccount admission plugin wants the namespace's default account (no controller-manager runs here).
+    let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "shop"}});
+    let (status, body) = create(api, &sa);
+    assert!(status == 201 || status == 409, "{body}");
+    let pod = |name: &str, image: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"automountServiceAccountToken": false, "containers": [{"name": "c", "image": image}]}})
+    };
+    let pinned = "registry.k8s.io/pause:3.10.2@sha256:f548e0e8e3dc1896ca956272154dde3314e8cc4fde0a57577ee9fa1c63f5baf4";
+    // The policy takes effect once the API server has loaded and type-checked it: bounded wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut attempt = 0;
+    let refused = loop {
+        attempt += 1;
+        let (status, body) = create(api, &pod(&format!("tag-only-{attempt}"), "registry.k8s.io/pause:3.10.2"));
+        if status != 201 {
+            break (status, body);
+        }
+        assert!(std::time::Instant::now() < deadline, "the admission policy never took effect");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let message = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["message"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert!(
+        message(&refused.1).contains(
+            "tollgate: every image must be pinned by digest (NAME@sha256:...); not pinned: registry.k8s.io/pause:3.10.2"
+        ),
+        "{}",
+        refused.1
+    );
+    let (status, body) =
+        create(api, &pod("elsewhere", &format!("quay.io/someone/tool@{}", &pinned[pinned.len() - 71..])));
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains(
+            "images must come from a scope a ClusterImagePolicy covers (registry.example.com/team, registry.k8s.io)"
+        ),
+        "{body}"
+    );
+    let (status, body) =
+        create(api, &pod("lookalike", &format!("registry.example.com/teammate/app@{}", &pinned[pinned.len() - 71..])));
+    assert_eq!(status, 403, "a scope is a path prefix, not a string prefix: {body}");
+    let (status, body) = create(api, &pod("pinned", pinned));
+    assert_eq!(status, 201, "a pinned image under a covered scope is admitted: {body}");
 }

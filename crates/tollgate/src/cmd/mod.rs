@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
         Command::Nri(a) => nri::run(&a),
-        Command::Manifests(a) => manifests(a.out.as_deref(), fmt),
+        Command::Manifests(a) => manifests(&a, fmt),
         Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
         Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
         Command::Systemd(SystemdCommand::ImageOverride(a)) => mirror::image_override(&a, fmt),
@@ -84,8 +84,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 /// `tollgate manifests`: the YAML, on stdout or as files in a directory.
-fn manifests(out: Option<&Path>, fmt: Format) -> anyhow::Result<Outcome> {
-    let all = tollgate_kube::manifests::all()?;
+fn manifests(a: &crate::cli::ManifestsArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    let out = a.out.as_deref();
+    let policies = match &a.policies {
+        None => None,
+        Some(p) => {
+            let text =
+                String::from_utf8(read_capped(p)?).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", p.display()))?;
+            Some(tollgate_kube::manifests::cluster_policies(&text, &p.display().to_string())?)
+        }
+    };
+    let all = tollgate_kube::manifests::all(policies.as_deref(), a.static_admission)?;
     let Some(dir) = out else {
         let text: String = all.iter().map(|m| m.yaml.clone()).collect::<Vec<_>>().join("---\n");
         crate::output::print(&text)?;

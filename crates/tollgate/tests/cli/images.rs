@@ -208,6 +208,17 @@ fn manifests_are_written_as_files_or_printed() {
     let crds = std::fs::read_to_string(out.join("10-crds.yaml")).unwrap();
     assert!(crds.contains("name: clusterimagepolicies.tollgate.dev") && crds.contains("x-kubernetes-validations"));
     assert_eq!(crate::util::mode(&out.join("00-namespace.yaml")), 0o644);
+    // --policies adds the admission policy generated from the ClusterImagePolicies; a bad one is named.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/policies.yaml");
+    let r = tollgate(&["manifests", "--policies", examples, "--static-admission"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("name: tollgate-images.static.k8s.io").count(), 2, "{}", r.stdout);
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: Namespace\n---\napiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: x}\nspec: {images: [r.example], mode: audit, authorities: [{static: {action: pass}}]}\n").unwrap();
+    let r = tollgate(&["manifests", "--policies", bad.to_str().unwrap()]);
+    let e = r.one_line_error(2);
+    assert!(e.contains("bad.yaml: document 2: ") && e.contains("mode is enforce or warn"), "{e}");
+    assert_eq!(tollgate(&["manifests", "--static-admission"]).code, 2, "--static-admission needs --policies");
     let typo = dir.path().join("no/such/manifests");
     let r = tollgate(&["manifests", "--out", typo.to_str().unwrap()]);
     assert!(r.one_line_error(2).contains("does not exist; create it first"), "{}", r.stderr);
