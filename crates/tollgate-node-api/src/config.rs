@@ -57,6 +57,10 @@ pub struct NodeConfig {
     pub last_good_policy: Option<PathBuf>,
     /// The NRI plugin (`tollgate nri`), which decides every container create.
     pub nri: NriConfig,
+    /// A directory of per-namespace policies, `NAMESPACE.yaml` (or `.json`): an image decided for a
+    /// namespace (NRI, admission) must be allowed by `policy` **and** by its namespace's policy, which
+    /// can only add requirements. `null`: none.
+    pub namespace_policies: Option<PathBuf>,
 }
 
 /// `tollgate nri`: where containerd's NRI socket is and what the plugin registers as.
@@ -129,6 +133,7 @@ impl Default for NodeConfig {
             fallback_binary: PathBuf::from("/usr/local/bin/tollgate"),
             last_good_policy: Some(PathBuf::from("/var/lib/tollgate/last-good-policy.json")),
             nri: NriConfig::default(),
+            namespace_policies: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! exports metrics, reloads its policy (keeping the last good one), honours a
 //! break-glass file, and shuts down gracefully on SIGTERM or SIGINT.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
@@ -136,6 +136,9 @@ impl InForce {
 pub struct Daemon {
     cfg: NodeConfig,
     policy: RwLock<InForce>,
+    /// Per-namespace policies (`namespacePolicies`), by namespace: the last version of each that
+    /// loaded, or the error of one that never did (its images are then undecidable).
+    namespaces: RwLock<BTreeMap<String, Result<Arc<PolicySnapshot>, String>>>,
     reload: Mutex<ReloadState>,
     verdicts: Mutex<TtlCache<Key, Arc<Verdict>>>,
     inflight: Mutex<Inflight>,
@@ -208,8 +211,10 @@ impl Daemon {
             .map_err(|source| DaemonError::Audit { path: cfg.audit_log.path.clone(), source })?;
         let metrics = Metrics::new();
         metrics.policy_source.set(in_force.gauge());
+        let namespaces = RwLock::new(load_namespaces(&cfg, &BTreeMap::new()));
         Ok(Daemon {
             policy: RwLock::new(in_force),
+            namespaces,
             reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error }),
             verdicts: Mutex::new(TtlCache::new(cfg.cache.max_entries)),
             inflight: Mutex::new(HashMap::new()),
@@ -229,6 +234,17 @@ impl Daemon {
     /// Re-reads the policy. A policy that fails to load is reported (log,
     /// `/healthz`, metrics) and the last good one stays in force.
     pub fn reload(&self) {
+        if self.cfg.namespace_policies.is_some() {
+            let before = self.namespaces.read().unwrap_or_else(PoisonError::into_inner).clone();
+            let after = load_namespaces(&self.cfg, &before);
+            let hashes = |m: &BTreeMap<String, Result<Arc<PolicySnapshot>, String>>| -> Vec<(String, String)> {
+                m.iter().map(|(n, r)| (n.clone(), r.as_ref().map_or_else(Clone::clone, |s| s.hash.clone()))).collect()
+            };
+            if hashes(&before) != hashes(&after) {
+                info!(namespaces = after.len(), "namespace policies reloaded");
+                *self.namespaces.write().unwrap_or_else(PoisonError::into_inner) = after;
+            }
+        }
         let current = self.in_force();
         let current_hash = current.snapshot().map(|s| s.hash.clone()).unwrap_or_default();
         let configured = matches!(current, InForce::Configured(_));
@@ -308,10 +324,11 @@ impl Daemon {
             }
             None => {
                 self.metrics.break_glass.set(0);
-                match in_force.snapshot() {
+                let cluster = match in_force.snapshot() {
                     Some(snapshot) => self.cached_or_decided(snapshot, req, &digest).await,
                     None => (Arc::new(self.no_policy()), false),
-                }
+                };
+                self.with_namespace(cluster, req, &digest).await
             }
         };
         let (mut outcome, mut allowed, reasons) = self.finalize(&verdict);
@@ -347,6 +364,63 @@ impl Daemon {
             .inc();
         self.metrics.latency.observe(start.elapsed().as_secs_f64());
         Ok(VerifyResponse { allowed, outcome, reason, rule: record.rule, cached, policy_hash: record.policy_hash })
+    }
+
+    /// What the namespace's own policy adds: when the cluster policy allows an image for a namespace
+    /// that has a policy under `namespacePolicies`, that policy must allow it too. It can only add
+    /// requirements: a cluster denial stands whatever the namespace says.
+    async fn with_namespace(
+        &self,
+        cluster: (Arc<Verdict>, bool),
+        req: &VerifyRequest,
+        digest: &Digest,
+    ) -> (Arc<Verdict>, bool) {
+        let Some(ns) = req.namespace.as_deref().filter(|n| !n.is_empty()) else { return cluster };
+        if matches!(cluster.0.outcome, Outcome::Denied | Outcome::Undecidable) {
+            return cluster;
+        }
+        let entry = self.namespaces.read().unwrap_or_else(PoisonError::into_inner).get(ns).cloned();
+        // The namespace's verdict, saying whose policy it is.
+        let prefix = |v: &Verdict| {
+            let mut v = v.clone();
+            v.rule = format!("namespace {ns}: {}", v.rule);
+            if let Some(first) = v.reasons.first_mut() {
+                *first = format!("the policy of namespace {ns}: {first}");
+            }
+            v
+        };
+        match entry {
+            None => cluster,
+            Some(Err(e)) => (
+                Arc::new(Verdict {
+                    outcome: Outcome::Undecidable,
+                    rule: format!("namespace {ns}"),
+                    reasons: vec![format!("the policy of namespace {ns} does not load: {e}")],
+                    registry_error: false,
+                    valid_until: None,
+                    unreachable: false,
+                }),
+                false,
+            ),
+            Some(Ok(snapshot)) => {
+                let (v, cached) = self.cached_or_decided(&snapshot, req, digest).await;
+                match v.outcome {
+                    // Allowed by both: the cluster's verdict says why, the namespace's adds its rule.
+                    Outcome::Allowed | Outcome::Exempt if cluster.0.outcome != Outcome::Warned => {
+                        let mut both = (*cluster.0).clone();
+                        both.reasons
+                            .push(format!("and namespace {ns}: {}", v.reasons.first().cloned().unwrap_or_default()));
+                        both.valid_until = match (cluster.0.valid_until, v.valid_until) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                        (Arc::new(both), cluster.1 && cached)
+                    }
+                    Outcome::Allowed | Outcome::Exempt => cluster,
+                    _ => (Arc::new(prefix(&v)), cached),
+                }
+            }
+        }
     }
 
     /// The verdict while no policy loads: undecidable, with the load error.
@@ -510,6 +584,60 @@ impl Daemon {
 
 /// Keeps a copy of a policy that loaded, when `lastGoodPolicy` names a file in
 /// an existing directory (tollgate creates no directories). Failure is a warning.
+/// The policies under `namespacePolicies`: each `NAME.yaml`/`.yml`/`.json` file is namespace NAME's.
+/// One that fails to load keeps its version in `previous` if it had one, else records the error.
+fn load_namespaces(
+    cfg: &NodeConfig,
+    previous: &BTreeMap<String, Result<Arc<PolicySnapshot>, String>>,
+) -> BTreeMap<String, Result<Arc<PolicySnapshot>, String>> {
+    let mut out = BTreeMap::new();
+    let Some(dir) = &cfg.namespace_policies else { return out };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            error!("cannot read namespacePolicies {}: {e}; keeping the namespace policies in force", dir.display());
+            return previous.clone();
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        // Kubernetes namespace names, from a ConfigMap mount too (`..data` links are skipped).
+        let Some(ns) = [".yaml", ".yml", ".json"].iter().find_map(|ext| name.strip_suffix(ext)) else { continue };
+        if ns.is_empty()
+            || ns.starts_with('.')
+            || !ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            continue;
+        }
+        let loaded = match engine::load_policy(&path) {
+            Ok(s) => Ok(Arc::new(s)),
+            Err(e) => {
+                let message = chain(&e);
+                match previous.get(ns) {
+                    Some(Ok(old)) => {
+                        error!(
+                            "the policy of namespace {ns} ({}) does not load, keeping {}: {message}",
+                            path.display(),
+                            old.hash
+                        );
+                        Ok(old.clone())
+                    }
+                    _ => {
+                        error!(
+                            "the policy of namespace {ns} ({}) does not load, so its images are undecidable: {message}",
+                            path.display()
+                        );
+                        Err(message)
+                    }
+                }
+            }
+        };
+        out.insert(ns.to_owned(), loaded);
+    }
+    out
+}
+
 fn save_last_good(cfg: &NodeConfig, snapshot: &PolicySnapshot) {
     let Some(path) = &cfg.last_good_policy else { return };
     match path.parent() {

@@ -113,17 +113,30 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
             reg.addr
         ),
     );
+    // Namespace "strict" also wants the security team's signature, which no image here has.
+    let namespaces = work.path().join("namespaces");
+    std::fs::create_dir(&namespaces).unwrap();
+    std::fs::write(namespaces.join("security.pub"), TestKey::generate().public_pem()).unwrap();
+    std::fs::write(
+        namespaces.join("strict.yaml"),
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  security:\n    publicKeys: [{{path: security.pub}}]\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/nri:\n      - type: sigstoreSigned\n        trust: security\n        signedIdentity: {{type: matchRepository}}\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
     let socket = work.path().join("tollgate.sock");
     let node_config = w(
         "config.yaml",
         &format!(
-            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\nfallbackBinary: {}\nnri:\n  socket: {}\n",
+            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\nfallbackBinary: {}\nnamespacePolicies: {}\nnri:\n  socket: {}\n",
             policy.display(),
             socket.display(),
             reg.addr,
             work.path().join("audit.log").display(),
             work.path().join("break-glass").display(),
             env!("CARGO_BIN_EXE_tollgate"),
+            namespaces.display(),
             ctrd.nri_socket().display(),
         ),
     );
@@ -153,15 +166,16 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let pod = |name: &str, annotations: &str| {
+    let pod_in = |namespace: &str, name: &str, annotations: &str| {
         w(
             &format!("{name}.json"),
             &format!(
-                r#"{{"metadata":{{"name":"{name}","namespace":"shop","uid":"{name}-uid","attempt":1}},"annotations":{{{annotations}}},"log_directory":"{}","linux":{{"security_context":{{"namespace_options":{{"network":2}}}}}}}}"#,
+                r#"{{"metadata":{{"name":"{name}","namespace":"{namespace}","uid":"{name}-uid","attempt":1}},"annotations":{{{annotations}}},"log_directory":"{}","linux":{{"security_context":{{"namespace_options":{{"network":2}}}}}}}}"#,
                 work.path().display()
             ),
         )
     };
+    let pod = |name: &str, annotations: &str| pod_in("shop", name, annotations);
     let container = |name: &str, image: &str| {
         w(
             &format!("{name}.json"),
@@ -206,6 +220,14 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     let cid = String::from_utf8_lossy(&r.stdout).trim().to_owned();
     let start = ctrd.crictl(&["start", &cid]);
     assert!(start.status.success(), "start: {}", text(&start));
+    // A namespace with a stricter policy refuses what namespace shop admits, naming its own rule.
+    let strict = pod_in("strict", "vault", "");
+    let runp = ctrd.crictl(&["runp", strict.to_str().unwrap()]);
+    assert!(runp.status.success(), "runp strict: {}", text(&runp));
+    let strict_id = String::from_utf8_lossy(&runp.stdout).trim().to_owned();
+    let r = create(&ctrd, &strict_id, &strict, &container("app-strict", &signed));
+    assert!(!r.status.success(), "namespace strict admitted what only shop's policy allows: {}", text(&r));
+    assert!(text(&r).contains("in strict/vault/app-strict: the policy of namespace strict: denied by"), "{}", text(&r));
     // Both decisions went through the daemon: its audit log has them, with the namespace.
     let audit = std::fs::read_to_string(work.path().join("audit.log")).unwrap();
     assert!(audit.contains(&unsigned) && audit.contains("\"namespace\":\"shop\""), "{audit}");

@@ -579,3 +579,77 @@ fn with_no_policy_decisions_are_undecidable_and_break_glass_still_works() {
         (Some("undecidable"), Some("break-glass"))
     );
 }
+
+/// `namespacePolicies`: a namespace's policy adds to the cluster's and never relaxes it. A namespace with
+/// none gets the cluster's verdict; one whose policy does not load is undecidable; a fixed file is
+/// picked up on reload (SIGHUP).
+#[test]
+fn namespace_policies_only_add_requirements() {
+    let s = signed_setup();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let namespaces = s.dir.path().join("namespaces");
+    std::fs::create_dir(&namespaces).unwrap();
+    // strict: also wants a signature by another key; open: accepts anything (it cannot relax the cluster).
+    std::fs::write(namespaces.join("other.pub"), tollgate_testkit::sign::TestKey::generate().public_pem()).unwrap();
+    std::fs::write(
+        namespaces.join("strict.json"),
+        r#"{"default":[{"type":"sigstoreSigned","keyPath":"other.pub","signedIdentity":{"type":"matchRepository"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(namespaces.join("open.json"), r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    std::fs::write(namespaces.join("broken.yaml"), "default: [").unwrap();
+    let cfg = write_config(
+        s.dir.path(),
+        &s.dir.path().join("signed.json"),
+        &s.reg.addr,
+        &format!("namespacePolicies: {}\n", namespaces.display()),
+    );
+    let d = Daemon::start(&cfg);
+    let ask = |ns: &str, name: &str| {
+        let req = VerifyRequest {
+            name: name.into(),
+            digest: s.digest.to_string(),
+            namespace: Some(ns.into()),
+            media_type: None,
+        };
+        client::verify(&d.socket, &req, Duration::from_secs(10)).unwrap()
+    };
+    let allowed = ask("shop", &s.app());
+    assert!(allowed.allowed, "no namespace policy: the cluster's verdict: {}", allowed.reason);
+    let strict = ask("strict", &s.app());
+    assert_eq!((strict.allowed, strict.outcome), (false, Outcome::Denied), "{}", strict.reason);
+    assert!(strict.reason.starts_with("the policy of namespace strict: denied by default"), "{}", strict.reason);
+    assert_eq!(strict.rule, "namespace strict: default");
+    let both = ask("open", &s.app());
+    assert!(both.allowed, "{}", both.reason);
+    // The cluster denies an unsigned image: a namespace that accepts anything cannot allow it.
+    let unsigned = format!("{}/team/unsigned:v1", s.reg.addr);
+    let digest = s.rt.block_on(tollgate_testkit::image::push_index(
+        &s.reg.client(),
+        &tollgate_oci::Reference::parse_normalized(&format!("{}/team/unsigned", s.reg.addr)).unwrap(),
+        "v1",
+        b"unsigned",
+    ));
+    let req = VerifyRequest {
+        name: unsigned,
+        digest: digest.digest.to_string(),
+        namespace: Some("open".into()),
+        media_type: None,
+    };
+    let r = client::verify(&d.socket, &req, Duration::from_secs(10)).unwrap();
+    assert_eq!((r.allowed, r.outcome), (false, Outcome::Denied), "{}", r.reason);
+    let broken = ask("broken", &s.app());
+    assert_eq!((broken.allowed, broken.outcome), (false, Outcome::Undecidable), "{}", broken.reason);
+    assert!(broken.reason.starts_with("the policy of namespace broken does not load:"), "{}", broken.reason);
+    assert!(d.logs().contains("the policy of namespace broken"), "{}", d.logs());
+    // Fixed, then reloaded: it applies.
+    std::fs::write(
+        namespaces.join("broken.yaml"),
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{type: insecureAcceptAnything}]\n",
+    )
+    .unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    d.wait_until("the fixed namespace policy", |_| ask("broken", &s.app()).allowed);
+    let audit = d.audit_lines();
+    assert!(audit.iter().any(|r| r["namespace"] == "strict" && r["rule"] == "namespace strict: default"), "{audit:?}");
+}
