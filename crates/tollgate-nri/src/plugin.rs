@@ -319,7 +319,7 @@ pub async fn serve_connection_owned<D: Decide>(
 
 /// The answer to one call, as a ttrpc `Response` body.
 async fn answer<D: Decide>(call: Call, decider: Arc<D>, stats: &Stats, request_timeout: &AtomicU64) -> Vec<u8> {
-    let within = || Duration::from_millis(request_timeout.load(Ordering::Relaxed) * 3 / 4);
+    let within = || Duration::from_millis(request_timeout.load(Ordering::Relaxed).saturating_mul(3) / 4);
     let decide = |target: Result<Target, String>| {
         let decider = decider.clone();
         let limit = within();
@@ -344,8 +344,11 @@ async fn answer<D: Decide>(call: Call, decider: Arc<D>, stats: &Stats, request_t
     };
     match call {
         Call::Configure(c) => {
-            if c.request_timeout > 0 {
-                request_timeout.store(c.request_timeout as u64, Ordering::Relaxed);
+            // The runtime's value, within reason: a verdict is never awaited longer than a minute.
+            if let Ok(ms) = u64::try_from(c.request_timeout)
+                && ms > 0
+            {
+                request_timeout.store(ms.min(60_000), Ordering::Relaxed);
             }
             tracing::info!(runtime = %c.runtime_name, version = %c.runtime_version, nri = %c.nri_version, request_timeout_ms = c.request_timeout, "configured by the runtime");
             if let Some(w) = identity_warning(&c.runtime_name, &c.runtime_version) {

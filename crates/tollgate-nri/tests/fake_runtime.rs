@@ -85,6 +85,11 @@ fn registers_subscribes_and_decides_each_create() {
             ("tollgate", "10", api::NRI_VERSION)
         );
 
+        // An absurd timeout from the runtime is capped, never overflowed.
+        let absurd = api::ConfigureRequest { request_timeout: i64::MAX, ..Default::default() };
+        assert!(conn.call("Configure", absurd.encode_to_vec()).await.status.is_none());
+        let r = conn.call("CreateContainer", create("allowed/app:1", DIGEST)).await;
+        assert!(r.status.is_none(), "decided under the capped timeout: {:?}", r.status);
         let cfg = api::ConfigureRequest { runtime_name: "fake".into(), request_timeout: 2000, ..Default::default() };
         let r = conn.call("Configure", cfg.encode_to_vec()).await;
         assert!(r.status.is_none(), "{:?}", r.status);
@@ -120,7 +125,7 @@ fn registers_subscribes_and_decides_each_create() {
         let r = conn.call("StateChange", Vec::new()).await;
         assert_eq!(r.status.unwrap().code, code::UNIMPLEMENTED);
 
-        assert_eq!((stats.allowed.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (1, 2));
+        assert_eq!((stats.allowed.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (2, 2));
         let r = conn.call("Shutdown", Vec::new()).await;
         assert!(r.status.is_none());
         assert_eq!(plugin.await.unwrap().unwrap(), plugin::Ended::Shutdown);
