@@ -131,6 +131,15 @@ pub fn admission_policy(policies: &[ClusterImagePolicy], static_manifest: bool) 
     let mut scopes: Vec<&str> = policies.iter().flat_map(|p| p.spec.images.iter().map(String::as_str)).collect();
     scopes.sort_unstable();
     scopes.dedup();
+    // The scopes go into CEL string literals: only what the CRD's scope rule admits may get there.
+    if let Some(bad) = scopes.iter().find(|s| {
+        s.is_empty() || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._:/*".contains(c))
+    }) {
+        return Err(RenderError {
+            what: "the admission policy",
+            message: format!("image scope {bad:?} is not HOST[:PORT][/PATH] or *.DOMAIN"),
+        });
+    }
     if scopes.is_empty() {
         return Err(RenderError {
             what: "the admission policy",
@@ -213,5 +222,7 @@ mod tests {
         assert!(text.contains("- Warn") && !text.contains("- Deny"), "{text}");
         assert_eq!(text.matches("name: tollgate-images.static.k8s.io").count(), 2, "{text}");
         assert!(admission_policy(&[], false).unwrap_err().message.contains("every image would be refused"));
+        let injected = cip(&["r.example') || true || ('"], None);
+        assert!(admission_policy(&[injected], false).unwrap_err().message.contains("is not HOST[:PORT][/PATH]"));
     }
 }
