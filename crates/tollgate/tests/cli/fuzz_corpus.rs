@@ -298,3 +298,16 @@ fn nri_messages_corpus() {
     }
     assert_eq!(targets, 3, "the create and validate seeds name their image");
 }
+
+/// The ClusterImagePolicy seeds pass the CRD rules and generate an admission policy.
+#[test]
+fn kube_objects_corpus() {
+    for data in corpus("kube_objects") {
+        let text = std::str::from_utf8(&data).unwrap();
+        let policies = tollgate_kube::manifests::cluster_policies(text, "seed").unwrap();
+        assert!(!policies.is_empty());
+        assert!(
+            tollgate_kube::manifests::admission_policy(&policies, false).unwrap().contains("ValidatingAdmissionPolicy")
+        );
+    }
+}
