@@ -4,7 +4,9 @@
 //!   CEL rules (`x-kubernetes-validations`) the API server enforces; `validate_cel` runs the same
 //!   rules client-side.
 //! - [`manifests`]: the YAML `tollgate manifests` writes (pure).
+//! - [`compile`]: the objects compiled into the node's policy files (pure).
 #![forbid(unsafe_code)]
 
+pub mod compile;
 pub mod crd;
 pub mod manifests;

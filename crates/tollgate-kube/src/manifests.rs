@@ -78,7 +78,7 @@ pub struct PoliciesError {
 }
 
 /// kube's CEL errors as one line: "N validation error(s):" then one "- path: message" line each.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let items: Vec<&str> =
         text.lines().skip(1).map(|l| l.trim().trim_start_matches("- ")).filter(|l| !l.is_empty()).collect();
     if items.is_empty() { text.trim().to_owned() } else { items.join("; ") }

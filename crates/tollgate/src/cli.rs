@@ -922,6 +922,26 @@ inline keys in one requirement, and a trusted_root.json as trust (sigstore, kube
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Compile ClusterImagePolicy and ImagePolicy objects into the node's policy files.
+    #[command(after_help = "\
+Example:
+  tollgate policy compile policies.yaml --out /etc/tollgate/compiled
+  # then, in /etc/tollgate/config.yaml:
+  #   policy: /etc/tollgate/compiled/policy.yaml
+  #   namespacePolicies: /etc/tollgate/compiled/namespaces
+
+An image must satisfy every ClusterImagePolicy whose scopes cover it; images none covers are \
+refused. Each ImagePolicy becomes its namespace's file, which only adds requirements. This \
+release compiles key (inline data), digests and static authorities; a policy mixing kinds, a \
+key from a Secret, and keyless or sigstoreBundle authorities are refused, each object named. \
+Nothing is written unless every object compiles.")]
+    Compile {
+        /// A YAML stream of tollgate.dev objects (other kinds are skipped).
+        file: PathBuf,
+        /// The directory to write policy.yaml and namespaces/NAMESPACE.yaml into (created if its parent exists).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// `components` subcommands.

@@ -234,6 +234,69 @@ fn relative_to(base: &Path, target: &Path) -> std::path::PathBuf {
     out
 }
 
+/// `tollgate policy compile`: the tollgate.dev objects as the node's policy files.
+pub fn compile(file: &std::path::Path, out: &std::path::Path, fmt: Format) -> anyhow::Result<Outcome> {
+    let text = String::from_utf8(super::read_capped(file)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
+    let (cluster, namespaced) = tollgate_kube::compile::objects(&text, &file.display().to_string())?;
+    anyhow::ensure!(
+        !cluster.is_empty(),
+        "{} has no ClusterImagePolicy: the node would refuse every image; add one that covers your registries",
+        file.display()
+    );
+    let compiled = tollgate_kube::compile::compile(&cluster, &namespaced).map_err(|errors| {
+        let n = errors.len();
+        let each = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        anyhow::anyhow!("cannot compile {n} object(s), nothing was written: {each}")
+    })?;
+    let namespaces_dir = out.join("namespaces");
+    for dir in [out, namespaces_dir.as_path()] {
+        if !dir.is_dir() {
+            super::out_dir_exists(dir)?;
+            std::fs::create_dir(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let cluster_path = out.join("policy.yaml");
+    super::write_out(&cluster_path, compiled.cluster.as_bytes(), 0o644)?;
+    let mut written = Vec::new();
+    for (ns, yaml) in &compiled.namespaces {
+        let path = namespaces_dir.join(format!("{ns}.yaml"));
+        super::write_out(&path, yaml.as_bytes(), 0o644)?;
+        written.push(path.display().to_string());
+    }
+    // A namespace whose ImagePolicies are gone must not keep its old file.
+    for entry in std::fs::read_dir(&namespaces_dir)
+        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", namespaces_dir.display()))?
+        .flatten()
+    {
+        let path = entry.path();
+        let stale = path.extension().is_some_and(|e| e == "yaml")
+            && path.file_stem().and_then(|s| s.to_str()).is_some_and(|ns| !compiled.namespaces.contains_key(ns));
+        if stale {
+            std::fs::remove_file(&path)
+                .map_err(|e| anyhow::anyhow!("cannot remove the stale {}: {e}", path.display()))?;
+        }
+    }
+    match fmt {
+        Format::Json => {
+            print_json(&serde_json::json!({ "policy": cluster_path.display().to_string(), "namespaces": written }))?
+        }
+        Format::Text => {
+            let mut s = format!("wrote {} ({} ClusterImagePolicies)\n", cluster_path.display(), cluster.len());
+            for w in &written {
+                s.push_str(&format!("wrote {w}\n"));
+            }
+            s.push_str(&format!(
+                "node config: policy: {}, namespacePolicies: {}\n",
+                cluster_path.display(),
+                namespaces_dir.display()
+            ));
+            print(&s)?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -671,3 +671,54 @@ fn policy_conversion_to_another_directory_keeps_relative_keys_loading() {
     assert!(line.contains("../src/keys/k.pub"), "names the key: {line}");
     assert!(!at("out/y.yaml").exists(), "nothing is written");
 }
+
+/// `tollgate policy compile`: tollgate.dev objects become the node's policy files, which then decide
+/// as the objects say: the cluster policy allows what its key signed, and the namespace's file,
+/// which wants another key, refuses it. A stale namespace file is removed on the next compile.
+#[test]
+fn compiled_objects_decide_as_the_cluster_and_namespace_policies() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let pem = |k: &TestKey| serde_json::to_string(&k.public_pem()).unwrap();
+    let objects = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: team}}\nspec:\n  images: [{reg}/team]\n  authorities:\n    - key: {{data: {key}}}\n---\napiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: vault, namespace: strict}}\nspec:\n  images: [{reg}/team]\n  authorities:\n    - key: {{data: {other}}}\n",
+        reg = s.reg.addr,
+        key = pem(&s.key),
+        other = pem(&TestKey::generate()),
+    );
+    let file = s.dir.path().join("objects.yaml");
+    std::fs::write(&file, &objects).unwrap();
+    let out = s.dir.path().join("compiled");
+    let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(r.code, 0, "{}\n{objects}", r.stderr);
+    assert_eq!(r.json()["namespaces"][0], out.join("namespaces/strict.yaml").display().to_string());
+    let verify = |policy: &std::path::Path| {
+        tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr])
+    };
+    let r = verify(&out.join("policy.yaml"));
+    assert_eq!(r.code, 0, "the cluster policy allows what its key signed: {}{}", r.stdout, r.stderr);
+    assert_denied(&verify(&out.join("namespaces/strict.yaml")), 1, "does not verify with any of the 1 trusted key(s)");
+    let check = tollgate(&["policy", "check", out.join("policy.yaml").to_str().unwrap()]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+
+    // The namespace's ImagePolicy deleted: its file goes on the next compile.
+    std::fs::write(&file, objects.split("\n---\n").next().unwrap()).unwrap();
+    let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!out.join("namespaces/strict.yaml").exists(), "a stale namespace policy would keep refusing");
+
+    // An object it cannot compile is named, and nothing changes.
+    let before = std::fs::read(out.join("policy.yaml")).unwrap();
+    std::fs::write(
+        &file,
+        format!("apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: k}}\nspec: {{images: [{}/team], authorities: [{{keyless: {{issuer: \"https://i\", subject: s, trustRootRef: r}}}}]}}\n", s.reg.addr),
+    )
+    .unwrap();
+    let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let e = r.one_line_error(2);
+    assert!(
+        e.contains("cannot compile 1 object(s), nothing was written: ClusterImagePolicy/k: keyless authorities"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("policy.yaml")).unwrap(), before);
+}

@@ -1,0 +1,342 @@
+//! Compiling the `tollgate.dev` objects into the node's policy files: the cluster policy (native
+//! format) that every decision uses, and one policy per namespace that only adds requirements
+//! (`namespacePolicies` on the node). Pure: objects in, YAML out, each output parsed back by the
+//! policy engine before it is returned.
+//!
+//! Semantics, as policy-controller's: an image must satisfy **every** ClusterImagePolicy whose
+//! scopes cover it (any one authority of each). The native format decides by the most specific
+//! matching scope, so each scope gets the requirements of every policy that covers it. Images no
+//! policy covers are refused (the node fails closed).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::crd::{Authority, ClusterImagePolicy, ImagePolicy, SignedIdentity};
+
+/// One object that cannot be compiled, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object}: {message}")]
+pub struct CompileError {
+    /// `ClusterImagePolicy/NAME` or `ImagePolicy/NAMESPACE/NAME`.
+    pub object: String,
+    /// What cannot be compiled, and what to do.
+    pub message: String,
+}
+
+/// The compiled policy files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    /// The cluster policy (native YAML): the node config's `policy`.
+    pub cluster: String,
+    /// Per namespace, its policy (native YAML): files `NAMESPACE.yaml` of `namespacePolicies`.
+    pub namespaces: BTreeMap<String, String>,
+}
+
+/// Whether scope `broad` covers scope `specific` (containers-policy.json scopes): equal, a path
+/// prefix (`r.example/team` covers `r.example/team/app`), or `*.DOMAIN` covering hosts below DOMAIN.
+pub fn covers(broad: &str, specific: &str) -> bool {
+    if broad == specific {
+        return true;
+    }
+    let host = specific.split('/').next().unwrap_or_default();
+    match broad.strip_prefix("*.") {
+        Some(domain) => host.trim_start_matches("*.").ends_with(&format!(".{domain}")),
+        None => !specific.starts_with("*.") && specific.starts_with(&format!("{broad}/")),
+    }
+}
+
+/// What one policy object demands: its native requirements and the trust they name.
+struct Demands {
+    requirements: Vec<Value>,
+    trust: Vec<(String, Value)>,
+}
+
+fn identity(i: &SignedIdentity) -> Value {
+    let mut v = json!({"type": i.type_});
+    for (key, value) in
+        [("dockerRepository", &i.docker_repository), ("prefix", &i.prefix), ("signedPrefix", &i.signed_prefix)]
+    {
+        if let Some(x) = value {
+            v[key] = json!(x);
+        }
+    }
+    v
+}
+
+/// The requirements of one policy: any one of its authorities. Until the native format has an
+/// "any of" requirement, one policy's authorities must be of one kind, whose OR it can express.
+fn demands(object: &str, authorities: &[Authority], signed: Option<&SignedIdentity>) -> Result<Demands, CompileError> {
+    let err = |message: String| CompileError { object: object.to_owned(), message };
+    let kind = |a: &Authority| {
+        if a.key.is_some() {
+            "key"
+        } else if a.keyless.is_some() {
+            "keyless"
+        } else if a.sigstore_bundle.is_some() {
+            "sigstoreBundle"
+        } else if a.digests.is_some() {
+            "digests"
+        } else {
+            "static"
+        }
+    };
+    let kinds: std::collections::BTreeSet<&str> = authorities.iter().map(kind).collect();
+    if kinds.len() > 1 {
+        return Err(err(format!(
+            "its authorities mix {}; a policy's authorities must be of one kind until tollgate compiles \"any of\" \
+             across kinds: split it into one policy per kind (each then must hold)",
+            kinds.into_iter().collect::<Vec<_>>().join(" and ")
+        )));
+    }
+    match kinds.into_iter().next() {
+        Some("key") => {
+            let mut keys = Vec::new();
+            for a in authorities {
+                match a.key.as_ref().and_then(|k| k.data.as_ref()) {
+                    Some(pem) => keys.push(json!({"pem": pem})),
+                    None => {
+                        return Err(err(
+                            "a key from a Secret (secretRef) is read by the controller, which is not in this release; \
+                             put the PEM in key.data"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
+            // The CRD's default identity rule is matchRepository (the native default is containers/image's).
+            let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
+            let req = json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule});
+            Ok(Demands { requirements: vec![req], trust: vec![(name, json!({"publicKeys": keys}))] })
+        }
+        Some("digests") => {
+            let digests: Vec<&String> = authorities.iter().flat_map(|a| a.digests.iter().flatten()).collect();
+            Ok(Demands {
+                requirements: vec![json!({"type": "digestAllowlist", "digests": digests})],
+                trust: Vec::new(),
+            })
+        }
+        Some("static") => {
+            let pass = authorities.iter().any(|a| a.static_.as_ref().is_some_and(|s| s.action == "pass"));
+            let t = if pass { "insecureAcceptAnything" } else { "reject" };
+            Ok(Demands { requirements: vec![json!({"type": t})], trust: Vec::new() })
+        }
+        Some(other) => Err(err(format!(
+            "{other} authorities are not compiled in this release; use key (inline data) or digests authorities"
+        ))),
+        None => Err(err("it has no authorities".into())),
+    }
+}
+
+/// One policy object, as the compiler sees it.
+struct Part<'a> {
+    object: String,
+    images: &'a [String],
+    mode: Option<&'a str>,
+    demands: Demands,
+}
+
+/// A native policy from `parts`: each scope demands what every part covering it demands.
+fn render(parts: &[Part<'_>], default: Value, exemptions: Vec<Value>, what: &str) -> Result<String, CompileError> {
+    let err = |message: String| CompileError { object: what.to_owned(), message };
+    let warn = parts.iter().filter(|p| p.mode == Some("warn")).count();
+    if warn != 0 && warn != parts.len() {
+        return Err(err(
+            "some policies are in mode warn and some enforce; a node policy has one mode until tollgate compiles \
+             per-scope modes: make them agree"
+                .into(),
+        ));
+    }
+    let mut scopes: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for p in parts {
+        for s in p.images {
+            scopes.entry(s.as_str()).or_default();
+        }
+    }
+    for (scope, reqs) in scopes.iter_mut() {
+        for p in parts.iter().filter(|p| p.images.iter().any(|b| covers(b, scope))) {
+            reqs.extend(p.demands.requirements.iter().cloned());
+        }
+    }
+    let trust: serde_json::Map<String, Value> = parts.iter().flat_map(|p| p.demands.trust.iter().cloned()).collect();
+    let mut doc = json!({
+        "apiVersion": tollgate_policy::native::API_VERSION,
+        "kind": tollgate_policy::native::KIND,
+        "mode": if warn == 0 { "enforce" } else { "warn" },
+        "default": [default],
+        "transports": {"docker": scopes},
+    });
+    if !trust.is_empty() {
+        doc["trust"] = Value::Object(trust);
+    }
+    if !exemptions.is_empty() {
+        doc["exemptions"] = json!(exemptions);
+    }
+    let yaml = serde_yaml_ng::to_string(&doc).map_err(|e| err(e.to_string()))?;
+    // What the node will load, loaded here first.
+    tollgate_policy::native::parse(yaml.as_bytes(), what)
+        .map_err(|e| err(format!("the compiled policy does not load: {e}")))?;
+    Ok(yaml)
+}
+
+/// Compiles the cluster policies and the namespaced ones. Every object that cannot be compiled is
+/// reported; nothing is returned then, so a bad object never replaces a good bundle.
+pub fn compile(cluster: &[ClusterImagePolicy], namespaced: &[ImagePolicy]) -> Result<Compiled, Vec<CompileError>> {
+    let mut errors = Vec::new();
+    let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.name.clone().unwrap_or_default();
+    let mut parts = Vec::new();
+    let mut exemptions = Vec::new();
+    for p in cluster {
+        let object = format!("ClusterImagePolicy/{}", name(&p.metadata));
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref()) {
+            Ok(d) => parts.push(Part { object, images: &p.spec.images, mode: p.spec.mode.as_deref(), demands: d }),
+            Err(e) => errors.push(e),
+        }
+        exemptions.extend(p.spec.exemptions.iter().map(|e| json!({"digest": e.digest, "reason": e.reason})));
+    }
+    let mut by_namespace: BTreeMap<String, Vec<Part<'_>>> = BTreeMap::new();
+    for p in namespaced {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let object = format!("ImagePolicy/{ns}/{}", name(&p.metadata));
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref()) {
+            Ok(d) => by_namespace.entry(ns).or_default().push(Part {
+                object,
+                images: &p.spec.images,
+                mode: p.spec.mode.as_deref(),
+                demands: d,
+            }),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    parts.sort_by(|a, b| a.object.cmp(&b.object));
+    let cluster = render(&parts, json!({"type": "reject"}), exemptions, "the cluster policy").map_err(|e| vec![e])?;
+    let mut namespaces = BTreeMap::new();
+    for (ns, mut parts) in by_namespace {
+        parts.sort_by(|a, b| a.object.cmp(&b.object));
+        // A namespace adds requirements for its scopes; elsewhere the cluster policy alone decides.
+        let yaml = render(&parts, json!({"type": "insecureAcceptAnything"}), Vec::new(), &format!("namespace {ns}"))
+            .map_err(|e| vec![e])?;
+        namespaces.insert(ns, yaml);
+    }
+    Ok(Compiled { cluster, namespaces })
+}
+
+/// The objects in a multi-document YAML stream: ClusterImagePolicies and ImagePolicies, each checked
+/// against its CRD's CEL rules; other kinds are skipped.
+pub fn objects(
+    text: &str,
+    source_name: &str,
+) -> Result<(Vec<ClusterImagePolicy>, Vec<ImagePolicy>), crate::manifests::PoliciesError> {
+    let cluster = crate::manifests::cluster_policies(text, source_name)?;
+    let mut namespaced = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let err = |message: String| crate::manifests::PoliciesError {
+            source_name: source_name.to_owned(),
+            index: i + 1,
+            message,
+        };
+        let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| err(e.to_string()))?;
+        if value.is_null() || value["kind"] != "ImagePolicy" {
+            continue;
+        }
+        let p: ImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        if p.metadata.namespace.as_deref().is_none_or(str::is_empty) {
+            return Err(err("an ImagePolicy needs metadata.namespace".into()));
+        }
+        p.validate_cel().map_err(|e| err(crate::manifests::one_line(&e.to_string())))?;
+        namespaced.push(p);
+    }
+    Ok((cluster, namespaced))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0oTXaTArg3MSBzK3Zs+m0y6xsDKUiQUSFyNCVm+XH7OyXjBDRrt9FHhM9ssmNVtIF1t8ngw7HcyNg0Iv/Dq79g==\n-----END PUBLIC KEY-----\n";
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+    fn cip(name: &str, spec: Value) -> ClusterImagePolicy {
+        ClusterImagePolicy::new(name, serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn scopes_cover_by_path_prefix_and_wildcard_host() {
+        assert!(covers("r.example", "r.example/team/app"));
+        assert!(covers("r.example/team", "r.example/team/app"));
+        assert!(!covers("r.example/team", "r.example/teammate"));
+        assert!(!covers("r.example", "r.example:5000/app"));
+        assert!(covers("*.example.com", "a.example.com/app"));
+        assert!(covers("*.example.com", "*.a.example.com"));
+        assert!(!covers("*.example.com", "example.com/app"));
+        assert!(!covers("a.example.com", "*.example.com"));
+    }
+
+    /// Every policy covering an image must hold: the narrower scope carries the broader policy too.
+    #[test]
+    fn each_scope_demands_every_policy_that_covers_it() {
+        let broad = cip("registry", json!({"images": ["r.example"], "authorities": [{"key": {"data": PEM}}]}));
+        let narrow = cip(
+            "team",
+            json!({"images": ["r.example/team"], "authorities": [{"digests": [DIGEST]}],
+            "exemptions": [{"digest": DIGEST, "reason": "sandbox"}]}),
+        );
+        let c = compile(&[broad, narrow], &[]).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&c.cluster).unwrap();
+        let scopes = &doc["transports"]["docker"];
+        assert_eq!(scopes["r.example"].as_array().unwrap().len(), 1, "{}", c.cluster);
+        let team: Vec<&str> =
+            scopes["r.example/team"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+        assert_eq!(team, ["sigstoreSigned", "digestAllowlist"], "{}", c.cluster);
+        assert_eq!(doc["default"][0]["type"], "reject", "what no policy covers is refused");
+        assert_eq!(doc["exemptions"][0]["reason"], "sandbox");
+        assert_eq!(doc["trust"]["policy-clusterimagepolicy-registry"]["publicKeys"][0]["pem"], PEM);
+        assert!(c.namespaces.is_empty());
+    }
+
+    #[test]
+    fn a_namespace_policy_adds_for_its_scopes_and_accepts_the_rest() {
+        let base = cip("all", json!({"images": ["r.example"], "authorities": [{"static": {"action": "pass"}}]}));
+        let mut ip = ImagePolicy::new(
+            "strict",
+            serde_json::from_value(json!({"images": ["r.example/vault"], "authorities": [{"key": {"data": PEM}}]}))
+                .unwrap(),
+        );
+        ip.metadata.namespace = Some("shop".into());
+        let c = compile(&[base], &[ip]).unwrap();
+        let shop: Value = serde_yaml_ng::from_str(&c.namespaces["shop"]).unwrap();
+        assert_eq!(shop["default"][0]["type"], "insecureAcceptAnything", "{}", c.namespaces["shop"]);
+        assert_eq!(shop["transports"]["docker"]["r.example/vault"][0]["type"], "sigstoreSigned");
+    }
+
+    #[test]
+    fn what_cannot_be_compiled_is_named_and_nothing_is_returned() {
+        let mixed = cip(
+            "mixed",
+            json!({"images": ["r.example"], "authorities": [{"key": {"data": PEM}}, {"digests": [DIGEST]}]}),
+        );
+        let secret = cip(
+            "secret",
+            json!({"images": ["q.example"], "authorities": [{"key": {"secretRef": {"name": "k", "key": "cosign.pub"}}}]}),
+        );
+        let keyless = cip(
+            "keyless",
+            json!({"images": ["k.example"], "authorities": [{"keyless": {"issuer": "https://i", "subject": "s", "trustRootRef": "r"}}]}),
+        );
+        let errors = compile(&[mixed, secret, keyless], &[]).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("ClusterImagePolicy/mixed: its authorities mix digests and key"), "{}", text[0]);
+        assert!(text[1].starts_with("ClusterImagePolicy/secret: a key from a Secret (secretRef)"), "{}", text[1]);
+        assert!(text[2].starts_with("ClusterImagePolicy/keyless: keyless authorities are not compiled"), "{}", text[2]);
+        let warn =
+            cip("w", json!({"images": ["w.example"], "mode": "warn", "authorities": [{"static": {"action": "pass"}}]}));
+        let enforce = cip("e", json!({"images": ["e.example"], "authorities": [{"static": {"action": "pass"}}]}));
+        assert!(compile(&[warn, enforce], &[]).unwrap_err()[0].message.contains("some policies are in mode warn"));
+    }
+}
