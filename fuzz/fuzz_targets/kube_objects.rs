@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(policies) = manifests::cluster_policies(text, "fuzz") {
         let _ = manifests::admission_policy(&policies, false);
     }
-    if let Ok((cluster, namespaced)) = compile::objects(text, "fuzz") {
-        let _ = compile::compile(&cluster, &namespaced);
+    if let Ok(o) = compile::objects(text, "fuzz") {
+        let _ = compile::compile(&o.cluster, &o.namespaced, &o.trust_roots);
     }
 });

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::crd::{Authority, ClusterImagePolicy, ImagePolicy, SignedIdentity};
+use crate::crd::{Authority, ClusterImagePolicy, ImagePolicy, SignedIdentity, TrustRoot};
 
 /// One object that cannot be compiled, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,7 +66,12 @@ fn identity(i: &SignedIdentity) -> Value {
 
 /// The requirements of one policy: any one of its authorities. Until the native format has an
 /// "any of" requirement, one policy's authorities must be of one kind, whose OR it can express.
-fn demands(object: &str, authorities: &[Authority], signed: Option<&SignedIdentity>) -> Result<Demands, CompileError> {
+fn demands(
+    object: &str,
+    authorities: &[Authority],
+    signed: Option<&SignedIdentity>,
+    roots: &BTreeMap<String, &TrustRoot>,
+) -> Result<Demands, CompileError> {
     let err = |message: String| CompileError { object: object.to_owned(), message };
     let kind = |a: &Authority| {
         if a.key.is_some() {
@@ -110,6 +115,40 @@ fn demands(object: &str, authorities: &[Authority], signed: Option<&SignedIdenti
             let req = json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule});
             Ok(Demands { requirements: vec![req], trust: vec![(name, json!({"publicKeys": keys}))] })
         }
+        Some("keyless") => {
+            let [one] = authorities else {
+                return Err(err(
+                    "it has several keyless authorities; until tollgate compiles \"any of\", give each identity its own \
+                     policy (each then must hold)"
+                        .into(),
+                ));
+            };
+            let Some(k) = &one.keyless else { return Err(err("a keyless authority without keyless".into())) };
+            let Some(subject) = k.subject.as_deref().filter(|s| s.contains('@') && !s.contains("://")) else {
+                return Err(err(
+                    "keyless authorities compile for an email subject only (cosign signatures check the certificate's \
+                     email); subjectRegExp and URI subjects are not compiled in this release"
+                        .into(),
+                ));
+            };
+            let root = roots.get(&k.trust_root_ref).ok_or_else(|| {
+                err(format!("trustRootRef {:?} names no TrustRoot among the objects", k.trust_root_ref))
+            })?;
+            let Some(json_text) = root.spec.sigstore.as_ref().and_then(|s| s.trusted_root_json.as_ref()) else {
+                return Err(err(format!(
+                    "TrustRoot {:?} gives no inline trustedRootJson; one from a ConfigMap is read by the controller, \
+                     which is not in this release",
+                    k.trust_root_ref
+                )));
+            };
+            let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
+            let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
+            let trust = json!({"sigstore": {"trustedRoot": {"pem": json_text}, "oidcIssuer": k.issuer, "subjectEmail": subject}});
+            Ok(Demands {
+                requirements: vec![json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule})],
+                trust: vec![(name, trust)],
+            })
+        }
         Some("digests") => {
             let digests: Vec<&String> = authorities.iter().flat_map(|a| a.digests.iter().flatten()).collect();
             Ok(Demands {
@@ -123,7 +162,7 @@ fn demands(object: &str, authorities: &[Authority], signed: Option<&SignedIdenti
             Ok(Demands { requirements: vec![json!({"type": t})], trust: Vec::new() })
         }
         Some(other) => Err(err(format!(
-            "{other} authorities are not compiled in this release; use key (inline data) or digests authorities"
+            "{other} authorities are not compiled in this release; use key (inline data), keyless or digests authorities"
         ))),
         None => Err(err("it has no authorities".into())),
     }
@@ -182,14 +221,20 @@ fn render(parts: &[Part<'_>], default: Value, exemptions: Vec<Value>, what: &str
 
 /// Compiles the cluster policies and the namespaced ones. Every object that cannot be compiled is
 /// reported; nothing is returned then, so a bad object never replaces a good bundle.
-pub fn compile(cluster: &[ClusterImagePolicy], namespaced: &[ImagePolicy]) -> Result<Compiled, Vec<CompileError>> {
+pub fn compile(
+    cluster: &[ClusterImagePolicy],
+    namespaced: &[ImagePolicy],
+    trust_roots: &[TrustRoot],
+) -> Result<Compiled, Vec<CompileError>> {
     let mut errors = Vec::new();
+    let roots: BTreeMap<String, &TrustRoot> =
+        trust_roots.iter().map(|t| (t.metadata.name.clone().unwrap_or_default(), t)).collect();
     let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.name.clone().unwrap_or_default();
     let mut parts = Vec::new();
     let mut exemptions = Vec::new();
     for p in cluster {
         let object = format!("ClusterImagePolicy/{}", name(&p.metadata));
-        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref()) {
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
             Ok(d) => parts.push(Part { object, images: &p.spec.images, mode: p.spec.mode.as_deref(), demands: d }),
             Err(e) => errors.push(e),
         }
@@ -199,7 +244,7 @@ pub fn compile(cluster: &[ClusterImagePolicy], namespaced: &[ImagePolicy]) -> Re
     for p in namespaced {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let object = format!("ImagePolicy/{ns}/{}", name(&p.metadata));
-        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref()) {
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
             Ok(d) => by_namespace.entry(ns).or_default().push(Part {
                 object,
                 images: &p.spec.images,
@@ -225,14 +270,23 @@ pub fn compile(cluster: &[ClusterImagePolicy], namespaced: &[ImagePolicy]) -> Re
     Ok(Compiled { cluster, namespaces })
 }
 
-/// The objects in a multi-document YAML stream: ClusterImagePolicies and ImagePolicies, each checked
-/// against its CRD's CEL rules; other kinds are skipped.
-pub fn objects(
-    text: &str,
-    source_name: &str,
-) -> Result<(Vec<ClusterImagePolicy>, Vec<ImagePolicy>), crate::manifests::PoliciesError> {
+/// The tollgate.dev objects of a YAML stream, each checked against its CRD's rules.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    /// ClusterImagePolicies.
+    pub cluster: Vec<ClusterImagePolicy>,
+    /// ImagePolicies (each with its namespace).
+    pub namespaced: Vec<ImagePolicy>,
+    /// TrustRoots.
+    pub trust_roots: Vec<TrustRoot>,
+}
+
+/// The objects in a multi-document YAML stream: ClusterImagePolicies, ImagePolicies and TrustRoots,
+/// each checked against its CRD's CEL rules; other kinds are skipped.
+pub fn objects(text: &str, source_name: &str) -> Result<Objects, crate::manifests::PoliciesError> {
     let cluster = crate::manifests::cluster_policies(text, source_name)?;
     let mut namespaced = Vec::new();
+    let mut trust_roots = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let err = |message: String| crate::manifests::PoliciesError {
             source_name: source_name.to_owned(),
@@ -240,6 +294,12 @@ pub fn objects(
             message,
         };
         let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| err(e.to_string()))?;
+        if value["kind"] == "TrustRoot" {
+            let t: TrustRoot = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+            t.validate_cel().map_err(|e| err(crate::manifests::one_line(&e.to_string())))?;
+            trust_roots.push(t);
+            continue;
+        }
         if value.is_null() || value["kind"] != "ImagePolicy" {
             continue;
         }
@@ -250,7 +310,7 @@ pub fn objects(
         p.validate_cel().map_err(|e| err(crate::manifests::one_line(&e.to_string())))?;
         namespaced.push(p);
     }
-    Ok((cluster, namespaced))
+    Ok(Objects { cluster, namespaced, trust_roots })
 }
 
 #[cfg(test)]
@@ -286,7 +346,7 @@ mod tests {
             json!({"images": ["r.example/team"], "authorities": [{"digests": [DIGEST]}],
             "exemptions": [{"digest": DIGEST, "reason": "sandbox"}]}),
         );
-        let c = compile(&[broad, narrow], &[]).unwrap();
+        let c = compile(&[broad, narrow], &[], &[]).unwrap();
         let doc: Value = serde_yaml_ng::from_str(&c.cluster).unwrap();
         let scopes = &doc["transports"]["docker"];
         assert_eq!(scopes["r.example"].as_array().unwrap().len(), 1, "{}", c.cluster);
@@ -308,10 +368,40 @@ mod tests {
                 .unwrap(),
         );
         ip.metadata.namespace = Some("shop".into());
-        let c = compile(&[base], &[ip]).unwrap();
+        let c = compile(&[base], &[ip], &[]).unwrap();
         let shop: Value = serde_yaml_ng::from_str(&c.namespaces["shop"]).unwrap();
         assert_eq!(shop["default"][0]["type"], "insecureAcceptAnything", "{}", c.namespaces["shop"]);
         assert_eq!(shop["transports"]["docker"]["r.example/vault"][0]["type"], "sigstoreSigned");
+    }
+
+    /// A keyless identity with an inline trusted root compiles to sigstore trust the policy engine loads.
+    #[test]
+    fn a_keyless_email_identity_compiles_to_sigstore_trust() {
+        let root_json = include_str!("../../tollgate-policy/trust/sigstore-public-good-trusted_root.json");
+        let root = TrustRoot::new(
+            "public-good",
+            serde_json::from_value(json!({"sigstore": {"trustedRootJson": root_json}})).unwrap(),
+        );
+        let k8s = cip(
+            "k8s",
+            json!({"images": ["registry.k8s.io"], "authorities": [{"keyless": {
+            "issuer": "https://accounts.google.com", "subject": "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
+            "trustRootRef": "public-good"}}]}),
+        );
+        let c = compile(std::slice::from_ref(&k8s), &[], std::slice::from_ref(&root)).unwrap();
+        let policy = tollgate_policy::native::parse(c.cluster.as_bytes(), "compiled").unwrap();
+        let loaded = tollgate_policy::LoadedPolicy::load(policy, "compiled", &|p| Err(format!("no file {p}")));
+        assert!(loaded.is_ok(), "the inline trusted root loads: {loaded:?}");
+        assert!(
+            c.cluster.contains("subjectEmail: krel-trust@k8s-releng-prod.iam.gserviceaccount.com"),
+            "{}",
+            c.cluster
+        );
+        let mut uri = k8s;
+        uri.spec.authorities[0].keyless.as_mut().unwrap().subject =
+            Some("https://github.com/x/y/.github/workflows/r.yml@refs/heads/main".into());
+        let e = compile(&[uri], &[], &[root]).unwrap_err();
+        assert!(e[0].message.starts_with("keyless authorities compile for an email subject only"), "{e:?}");
     }
 
     #[test]
@@ -328,15 +418,19 @@ mod tests {
             "keyless",
             json!({"images": ["k.example"], "authorities": [{"keyless": {"issuer": "https://i", "subject": "s", "trustRootRef": "r"}}]}),
         );
-        let errors = compile(&[mixed, secret, keyless], &[]).unwrap_err();
+        let errors = compile(&[mixed, secret, keyless], &[], &[]).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
         assert!(text[0].starts_with("ClusterImagePolicy/mixed: its authorities mix digests and key"), "{}", text[0]);
         assert!(text[1].starts_with("ClusterImagePolicy/secret: a key from a Secret (secretRef)"), "{}", text[1]);
-        assert!(text[2].starts_with("ClusterImagePolicy/keyless: keyless authorities are not compiled"), "{}", text[2]);
+        assert!(
+            text[2].starts_with("ClusterImagePolicy/keyless: keyless authorities compile for an email subject only"),
+            "{}",
+            text[2]
+        );
         let warn =
             cip("w", json!({"images": ["w.example"], "mode": "warn", "authorities": [{"static": {"action": "pass"}}]}));
         let enforce = cip("e", json!({"images": ["e.example"], "authorities": [{"static": {"action": "pass"}}]}));
-        assert!(compile(&[warn, enforce], &[]).unwrap_err()[0].message.contains("some policies are in mode warn"));
+        assert!(compile(&[warn, enforce], &[], &[]).unwrap_err()[0].message.contains("some policies are in mode warn"));
     }
 }

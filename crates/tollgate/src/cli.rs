@@ -932,9 +932,9 @@ Example:
 
 An image must satisfy every ClusterImagePolicy whose scopes cover it; images none covers are \
 refused. Each ImagePolicy becomes its namespace's file, which only adds requirements. This \
-release compiles key (inline data), digests and static authorities; a policy mixing kinds, a \
-key from a Secret, and keyless or sigstoreBundle authorities are refused, each object named. \
-Nothing is written unless every object compiles.")]
+release compiles key (inline data), digests, static and single keyless (email subject, inline \
+TrustRoot) authorities; the rest are refused, each object named (docs/kubernetes.md). Nothing \
+is written unless every object compiles.")]
     Compile {
         /// A YAML stream of tollgate.dev objects (other kinds are skipped).
         file: PathBuf,

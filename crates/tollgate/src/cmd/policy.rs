@@ -238,13 +238,14 @@ fn relative_to(base: &Path, target: &Path) -> std::path::PathBuf {
 pub fn compile(file: &std::path::Path, out: &std::path::Path, fmt: Format) -> anyhow::Result<Outcome> {
     let text = String::from_utf8(super::read_capped(file)?)
         .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
-    let (cluster, namespaced) = tollgate_kube::compile::objects(&text, &file.display().to_string())?;
+    let objects = tollgate_kube::compile::objects(&text, &file.display().to_string())?;
+    let (cluster, namespaced) = (&objects.cluster, &objects.namespaced);
     anyhow::ensure!(
         !cluster.is_empty(),
         "{} has no ClusterImagePolicy: the node would refuse every image; add one that covers your registries",
         file.display()
     );
-    let compiled = tollgate_kube::compile::compile(&cluster, &namespaced).map_err(|errors| {
+    let compiled = tollgate_kube::compile::compile(cluster, namespaced, &objects.trust_roots).map_err(|errors| {
         let n = errors.len();
         let each = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         anyhow::anyhow!("cannot compile {n} object(s), nothing was written: {each}")
