@@ -227,3 +227,18 @@ fn readme_shows_what_its_commands_print() {
     }
     assert_eq!(checked, 3, "images list, kubeadm patches and verify are checked");
 }
+
+/// `examples/kubernetes/compile.yaml` compiles, and both files it gives pass `policy check`.
+#[test]
+fn the_kubernetes_compile_example_compiles_into_policies_that_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("compiled");
+    let r = tollgate(&["policy", "compile", &example("kubernetes/compile.yaml"), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for file in ["policy.yaml", "namespaces/payments.yaml"] {
+        let check = tollgate(&["policy", "check", out.join(file).to_str().unwrap()]);
+        assert_eq!(check.code, 0, "{file}: {}", check.stderr);
+    }
+    let cluster = std::fs::read_to_string(out.join("policy.yaml")).unwrap();
+    assert!(cluster.contains("registry.example.com/team") && cluster.contains("registry.k8s.io"), "{cluster}");
+}
