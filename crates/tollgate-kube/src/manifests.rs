@@ -101,6 +101,10 @@ pub fn cluster_policies(text: &str, source_name: &str) -> Result<Vec<ClusterImag
     Ok(out)
 }
 
+/// The pod annotation (prefix) containerd's NRI default validator reads to let a pod start while
+/// required plugins are missing (`tollgate containerd install --nri` names it).
+pub const TOLERATION: &str = "nri.tollgate.dev/tolerate-missing-plugins";
+
 /// The name of the generated admission policy and its binding.
 pub const ADMISSION_POLICY: &str = "images.tollgate.dev";
 /// The same, for `AdmissionConfiguration.staticManifestsDir` (Kubernetes 1.36+), which requires the
@@ -169,6 +173,17 @@ pub fn admission_policy(policies: &[ClusterImagePolicy], static_manifest: bool) 
                 {
                     "expression": "variables.images.all(i, i.contains('@sha256:'))",
                     "messageExpression": "'tollgate: every image must be pinned by digest (NAME@sha256:...); not pinned: ' + variables.images.filter(i, !i.contains('@sha256:')).join(', ')",
+                    "reason": "Forbidden"
+                },
+                {
+                    // Only the kubelet's mirror pods (static pods) may tolerate a missing NRI plugin: on any other
+                    // pod the annotation would let its containers start unchecked while the plugin is away.
+                    "expression": format!(
+                        "!has(object.metadata.annotations) || \
+                         !object.metadata.annotations.exists(k, k.startsWith('{TOLERATION}')) || \
+                         request.userInfo.username.startsWith('system:node:')"
+                    ),
+                    "message": format!("tollgate: only static pods may carry {TOLERATION}: it lets containers start unchecked while tollgate's NRI plugin is away"),
                     "reason": "Forbidden"
                 },
                 {

@@ -226,4 +226,14 @@ fn the_generated_admission_policy_refuses_unpinned_and_uncovered_images(api: &Ku
     assert_eq!(status, 403, "a scope is a path prefix, not a string prefix: {body}");
     let (status, body) = create(api, &pod("pinned", pinned));
     assert_eq!(status, 201, "a pinned image under a covered scope is admitted: {body}");
+    // The NRI toleration, on a pod no kubelet created, is refused. (NRI's container-scoped forms,
+    // KEY/container.NAME, are not valid annotation keys for the API server.)
+    let mut tolerating = pod("tolerating", pinned);
+    tolerating["metadata"]["annotations"] = serde_json::json!({"nri.tollgate.dev/tolerate-missing-plugins": "true"});
+    let (status, body) = create(api, &tolerating);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains("tollgate: only static pods may carry nri.tollgate.dev/tolerate-missing-plugins"),
+        "{body}"
+    );
 }

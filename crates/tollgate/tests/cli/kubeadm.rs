@@ -239,6 +239,8 @@ fn the_nri_toleration_annotates_every_static_pod() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["nriTolerations"].as_array().unwrap().len(), 4);
+    // The key containerd is told to honour, the key these patches set, and the key admission refuses elsewhere.
+    assert_eq!(tollgate_node::install::TOLERATE_MISSING_NRI, tollgate_kube::manifests::TOLERATION);
     for pod in STATIC_PODS {
         let name = format!("{pod}5nri+strategic.yaml");
         // kubeadm applies a target's patches in file-name order: the pin first, hardening ("9harden") last.
