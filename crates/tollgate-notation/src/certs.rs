@@ -1,0 +1,97 @@
+//! Certificate files as notation-core-go's `ReadCertificateFile` reads them: PEM with one or more
+//! `CERTIFICATE` blocks, else DER with one or more certificates back to back. And what a trust store
+//! needs to know about each: CA or not, self-issued, self-signed.
+
+use der::{Decode as _, Encode as _, Reader as _};
+use tollgate_verify::PublicKey;
+use tollgate_verify::keys::HashAlgorithm;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+
+/// A certificate file that does not hold certificates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CertFileError(pub String);
+
+/// Largest certificate file read.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// The certificates of a file, DER each.
+pub fn read_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertFileError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(CertFileError(format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    let text = std::str::from_utf8(bytes).ok();
+    if text.is_some_and(|t| t.contains("-----BEGIN")) {
+        let certs =
+            Certificate::load_pem_chain(bytes).map_err(|e| CertFileError(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(CertFileError("no certificate in the PEM file".into()));
+        }
+        return certs.iter().map(|c| c.to_der().map_err(|e| CertFileError(e.to_string()))).collect();
+    }
+    let mut reader = der::SliceReader::new(bytes).map_err(|e| CertFileError(e.to_string()))?;
+    let mut out = Vec::new();
+    while !reader.is_finished() {
+        let cert = Certificate::decode(&mut reader)
+            .map_err(|e| CertFileError(format!("not a certificate (PEM or DER): {e}")))?;
+        out.push(cert.to_der().map_err(|e| CertFileError(e.to_string()))?);
+    }
+    if out.is_empty() {
+        return Err(CertFileError("the file is empty".into()));
+    }
+    Ok(out)
+}
+
+/// What a trust store checks about one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// Its subject, as Go's `pkix.Name.String()` writes it (for messages and identities).
+    pub subject: String,
+    /// Basic constraints say CA.
+    pub is_ca: bool,
+    /// It may sign certificates: a v3 CA whose key usage, if any, allows certificate signing
+    /// (Go's `CheckSignatureFrom` requirements of a parent), or a v1 certificate.
+    pub can_sign_certs: bool,
+    /// Issuer and subject are the same bytes.
+    pub self_issued: bool,
+    /// Its signature verifies with its own key.
+    pub self_signed: bool,
+}
+
+/// The facts of one DER certificate.
+pub fn facts(der: &[u8]) -> Result<CertFacts, CertFileError> {
+    let m = |e: der::Error| CertFileError(e.to_string());
+    let cert = Certificate::from_der(der).map_err(m)?;
+    let tbs = cert.tbs_certificate();
+    let constraints = tbs.get_extension::<BasicConstraints>().map_err(m)?;
+    let is_ca = constraints.as_ref().is_some_and(|(_, b)| b.ca);
+    let key_usage = tbs.get_extension::<KeyUsage>().map_err(m)?;
+    let v1 = tbs.version() == x509_cert::certificate::Version::V1;
+    let can_sign_certs = v1 || (is_ca && key_usage.as_ref().is_none_or(|(_, k)| k.0.contains(KeyUsages::KeyCertSign)));
+    let self_issued = tbs.issuer().to_der().map_err(m)? == tbs.subject().to_der().map_err(m)?;
+    let spki = tbs.subject_public_key_info().to_der().map_err(m)?;
+    let message = tbs.to_der().map_err(m)?;
+    let signature = cert.signature().as_bytes().unwrap_or_default();
+    let self_signed = match (PublicKey::from_spki_der(&spki), hash_of(&cert.signature_algorithm().oid.to_string())) {
+        (Ok(key), Some(hash)) => key.verify_with_hash(&message, signature, hash).is_ok(),
+        _ => false,
+    };
+    Ok(CertFacts {
+        subject: crate::identity::go_name_string(tbs.subject()),
+        is_ca,
+        can_sign_certs,
+        self_issued,
+        self_signed,
+    })
+}
+
+/// The hash of a certificate signature algorithm tollgate verifies (RSA PKCS#1 v1.5, ECDSA, Ed25519).
+fn hash_of(oid: &str) -> Option<HashAlgorithm> {
+    Some(match oid {
+        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" | "1.3.101.112" => HashAlgorithm::Sha256,
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => HashAlgorithm::Sha384,
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => HashAlgorithm::Sha512,
+        _ => return None,
+    })
+}

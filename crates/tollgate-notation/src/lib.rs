@@ -1,0 +1,15 @@
+//! Notary Project (notation) signatures as a policy requirement, written from notation-go and
+//! notation-core-go since no Rust implementation exists (Bottlerocket's shells out to the Go CLI).
+//!
+//! This release has the trust material, pure over bytes:
+//! - [`certs`]: certificate files as notation reads them (PEM or DER, one or several);
+//! - [`truststore`]: the `truststore/x509/{ca,signingAuthority,tsa}/NAME/` stores and their rules;
+//! - [`identity`]: `x509.subject:` trusted identities, matched against a signing certificate as
+//!   notation-go does (distinguished names, subset match).
+//!
+//! Signature envelopes (JWS, COSE), trust policies and the `notationSigned` requirement come next.
+#![forbid(unsafe_code)]
+
+pub mod certs;
+pub mod identity;
+pub mod truststore;
