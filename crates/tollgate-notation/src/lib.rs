@@ -5,11 +5,13 @@
 //! - [`certs`]: certificate files as notation reads them (PEM or DER, one or several);
 //! - [`truststore`]: the `truststore/x509/{ca,signingAuthority,tsa}/NAME/` stores and their rules;
 //! - [`identity`]: `x509.subject:` trusted identities, matched against a signing certificate as
-//!   notation-go does (distinguished names, subset match).
+//!   notation-go does (distinguished names, subset match);
+//! - [`trustpolicy`]: `trustpolicy.json` validated as notation-go does, and the statement for an artifact.
 //!
-//! Signature envelopes (JWS, COSE), trust policies and the `notationSigned` requirement come next.
+//! Signature envelopes (JWS, COSE), timestamps and the `notationSigned` requirement come next.
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod identity;
+pub mod trustpolicy;
 pub mod truststore;

@@ -96,3 +96,55 @@ fn certificate_files_are_read_as_notation_core_go_does() {
     }
     assert!(certs::read_certificates(&std::fs::read(dir.join("invalid")).unwrap()).is_err(), "X01 invalid");
 }
+
+/// The authored trust policies load; V11 (no applicable statement), V12 (bad artifact references)
+/// and V13 (invalid documents) fail as notation-go does.
+#[test]
+fn trust_policies_load_and_apply_as_notation_go_does() {
+    use tollgate_notation::trustpolicy;
+    if !present() {
+        return;
+    }
+    let policies = data().join("policies");
+    for file in ["oci-acme-strict.json", "timestamp-always.json", "wabbit-plugin.json"] {
+        let bytes = std::fs::read(policies.join(file)).unwrap();
+        assert!(trustpolicy::parse(&bytes).is_ok(), "{file}: {:?}", trustpolicy::parse(&bytes));
+    }
+    let strict_text = std::fs::read_to_string(policies.join("oci-acme-strict.json")).unwrap();
+    let strict = trustpolicy::parse(strict_text.as_bytes()).unwrap();
+    let digest = "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+    assert_eq!(
+        strict.applicable(&format!("registry.acme-rockets.io/software/net-monitor@{digest}")).unwrap().name,
+        "test-statement-name"
+    );
+    // V11
+    let e = strict
+        .applicable(
+            "non-existent-domain.com/repo@sha256:73c803930ea3ba1e54bc25c2bdc53edd0284c62ed651fe7b00369da519a3c333",
+        )
+        .unwrap_err();
+    assert!(e.0.contains("has no applicable oci trust policy statement"), "V11: {e}");
+    // V12
+    for bad in [
+        "",
+        "invaliduri",
+        "domain.com/repository",
+        "domain.com/repository@",
+        "domain.com/repository@sha256",
+        "domain.com/repository@sha256:",
+        "domain.com/repositorysha256:digest",
+        "repository@sha256:digest",
+    ] {
+        assert!(strict.applicable(bad).is_err(), "V12: {bad:?} was accepted");
+    }
+    // V13
+    for (from, to) in [
+        ("\"signingAuthority:valid-trust-store\"", "\"signingAuthority\""),
+        ("\"x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US\"", "\"x509.subject\""),
+        ("\"x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US\"", "\"x509.subject:\""),
+    ] {
+        assert!(strict_text.contains(from), "{from}");
+        let changed = strict_text.replace(from, to);
+        assert!(trustpolicy::parse(changed.as_bytes()).is_err(), "V13: {to} was accepted");
+    }
+}

@@ -318,12 +318,16 @@ fn notation_trust_corpus() {
     use tollgate_notation::{certs, identity};
     for data in corpus("notation_trust") {
         let (which, rest) = data.split_first().unwrap();
-        if which % 2 == 0 {
-            let ders = certs::read_certificates(rest).unwrap();
-            assert!(ders.iter().all(|d| certs::facts(d).is_ok()));
-        } else {
-            let dn = identity::parse_dn(std::str::from_utf8(rest).unwrap()).unwrap();
-            assert_eq!(dn.get("ST").map(String::as_str), Some("WA"));
+        match which % 3 {
+            0 => {
+                let ders = certs::read_certificates(rest).unwrap();
+                assert!(ders.iter().all(|d| certs::facts(d).is_ok()));
+            }
+            1 => {
+                let dn = identity::parse_dn(std::str::from_utf8(rest).unwrap()).unwrap();
+                assert_eq!(dn.get("ST").map(String::as_str), Some("WA"));
+            }
+            _ => assert!(tollgate_notation::trustpolicy::parse(rest).is_ok()),
         }
     }
 }
