@@ -1,13 +1,13 @@
 //! What notation's trust material reads: certificate files (PEM or DER, one or several), the facts a
 //! trust store checks about each certificate, `x509.subject` distinguished names, and trust policy
-//! documents with the statement lookup. The first byte picks the parser.
+//! documents with the statement lookup, and JWS signature envelopes. The first byte picks the parser.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tollgate_notation::{certs, identity, trustpolicy};
+use tollgate_notation::{certs, identity, jws, trustpolicy};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
-    match which % 3 {
+    match which % 4 {
         0 => {
             if let Ok(ders) = certs::read_certificates(rest) {
                 for der in &ders {
@@ -20,6 +20,20 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(s) = std::str::from_utf8(rest) {
                 let _ = identity::parse_dn(s);
             }
+        }
+        3 => {
+            let policy = r#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],
+                "signatureVerification":{"level":"strict"},"trustStores":["ca:s"],"trustedIdentities":["*"]}]}"#;
+            let Ok(doc) = trustpolicy::parse(policy.as_bytes()) else { return };
+            let inputs = jws::Inputs {
+                media_type: jws::MEDIA_TYPE,
+                digest: "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+                policy: &doc.trust_policies[0],
+                ca: &[],
+                signing_authority: &[],
+                now: 1_767_225_600,
+            };
+            let _ = jws::verify(rest, &inputs);
         }
         _ => {
             if let Ok(doc) = trustpolicy::parse(rest) {

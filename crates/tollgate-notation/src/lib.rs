@@ -6,12 +6,16 @@
 //! - [`truststore`]: the `truststore/x509/{ca,signingAuthority,tsa}/NAME/` stores and their rules;
 //! - [`identity`]: `x509.subject:` trusted identities, matched against a signing certificate as
 //!   notation-go does (distinguished names, subset match);
-//! - [`trustpolicy`]: `trustpolicy.json` validated as notation-go does, and the statement for an artifact.
+//! - [`trustpolicy`]: `trustpolicy.json` validated as notation-go does, and the statement for an artifact;
+//! - [`jws`]: JWS envelopes verified as notation-go verifies them (integrity, authenticity, signing
+//!   time, expiry), each failure enforced or logged as the level says.
 //!
-//! Signature envelopes (JWS, COSE), timestamps and the `notationSigned` requirement come next.
+//! COSE envelopes, RFC 3161 timestamps, fetching signatures as OCI referrers and the `notationSigned`
+//! requirement come next.
 #![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod identity;
+pub mod jws;
 pub mod trustpolicy;
 pub mod truststore;

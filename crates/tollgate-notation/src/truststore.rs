@@ -137,3 +137,21 @@ pub fn load_dir(root: &Path, kind: StoreType, name: &str) -> Result<Vec<Vec<u8>>
     }
     load(kind, name, &entries)
 }
+
+/// The certificates of a trust policy statement's `trustStores` (`TYPE:NAME`), by type: `ca`,
+/// `signingAuthority`, `tsa`. The edge.
+pub fn load_for_policy(root: &Path, stores: &[String]) -> Result<[Vec<Vec<u8>>; 3], StoreError> {
+    let mut out: [Vec<Vec<u8>>; 3] = Default::default();
+    for s in stores {
+        let bad = || StoreError { kind: "?", name: s.clone(), message: "not TYPE:NAME".into() };
+        let (kind, name) = s.split_once(':').ok_or_else(bad)?;
+        let kind = StoreType::parse(kind).ok_or_else(bad)?;
+        let slot = match kind {
+            StoreType::Ca => 0,
+            StoreType::SigningAuthority => 1,
+            StoreType::Tsa => 2,
+        };
+        out[slot].extend(load_dir(root, kind, name)?);
+    }
+    Ok(out)
+}

@@ -148,3 +148,73 @@ fn trust_policies_load_and_apply_as_notation_go_does() {
         assert!(trustpolicy::parse(changed.as_bytes()).is_err(), "V13: {to} was accepted");
     }
 }
+
+/// V01–V10: JWS envelopes verified under oci-acme-strict and its variants, at the levels the cases name.
+#[test]
+fn jws_envelopes_verify_as_notation_go_does() {
+    use tollgate_notation::{jws, trustpolicy, truststore};
+    if !present() {
+        return;
+    }
+    let go = data().join("notation-go");
+    let root = go.join("verifier/testdata");
+    let envelope = |name: &str| std::fs::read(go.join("internal/mock/testdata").join(name)).unwrap();
+    let strict_text = std::fs::read_to_string(data().join("policies/oci-acme-strict.json")).unwrap();
+    let digest = "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+    let artifact = format!("registry.acme-rockets.io/software/net-monitor@{digest}");
+    // The time of the upstream runs that these fixtures were made for is inside the certificates' validity.
+    let now = 1_767_225_600; // 2026-01-01
+    let run = |policy_text: &str, level: &str, env: &str, media_type: &str| -> jws::Outcome {
+        let text = policy_text.replace("\"level\": \"strict\"", &format!("\"level\": \"{level}\""));
+        let doc = trustpolicy::parse(text.as_bytes()).unwrap();
+        let st = doc.applicable(&artifact).unwrap();
+        let [ca, sa, _] = truststore::load_for_policy(&root, &st.trust_stores).unwrap();
+        jws::verify(
+            &envelope(env),
+            &jws::Inputs { media_type, digest, policy: st, ca: &ca, signing_authority: &sa, now },
+        )
+    };
+    let kinds = |o: &jws::Outcome| o.failures.iter().map(|f| (f.kind, f.action)).collect::<Vec<_>>();
+    use trustpolicy::Action::{Enforce, Log};
+    let mt = jws::MEDIA_TYPE;
+    for level in ["strict", "permissive", "audit"] {
+        for env in ["ca_valid_sig_env.json", "sa_valid_sig_env.json"] {
+            let o = run(&strict_text, level, env, mt);
+            assert!(o.verified && o.failures.is_empty(), "V01/V02 {level} {env}: {o:?}");
+        }
+        for env in ["ca_invalid_sig_env.json", "sa_invalid_sig_env.json"] {
+            let o = run(&strict_text, level, env, mt);
+            assert!(!o.verified && kinds(&o) == [("integrity", Enforce)], "V03 {level} {env}: {o:?}");
+        }
+        let o = run(&strict_text, level, "ca_valid_sig_env.json", "application/cose+json-unknown");
+        assert!(!o.verified, "V10 {level}: {o:?}");
+    }
+    let other_stores = strict_text.replace(
+        "\"ca:valid-trust-store\", \"signingAuthority:valid-trust-store\"",
+        "\"ca:valid-trust-store-2\", \"signingAuthority:valid-trust-store-2\"",
+    );
+    assert_ne!(other_stores, strict_text);
+    let other_identity = strict_text.replace(
+        "x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US",
+        "x509.subject:CN=LOL,O=DummyOrg,L=Hyderabad,ST=TG,C=IN",
+    );
+    assert_ne!(other_identity, strict_text);
+    for (case, policy) in [("V04/V05", &other_stores), ("V06/V07", &other_identity)] {
+        for env in ["ca_valid_sig_env.json", "sa_valid_sig_env.json"] {
+            for level in ["strict", "permissive"] {
+                let o = run(policy, level, env, mt);
+                assert!(!o.verified && kinds(&o) == [("authenticity", Enforce)], "{case} {level} {env}: {o:?}");
+            }
+            let o = run(policy, "audit", env, mt);
+            assert!(o.verified && kinds(&o) == [("authenticity", Log)], "{case} audit {env}: {o:?}");
+        }
+    }
+    for env in ["ca_expired_sig_env.json", "sa_expired_sig_env.json"] {
+        let o = run(&strict_text, "strict", env, mt);
+        assert!(!o.verified && kinds(&o) == [("expiry", Enforce)], "V08 {env}: {o:?}");
+        for level in ["permissive", "audit"] {
+            let o = run(&strict_text, level, env, mt);
+            assert!(o.verified && kinds(&o) == [("expiry", Log)], "V09 {level} {env}: {o:?}");
+        }
+    }
+}

@@ -318,7 +318,7 @@ fn notation_trust_corpus() {
     use tollgate_notation::{certs, identity};
     for data in corpus("notation_trust") {
         let (which, rest) = data.split_first().unwrap();
-        match which % 3 {
+        match which % 4 {
             0 => {
                 let ders = certs::read_certificates(rest).unwrap();
                 assert!(ders.iter().all(|d| certs::facts(d).is_ok()));
@@ -327,7 +327,8 @@ fn notation_trust_corpus() {
                 let dn = identity::parse_dn(std::str::from_utf8(rest).unwrap()).unwrap();
                 assert_eq!(dn.get("ST").map(String::as_str), Some("WA"));
             }
-            _ => assert!(tollgate_notation::trustpolicy::parse(rest).is_ok()),
+            2 => assert!(tollgate_notation::trustpolicy::parse(rest).is_ok()),
+            _ => assert!(serde_json::from_slice::<serde_json::Value>(rest).unwrap()["protected"].is_string()),
         }
     }
 }

@@ -1,0 +1,352 @@
+//! Verifying a JWS notation signature envelope (`application/jose+json`), as notation-go's verifier
+//! does for OCI artifacts: the envelope's integrity (base64url, protected headers, the signature by the
+//! leaf certificate, the certificate chain), its payload's target artifact, authenticity (a certificate
+//! of the chain in the policy's trust stores, and a trusted identity), the authentic signing time,
+//! expiry, and each failure enforced or logged as the trust policy's level says. Pure: the trust
+//! stores' certificates and "now" are given.
+
+use base64::Engine as _;
+use der::{Decode as _, Encode as _};
+use serde_json::Value;
+use x509_cert::Certificate;
+
+use crate::trustpolicy::{Action, Statement};
+use crate::{certs, identity};
+
+/// The JWS envelope media type.
+pub const MEDIA_TYPE: &str = "application/jose+json";
+/// The payload content type every notation signature has.
+pub const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+
+/// Largest envelope read (notation-go caps signature blobs at 4 MiB... envelopes are a few KiB).
+pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+
+/// One verification type that failed, and what the level did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `integrity`, `authenticity`, `authenticTimestamp`, `expiry`.
+    pub kind: &'static str,
+    /// Why.
+    pub reason: String,
+    /// Enforced (the verification fails) or logged.
+    pub action: Action,
+}
+
+/// The outcome of one envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the signature is accepted.
+    pub verified: bool,
+    /// The failures, enforced and logged.
+    pub failures: Vec<Failure>,
+    /// Said about checks not made (revocation, offline).
+    pub notes: Vec<String>,
+    /// The signing scheme (`notary.x509` or `notary.x509.signingAuthority`).
+    pub scheme: String,
+}
+
+/// What the verifier is given besides the envelope.
+pub struct Inputs<'a> {
+    /// The envelope's media type.
+    pub media_type: &'a str,
+    /// The artifact's digest (`sha256:…`).
+    pub digest: &'a str,
+    /// The applicable trust policy statement.
+    pub policy: &'a Statement,
+    /// Certificates of its `ca:` stores.
+    pub ca: &'a [Vec<u8>],
+    /// Certificates of its `signingAuthority:` stores.
+    pub signing_authority: &'a [Vec<u8>],
+    /// Now, Unix seconds.
+    pub now: i64,
+}
+
+struct Parsed {
+    scheme: String,
+    signing_time: Option<i64>,
+    expiry: Option<i64>,
+    chain: Vec<Vec<u8>>,
+    target_digest: String,
+}
+
+fn b64url(field: &str, s: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| format!("{field} is not base64url without padding: {e}"))
+}
+
+fn time(header: &Value, key: &str) -> Result<Option<i64>, String> {
+    match header.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => tollgate_verify::tlog::rfc3339_millis(s)
+            .map(|ms| Some(ms.div_euclid(1000)))
+            .ok_or_else(|| format!("{key} {s:?} is not an RFC 3339 UTC time")),
+        Some(_) => Err(format!("{key} is not a string")),
+    }
+}
+
+/// The integrity part: everything about the envelope itself. An error is an integrity failure.
+fn parse(envelope: &[u8]) -> Result<Parsed, String> {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(format!("the envelope is larger than {MAX_ENVELOPE_BYTES} bytes"));
+    }
+    let env: Value = serde_json::from_slice(envelope).map_err(|e| format!("the envelope is not JSON: {e}"))?;
+    let field = |k: &str| env.get(k).and_then(Value::as_str).ok_or_else(|| format!("the envelope has no {k}"));
+    let (protected_b64, payload_b64, signature_b64) = (field("protected")?, field("payload")?, field("signature")?);
+    let protected: Value = serde_json::from_slice(&b64url("protected", protected_b64)?)
+        .map_err(|e| format!("the protected header is not JSON: {e}"))?;
+    let payload = b64url("payload", payload_b64)?;
+    let signature = b64url("signature", signature_b64)?;
+    let alg = protected.get("alg").and_then(Value::as_str).ok_or("the protected header has no alg")?;
+    if protected.get("cty").and_then(Value::as_str) != Some(PAYLOAD_TYPE) {
+        return Err(format!("the protected header's cty is not {PAYLOAD_TYPE}"));
+    }
+    let scheme = protected
+        .get("io.cncf.notary.signingScheme")
+        .and_then(Value::as_str)
+        .ok_or("the protected header has no io.cncf.notary.signingScheme")?
+        .to_owned();
+    let crit: Vec<&str> = protected
+        .get("crit")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    const KNOWN: [&str; 5] = [
+        "io.cncf.notary.signingScheme",
+        "io.cncf.notary.expiry",
+        "io.cncf.notary.authenticSigningTime",
+        "io.cncf.notary.verificationPlugin",
+        "io.cncf.notary.verificationPluginMinVersion",
+    ];
+    if !crit.contains(&"io.cncf.notary.signingScheme") {
+        return Err("crit does not list io.cncf.notary.signingScheme".into());
+    }
+    for c in &crit {
+        if !KNOWN.contains(c) || protected.get(*c).is_none() {
+            return Err(format!("crit lists {c:?}, which notation does not know or the header lacks"));
+        }
+    }
+    for required in ["io.cncf.notary.expiry", "io.cncf.notary.authenticSigningTime"] {
+        if protected.get(required).is_some() && !crit.contains(&required) {
+            return Err(format!("{required} is set but not listed in crit"));
+        }
+    }
+    if protected.get("io.cncf.notary.verificationPlugin").is_some() {
+        return Err(
+            "the signature names a verification plugin (io.cncf.notary.verificationPlugin); tollgate runs no plugins"
+                .into(),
+        );
+    }
+    let signing_time = match scheme.as_str() {
+        "notary.x509" => {
+            time(&protected, "io.cncf.notary.signingTime")?.ok_or("notary.x509 needs io.cncf.notary.signingTime")?
+        }
+        "notary.x509.signingAuthority" => time(&protected, "io.cncf.notary.authenticSigningTime")?
+            .ok_or("notary.x509.signingAuthority needs io.cncf.notary.authenticSigningTime")?,
+        other => return Err(format!("unknown signing scheme {other:?}")),
+    };
+    let expiry = time(&protected, "io.cncf.notary.expiry")?;
+    let x5c = env.pointer("/header/x5c").and_then(Value::as_array).ok_or("the unprotected header has no x5c chain")?;
+    let chain = x5c
+        .iter()
+        .map(|c| {
+            let s = c.as_str().ok_or("an x5c entry is not a string")?;
+            base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("an x5c entry is not base64: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = chain.first().ok_or("the x5c chain is empty")?;
+    let input = format!("{protected_b64}.{payload_b64}");
+    verify_signature(alg, leaf, input.as_bytes(), &signature)?;
+    verify_chain(&chain)?;
+    let payload: Value = serde_json::from_slice(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let target_digest = payload
+        .pointer("/targetArtifact/digest")
+        .and_then(Value::as_str)
+        .ok_or("the payload has no targetArtifact.digest")?
+        .to_owned();
+    Ok(Parsed { scheme, signing_time: Some(signing_time), expiry, chain, target_digest })
+}
+
+/// The public key of a certificate, as ring takes it, and the key's kind.
+fn key_of(der: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let cert = Certificate::from_der(der).map_err(|e| format!("the signing certificate: {e}"))?;
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    let oid = spki.algorithm.oid.to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
+        .map(|o| o.to_string());
+    let kind = match (oid.as_str(), curve.as_deref()) {
+        ("1.2.840.113549.1.1.1", _) => "rsa",
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => "p256",
+        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => "p384",
+        _ => return Err(format!("the signing key ({oid}) is not RSA, P-256 or P-384")),
+    };
+    Ok((kind.to_owned(), spki.subject_public_key.raw_bytes().to_vec()))
+}
+
+fn verify_signature(alg: &str, leaf: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
+    use ring::signature as s;
+    let (kind, key) = key_of(leaf)?;
+    let algorithm: &'static dyn s::VerificationAlgorithm = match (alg, kind.as_str()) {
+        ("PS256", "rsa") => &s::RSA_PSS_2048_8192_SHA256,
+        ("PS384", "rsa") => &s::RSA_PSS_2048_8192_SHA384,
+        ("PS512", "rsa") => &s::RSA_PSS_2048_8192_SHA512,
+        ("ES256", "p256") => &s::ECDSA_P256_SHA256_FIXED,
+        ("ES384", "p384") => &s::ECDSA_P384_SHA384_FIXED,
+        (alg, kind) => {
+            return Err(format!("signature algorithm {alg} does not go with a {kind} key, or is not supported"));
+        }
+    };
+    s::UnparsedPublicKey::new(algorithm, &key)
+        .verify(message, signature)
+        .map_err(|_| "the signature does not verify with the signing certificate's key".to_owned())
+}
+
+/// Each certificate is issued and signed by the next; the last is self-signed; all but the leaf are CAs.
+fn verify_chain(chain: &[Vec<u8>]) -> Result<(), String> {
+    for (i, der) in chain.iter().enumerate() {
+        let facts = certs::facts(der).map_err(|e| format!("certificate {i} of the chain: {e}"))?;
+        if i > 0 && !facts.is_ca {
+            return Err(format!(
+                "certificate {i} of the chain ({}) issues certificates but is not a CA",
+                facts.subject
+            ));
+        }
+        match chain.get(i + 1) {
+            Some(issuer) => issued_by(der, issuer).map_err(|e| format!("certificate {i} of the chain: {e}"))?,
+            None if !(facts.self_issued && facts.self_signed) => {
+                return Err(format!("the chain does not end in a self-signed root ({})", facts.subject));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+fn issued_by(der: &[u8], issuer: &[u8]) -> Result<(), String> {
+    let m = |e: der::Error| e.to_string();
+    let cert = Certificate::from_der(der).map_err(m)?;
+    let parent = Certificate::from_der(issuer).map_err(m)?;
+    if cert.tbs_certificate().issuer().to_der().map_err(m)? != parent.tbs_certificate().subject().to_der().map_err(m)? {
+        return Err("its issuer is not the next certificate's subject".into());
+    }
+    let key = tollgate_verify::PublicKey::from_spki_der(
+        &parent.tbs_certificate().subject_public_key_info().to_der().map_err(m)?,
+    )
+    .map_err(|e| e.to_string())?;
+    let hash = match cert.signature_algorithm().oid.to_string().as_str() {
+        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => tollgate_verify::keys::HashAlgorithm::Sha256,
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => tollgate_verify::keys::HashAlgorithm::Sha384,
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => tollgate_verify::keys::HashAlgorithm::Sha512,
+        other => return Err(format!("signature algorithm {other} is not supported")),
+    };
+    key.verify_with_hash(&cert.tbs_certificate().to_der().map_err(m)?, cert.signature().raw_bytes(), hash)
+        .map_err(|_| "its signature does not verify with the next certificate's key".into())
+}
+
+fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let c = Certificate::from_der(der).ok()?;
+    let v = c.tbs_certificate().validity();
+    let secs = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).ok();
+    Some((secs(v.not_before)?, secs(v.not_after)?))
+}
+
+/// Verifies one envelope for an artifact under a trust policy statement.
+pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
+    let level = match inputs.policy.signature_verification.level() {
+        Ok(l) => l,
+        Err(e) => {
+            let failures = vec![Failure { kind: "integrity", reason: e.0, action: Action::Enforce }];
+            return Outcome { verified: false, failures, notes: Vec::new(), scheme: String::new() };
+        }
+    };
+    let mut out = Outcome { verified: true, failures: Vec::new(), notes: Vec::new(), scheme: String::new() };
+    if level.integrity == Action::Skip {
+        out.notes.push("signature verification is skipped by the trust policy".into());
+        return out;
+    }
+    let fail = |out: &mut Outcome, kind: &'static str, reason: String, action: Action| {
+        if action == Action::Skip {
+            return;
+        }
+        if action == Action::Enforce {
+            out.verified = false;
+        }
+        out.failures.push(Failure { kind, reason, action });
+    };
+    if inputs.media_type != MEDIA_TYPE {
+        fail(
+            &mut out,
+            "integrity",
+            format!("envelope media type {:?} is not supported here (only {MEDIA_TYPE})", inputs.media_type),
+            Action::Enforce,
+        );
+        return out;
+    }
+    let p = match parse(envelope) {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&mut out, "integrity", e, Action::Enforce);
+            return out;
+        }
+    };
+    out.scheme = p.scheme.clone();
+    if p.target_digest != inputs.digest {
+        fail(
+            &mut out,
+            "integrity",
+            format!("the signature is for {}, not {}", p.target_digest, inputs.digest),
+            Action::Enforce,
+        );
+        return out;
+    }
+    // Authenticity: a chain certificate is trusted, and the leaf is a trusted identity.
+    let stores = if p.scheme == "notary.x509" { inputs.ca } else { inputs.signing_authority };
+    let trusted_cert = p.chain.iter().any(|c| stores.iter().any(|t| t == c));
+    if !trusted_cert {
+        fail(
+            &mut out,
+            "authenticity",
+            "no certificate of the signature's chain is in the trust policy's trust stores".into(),
+            level.authenticity,
+        );
+    } else {
+        match identity::trusted(&inputs.policy.trusted_identities, &p.chain[0]) {
+            Ok(true) => {}
+            Ok(false) => fail(
+                &mut out,
+                "authenticity",
+                "the signing certificate does not match the trust policy's trusted identities".into(),
+                level.authenticity,
+            ),
+            Err(e) => fail(&mut out, "authenticity", e.0, level.authenticity),
+        }
+    }
+    // The signing time: for a signing authority, its own time must fall inside the chain's validity;
+    // without a timestamp countersignature, a notary.x509 chain must be valid now.
+    let at = if p.scheme == "notary.x509" { inputs.now } else { p.signing_time.unwrap_or(inputs.now) };
+    if let Some(bad) = p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| at < from || at > to)) {
+        let subject = certs::facts(bad).map(|f| f.subject).unwrap_or_default();
+        fail(
+            &mut out,
+            "authenticTimestamp",
+            format!("the certificate {subject:?} is not valid at the signing time"),
+            level.authentic_timestamp,
+        );
+    }
+    if let Some(expiry) = p.expiry.filter(|e| inputs.now > *e) {
+        fail(
+            &mut out,
+            "expiry",
+            format!("the signature expired at {}", tollgate_verify::tlog::format_rfc3339(expiry)),
+            level.expiry,
+        );
+    }
+    if level.revocation != Action::Skip {
+        out.notes.push("revocation was not checked (offline; OCSP and CRL checks are not enabled)".into());
+    }
+    out
+}
