@@ -107,13 +107,14 @@ pub fn load(kind: StoreType, name: &str, entries: &[Entry]) -> Result<Vec<Vec<u8
     Ok(out)
 }
 
-/// Loads `ROOT/truststore/x509/KIND/NAME/` (ROOT is notation's configuration directory). The edge.
+/// Loads `TRUSTSTORE/x509/KIND/NAME/` (TRUSTSTORE is the `truststore` directory of notation's
+/// configuration directory). The edge.
 pub fn load_dir(root: &Path, kind: StoreType, name: &str) -> Result<Vec<Vec<u8>>, StoreError> {
     let err = |message: String| StoreError { kind: kind.as_str(), name: name.to_owned(), message };
     if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
         return Err(err("a store name is one path component".into()));
     }
-    let dir = root.join("truststore/x509").join(kind.as_str()).join(name);
+    let dir = root.join("x509").join(kind.as_str()).join(name);
     let meta = std::fs::symlink_metadata(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
     if !meta.is_dir() {
         return Err(err(format!("{} is not a regular directory (symlinks are not supported)", dir.display())));

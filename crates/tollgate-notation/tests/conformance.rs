@@ -26,7 +26,7 @@ fn trust_stores_load_or_fail_as_notation_go_does() {
     if !present() {
         return;
     }
-    let root = data().join("notation-go/verifier/testdata");
+    let root = data().join("notation-go/verifier/testdata/truststore");
     let cases: [(&str, StoreType, &str, Result<usize, &str>); 8] = [
         ("S01", StoreType::Ca, "valid-trust-store", Ok(6)),
         ("S02", StoreType::Ca, "valid-trust-store-self-signed", Ok(1)),
@@ -157,7 +157,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
         return;
     }
     let go = data().join("notation-go");
-    let root = go.join("verifier/testdata");
+    let root = go.join("verifier/testdata/truststore");
     let envelope = |name: &str| std::fs::read(go.join("internal/mock/testdata").join(name)).unwrap();
     let strict_text = std::fs::read_to_string(data().join("policies/oci-acme-strict.json")).unwrap();
     let digest = "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";

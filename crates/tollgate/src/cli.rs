@@ -180,6 +180,23 @@ signatures and DSSE/in-toto.
 
 Exit codes: 0 verified, 1 refused, 2 usage error.")]
     VerifyBundle(VerifyBundleArgs),
+    /// Verify one notation (Notary Project) signature envelope for an artifact, offline, as notation does.
+    #[command(after_help = "\
+Example:
+  tollgate verify-notation --signature sig.jws \\
+    --media-type application/jose+json \\
+    --artifact registry.example.com/app@sha256:… \\
+    --trust-policy trustpolicy.json --trust-store ~/.config/notation
+
+The trust policy is notation's trustpolicy.json, taken as notation reads it; the statement for the \
+artifact's repository (or *) decides, at its level (strict, permissive, audit, skip) and overrides. \
+--trust-store is notation's configuration directory (holding truststore/x509/TYPE/NAME/) or the \
+truststore directory itself. This release verifies JWS envelopes without timestamp \
+countersignatures; COSE and plugins are refused. Revocation is not checked (offline), and the \
+output says so.
+
+Exit codes: 0 verified, 1 refused, 2 usage or configuration error.")]
+    VerifyNotation(VerifyNotationArgs),
     /// Print tollgate's version and what its embedded catalog covers (`-o json` for machines).
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -835,6 +852,26 @@ pub struct ServeArgs {
     /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+}
+
+/// `verify-notation` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyNotationArgs {
+    /// The signature envelope.
+    #[arg(long, value_name = "FILE")]
+    pub signature: PathBuf,
+    /// The envelope's media type (application/jose+json).
+    #[arg(long, value_name = "TYPE")]
+    pub media_type: String,
+    /// The signed artifact, REPOSITORY@DIGEST.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub artifact: String,
+    /// notation's trustpolicy.json (or trustpolicy.oci.json).
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: PathBuf,
+    /// notation's configuration directory, or its truststore directory.
+    #[arg(long, value_name = "DIR")]
+    pub trust_store: PathBuf,
 }
 
 /// `manifests` arguments.

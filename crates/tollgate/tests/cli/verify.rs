@@ -722,3 +722,82 @@ fn compiled_objects_decide_as_the_cluster_and_namespace_policies() {
     );
     assert_eq!(std::fs::read(out.join("policy.yaml")).unwrap(), before);
 }
+
+/// `tollgate verify-notation` on notation-go's own fixtures: a valid JWS envelope is VERIFIED (exit 0), a
+/// tampered one REFUSED for integrity (exit 1), an identity the policy does not trust REFUSED for
+/// authenticity; revocation is said not to be checked.
+#[test]
+fn verify_notation_checks_one_envelope_offline() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/notation");
+    if !data.join("cases.tsv").exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true and {} is missing", data.display());
+        eprintln!("SKIPPED: {} is missing", data.display());
+        return;
+    }
+    let env = |n: &str| data.join("notation-go/internal/mock/testdata").join(n).display().to_string();
+    let policy = data.join("policies/oci-acme-strict.json");
+    let store = data.join("notation-go/verifier/testdata");
+    let artifact = "registry.acme-rockets.io/software/net-monitor@sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+    let run = |envelope: &str, policy: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "verify-notation",
+            "--signature",
+            envelope,
+            "--media-type",
+            "application/jose+json",
+            "--artifact",
+            artifact,
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        tollgate(&args)
+    };
+    let r = run(&env("ca_valid_sig_env.json"), &policy, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "VERIFIED {artifact}\n  trust policy \"test-statement-name\", signing scheme notary.x509\n"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("note: revocation was not checked"), "{}", r.stdout);
+    let r = run(&env("ca_invalid_sig_env.json"), &policy, &["-o", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.json()["failures"][0]["type"], "integrity");
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("policy.json");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US", "C=IN,ST=TG,O=DummyOrg"),
+    )
+    .unwrap();
+    let r = run(&env("sa_valid_sig_env.json"), &other, &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "FAIL authenticity: the signing certificate does not match the trust policy's trusted identities"
+        ),
+        "{}",
+        r.stdout
+    );
+    let r = tollgate(&[
+        "verify-notation",
+        "--signature",
+        &env("ca_valid_sig_env.json"),
+        "--media-type",
+        "application/jose+json",
+        "--artifact",
+        "other.io/x@sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+        "--trust-policy",
+        policy.to_str().unwrap(),
+        "--trust-store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(r.one_line_error(2).contains("has no applicable oci trust policy statement"), "{}", r.stderr);
+}
