@@ -214,6 +214,20 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     assert!(!r.status.success(), "an unsigned image already on the node started: {}", text(&r));
     assert!(text(&r).contains("a signature was required, but no signature exists"), "{}", text(&r));
     assert!(text(&r).contains("tollgate:"), "{}", text(&r));
+    // Imported with `ctr images import` (no pull, so no verifier ever ran): refused at create too.
+    let archive = work.path().join("unsigned.tar");
+    let ns = ["--namespace", "k8s.io"];
+    let ctr = |args: &[&str]| {
+        let all: Vec<&str> = ns.iter().chain(args).copied().collect();
+        let out = ctrd.ctr(&all);
+        assert!(out.status.success(), "ctr {args:?}: {}", text(&out));
+    };
+    ctr(&["images", "export", archive.to_str().unwrap(), &unsigned]);
+    ctr(&["images", "rm", &unsigned]);
+    ctr(&["images", "import", archive.to_str().unwrap()]);
+    let r = create(&ctrd, &web_id, &web, &container("imported", &unsigned));
+    assert!(!r.status.success(), "an imported unsigned image started: {}", text(&r));
+    assert!(text(&r).contains("no signature exists"), "{}", text(&r));
     // Signed: created and running.
     let r = create(&ctrd, &web_id, &web, &signed_c);
     assert!(r.status.success(), "the signed container: {}\n{}\n{}", text(&r), nri.log(), ctrd.log_tail(20));
