@@ -106,6 +106,12 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         .and_then(Value::as_str)
         .ok_or("the protected header has no io.cncf.notary.signingScheme")?
         .to_owned();
+    // Before anything a plugin would have processed (its own crit headers, say): tollgate runs none.
+    if let Some(plugin) = protected.get("io.cncf.notary.verificationPlugin") {
+        return Err(format!(
+            "the signature names the verification plugin {plugin}; tollgate runs no notation plugins, so it cannot verify it"
+        ));
+    }
     let crit: Vec<&str> = protected
         .get("crit")
         .and_then(Value::as_array)
@@ -130,12 +136,6 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         if protected.get(required).is_some() && !crit.contains(&required) {
             return Err(format!("{required} is set but not listed in crit"));
         }
-    }
-    if protected.get("io.cncf.notary.verificationPlugin").is_some() {
-        return Err(
-            "the signature names a verification plugin (io.cncf.notary.verificationPlugin); tollgate runs no plugins"
-                .into(),
-        );
     }
     let signing_time = match scheme.as_str() {
         "notary.x509" => {

@@ -209,6 +209,25 @@ fn jws_envelopes_verify_as_notation_go_does() {
             assert!(o.verified && kinds(&o) == [("authenticity", Log)], "{case} audit {env}: {o:?}");
         }
     }
+    // P01–P04: envelopes that name a verification plugin. tollgate runs no plugins, so each is refused,
+    // saying why: P01 and P03 fail as upstream's do; P02 and P04 pass upstream only with the plugin installed.
+    let wabbit_text = std::fs::read_to_string(data().join("policies/wabbit-plugin.json")).unwrap();
+    let wabbit = trustpolicy::parse(wabbit_text.as_bytes()).unwrap();
+    let st = wabbit.applicable(&format!("localhost:5000/net-monitor@{digest}")).unwrap();
+    let [ca, sa, _] = truststore::load_for_policy(&root, &st.trust_stores).unwrap();
+    let mut plugin_envs = vec!["ca_plugin_sig_env.json".to_owned(), "sa_plugin_sig_env.json".to_owned()];
+    for v in ["1.0.1", "1.0.9", "1.1.0-alpha", "1.2.3"] {
+        plugin_envs.push(format!("ca_incompatible_pluginver_sig_env_{v}.json"));
+    }
+    for v in ["0.0.9", "1.0.0-alpha", "1.0.0-alpha.beta", "1.0.0"] {
+        plugin_envs.push(format!("ca_compatible_pluginver_sig_env_{v}.json"));
+    }
+    for env in &plugin_envs {
+        let inputs = jws::Inputs { media_type: mt, digest, policy: st, ca: &ca, signing_authority: &sa, now };
+        let o = jws::verify(&envelope(env), &inputs);
+        assert!(!o.verified, "{env}: {o:?}");
+        assert!(o.failures[0].reason.contains("tollgate runs no notation plugins"), "{env}: {o:?}");
+    }
     for env in ["ca_expired_sig_env.json", "sa_expired_sig_env.json"] {
         let o = run(&strict_text, "strict", env, mt);
         assert!(!o.verified && kinds(&o) == [("expiry", Enforce)], "V08 {env}: {o:?}");
