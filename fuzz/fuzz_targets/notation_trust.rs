@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 ca: &[],
                 signing_authority: &[],
                 now: 1_767_225_600,
+                user_metadata: &[],
             };
             let _ = jws::verify(rest, &inputs);
         }

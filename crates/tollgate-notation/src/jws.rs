@@ -59,6 +59,8 @@ pub struct Inputs<'a> {
     pub signing_authority: &'a [Vec<u8>],
     /// Now, Unix seconds.
     pub now: i64,
+    /// Annotations the signed payload must carry with these values (`notation verify --user-metadata`).
+    pub user_metadata: &'a [(String, String)],
 }
 
 struct Parsed {
@@ -67,6 +69,7 @@ struct Parsed {
     expiry: Option<i64>,
     chain: Vec<Vec<u8>>,
     target_digest: String,
+    annotations: serde_json::Map<String, Value>,
 }
 
 fn b64url(field: &str, s: &str) -> Result<Vec<u8>, String> {
@@ -78,11 +81,29 @@ fn b64url(field: &str, s: &str) -> Result<Vec<u8>, String> {
 fn time(header: &Value, key: &str) -> Result<Option<i64>, String> {
     match header.get(key) {
         None => Ok(None),
-        Some(Value::String(s)) => tollgate_verify::tlog::rfc3339_millis(s)
-            .map(|ms| Some(ms.div_euclid(1000)))
-            .ok_or_else(|| format!("{key} {s:?} is not an RFC 3339 UTC time")),
+        Some(Value::String(s)) => rfc3339(s).map(Some).ok_or_else(|| format!("{key} {s:?} is not an RFC 3339 time")),
         Some(_) => Err(format!("{key} is not a string")),
     }
+}
+
+/// An RFC 3339 time with `Z` or a `±HH:MM` offset, as Unix seconds.
+fn rfc3339(s: &str) -> Option<i64> {
+    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+        return tollgate_verify::tlog::rfc3339_millis(&format!("{utc}Z")).map(|ms| ms.div_euclid(1000));
+    }
+    let (base, offset) = s.split_at_checked(s.len().checked_sub(6)?)?;
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = offset.get(1..)?.split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let utc = tollgate_verify::tlog::rfc3339_millis(&format!("{base}Z"))?.div_euclid(1000);
+    Some(utc - sign * (h * 3600 + m * 60))
 }
 
 /// The integrity part: everything about the envelope itself. An error is an integrity failure.
@@ -164,7 +185,9 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         .and_then(Value::as_str)
         .ok_or("the payload has no targetArtifact.digest")?
         .to_owned();
-    Ok(Parsed { scheme, signing_time: Some(signing_time), expiry, chain, target_digest })
+    let annotations =
+        payload.pointer("/targetArtifact/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
+    Ok(Parsed { scheme, signing_time: Some(signing_time), expiry, chain, target_digest, annotations })
 }
 
 /// The public key of a certificate, as ring takes it, and the key's kind.
@@ -302,6 +325,21 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             Action::Enforce,
         );
         return out;
+    }
+    // User metadata the verifier asked for: enforced whatever the level (as notation's).
+    for (key, want) in inputs.user_metadata {
+        match p.annotations.get(key).and_then(Value::as_str) {
+            Some(got) if got == want => {}
+            got => {
+                let had = got.map_or_else(|| "does not carry it".to_owned(), |g| format!("has {g:?}"));
+                fail(
+                    &mut out,
+                    "userMetadata",
+                    format!("the signed payload must carry {key}={want:?}; it {had}"),
+                    Action::Enforce,
+                );
+            }
+        }
     }
     // Authenticity: a chain certificate is trusted, and the leaf is a trusted identity.
     let stores = if p.scheme == "notary.x509" { inputs.ca } else { inputs.signing_authority };

@@ -171,7 +171,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
         let [ca, sa, _] = truststore::load_for_policy(&root, &st.trust_stores).unwrap();
         jws::verify(
             &envelope(env),
-            &jws::Inputs { media_type, digest, policy: st, ca: &ca, signing_authority: &sa, now },
+            &jws::Inputs { media_type, digest, policy: st, ca: &ca, signing_authority: &sa, now, user_metadata: &[] },
         )
     };
     let kinds = |o: &jws::Outcome| o.failures.iter().map(|f| (f.kind, f.action)).collect::<Vec<_>>();
@@ -223,7 +223,15 @@ fn jws_envelopes_verify_as_notation_go_does() {
         plugin_envs.push(format!("ca_compatible_pluginver_sig_env_{v}.json"));
     }
     for env in &plugin_envs {
-        let inputs = jws::Inputs { media_type: mt, digest, policy: st, ca: &ca, signing_authority: &sa, now };
+        let inputs = jws::Inputs {
+            media_type: mt,
+            digest,
+            policy: st,
+            ca: &ca,
+            signing_authority: &sa,
+            now,
+            user_metadata: &[],
+        };
         let o = jws::verify(&envelope(env), &inputs);
         assert!(!o.verified, "{env}: {o:?}");
         assert!(o.failures[0].reason.contains("tollgate runs no notation plugins"), "{env}: {o:?}");
@@ -236,4 +244,48 @@ fn jws_envelopes_verify_as_notation_go_does() {
             assert!(o.verified && kinds(&o) == [("expiry", Log)], "V09 {level} {env}: {o:?}");
         }
     }
+}
+
+/// M01–M02: user metadata the verifier requires must be in the signed payload with the same values
+/// (enforced at any level); the same envelope under strict fails authenticity (its leaf is in no store).
+#[test]
+fn user_metadata_is_required_as_notation_go_requires_it() {
+    use tollgate_notation::{jws, trustpolicy, truststore};
+    if !present() {
+        return;
+    }
+    let go = data().join("notation-go");
+    let root = go.join("verifier/testdata/truststore");
+    let env = std::fs::read(go.join("internal/mock/testdata/sig_env_with_metadata.json")).unwrap();
+    let digest = "sha256:5a07385af4e6b6af81b0ebfd435aedccdfa3507f0609c658209e1aba57159b2b";
+    let text = std::fs::read_to_string(data().join("policies/oci-acme-strict.json")).unwrap();
+    let run = |level: &str, meta: &[(&str, &str)]| {
+        let doc =
+            trustpolicy::parse(text.replace("\"level\": \"strict\"", &format!("\"level\": \"{level}\"")).as_bytes())
+                .unwrap();
+        let st = doc.applicable(&format!("registry.acme-rockets.io/software/net-monitor@{digest}")).unwrap();
+        let [ca, sa, _] = truststore::load_for_policy(&root, &st.trust_stores).unwrap();
+        let meta: Vec<(String, String)> = meta.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let inputs = jws::Inputs {
+            media_type: jws::MEDIA_TYPE,
+            digest,
+            policy: st,
+            ca: &ca,
+            signing_authority: &sa,
+            now: 1_767_225_600,
+            user_metadata: &meta,
+        };
+        jws::verify(&env, &inputs)
+    };
+    let (id, time) = ("io.wabbit-networks.buildId", "io.wabbit-networks.buildTime");
+    for meta in [&[][..], &[(id, "123")], &[(id, "123"), (time, "1672944615")]] {
+        let o = run("audit", meta);
+        assert!(o.verified, "M01 {meta:?}: {o:?}");
+    }
+    for meta in [&[(id, "321")][..], &[(id, "123"), (time, "1")]] {
+        let o = run("audit", meta);
+        assert!(!o.verified && o.failures.iter().any(|f| f.kind == "userMetadata"), "M01 {meta:?}: {o:?}");
+    }
+    let o = run("strict", &[]);
+    assert!(!o.verified && o.failures.first().is_some_and(|f| f.kind == "authenticity"), "M02: {o:?}");
 }

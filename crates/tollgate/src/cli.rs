@@ -872,6 +872,17 @@ pub struct VerifyNotationArgs {
     /// notation's configuration directory, or its truststore directory.
     #[arg(long, value_name = "DIR")]
     pub trust_store: PathBuf,
+    /// An annotation the signed payload must carry with this value (repeatable), as `notation verify --user-metadata`.
+    #[arg(long = "user-metadata", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub user_metadata: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, the key not empty.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 /// `manifests` arguments.

@@ -107,6 +107,7 @@ fn verify_notation(a: &crate::cli::VerifyNotationArgs, fmt: Format) -> anyhow::R
         ca: &ca,
         signing_authority: &sa,
         now: i64::try_from(now_unix()).unwrap_or(i64::MAX),
+        user_metadata: &a.user_metadata,
     };
     let o = jws::verify(&envelope, &inputs);
     match fmt {

@@ -765,6 +765,13 @@ fn verify_notation_checks_one_envelope_offline() {
         r.stdout
     );
     assert!(r.stdout.contains("note: revocation was not checked"), "{}", r.stdout);
+    let r = run(&env("ca_valid_sig_env.json"), &policy, &["--user-metadata", "buildId=7"]);
+    assert_eq!(r.code, 1, "required user metadata the payload lacks refuses it: {}", r.stdout);
+    assert!(
+        r.stdout.contains("FAIL userMetadata: the signed payload must carry buildId=\"7\"; it does not carry it"),
+        "{}",
+        r.stdout
+    );
     let r = run(&env("ca_invalid_sig_env.json"), &policy, &["-o", "json"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.json()["failures"][0]["type"], "integrity");
