@@ -4,9 +4,10 @@
 
 use serde::Serialize;
 
+use crate::install::{NRI_PLUGIN, VERIFIER_PLUGIN};
+
 /// containerd's default image-verifier directory on Linux.
 pub const DEFAULT_BIN_DIR: &str = "/opt/containerd/image-verifier/bin";
-const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
 
 /// The key of the one finding that says nothing was found.
 pub const SUMMARY: &str = "summary";
@@ -61,9 +62,6 @@ pub fn bin_dir(config: &str) -> Result<String, ConfigError> {
 fn bin_dir_of(doc: &toml::Table) -> String {
     verifier_plugin(doc).and_then(|p| p.get("bin_dir")).and_then(|v| v.as_str()).unwrap_or(DEFAULT_BIN_DIR).to_owned()
 }
-
-/// containerd's NRI plugin.
-const NRI_PLUGIN: &str = "io.containerd.nri.v1.nri";
 
 fn plugins(doc: &toml::Table) -> Option<&toml::Table> {
     doc.get("plugins").and_then(|p| p.as_table())

@@ -6,7 +6,7 @@ use toml_edit::{DocumentMut, Item, Table, value};
 
 use crate::doctor::ConfigError;
 
-const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
+pub(crate) const VERIFIER_PLUGIN: &str = "io.containerd.image-verifier.v1.bindir";
 /// The newest containerd config version whose layout tollgate knows.
 pub const MAX_VERSION: i64 = 4;
 
@@ -19,6 +19,21 @@ pub struct Merged {
     pub changed: bool,
     /// The config's version (2, 3 or 4).
     pub version: i64,
+}
+
+/// `plugins."NAME"` of `doc`, created (under an implicit `plugins` table) when missing.
+fn plugin_table<'d>(doc: &'d mut DocumentMut, name: &str) -> Result<&'d mut dyn toml_edit::TableLike, ConfigError> {
+    let plugins = doc.entry("plugins").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let plugins = plugins.as_table_like_mut().ok_or_else(|| ConfigError("`plugins` is not a table".into()))?;
+    plugins
+        .entry(name)
+        .or_insert(Item::Table(Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| ConfigError(format!("plugins.{name:?} is not a table")))
 }
 
 /// Sets the verifier plugin's `bin_dir` in `existing` (`None`: no config yet,
@@ -48,15 +63,7 @@ pub fn merge(existing: Option<&str>, bin_dir: &str) -> Result<Merged, ConfigErro
             "config version {version} is newer than tollgate knows (2 to {MAX_VERSION}); check containerd's docs for the image-verifier plugin and set its bin_dir by hand"
         )));
     }
-    let plugins = doc.entry("plugins").or_insert_with(|| {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        Item::Table(t)
-    });
-    let plugins = plugins.as_table_like_mut().ok_or_else(|| ConfigError("`plugins` is not a table".into()))?;
-    let plugin = plugins.entry(VERIFIER_PLUGIN).or_insert(Item::Table(Table::new()));
-    let plugin =
-        plugin.as_table_like_mut().ok_or_else(|| ConfigError(format!("plugins.{VERIFIER_PLUGIN:?} is not a table")))?;
+    let plugin = plugin_table(&mut doc, VERIFIER_PLUGIN)?;
     let current = plugin.get("bin_dir").and_then(|v| v.as_str());
     if current != Some(bin_dir) {
         plugin.insert("bin_dir", value(bin_dir));
@@ -81,14 +88,7 @@ pub fn merge_nri(source: &str, plugin_name: &str) -> Result<Merged, ConfigError>
     if let Some(disabled) = doc.get_mut("disabled_plugins").and_then(|v| v.as_array_mut()) {
         disabled.retain(|v| v.as_str() != Some(NRI_PLUGIN));
     }
-    let plugins = doc.entry("plugins").or_insert_with(|| {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        Item::Table(t)
-    });
-    let plugins = plugins.as_table_like_mut().ok_or_else(|| ConfigError("`plugins` is not a table".into()))?;
-    let nri = plugins.entry(NRI_PLUGIN).or_insert(Item::Table(Table::new()));
-    let nri = nri.as_table_like_mut().ok_or_else(|| ConfigError(format!("plugins.{NRI_PLUGIN:?} is not a table")))?;
+    let nri = plugin_table(&mut doc, NRI_PLUGIN)?;
     if nri.get("disable").and_then(|v| v.as_bool()) != Some(false) {
         nri.insert("disable", value(false));
     }
