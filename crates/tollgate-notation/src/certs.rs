@@ -71,12 +71,7 @@ pub fn facts(der: &[u8]) -> Result<CertFacts, CertFileError> {
     let can_sign_certs = v1 || (is_ca && key_usage.as_ref().is_none_or(|(_, k)| k.0.contains(KeyUsages::KeyCertSign)));
     let self_issued = tbs.issuer().to_der().map_err(m)? == tbs.subject().to_der().map_err(m)?;
     let spki = tbs.subject_public_key_info().to_der().map_err(m)?;
-    let message = tbs.to_der().map_err(m)?;
-    let signature = cert.signature().as_bytes().unwrap_or_default();
-    let self_signed = match (PublicKey::from_spki_der(&spki), hash_of(&cert.signature_algorithm().oid.to_string())) {
-        (Ok(key), Some(hash)) => key.verify_with_hash(&message, signature, hash).is_ok(),
-        _ => false,
-    };
+    let self_signed = signed_by(&cert, &spki).unwrap_or(false);
     Ok(CertFacts {
         subject: crate::identity::go_name_string(tbs.subject()),
         is_ca,
@@ -84,6 +79,17 @@ pub fn facts(der: &[u8]) -> Result<CertFacts, CertFileError> {
         self_issued,
         self_signed,
     })
+}
+
+/// Whether `cert`'s signature verifies with the key `issuer_spki` (DER SubjectPublicKeyInfo). An error
+/// when the key or the signature algorithm is not one tollgate verifies.
+pub(crate) fn signed_by(cert: &Certificate, issuer_spki: &[u8]) -> Result<bool, String> {
+    let oid = cert.signature_algorithm().oid.to_string();
+    let hash = hash_of(&oid).ok_or_else(|| format!("signature algorithm {oid} is not supported"))?;
+    let key = PublicKey::from_spki_der(issuer_spki).map_err(|e| e.to_string())?;
+    let message = cert.tbs_certificate().to_der().map_err(|e| e.to_string())?;
+    let signature = cert.signature().as_bytes().unwrap_or_default();
+    Ok(key.verify_with_hash(&message, signature, hash).is_ok())
 }
 
 /// The hash of a certificate signature algorithm tollgate verifies (RSA PKCS#1 v1.5, ECDSA, Ed25519).

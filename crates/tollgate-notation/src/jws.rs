@@ -256,18 +256,12 @@ fn issued_by(der: &[u8], issuer: &[u8]) -> Result<(), String> {
     if cert.tbs_certificate().issuer().to_der().map_err(m)? != parent.tbs_certificate().subject().to_der().map_err(m)? {
         return Err("its issuer is not the next certificate's subject".into());
     }
-    let key = tollgate_verify::PublicKey::from_spki_der(
-        &parent.tbs_certificate().subject_public_key_info().to_der().map_err(m)?,
-    )
-    .map_err(|e| e.to_string())?;
-    let hash = match cert.signature_algorithm().oid.to_string().as_str() {
-        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => tollgate_verify::keys::HashAlgorithm::Sha256,
-        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => tollgate_verify::keys::HashAlgorithm::Sha384,
-        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => tollgate_verify::keys::HashAlgorithm::Sha512,
-        other => return Err(format!("signature algorithm {other} is not supported")),
-    };
-    key.verify_with_hash(&cert.tbs_certificate().to_der().map_err(m)?, cert.signature().raw_bytes(), hash)
-        .map_err(|_| "its signature does not verify with the next certificate's key".into())
+    let parent_spki = parent.tbs_certificate().subject_public_key_info().to_der().map_err(m)?;
+    if certs::signed_by(&cert, &parent_spki)? {
+        Ok(())
+    } else {
+        Err("its signature does not verify with the next certificate's key".into())
+    }
 }
 
 fn validity(der: &[u8]) -> Option<(i64, i64)> {
