@@ -270,47 +270,12 @@ pub fn compile(
     Ok(Compiled { cluster, namespaces })
 }
 
-/// The tollgate.dev objects of a YAML stream, each checked against its CRD's rules.
-#[derive(Debug, Clone, Default)]
-pub struct Objects {
-    /// ClusterImagePolicies.
-    pub cluster: Vec<ClusterImagePolicy>,
-    /// ImagePolicies (each with its namespace).
-    pub namespaced: Vec<ImagePolicy>,
-    /// TrustRoots.
-    pub trust_roots: Vec<TrustRoot>,
-}
+pub use crate::manifests::Objects;
 
 /// The objects in a multi-document YAML stream: ClusterImagePolicies, ImagePolicies and TrustRoots,
 /// each checked against its CRD's CEL rules; other kinds are skipped.
 pub fn objects(text: &str, source_name: &str) -> Result<Objects, crate::manifests::PoliciesError> {
-    let cluster = crate::manifests::cluster_policies(text, source_name)?;
-    let mut namespaced = Vec::new();
-    let mut trust_roots = Vec::new();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let err = |message: String| crate::manifests::PoliciesError {
-            source_name: source_name.to_owned(),
-            index: i + 1,
-            message,
-        };
-        let value: Value = serde::Deserialize::deserialize(doc).map_err(|e| err(e.to_string()))?;
-        if value["kind"] == "TrustRoot" {
-            let t: TrustRoot = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-            t.validate_cel().map_err(|e| err(crate::manifests::one_line(&e.to_string())))?;
-            trust_roots.push(t);
-            continue;
-        }
-        if value.is_null() || value["kind"] != "ImagePolicy" {
-            continue;
-        }
-        let p: ImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-        if p.metadata.namespace.as_deref().is_none_or(str::is_empty) {
-            return Err(err("an ImagePolicy needs metadata.namespace".into()));
-        }
-        p.validate_cel().map_err(|e| err(crate::manifests::one_line(&e.to_string())))?;
-        namespaced.push(p);
-    }
-    Ok(Objects { cluster, namespaced, trust_roots })
+    crate::manifests::read(text, source_name, &["ClusterImagePolicy", "ImagePolicy", "TrustRoot"])
 }
 
 #[cfg(test)]

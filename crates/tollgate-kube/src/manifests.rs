@@ -87,16 +87,50 @@ pub(crate) fn one_line(text: &str) -> String {
 /// The ClusterImagePolicies in a multi-document YAML file (other kinds are skipped), each checked
 /// against the CRD's CEL rules as the API server would.
 pub fn cluster_policies(text: &str, source_name: &str) -> Result<Vec<ClusterImagePolicy>, PoliciesError> {
-    let mut out = Vec::new();
+    read(text, source_name, &["ClusterImagePolicy"]).map(|o| o.cluster)
+}
+
+/// The tollgate.dev objects of a YAML stream, each checked against its CRD's rules.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    /// ClusterImagePolicies.
+    pub cluster: Vec<ClusterImagePolicy>,
+    /// ImagePolicies (each with its namespace).
+    pub namespaced: Vec<crate::crd::ImagePolicy>,
+    /// TrustRoots.
+    pub trust_roots: Vec<crate::crd::TrustRoot>,
+}
+
+/// The objects of the `kinds` listed in a multi-document YAML stream, in one pass, each checked
+/// against its CRD's CEL rules; other kinds are skipped.
+pub(crate) fn read(text: &str, source_name: &str, kinds: &[&str]) -> Result<Objects, PoliciesError> {
+    let mut out = Objects::default();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let err = |message: String| PoliciesError { source_name: source_name.to_owned(), index: i + 1, message };
         let value: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| err(e.to_string()))?;
-        if value.is_null() || value["kind"] != "ClusterImagePolicy" {
-            continue;
+        let Some(kind) = value["kind"].as_str().filter(|k| kinds.contains(k)) else { continue };
+        let cel = |r: Result<(), kube::core::cel::ValidationErrors>| r.map_err(|e| err(one_line(&e.to_string())));
+        match kind {
+            "ClusterImagePolicy" => {
+                let p: ClusterImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                cel(p.validate_cel())?;
+                out.cluster.push(p);
+            }
+            "ImagePolicy" => {
+                let p: crate::crd::ImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                if p.metadata.namespace.as_deref().is_none_or(str::is_empty) {
+                    return Err(err("an ImagePolicy needs metadata.namespace".into()));
+                }
+                cel(p.validate_cel())?;
+                out.namespaced.push(p);
+            }
+            "TrustRoot" => {
+                let t: crate::crd::TrustRoot = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                cel(t.validate_cel())?;
+                out.trust_roots.push(t);
+            }
+            _ => {}
         }
-        let policy: ClusterImagePolicy = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-        policy.validate_cel().map_err(|e| err(one_line(&e.to_string())))?;
-        out.push(policy);
     }
     Ok(out)
 }
