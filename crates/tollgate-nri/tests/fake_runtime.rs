@@ -43,6 +43,11 @@ fn settings(rt: &FakeRuntime) -> Settings {
     }
 }
 
+/// The plugin on its own task, with fresh counters.
+fn spawn(settings: Settings, decider: impl Decide) -> tokio::task::JoinHandle<Result<plugin::Ended, NriError>> {
+    tokio::spawn(plugin::serve_connection_owned(settings, Arc::new(decider), Arc::new(Stats::default())))
+}
+
 fn create(image: &str, digest: &str) -> Vec<u8> {
     api::CreateContainerRequest {
         pod: Some(api::PodSandbox {
@@ -189,11 +194,7 @@ fn synchronize_verifies_the_running_images_in_the_background() {
 fn a_slow_decision_is_refused_within_the_request_timeout() {
     runtime().block_on(async {
         let rt = FakeRuntime::bind();
-        let plugin = tokio::spawn(plugin::serve_connection_owned(
-            settings(&rt),
-            Arc::new(ByName { slow_ms: 3000 }),
-            Arc::new(Stats::default()),
-        ));
+        let plugin = spawn(settings(&rt), ByName { slow_ms: 3000 });
         let mut conn = rt.accept().await;
         conn.registration(None).await;
         let cfg = api::ConfigureRequest { request_timeout: 400, ..Default::default() };
@@ -236,11 +237,7 @@ fn malformed_messages_close_the_connection_with_a_reason() {
     for (what, bytes, reason) in cases {
         runtime().block_on(async {
             let rt = FakeRuntime::bind();
-            let plugin = tokio::spawn(plugin::serve_connection_owned(
-                settings(&rt),
-                Arc::new(ByName { slow_ms: 0 }),
-                Arc::new(Stats::default()),
-            ));
+            let plugin = spawn(settings(&rt), ByName { slow_ms: 0 });
             let mut conn = rt.accept().await;
             conn.registration(None).await;
             conn.write_raw(&bytes).await;
@@ -259,11 +256,7 @@ fn malformed_messages_close_the_connection_with_a_reason() {
 fn a_refused_registration_and_a_silent_runtime_are_errors() {
     runtime().block_on(async {
         let rt = FakeRuntime::bind();
-        let plugin = tokio::spawn(plugin::serve_connection_owned(
-            settings(&rt),
-            Arc::new(ByName { slow_ms: 0 }),
-            Arc::new(Stats::default()),
-        ));
+        let plugin = spawn(settings(&rt), ByName { slow_ms: 0 });
         let mut conn = rt.accept().await;
         conn.registration(Some("plugin \"tollgate\" is already registered")).await;
         let e = plugin.await.unwrap().unwrap_err();
@@ -271,11 +264,7 @@ fn a_refused_registration_and_a_silent_runtime_are_errors() {
 
         let mut s = settings(&rt);
         s.registration_timeout = Duration::from_millis(200);
-        let plugin = tokio::spawn(plugin::serve_connection_owned(
-            s,
-            Arc::new(ByName { slow_ms: 0 }),
-            Arc::new(Stats::default()),
-        ));
+        let plugin = spawn(s, ByName { slow_ms: 0 });
         let _conn = rt.accept().await; // never answers
         let e = plugin.await.unwrap().unwrap_err();
         assert!(matches!(e, NriError::RegistrationTimeout(_)), "{e:?}");
