@@ -61,6 +61,19 @@ pub struct Inputs<'a> {
     pub now: i64,
     /// Annotations the signed payload must carry with these values (`notation verify --user-metadata`).
     pub user_metadata: &'a [(String, String)],
+    /// The artifact's descriptor as the registry served it, when known: the payload's
+    /// `targetArtifact` must then equal it in media type and size too, not only in digest (as
+    /// notation-go compares descriptors). `None` when only a digest is given (`verify-notation`).
+    pub target: Option<Target<'a>>,
+}
+
+/// The media type and size of the artifact a signature must be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// `application/vnd.oci.image.index.v1+json`, …
+    pub media_type: &'a str,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 struct Parsed {
@@ -69,6 +82,8 @@ struct Parsed {
     expiry: Option<i64>,
     chain: Vec<Vec<u8>>,
     target_digest: String,
+    target_media_type: Option<String>,
+    target_size: Option<u64>,
     annotations: serde_json::Map<String, Value>,
 }
 
@@ -185,9 +200,20 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         .and_then(Value::as_str)
         .ok_or("the payload has no targetArtifact.digest")?
         .to_owned();
+    let target_media_type = payload.pointer("/targetArtifact/mediaType").and_then(Value::as_str).map(str::to_owned);
+    let target_size = payload.pointer("/targetArtifact/size").and_then(Value::as_u64);
     let annotations =
         payload.pointer("/targetArtifact/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
-    Ok(Parsed { scheme, signing_time: Some(signing_time), expiry, chain, target_digest, annotations })
+    Ok(Parsed {
+        scheme,
+        signing_time: Some(signing_time),
+        expiry,
+        chain,
+        target_digest,
+        target_media_type,
+        target_size,
+        annotations,
+    })
 }
 
 /// The public key of a certificate, as ring takes it, and the key's kind.
@@ -319,6 +345,24 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             Action::Enforce,
         );
         return out;
+    }
+    if let Some(t) = inputs.target {
+        let (media_type, size) = (p.target_media_type.as_deref(), p.target_size);
+        if media_type != Some(t.media_type) || size != Some(t.size) {
+            fail(
+                &mut out,
+                "integrity",
+                format!(
+                    "the signature's target is a {} of {} bytes; the artifact is a {} of {} bytes",
+                    media_type.unwrap_or("(no media type)"),
+                    size.map_or_else(|| "(no size)".to_owned(), |s| s.to_string()),
+                    t.media_type,
+                    t.size
+                ),
+                Action::Enforce,
+            );
+            return out;
+        }
     }
     // User metadata the verifier asked for: enforced whatever the level (as notation's).
     for (key, want) in inputs.user_metadata {

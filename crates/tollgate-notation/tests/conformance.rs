@@ -171,7 +171,16 @@ fn jws_envelopes_verify_as_notation_go_does() {
         let [ca, sa, _] = truststore::load_for_policy(&root, &st.trust_stores).unwrap();
         jws::verify(
             &envelope(env),
-            &jws::Inputs { media_type, digest, policy: st, ca: &ca, signing_authority: &sa, now, user_metadata: &[] },
+            &jws::Inputs {
+                media_type,
+                digest,
+                policy: st,
+                ca: &ca,
+                signing_authority: &sa,
+                now,
+                user_metadata: &[],
+                target: None,
+            },
         )
     };
     let kinds = |o: &jws::Outcome| o.failures.iter().map(|f| (f.kind, f.action)).collect::<Vec<_>>();
@@ -231,6 +240,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
             signing_authority: &sa,
             now,
             user_metadata: &[],
+            target: None,
         };
         let o = jws::verify(&envelope(env), &inputs);
         assert!(!o.verified, "{env}: {o:?}");
@@ -274,6 +284,7 @@ fn user_metadata_is_required_as_notation_go_requires_it() {
             signing_authority: &sa,
             now: 1_767_225_600,
             user_metadata: &meta,
+            target: None,
         };
         jws::verify(&env, &inputs)
     };

@@ -27,6 +27,7 @@ pub fn run(a: &crate::cli::VerifyNotationArgs, fmt: Format) -> anyhow::Result<Ou
         signing_authority: &sa,
         now: i64::try_from(super::now_unix()).unwrap_or(i64::MAX),
         user_metadata: &a.user_metadata,
+        target: None,
     };
     let o = jws::verify(&envelope, &inputs);
     match fmt {
