@@ -80,6 +80,8 @@ fn demands(
             "keyless"
         } else if a.sigstore_bundle.is_some() {
             "sigstoreBundle"
+        } else if a.notation.is_some() {
+            "notation"
         } else if a.digests.is_some() {
             "digests"
         } else {
@@ -148,6 +150,36 @@ fn demands(
                 requirements: vec![json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule})],
                 trust: vec![(name, trust)],
             })
+        }
+        Some("notation") => {
+            let [one] = authorities else {
+                return Err(err(
+                    "it has several notation authorities; give one trust policy all its statements, or each its own \
+                     policy (each then must hold)"
+                        .into(),
+                ));
+            };
+            let Some(n) = &one.notation else { return Err(err("a notation authority without notation".into())) };
+            let stores: serde_json::Map<String, serde_json::Value> = n
+                .trust_stores
+                .iter()
+                .map(|s| (s.name.clone(), json!(s.certificates.iter().map(|c| json!({"pem": c})).collect::<Vec<_>>())))
+                .collect();
+            let req =
+                json!({"type": "notationSigned", "trustPolicy": {"inline": n.trust_policy}, "trustStores": stores});
+            // Its trust policy and certificates are checked now, so a broken object is Invalid with the reason
+            // instead of breaking the node's load of the whole bundle.
+            let alone = json!({"apiVersion": tollgate_policy::native::API_VERSION, "kind": tollgate_policy::native::KIND,
+                               "default": [req]});
+            let loads = tollgate_policy::native::parse(alone.to_string().as_bytes(), object).and_then(|p| {
+                tollgate_policy::LoadedPolicy::load(p, object, &|p| {
+                    Err(format!("no file {p} (all material is inline)"))
+                })
+            });
+            if let Err(e) = loads {
+                return Err(err(format!("its notation authority does not load: {e}")));
+            }
+            Ok(Demands { requirements: vec![req], trust: Vec::new() })
         }
         Some("digests") => {
             let digests: Vec<&String> = authorities.iter().flat_map(|a| a.digests.iter().flatten()).collect();

@@ -88,6 +88,32 @@ pub struct BundleAuthority {
     pub predicate_types: Vec<String>,
 }
 
+/// A Notary Project (notation) signature attached as an OCI referrer, decided by notation's own
+/// trust policy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationAuthority {
+    /// notation's `trustpolicy.json`, verbatim (JSON text).
+    #[schemars(length(max = 65536))]
+    pub trust_policy: String,
+    /// The trust stores its statements name, with their certificates.
+    #[schemars(length(max = 16))]
+    pub trust_stores: Vec<NotationTrustStore>,
+}
+
+/// One notation trust store: `TYPE:NAME` as the trust policy names it, and its certificates.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationTrustStore {
+    /// `ca:NAME`, `signingAuthority:NAME` or `tsa:NAME`.
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^(ca|signingAuthority|tsa):[A-Za-z0-9_.-]+$')").message("a trust store is ca:NAME, signingAuthority:NAME or tsa:NAME"))]
+    pub name: String,
+    /// Its certificates, PEM.
+    #[schemars(length(min = 1, max = 8), inner(length(max = 16384)))]
+    pub certificates: Vec<String>,
+}
+
 /// Pass or fail without a signature check.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -105,7 +131,7 @@ pub struct StaticAuthority {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(
     cel,
-    validation = Rule::new("[has(self.key), has(self.keyless), has(self.sigstoreBundle), has(self.digests), has(self.static)].filter(k, k).size() == 1").message("each authority has exactly one of key, keyless, sigstoreBundle, digests or static")
+    validation = Rule::new("[has(self.key), has(self.keyless), has(self.sigstoreBundle), has(self.notation), has(self.digests), has(self.static)].filter(k, k).size() == 1").message("each authority has exactly one of key, keyless, sigstoreBundle, notation, digests or static")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct Authority {
@@ -121,6 +147,9 @@ pub struct Authority {
     /// A sigstore bundle by this identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigstore_bundle: Option<BundleAuthority>,
+    /// A notation signature under this trust policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notation: Option<NotationAuthority>,
     /// Exactly these digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256), inner(length(max = 71)))]
@@ -323,9 +352,9 @@ mod tests {
         for (authorities, message) in [
             (
                 json!([{"key": {"data": PEM}, "digests": [DIGEST]}]),
-                "exactly one of key, keyless, sigstoreBundle, digests or static",
+                "exactly one of key, keyless, sigstoreBundle, notation, digests or static",
             ),
-            (json!([{}]), "exactly one of key, keyless, sigstoreBundle, digests or static"),
+            (json!([{}]), "exactly one of key, keyless, sigstoreBundle, notation, digests or static"),
             (json!([{"key": {}}]), "exactly one of data (inline PEM) or secretRef"),
             (json!([{"key": {"data": "not a key"}}]), "data is a PEM public key"),
             (

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 use tollgate_oci::manifest::{Descriptor, ImageIndex};
 use tollgate_oci::{Digest, Reference};
-use tollgate_policy::evaluate::{Image, LoadedPolicy, PlatformSignatures, Signatures};
+use tollgate_policy::evaluate::{Image, LoadedPolicy, Needs, PlatformSignatures, Signatures};
 use tollgate_policy::scope::Subject;
 use tollgate_policy::{Decision, evaluate};
 use tollgate_registry::credentials::CredentialStore;
@@ -278,19 +278,23 @@ impl Sources {
         Sources { client, signatures: None }
     }
 
-    /// Cosign signatures and, when `bundles`, sigstore bundles attached as referrers.
-    async fn material(&self, reference: &Reference, digest: &Digest, cosign: bool, bundles: bool) -> Signatures {
+    /// What `needs` asks for: cosign signatures, and sigstore bundles and
+    /// notation signatures attached as referrers.
+    async fn material(&self, reference: &Reference, digest: &Digest, needs: Needs) -> Signatures {
+        use tollgate_policy::evaluate::{BUNDLE_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, NOTATION_ENVELOPES};
         let mut layers = Vec::new();
-        if cosign {
+        if needs.cosign {
             match self.signatures(reference, digest).await {
                 Signatures::Found(l) => layers.extend(l),
                 unavailable => return unavailable,
             }
         }
-        if bundles {
-            let found =
-                self.client.bundle_layers(reference, digest, tollgate_policy::evaluate::BUNDLE_MEDIA_TYPE).await;
-            match found {
+        let referrers = [
+            (needs.bundles, BUNDLE_MEDIA_TYPE, &[BUNDLE_MEDIA_TYPE][..], "sigstore bundle"),
+            (needs.notation, NOTATION_ARTIFACT_TYPE, &NOTATION_ENVELOPES[..], "notation signature"),
+        ];
+        for (_, artifact_type, layer_types, what) in referrers.into_iter().filter(|r| r.0) {
+            match self.client.referrer_layers(reference, digest, artifact_type, layer_types, what).await {
                 Ok(b) => layers.extend(to_layers(b)),
                 Err(e) => return Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
             }
@@ -408,8 +412,7 @@ pub async fn gather(
         None => reference.clone(),
     };
     let needs = policy.needs(&Subject::Docker(&reference));
-    let (wants_signatures, wants_cosign, wants_bundles, wants_platforms) =
-        (needs.signatures(), needs.cosign, needs.bundles, needs.platforms);
+    let (wants_signatures, wants_platforms) = (needs.signatures(), needs.platforms);
     let client = &sources.client;
     let fetch = |t: &Reference| {
         let t = t.clone();
@@ -425,16 +428,13 @@ pub async fn gather(
         Some(_) if !wants_signatures => (None, no_signatures()),
         // The manifest and the signatures are fetched concurrently.
         Some(d) => {
-            let (m, s) = tokio::join!(fetch(&target), sources.material(&reference, d, wants_cosign, wants_bundles));
+            let (m, s) = tokio::join!(fetch(&target), sources.material(&reference, d, needs));
             (Some(m?), s)
         }
         None => {
             let m = fetch(&target).await?;
-            let s = if wants_signatures {
-                sources.material(&reference, &m.digest, wants_cosign, wants_bundles).await
-            } else {
-                no_signatures()
-            };
+            let s =
+                if wants_signatures { sources.material(&reference, &m.digest, needs).await } else { no_signatures() };
             (Some(m), s)
         }
     };

@@ -142,6 +142,15 @@ pub enum Requirement {
         /// SBOM or provenance attestation never counts as a signature.
         predicate_types: Vec<String>,
     },
+    /// Notary Project (notation) signatures attached as OCI referrers, under
+    /// notation's own `trustpolicy.json` and named trust stores (native format only).
+    NotationSigned {
+        /// notation's `trustpolicy.json`, verbatim.
+        trust_policy: KeySource,
+        /// The trust stores its statements name, `TYPE:NAME` (`ca:acme`,
+        /// `signingAuthority:acme`, `tsa:acme`), each as certificate files.
+        trust_stores: BTreeMap<String, Vec<KeySource>>,
+    },
     /// Sigstore (cosign) signatures.
     SigstoreSigned {
         /// Public keys (PEM), any one of which may have signed.
@@ -214,6 +223,7 @@ impl Requirement {
             Requirement::DigestAllowlist { .. } => "digestAllowlist",
             Requirement::SigstoreSigned { .. } => "sigstoreSigned",
             Requirement::SigstoreBundle { .. } => "sigstoreBundle",
+            Requirement::NotationSigned { .. } => "notationSigned",
         }
     }
 }
@@ -350,6 +360,10 @@ impl Policy {
                     source(trusted_root, f);
                     public_key.iter_mut().for_each(|k| source(k, f));
                 }
+                Requirement::NotationSigned { trust_policy, trust_stores } => {
+                    source(trust_policy, f);
+                    trust_stores.values_mut().flatten().for_each(|k| source(k, f));
+                }
                 Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, .. } => {
                     keys.iter_mut().chain(rekor_public_keys.iter_mut()).for_each(|k| source(k, f));
                     if let Some(fu) = fulcio {
@@ -423,6 +437,7 @@ impl Policy {
                 match r {
                     Requirement::DigestAllowlist { .. } => out.push(format!("{where_}[{i}]: digestAllowlist")),
                     Requirement::SigstoreBundle { .. } => out.push(format!("{where_}[{i}]: sigstoreBundle")),
+                    Requirement::NotationSigned { .. } => out.push(format!("{where_}[{i}]: notationSigned")),
                     Requirement::PerPlatform(_) => out.push(format!("{where_}[{i}]: perPlatform signatures")),
                     Requirement::SigstoreSigned { keys, rekor_public_keys, fulcio, .. } => {
                         let mixed = |k: &[KeySource]| {
@@ -717,6 +732,10 @@ fn requirement_json(r: &Requirement) -> serde_json::Value {
         Requirement::SigstoreBundle { .. } => {
             // Not expressible in containers-policy.json; export refuses it before this.
             o.insert("type".into(), json!("sigstoreBundle"));
+        }
+        Requirement::NotationSigned { .. } => {
+            // Not expressible in containers-policy.json; export refuses it before this.
+            o.insert("type".into(), json!("notationSigned"));
         }
         Requirement::DigestAllowlist { digests } => {
             o.insert("type".into(), json!("digestAllowlist"));

@@ -61,6 +61,13 @@ pub enum Loaded {
         /// Accepted predicate types (never empty: the default is filled in at load).
         predicate_types: Vec<String>,
     },
+    /// `notationSigned`: notation's trust policy and the certificates of its trust stores.
+    Notation {
+        /// The trust policy, validated.
+        document: Box<tollgate_notation::trustpolicy::Document>,
+        /// Each store (`TYPE:NAME`) and its certificates (DER), checked as notation checks them.
+        stores: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+    },
     /// `sigstoreSigned` with public keys.
     SigstoreKeys {
         /// Signing keys.
@@ -79,6 +86,8 @@ pub struct Needs {
     pub cosign: bool,
     /// Sigstore bundles attached as OCI referrers.
     pub bundles: bool,
+    /// Notary Project signatures attached as OCI referrers.
+    pub notation: bool,
     /// For an index, the signatures of each platform manifest.
     pub platforms: bool,
 }
@@ -86,7 +95,7 @@ pub struct Needs {
 impl Needs {
     /// Whether any signature material is needed (and so the manifest too).
     pub fn signatures(self) -> bool {
-        self.cosign || self.bundles
+        self.cosign || self.bundles || self.notation
     }
 }
 
@@ -144,6 +153,7 @@ impl LoadedPolicy {
                 )
             }),
             bundles: any(|l| matches!(l, Loaded::SigstoreBundle { .. })),
+            notation: any(|l| matches!(l, Loaded::Notation { .. })),
             platforms: any(|l| matches!(l, Loaded::PerPlatform(_))),
         }
     }
@@ -209,6 +219,9 @@ fn load_list(
                     };
                     Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone(), predicate_types }
                 }
+                Requirement::NotationSigned { trust_policy, trust_stores } => {
+                    load_notation(trust_policy, trust_stores, read).map_err(err)?
+                }
                 Requirement::PerPlatform(inner) => {
                     let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
                     Loaded::PerPlatform(Box::new(one.remove(0)))
@@ -252,6 +265,56 @@ fn load_list(
             })
         })
         .collect()
+}
+
+/// Reads and checks a `notationSigned` requirement's material: the trust policy parses and validates,
+/// every store a verifying statement names is given, every store given is named, and each store's
+/// certificates pass notation's own trust-store checks.
+fn load_notation(
+    trust_policy: &KeySource,
+    trust_stores: &std::collections::BTreeMap<String, Vec<KeySource>>,
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+) -> Result<Loaded, String> {
+    use tollgate_notation::{trustpolicy, truststore};
+    let (bytes, shown) = match trust_policy {
+        KeySource::Path(p) => (read(p).map_err(|e| format!("cannot read trust policy {p}: {e}"))?, p.clone()),
+        KeySource::Data(d) => (d.clone(), "inline trust policy".to_owned()),
+    };
+    let document = trustpolicy::parse(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    let mut named = std::collections::BTreeSet::new();
+    for st in &document.trust_policies {
+        let skips = st.signature_verification.level().is_ok_and(|l| l.integrity == trustpolicy::Action::Skip);
+        for s in st.trust_stores.iter().filter(|_| !skips) {
+            if !trust_stores.contains_key(s) {
+                return Err(format!(
+                    "trust policy statement {:?} names the trust store {s:?}, which trustStores does not give",
+                    st.name
+                ));
+            }
+            named.insert(s.as_str());
+        }
+    }
+    let mut stores = std::collections::BTreeMap::new();
+    for (name, files) in trust_stores {
+        if !named.contains(name.as_str()) {
+            return Err(format!("trust store {name:?} is named by no statement of {shown}"));
+        }
+        let (kind, store) = name.split_once(':').unwrap_or_default();
+        let kind =
+            truststore::StoreType::parse(kind).ok_or_else(|| format!("trust store {name:?} is not TYPE:NAME"))?;
+        let entries = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match f {
+                KeySource::Path(p) => read(p)
+                    .map(|b| truststore::Entry::File(p.clone(), b))
+                    .map_err(|e| format!("cannot read {p} of trust store {name}: {e}")),
+                KeySource::Data(d) => Ok(truststore::Entry::File(format!("inline certificate {i}"), d.clone())),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        stores.insert(name.clone(), truststore::load(kind, store, &entries).map_err(|e| e.to_string())?);
+    }
+    Ok(Loaded::Notation { document: Box::new(document), stores })
 }
 
 fn certs(
@@ -508,6 +571,9 @@ fn describe(r: &Requirement) -> String {
             _ => "sigstoreBundle (key)".to_owned(),
         },
         Requirement::PerPlatform(inner) => format!("{}, per platform", describe(inner)),
+        Requirement::NotationSigned { trust_stores, .. } => {
+            format!("notationSigned (trust stores: {})", trust_stores.keys().cloned().collect::<Vec<_>>().join(", "))
+        }
         Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
             let material = if fulcio.is_some() {
                 "fulcio".to_owned()
@@ -583,6 +649,9 @@ fn evaluate_one(
             let trust = BundleTrust { root, key: key.as_ref(), identity: identity.as_ref(), predicate_types };
             return evaluate_bundles(name, &trust, image, signatures, now);
         }
+        Loaded::Notation { document, stores } => {
+            return evaluate_notation(name, document, stores, image, signatures, now);
+        }
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
         }
@@ -639,6 +708,11 @@ fn until_accepted(outcomes: impl Iterator<Item = SignatureOutcome>) -> Vec<Signa
     }
     out
 }
+
+/// The artifact type of a Notary Project signature (a referrer manifest).
+pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+/// The envelope media types of notation signature layers: JWS and COSE_Sign1.
+pub const NOTATION_ENVELOPES: [&str; 2] = ["application/jose+json", "application/cose"];
 
 /// The media type of a sigstore bundle (the layer of a referrer artifact).
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -746,6 +820,114 @@ fn evaluate_bundles(
         None => {
             let first = sigs.first().map(|s| format!(" (bundle {}: {})", s.index, s.reason)).unwrap_or_default();
             format!("none of the {} bundle(s) is acceptable{first}", sigs.len())
+        }
+    };
+    RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+}
+
+/// `notationSigned`: the trust policy statement for this repository decides, as `notation verify`
+/// would: any one JWS envelope attached as a referrer must verify for this very manifest (digest,
+/// and media type and size when the manifest was fetched) under its level, trust stores and
+/// trusted identities. A `skip` statement accepts without a signature, as notation's does.
+fn evaluate_notation(
+    name: String,
+    document: &tollgate_notation::trustpolicy::Document,
+    stores: &std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+    image: &Image<'_>,
+    signatures: &Signatures,
+    now: u64,
+) -> RequirementOutcome {
+    use tollgate_notation::{jws, trustpolicy};
+    let Some(reference) = image.subject.docker_reference() else {
+        return outcome(name, false, "notation trust policies scope registry repositories; this image has none");
+    };
+    let artifact = format!("{}@{}", reference.repository(), image.digest);
+    let statement = match document.applicable(&artifact) {
+        Ok(s) => s,
+        Err(e) => return outcome(name, false, format!("notation: {e}")),
+    };
+    if statement.signature_verification.level().is_ok_and(|l| l.integrity == trustpolicy::Action::Skip) {
+        return outcome(
+            name,
+            true,
+            format!("notation trust policy {:?} skips signature verification (level skip)", statement.name),
+        );
+    }
+    let layers = match signatures {
+        Signatures::Unavailable { transient, reason } => {
+            let mut o = outcome(name, false, format!("notation signatures could not be fetched: {reason}"));
+            o.transient = *transient;
+            return o;
+        }
+        Signatures::Found(l) => l,
+    };
+    let of = |kind: &str| -> Vec<Vec<u8>> {
+        statement
+            .trust_stores
+            .iter()
+            .filter(|s| s.split_once(':').is_some_and(|(k, _)| k == kind))
+            .filter_map(|s| stores.get(s))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    let (ca, signing_authority) = (of("ca"), of("signingAuthority"));
+    // The manifest's own media type, when its bytes were fetched (and so digest-checked).
+    let media_type = image.manifest.and_then(|m| {
+        serde_json::from_slice::<serde_json::Value>(m)
+            .ok()
+            .and_then(|v| v.get("mediaType").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .map(|t| (t, m.len() as u64))
+    });
+    let inputs = jws::Inputs {
+        media_type: jws::MEDIA_TYPE,
+        digest: &image.digest.to_string(),
+        policy: statement,
+        ca: &ca,
+        signing_authority: &signing_authority,
+        now: i64::try_from(now).unwrap_or(i64::MAX),
+        user_metadata: &[],
+        target: media_type.as_ref().map(|(t, size)| jws::Target { media_type: t, size: *size }),
+    };
+    let sigs = until_accepted(
+        layers.iter().enumerate().filter(|(_, l)| NOTATION_ENVELOPES.contains(&l.media_type.as_str())).map(
+            |(index, l)| {
+                // A COSE envelope is refused by name (its media type) until COSE is supported.
+                let o = jws::verify(&l.payload, &jws::Inputs { media_type: &l.media_type, ..inputs });
+                let enforced: Vec<String> = o
+                    .failures
+                    .iter()
+                    .filter(|f| f.action == trustpolicy::Action::Enforce)
+                    .map(|f| format!("{}: {}", f.kind, f.reason))
+                    .collect();
+                let logged: Vec<String> = o
+                    .failures
+                    .iter()
+                    .filter(|f| f.action != trustpolicy::Action::Enforce)
+                    .map(|f| format!("{} (logged): {}", f.kind, f.reason))
+                    .collect();
+                let reason = if o.verified {
+                    let mut r =
+                        format!("notation signature verified under trust policy {:?} ({})", statement.name, o.scheme);
+                    for x in logged.iter().chain(o.notes.iter()) {
+                        r.push_str("; ");
+                        r.push_str(x);
+                    }
+                    r
+                } else {
+                    format!("notation signature rejected: {}", enforced.join("; "))
+                };
+                SignatureOutcome { index, accepted: o.verified, reason, key_fingerprint: None, valid_until: None }
+            },
+        ),
+    );
+    let satisfied = sigs.iter().any(|s| s.accepted);
+    let reason = match sigs.iter().find(|s| s.accepted) {
+        Some(s) => s.reason.clone(),
+        None if sigs.is_empty() => "a notation signature was required, but none is attached".to_owned(),
+        None => {
+            let first = sigs.first().map(|s| format!(" (signature {}: {})", s.index, s.reason)).unwrap_or_default();
+            format!("none of the {} notation signature(s) is acceptable{first}", sigs.len())
         }
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }

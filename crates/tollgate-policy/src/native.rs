@@ -64,6 +64,16 @@ struct Material {
     pem: Option<String>,
 }
 
+/// A document other than PEM (notation's `trustpolicy.json`): a file, or its text inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Text {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inline: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NativeFulcio {
@@ -137,6 +147,13 @@ enum NativeRequirement {
         identity: Option<crate::containers::BundleIdentity>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         predicate_types: Vec<String>,
+    },
+    /// Notary Project signatures attached as referrers, under notation's trust policy.
+    #[serde(rename_all = "camelCase")]
+    NotationSigned {
+        trust_policy: Text,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        trust_stores: BTreeMap<String, Vec<Material>>,
     },
 }
 
@@ -242,6 +259,30 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                             identity: identity.clone(),
                             predicate_types: predicate_types.clone(),
                         }
+                    }
+                    NativeRequirement::NotationSigned { trust_policy, trust_stores } => {
+                        let here = format!("{loc}[{i}]");
+                        let trust_policy = match (&trust_policy.path, &trust_policy.inline) {
+                            (Some(p), None) => KeySource::Path(p.clone()),
+                            (None, Some(t)) => KeySource::Data(t.clone().into_bytes()),
+                            _ => return Err(invalid(&here, "trustPolicy needs exactly one of path and inline".into())),
+                        };
+                        let mut stores = BTreeMap::new();
+                        for (name, files) in trust_stores {
+                            let (kind, store) = name.split_once(':').unwrap_or_default();
+                            if !["ca", "signingAuthority", "tsa"].contains(&kind) || store.is_empty() {
+                                return Err(invalid(
+                                    &here,
+                                    format!("trust store {name:?} is not TYPE:NAME with TYPE ca, signingAuthority or tsa"),
+                                ));
+                            }
+                            if files.is_empty() {
+                                return Err(invalid(&here, format!("trust store {name:?} lists no certificate files")));
+                            }
+                            let files = files.iter().map(source).collect::<Result<Vec<_>, _>>();
+                            stores.insert(name.clone(), files.map_err(|e| invalid(&here, e))?);
+                        }
+                        Requirement::NotationSigned { trust_policy, trust_stores: stores }
                     }
                     NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
                         let builtin;
@@ -410,6 +451,20 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                         public_key: public_key.as_ref().map(material),
                         identity: identity.clone(),
                         predicate_types: predicate_types.clone(),
+                    })
+                }
+                Requirement::NotationSigned { trust_policy, trust_stores } => {
+                    out.push(NativeRequirement::NotationSigned {
+                        trust_policy: match trust_policy {
+                            KeySource::Path(p) => Text { path: Some(p.clone()), inline: None },
+                            KeySource::Data(d) => {
+                                Text { path: None, inline: Some(String::from_utf8_lossy(d).into_owned()) }
+                            }
+                        },
+                        trust_stores: trust_stores
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.iter().map(material).collect()))
+                            .collect(),
                     })
                 }
                 Requirement::SignedBy { .. } => {

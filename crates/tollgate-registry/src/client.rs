@@ -322,15 +322,20 @@ impl Client {
         self.get_blob(repo, &layer.digest, self.cfg.max_manifest_bytes).await
     }
 
-    /// The sigstore bundles attached to `digest` in `repo` as OCI referrers
-    /// (artifact type `bundle_type`): found through the referrers API, or the
-    /// `sha256-<hex>` fallback tag when the registry has no such API. Each
-    /// bundle layer is fetched digest-checked and at most the manifest size cap.
-    pub async fn bundle_layers(
+    /// The layers of the referrers of `digest` in `repo` whose artifact type
+    /// is `artifact_type` (sigstore bundles, notation signatures) and whose
+    /// media type is one of `layer_types`: found through the referrers API, or
+    /// the `sha256-<hex>` fallback tag when the registry has no such API. A
+    /// referrer whose manifest names another subject is ignored, whatever the
+    /// index said. Each layer is fetched digest-checked and at most the
+    /// manifest size cap; `what` names one in errors ("sigstore bundle").
+    pub async fn referrer_layers(
         &self,
         repo: &Reference,
         digest: &Digest,
-        bundle_type: &str,
+        artifact_type: &str,
+        layer_types: &[&str],
+        what: &str,
     ) -> Result<Vec<(Descriptor, Vec<u8>)>, RegistryError> {
         let index = match self.referrers(repo, digest).await? {
             Some(i) => Some(i),
@@ -352,11 +357,13 @@ impl Client {
             message: e.to_string(),
         })?;
         let referrers: Vec<&Descriptor> =
-            parsed.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle_type)).collect();
+            parsed.manifests.iter().filter(|d| d.artifact_type.as_deref() == Some(artifact_type)).collect();
+        let kind = what;
+        let what = || format!("{kind}s of {}@{digest}", repo.repository());
         if referrers.len() > MAX_REFERRERS {
             return Err(RegistryError::TooMany {
                 registry: repo.domain().to_owned(),
-                what: format!("sigstore bundles of {}@{digest}", repo.repository()),
+                what: what(),
                 count: referrers.len() as u64,
                 limit: MAX_REFERRERS as u64,
                 unit: "referrers",
@@ -374,10 +381,9 @@ impl Client {
             if artifact.subject.as_ref().map(|s| &s.digest) != Some(digest) {
                 continue;
             }
-            layers.extend(artifact.layers.into_iter().filter(|l| l.media_type == bundle_type));
+            layers.extend(artifact.layers.into_iter().filter(|l| layer_types.contains(&l.media_type.as_str())));
         }
-        let what = || format!("sigstore bundles of {}@{digest}", repo.repository());
-        self.signature_blobs(repo, layers, what, "bundle").await
+        self.signature_blobs(repo, layers, what, kind).await
     }
 
     /// Uploads a blob (monolithic POST then PUT) unless the registry has it,

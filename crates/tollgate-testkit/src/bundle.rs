@@ -262,15 +262,30 @@ pub async fn attach_bundle(
     subject_size: usize,
     bundle: &[u8],
 ) -> Digest {
+    attach_referrer(client, repo, (subject, subject_media_type, subject_size), BUNDLE_TYPE, BUNDLE_TYPE, bundle).await
+}
+
+/// Attaches `blob` to `subject` (its digest, media type and size) as the one
+/// layer (`layer_type`) of an OCI artifact manifest of `artifact_type`,
+/// listed under the `sha256-<hex>` fallback tag, which then lists only it.
+pub async fn attach_referrer(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    subject: (&Digest, &str, usize),
+    artifact_type: &str,
+    layer_type: &str,
+    blob: &[u8],
+) -> Digest {
+    let (subject, subject_media_type, subject_size) = subject;
     let empty = b"{}";
     let empty_digest = client.put_blob(repo, empty).await.expect("empty config");
-    let layer = client.put_blob(repo, bundle).await.expect("bundle blob");
+    let layer = client.put_blob(repo, blob).await.expect("referrer blob");
     let artifact = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_MANIFEST,
-        "artifactType": BUNDLE_TYPE,
+        "artifactType": artifact_type,
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest.to_string(), "size": 2},
-        "layers": [{"mediaType": BUNDLE_TYPE, "digest": layer.to_string(), "size": bundle.len()}],
+        "layers": [{"mediaType": layer_type, "digest": layer.to_string(), "size": blob.len()}],
         "subject": {"mediaType": subject_media_type, "digest": subject.to_string(), "size": subject_size},
     })
     .to_string()
@@ -281,7 +296,7 @@ pub async fn attach_bundle(
         "schemaVersion": 2,
         "mediaType": media_types::OCI_INDEX,
         "manifests": [{"mediaType": media_types::OCI_MANIFEST, "digest": artifact_digest.to_string(),
-                       "size": artifact.len(), "artifactType": BUNDLE_TYPE}],
+                       "size": artifact.len(), "artifactType": artifact_type}],
     })
     .to_string()
     .into_bytes();

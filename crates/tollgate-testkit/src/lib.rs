@@ -19,6 +19,7 @@ pub mod hostile;
 pub mod image;
 pub mod kube;
 pub mod memory;
+pub mod notation;
 pub mod nri;
 pub mod peers;
 mod registry;

@@ -104,12 +104,26 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
     );
     let (status, body) = create(api, &good);
     assert_eq!(status, 201, "{body}");
+    let notation = policy(
+        "notary",
+        serde_json::json!({"images": ["registry.example.com/signed"], "authorities": [{"notation": {
+            "trustPolicy": r#"{"version":"1.0","trustPolicies":[]}"#,
+            "trustStores": [{"name": "ca:acme", "certificates": ["-----BEGIN CERTIFICATE-----"]}]}}]}),
+    );
+    let (status, body) = create(api, &notation);
+    assert_eq!(status, 201, "a notation authority is accepted: {body}");
     // Each bad object is refused with its rule's message, exactly as validate_cel says it.
     for (name, spec, message) in [
         (
             "two-kinds",
             serde_json::json!({"images": ["r.example/a"], "authorities": [{"digests": [digest], "static": {"action": "pass"}}]}),
-            "each authority has exactly one of key, keyless, sigstoreBundle, digests or static",
+            "each authority has exactly one of key, keyless, sigstoreBundle, notation, digests or static",
+        ),
+        (
+            "bad-notation-store",
+            serde_json::json!({"images": ["r.example/a"], "authorities": [{"notation": {"trustPolicy": "{}",
+                "trustStores": [{"name": "x509/ca/acme", "certificates": ["PEM"]}]}}]}),
+            "a trust store is ca:NAME, signingAuthority:NAME or tsa:NAME",
         ),
         (
             "bad-scope",

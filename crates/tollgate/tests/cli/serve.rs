@@ -653,3 +653,28 @@ fn namespace_policies_only_add_requirements() {
     let audit = d.audit_lines();
     assert!(audit.iter().any(|r| r["namespace"] == "strict" && r["rule"] == "namespace strict: default"), "{audit:?}");
 }
+
+/// The daemon decides `notationSigned` as `tollgate verify` does: denied with the reason while no
+/// signature is attached, allowed once a trusted one is.
+#[test]
+fn the_daemon_verifies_notation_signatures() {
+    use crate::verify::{attach_app_notation, notation_policy};
+    let s = Setup::new();
+    let notary = tollgate_testkit::notation::TestNotary::generate("tollgate test notary CA", "signer");
+    let policy = notation_policy(&s, &notary, "x509.subject: CN=signer, O=tollgate, ST=WA, C=US");
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "cache: {denyTtlSeconds: 1}\n");
+    let d = Daemon::start(&cfg);
+    let digest = s.digest.to_string();
+    let unsigned = d.verify(&s.app(), &digest);
+    assert_eq!((unsigned.allowed, unsigned.outcome), (false, Outcome::Denied), "{}", unsigned.reason);
+    assert!(unsigned.reason.contains("a notation signature was required, but none is attached"), "{}", unsigned.reason);
+
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    attach_app_notation(&s, |t, n| notary.jws(t, &s.digest, n, now, None));
+    std::thread::sleep(Duration::from_millis(1100));
+    let signed = d.verify(&s.app(), &digest);
+    assert_eq!((signed.allowed, signed.outcome), (true, Outcome::Allowed), "{}", signed.reason);
+    assert!(signed.reason.contains("notation signature verified"), "{}", signed.reason);
+    let audit = d.audit_lines();
+    assert_eq!(audit.last().unwrap()["decision"], "allowed");
+}

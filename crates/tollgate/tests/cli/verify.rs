@@ -808,3 +808,175 @@ fn verify_notation_checks_one_envelope_offline() {
     ]);
     assert!(r.one_line_error(2).contains("has no applicable oci trust policy statement"), "{}", r.stderr);
 }
+
+/// A `notationSigned` policy for `REG/team` in the setup's directory (trust policy, CA file) for the
+/// trusted identity `identity`; returns the policy's path.
+pub(crate) fn notation_policy(s: &Setup, notary: &tollgate_testkit::notation::TestNotary, identity: &str) -> PathBuf {
+    use tollgate_testkit::notation::trust_policy;
+    let dir = s.dir.path();
+    std::fs::write(dir.join("notary-ca.pem"), notary.ca_pem()).unwrap();
+    std::fs::write(dir.join("trustpolicy.json"), trust_policy(&s.repository(), "strict", "acme", identity)).unwrap();
+    let policy = dir.join("notation.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/team:\n      - type: notationSigned\n        trustPolicy: {{path: trustpolicy.json}}\n        trustStores:\n          ca:acme: [{{path: notary-ca.pem}}]\n",
+            s.reg.addr
+        ),
+    )
+    .unwrap();
+    policy
+}
+
+/// Attaches a notation signature to the app's index (the fallback tag then lists only it); `sign` is
+/// given the index's media type and size.
+pub(crate) fn attach_app_notation(s: &Setup, sign: impl Fn(&str, usize) -> Vec<u8>) {
+    let index = s.rt.block_on(s.reg.client().get_manifest(&s.repo.clone().with_digest(s.digest.clone()))).unwrap();
+    let envelope = sign(&index.media_type, index.bytes.len());
+    s.rt.block_on(tollgate_testkit::notation::attach_signature(
+        &s.reg.client(),
+        &s.repo,
+        &s.digest,
+        &index.media_type,
+        index.bytes.len(),
+        &envelope,
+    ));
+}
+
+/// Notary Project signatures are found as referrers (the fallback tag of a registry without the
+/// referrers API) and decided under notation's own trust policy: another CA, another digest, another
+/// media type, an expired signature and an untrusted identity are each refused with their reason; the
+/// right one allows, and `policy export` refuses what containers-policy.json cannot say.
+#[test]
+fn notation_signatures_attached_as_referrers_verify_under_notations_trust_policy() {
+    use tollgate_testkit::notation::TestNotary;
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
+    let trusted = "x509.subject: CN=tollgate test signer, O=tollgate, ST=WA, C=US";
+    let policy = notation_policy(&s, &notary, trusted);
+    let app = s.app();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", &app, "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr];
+        args.extend_from_slice(extra);
+        tollgate(&args)
+    };
+    assert_denied(&verify(&[]), 1, "a notation signature was required, but none is attached");
+
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    let stranger = TestNotary::generate("another CA", "tollgate test signer");
+    attach_app_notation(&s, |t, n| stranger.jws(t, &s.digest, n, now, None));
+    assert_denied(
+        &verify(&[]),
+        1,
+        "authenticity: no certificate of the signature's chain is in the trust policy's trust stores",
+    );
+    let other = Digest::sha256_of(b"another image");
+    attach_app_notation(&s, |t, n| notary.jws(t, &other, n, now, None));
+    assert_denied(&verify(&[]), 1, &format!("integrity: the signature is for {other}, not {}", s.digest));
+    attach_app_notation(&s, |_, n| notary.jws("application/vnd.oci.image.manifest.v1+json", &s.digest, n, now, None));
+    assert_denied(&verify(&[]), 1, "integrity: the signature's target is a application/vnd.oci.image.manifest.v1+json");
+    attach_app_notation(&s, |t, n| notary.jws(t, &s.digest, n, now - 3600, Some(now - 10)));
+    assert_denied(&verify(&[]), 1, "expiry: the signature expired at ");
+
+    attach_app_notation(&s, |t, n| notary.jws(t, &s.digest, n, now, None));
+    let r = verify(&[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("notation signature verified under trust policy \"tollgate-test\" (notary.x509)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("revocation was not checked"), "{}", r.stdout);
+    let json = verify(&["-o", "json"]).json();
+    assert_eq!(json["allowed"], true);
+    assert_eq!(json["requirements"][0]["requirement"], "notationSigned (trust stores: ca:acme)");
+
+    // The same signature, by an identity the trust policy does not name.
+    let policy = notation_policy(&s, &notary, "x509.subject: CN=someone else, O=tollgate, ST=WA, C=US");
+    let r = tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    assert_denied(&r, 1, "the signing certificate does not match the trust policy's trusted identities");
+
+    let export = tollgate(&["policy", "export", policy.to_str().unwrap()]);
+    assert!(export.one_line_error(2).contains("notationSigned"), "{}", export.stderr);
+
+    // A statement at level skip accepts without looking at signatures, as notation's does, and says so.
+    let skip = r#"{"version":"1.0","trustPolicies":[{"name":"sandbox","registryScopes":["*"],"signatureVerification":{"level":"skip"},"trustStores":[],"trustedIdentities":[]}]}"#;
+    let policy = s.dir.path().join("skip.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ndefault: [{{type: notationSigned, trustPolicy: {{inline: {}}}}}]\n",
+            serde_json::to_string(skip).unwrap()
+        ),
+    )
+    .unwrap();
+    let r = tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("notation trust policy \"sandbox\" skips signature verification (level skip)"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A broken `notationSigned` requirement fails `policy check` with the reason, not at pull time.
+#[test]
+fn a_notation_requirement_that_cannot_load_is_refused_by_policy_check() {
+    use tollgate_testkit::notation::TestNotary;
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
+    let policy = notation_policy(&s, &notary, "*");
+    let check = || tollgate(&["policy", "check", policy.to_str().unwrap()]);
+    let r = check();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, text.replace("ca:acme:", "ca:other:")).unwrap();
+    let r = check();
+    let e = r.one_line_error(2);
+    assert!(e.contains("names the trust store \"ca:acme\", which trustStores does not give"), "{e}");
+    std::fs::write(&policy, text).unwrap();
+    std::fs::write(s.dir.path().join("notary-ca.pem"), "not a certificate").unwrap();
+    let r = check();
+    let e = r.one_line_error(2);
+    assert!(e.contains("trust store ca:acme: cannot read the certificate file"), "{e}");
+    assert!(e.contains("notary-ca.pem"), "{e}");
+}
+
+/// A ClusterImagePolicy with a notation authority compiles to a `notationSigned` requirement with
+/// everything inline, which then decides as the file policy does; one whose trust policy names a
+/// store it does not give is refused by name at compile time.
+#[test]
+fn a_notation_authority_compiles_and_decides() {
+    use tollgate_testkit::notation::{TestNotary, trust_policy};
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "signer");
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    let q = |t: &str| serde_json::to_string(t).unwrap();
+    let object = |store: &str| {
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: notary}}\nspec:\n  images: [{reg}/team]\n  authorities:\n    - notation:\n        trustPolicy: {policy}\n        trustStores:\n          - name: {store}\n            certificates: [{ca}]\n",
+            reg = s.reg.addr,
+            policy =
+                q(&trust_policy(&s.repository(), "strict", "acme", "x509.subject: CN=signer, O=tollgate, ST=WA, C=US")),
+            ca = q(&notary.ca_pem()),
+        )
+    };
+    let file = s.dir.path().join("objects.yaml");
+    let out = s.dir.path().join("compiled");
+    std::fs::write(&file, object("ca:acme")).unwrap();
+    let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let policy = out.join("policy.yaml");
+    let verify =
+        || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    assert_denied(&verify(), 1, "a notation signature was required, but none is attached");
+    attach_app_notation(&s, |t, n| notary.jws(t, &s.digest, n, now, None));
+    let r = verify();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    std::fs::write(&file, object("ca:other")).unwrap();
+    let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let e = r.one_line_error(2);
+    assert!(e.contains("ClusterImagePolicy/notary: its notation authority does not load"), "{e}");
+    assert!(e.contains("names the trust store \"ca:acme\", which trustStores does not give"), "{e}");
+}

@@ -1,0 +1,140 @@
+//! Notary Project (notation) signatures made in tests: a CA, a signing
+//! certificate it issued, and JWS envelopes (`application/jose+json`) of the
+//! shape `notation sign` writes, attached to an image as OCI referrers the way
+//! notation does on a registry without the referrers API (the `sha256-<hex>`
+//! fallback tag).
+
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use tollgate_oci::{Digest, Reference};
+
+/// The artifact type of a notation signature manifest.
+pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+/// The media type of a JWS envelope.
+pub const JWS: &str = "application/jose+json";
+
+/// A CA and a P-256 signing certificate issued by it.
+pub struct TestNotary {
+    ca: rcgen::Certificate,
+    leaf: rcgen::Certificate,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl TestNotary {
+    /// A fresh CA named `CN=<ca_name>` and a signing certificate with subject
+    /// `CN=<signer>,O=tollgate,ST=WA,C=US` (for `x509.subject:` trusted identities,
+    /// which notation requires to name at least C, ST and O).
+    pub fn generate(ca_name: &str, signer: &str) -> TestNotary {
+        let (params, ca_key, ca) = crate::test_ca(ca_name);
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("parse");
+        let leaf_key = rcgen::KeyPair::try_from(pkcs8.as_ref()).expect("leaf key");
+        let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        leaf.distinguished_name.push(rcgen::DnType::CommonName, signer);
+        leaf.distinguished_name.push(rcgen::DnType::OrganizationName, "tollgate");
+        leaf.distinguished_name.push(rcgen::DnType::StateOrProvinceName, "WA");
+        leaf.distinguished_name.push(rcgen::DnType::CountryName, "US");
+        leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+        let issuer = rcgen::Issuer::from_params(&params, &ca_key);
+        let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
+        TestNotary { ca, leaf, key, rng }
+    }
+
+    /// The CA certificate (PEM), for a `ca:` trust store.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// A JWS envelope (`notary.x509`) signing the descriptor of the manifest
+    /// `digest` (`media_type`, `size` bytes) at `signing_time` (Unix seconds),
+    /// with the optional `expiry`.
+    pub fn jws(
+        &self,
+        media_type: &str,
+        digest: &Digest,
+        size: usize,
+        signing_time: i64,
+        expiry: Option<i64>,
+    ) -> Vec<u8> {
+        let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let rfc3339 = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .expect("time")
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format")
+        };
+        let mut protected = serde_json::json!({
+            "alg": "ES256",
+            "cty": "application/vnd.cncf.notary.payload.v1+json",
+            "crit": ["io.cncf.notary.signingScheme"],
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": rfc3339(signing_time),
+        });
+        if let Some(e) = expiry {
+            protected["crit"] = serde_json::json!(["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"]);
+            protected["io.cncf.notary.expiry"] = serde_json::json!(rfc3339(e));
+        }
+        let payload = serde_json::json!({
+            "targetArtifact": {"mediaType": media_type, "digest": digest.to_string(), "size": size},
+        });
+        let protected = b64url(protected.to_string().as_bytes());
+        let payload = b64url(payload.to_string().as_bytes());
+        let signature = self.key.sign(&self.rng, format!("{protected}.{payload}").as_bytes()).expect("sign");
+        serde_json::json!({
+            "payload": payload,
+            "protected": protected,
+            "header": {
+                "x5c": [b64(self.leaf.der()), b64(self.ca.der())],
+                "io.cncf.notary.signingAgent": "tollgate-testkit",
+            },
+            "signature": b64url(signature.as_ref()),
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// A notation trust policy (`trustpolicy.json`, version 1.0) with one
+/// statement for `scope`: `level`, trust store `ca:<store>`, and the trusted
+/// identity `identity` (`x509.subject: …` or `*`).
+pub fn trust_policy(scope: &str, level: &str, store: &str, identity: &str) -> String {
+    serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": "tollgate-test",
+            "registryScopes": [scope],
+            "signatureVerification": {"level": level},
+            "trustStores": [format!("ca:{store}")],
+            "trustedIdentities": [identity],
+        }],
+    })
+    .to_string()
+}
+
+/// Attaches `envelope` to `subject` (a manifest of `repo` with this media type
+/// and size) as notation does: a signature manifest with the envelope as its
+/// layer and `subject` set, listed under the `sha256-<hex>` fallback tag
+/// (replacing what that tag listed).
+pub async fn attach_signature(
+    client: &tollgate_registry::Client,
+    repo: &Reference,
+    subject: &Digest,
+    subject_media_type: &str,
+    subject_size: usize,
+    envelope: &[u8],
+) -> Digest {
+    crate::bundle::attach_referrer(
+        client,
+        repo,
+        (subject, subject_media_type, subject_size),
+        ARTIFACT_TYPE,
+        JWS,
+        envelope,
+    )
+    .await
+}
