@@ -7,6 +7,7 @@
 //! - [`compile`]: the objects compiled into the node's policy files (pure).
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod compile;
 pub mod crd;
 pub mod manifests;

@@ -332,3 +332,16 @@ fn notation_trust_corpus() {
         }
     }
 }
+
+/// The AdmissionReview seeds parse, and their images are found where their kind keeps the pod spec.
+#[test]
+fn admission_review_corpus() {
+    use tollgate_kube::admission;
+    let mut images = 0;
+    for data in corpus("admission_review") {
+        let r = admission::parse(&data).unwrap();
+        let (spec, _) = admission::pod_paths(&r.group, &r.kind).unwrap();
+        images += admission::images(&r.object, spec).unwrap().len();
+    }
+    assert_eq!(images, 3, "the pod seed has an init and a regular container, the CronJob one");
+}
