@@ -53,8 +53,12 @@ pub fn crds() -> Result<String, RenderError> {
 }
 
 /// Every manifest, in apply order; with `policies`, also the admission policy generated from them
-/// ([`admission_policy`]).
-pub fn all(policies: Option<&[ClusterImagePolicy]>, static_manifest: bool) -> Result<Vec<Manifest>, RenderError> {
+/// ([`admission_policy`]); with `webhook`, the webhook configurations calling it ([`webhooks`]).
+pub fn all(
+    policies: Option<&[ClusterImagePolicy]>,
+    static_manifest: bool,
+    webhook: Option<&WebhookEndpoint>,
+) -> Result<Vec<Manifest>, RenderError> {
     let mut out = vec![
         Manifest { file: "00-namespace.yaml", yaml: namespace() },
         Manifest { file: "10-crds.yaml", yaml: crds()? },
@@ -62,7 +66,76 @@ pub fn all(policies: Option<&[ClusterImagePolicy]>, static_manifest: bool) -> Re
     if let Some(p) = policies {
         out.push(Manifest { file: "20-admission-policy.yaml", yaml: admission_policy(p, static_manifest)? });
     }
+    if let Some(w) = webhook {
+        out.push(Manifest { file: "30-webhooks.yaml", yaml: webhooks(w)? });
+    }
     Ok(out)
+}
+
+/// Where the API server reaches `tollgate webhook`: a URL (outside the cluster, static manifests,
+/// tests) and the CA that signed its serving certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `https://HOST:PORT`; `/validate` and `/mutate` are appended.
+    pub url: String,
+    /// The CA certificate(s), PEM.
+    pub ca_pem: String,
+    /// `timeoutSeconds` (the webhook's deadline must be below it).
+    pub timeout_seconds: u32,
+}
+
+/// The name of the validating and the mutating webhook.
+pub const WEBHOOK_NAME: &str = "images.tollgate.dev";
+
+/// A ValidatingWebhookConfiguration and a MutatingWebhookConfiguration for `tollgate webhook`:
+/// Pods and the workloads with pod templates, on create and update, `failurePolicy: Fail`, in every
+/// namespace but tollgate's own (`kube-system` included: its pods are checked like any other),
+/// `sideEffects: None`, admission review v1. The mutating one pins verified tags to digests and
+/// never denies; it is reinvoked if another mutation changes an image.
+pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(w.ca_pem.as_bytes());
+    let base = w.url.trim_end_matches('/');
+    let rules = serde_json::json!([
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods", "pods/ephemeralcontainers"], "scope": "Namespaced"},
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+         "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "scope": "Namespaced"},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["jobs", "cronjobs"], "scope": "Namespaced"},
+    ]);
+    // tollgate's own namespace is left out so that the webhook can always be (re)started; nothing
+    // else is, kube-system included.
+    let selector = serde_json::json!({"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]});
+    let hook = |path: &str| {
+        serde_json::json!({
+            "name": WEBHOOK_NAME,
+            "clientConfig": {"url": format!("{base}{path}"), "caBundle": ca},
+            "rules": rules,
+            "namespaceSelector": selector,
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": w.timeout_seconds,
+            "matchPolicy": "Equivalent",
+        })
+    };
+    let mut mutating = hook("/mutate");
+    mutating["reinvocationPolicy"] = serde_json::json!("IfNeeded");
+    let validating = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "tollgate", "labels": {"app.kubernetes.io/part-of": "tollgate"}},
+        "webhooks": [hook("/validate")],
+    });
+    let mutating = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "tollgate", "labels": {"app.kubernetes.io/part-of": "tollgate"}},
+        "webhooks": [mutating],
+    });
+    Ok([
+        yaml("the mutating webhook configuration", &mutating)?,
+        yaml("the validating webhook configuration", &validating)?,
+    ]
+    .join("---\n"))
 }
 
 /// A file of policy objects could not be read as such.

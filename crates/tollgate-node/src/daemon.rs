@@ -560,6 +560,23 @@ impl Daemon {
         Arc::new(verdict)
     }
 
+    /// The digest `image` names, or the one its tag points to now (fetched from the registry,
+    /// digest-checked). What admission decides on, and pins a tag to, for an image given by tag.
+    /// An error says whether trying again may succeed (`true`: the registry is unreachable).
+    pub async fn resolve(&self, image: &str) -> Result<Digest, (bool, String)> {
+        let reference = tollgate_oci::Reference::parse_normalized(image)
+            .map_err(|e| (false, format!("invalid image reference {image:?}: {e}")))?
+            .with_default_tag();
+        if let Some(d) = reference.digest() {
+            return Ok(d.clone());
+        }
+        let _permit = self.fetches.acquire().await.map_err(|e| (true, e.to_string()))?;
+        match self.sources.client.get_manifest(&reference).await {
+            Ok(m) => Ok(m.digest),
+            Err(e) => Err((e.is_transient(), format!("cannot resolve {reference} to a digest: {}", chain(&e)))),
+        }
+    }
+
     /// The `/healthz` answer.
     pub fn health(&self) -> Health {
         let in_force = self.in_force();

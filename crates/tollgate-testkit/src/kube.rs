@@ -147,6 +147,18 @@ impl KubeApi {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Result<(u16, String), String> {
+        self.request_with_warnings(method, path, token, body).map(|(status, body, _)| (status, body))
+    }
+
+    /// [`KubeApi::request`], also returning the `Warning` headers the API server sent (admission
+    /// warnings among them).
+    pub fn request_with_warnings(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, String, Vec<String>), String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         rt.block_on(async {
             let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -172,7 +184,9 @@ impl KubeApi {
             }
             let resp = req.send().await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
-            Ok((status, resp.text().await.map_err(|e| e.to_string())?))
+            let warnings =
+                resp.headers().get_all("warning").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
+            Ok((status, resp.text().await.map_err(|e| e.to_string())?, warnings))
         })
     }
 }

@@ -41,6 +41,20 @@ pub(crate) fn test_ca(common_name: &str) -> (rcgen::CertificateParams, rcgen::Ke
     (params, key, cert)
 }
 
+/// A fresh CA and a serving certificate for 127.0.0.1 and localhost that it signed, written to
+/// `dir` as `ca.crt`, `tls.crt` and `tls.key`; returns the CA's PEM.
+pub fn serving_cert(dir: &std::path::Path) -> String {
+    let (ca_params, ca_key, ca) = test_ca("tollgate test serving CA");
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("params");
+    let cert = params.signed_by(&key, &issuer).expect("serving cert");
+    std::fs::write(dir.join("ca.crt"), ca.pem()).expect("ca");
+    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("cert");
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("key");
+    ca.pem()
+}
+
 /// For fixture binaries driven by a script: returns when standard input
 /// closes (the script ended), and after `max` at the latest.
 pub fn serve_until_stdin_closes(max: std::time::Duration) {

@@ -114,6 +114,33 @@ the plugin is not connected. When containerd restarts, the plugin reconnects (10
 
 Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
     Nri(NriArgs),
+    /// Run the admission webhook: pods and workloads are admitted only with images the policy allows,
+    /// and tags are pinned to the digests verified.
+    #[command(after_help = "\
+Examples:
+  tollgate webhook --tls-cert tls.crt --tls-key tls.key
+  tollgate webhook --policy-bundle /etc/tollgate/compiled \\
+    --tls-cert tls.crt --tls-key tls.key --listen 127.0.0.1:8443
+  tollgate manifests --webhook-url https://10.0.0.5:8443 --ca-file ca.crt \\
+    --out ./manifests
+
+POST /validate admits or denies Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs \
+and CronJobs: every image (init, regular and ephemeral containers) is decided like a pull, with \
+the namespace's policy (namespacePolicies, or the bundle's namespaces/). A denial names the \
+image, the container and the reason; warn mode admits with a warning. POST /mutate rewrites each \
+tag to the digest it verified (repo:tag@sha256:...), never to one it did not. Pods that carry the \
+NRI toleration or required-plugins annotations are refused unless a kubelet creates them as \
+static pods.
+
+What cannot be decided within --deadline-seconds (a registry that does not answer) gets HTTP \
+503, so the configuration's failurePolicy decides: Fail (the default written by tollgate \
+manifests) refuses, Ignore admits and leaves the node to enforce. Keep the deadline below \
+timeoutSeconds. A malformed or unknown-version review gets HTTP 400 with the reason.
+
+The certificate and key are re-read when they change. Registries, credentials, cache and audit \
+log come from --config (the node config). Exit codes: 0 after SIGTERM or SIGINT, 2 bad config, \
+certificate or address.")]
+    Webhook(WebhookArgs),
     /// Print or write the Kubernetes manifests: namespace, the tollgate.dev CRDs, an admission policy.
     #[command(after_help = "\
 Examples:
@@ -121,14 +148,16 @@ Examples:
   tollgate manifests --out ./manifests && kubectl apply -f ./manifests
   tollgate manifests --policies examples/kubernetes/policies.yaml \\
     --out ./manifests
+  tollgate manifests --webhook-url https://10.0.0.5:8443 --ca-file ca.crt
 
 Writes 00-namespace.yaml (tollgate-system, Pod Security restricted) and 10-crds.yaml \
 (ClusterImagePolicy, ImagePolicy, TrustRoot, with structural schemas and CEL rules the API server \
 enforces). With --policies, 20-admission-policy.yaml: a ValidatingAdmissionPolicy and binding \
 that refuse pods whose images are not pinned by digest or not under a ClusterImagePolicy's \
-scopes. It needs no webhook and no network, so it holds while they are down. The controller \
-that compiles the policies into a node policy bundle is not part of this release yet: \
-docs/kubernetes.md.")]
+scopes. It needs no webhook and no network, so it holds while they are down. With \
+--webhook-url and --ca-file, 30-webhooks.yaml: the configurations that call `tollgate webhook` \
+(failurePolicy Fail, every namespace but tollgate-system). The controller that compiles the \
+policies in the cluster is not part of this release yet: docs/kubernetes.md.")]
     Manifests(ManifestsArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
@@ -899,6 +928,49 @@ pub struct ManifestsArgs {
     /// where the API cannot delete it.
     #[arg(long, requires = "policies")]
     pub static_admission: bool,
+    /// Also write the webhook configurations for `tollgate webhook` at this https URL (outside the
+    /// cluster, static manifests, tests); `/validate` and `/mutate` are appended.
+    #[arg(long, value_name = "URL", requires = "ca_file")]
+    pub webhook_url: Option<String>,
+    /// The CA that signed the webhook's serving certificate (PEM), for the configurations' caBundle.
+    #[arg(long, value_name = "FILE", requires = "webhook_url")]
+    pub ca_file: Option<PathBuf>,
+    /// The webhook configurations' timeoutSeconds; run `tollgate webhook` with a smaller
+    /// --deadline-seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub webhook_timeout: u32,
+}
+
+/// `webhook` arguments.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// The node config: registries, credentials, cache, audit log, policy and namespacePolicies.
+    /// When it is the default and missing, defaults apply.
+    #[arg(long, value_name = "FILE", env = "TOLLGATE_CONFIG", default_value = tollgate_node::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// A compiled policy (`tollgate policy compile --out DIR`, or its ConfigMap mounted): DIR/policy.yaml
+    /// and DIR/namespaces/ replace the config's policy and namespacePolicies.
+    #[arg(long, value_name = "DIR")]
+    pub policy_bundle: Option<PathBuf>,
+    /// The serving certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// How long one review may take before it is undecidable (HTTP 503); below the configurations'
+    /// timeoutSeconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=29))]
+    pub deadline_seconds: u64,
+    /// Admit, and log, objects of kinds the webhook does not handle, instead of denying them.
+    #[arg(long)]
+    pub allow_unhandled_kinds: bool,
+    /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
 }
 
 /// `nri` arguments.

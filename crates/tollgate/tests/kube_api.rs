@@ -51,6 +51,15 @@ fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
         ("v1", "ServiceAccount") => {
             format!("/api/v1/namespaces/{}/serviceaccounts", doc["metadata"]["namespace"].as_str().unwrap())
         }
+        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations".to_owned()
+        }
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations".to_owned()
+        }
+        ("apps/v1", "Deployment") => {
+            format!("/apis/apps/v1/namespaces/{}/deployments", doc["metadata"]["namespace"].as_str().unwrap())
+        }
         ("tollgate.dev/v1alpha1", "ImagePolicy") => format!(
             "/apis/tollgate.dev/v1alpha1/namespaces/{}/imagepolicies",
             doc["metadata"]["namespace"].as_str().unwrap()
@@ -250,4 +259,191 @@ fn the_generated_admission_policy_refuses_unpinned_and_uncovered_images(api: &Ku
         message(&body).contains("tollgate: only static pods may carry nri.tollgate.dev/tolerate-missing-plugins"),
         "{body}"
     );
+    the_webhook_decides_pods_and_pins_tags(api);
+}
+
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).unwrap()["message"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `tollgate webhook`, called by the real API server over TLS on 127.0.0.1 through the configurations
+/// `tollgate manifests --webhook-url` writes: a signed image is admitted and its tag pinned to the
+/// verified digest (pods and Deployments), an unsigned one is denied with the reason in the API
+/// error, a namespace's policy tightens only that namespace, a warn-mode namespace admits with the
+/// warning, the NRI toleration is refused, and with the webhook stopped `failurePolicy: Fail` blocks.
+fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
+    use tollgate_oci::Reference;
+    use tollgate_testkit::sign::{Attached, TestKey, attach};
+    use tollgate_testkit::{Registry, image};
+    // The generated admission policy would refuse this test's registry (no ClusterImagePolicy covers it).
+    let binding = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/images.tollgate.dev";
+    let (status, body) = api.request(Method::DELETE, binding, Some(ADMIN_TOKEN), None).unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reg.client();
+    let repo = |name: &str| Reference::parse_normalized(&format!("{}/team/{name}", reg.addr)).unwrap();
+    let signed = rt.block_on(image::push_index(&client, &repo("app"), "v1", b"app")).digest;
+    let key = TestKey::generate();
+    rt.block_on(attach(&client, &repo("app"), &signed, &[Attached::cosign(&key, &repo("app").repository(), &signed)]));
+    rt.block_on(image::push_index(&client, &repo("unsigned"), "v1", b"unsigned"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("trusted.pub"), key.public_pem()).unwrap();
+    std::fs::write(
+        d.join("policy.json"),
+        format!(r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{}/team":[{{"type":"sigstoreSigned","keyPath":"trusted.pub","signedIdentity":{{"type":"matchRepository"}}}}]}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let namespaces = d.join("namespaces");
+    std::fs::create_dir(&namespaces).unwrap();
+    std::fs::write(namespaces.join("other.pub"), TestKey::generate().public_pem()).unwrap();
+    let other_key = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmode: MODE\ntrust:\n  other: {publicKeys: [{path: other.pub}]}\ndefault: [{type: sigstoreSigned, trust: other, signedIdentity: {type: matchRepository}}]\n";
+    std::fs::write(namespaces.join("strict.yaml"), other_key.replace("MODE", "enforce")).unwrap();
+    std::fs::write(namespaces.join("lenient.yaml"), other_key.replace("MODE", "warn")).unwrap();
+    let ca = tollgate_testkit::serving_cert(d);
+    std::fs::create_dir(d.join("run")).unwrap();
+    let config = d.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policy: {}\nnamespacePolicies: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\n",
+            d.join("policy.json").display(),
+            namespaces.display(),
+            d.join("run/tollgate.sock").display(),
+            reg.addr,
+            d.join("audit.log").display(),
+            d.join("break-glass").display(),
+        ),
+    )
+    .unwrap();
+    let port = tollgate_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = d.join("webhook.log");
+    let mut webhook = Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["webhook", "--config", config.to_str().unwrap(), "--listen", &listen, "--deadline-seconds", "5"])
+            .arg("--tls-cert")
+            .arg(d.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(d.join("tls.key"))
+            .env("TOLLGATE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "tollgate webhook did not listen:\n{}", logs());
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--webhook-url", &format!("https://{listen}"), "--ca-file"])
+        .arg(d.join("ca.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("url: https://{listen}/validate"))
+            && text.contains(&format!("url: https://{listen}/mutate")),
+        "{text}"
+    );
+    assert!(!ca.is_empty() && text.contains("caBundle: "), "{text}");
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if doc["kind"].as_str().is_some_and(|k| k.ends_with("WebhookConfiguration")) {
+            let (status, body) = create(api, &doc);
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    for ns in ["apps", "strict", "lenient"] {
+        let (status, body) =
+            create(api, &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        assert_eq!(status, 201, "{body}");
+        let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        let (status, body) = create(api, &sa);
+        assert_eq!(status, 201, "{body}");
+    }
+    let pod = |ns: &str, name: &str, image: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+            "spec": {"automountServiceAccountToken": false, "containers": [{"name": "c", "image": image}]}})
+    };
+    let app = format!("{}/team/app:v1", reg.addr);
+    let unsigned = format!("{}/team/unsigned:v1", reg.addr);
+    // The configurations take effect once the API server has loaded them: bounded wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut attempt = 0;
+    let refused = loop {
+        attempt += 1;
+        let (status, body) = create(api, &pod("apps", &format!("unsigned-{attempt}"), &unsigned));
+        // Until then, the deleted admission policy binding may still answer.
+        if status != 201 && message(&body).contains("admission webhook") {
+            break (status, body);
+        }
+        assert!(std::time::Instant::now() < deadline, "the webhook never took effect: {body}\n{}", logs());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(refused.0, 403, "{}\n{}", refused.1, logs());
+    let said = message(&refused.1);
+    assert!(said.contains(&format!("admission webhook \"images.tollgate.dev\" denied the request: tollgate: image {unsigned} (container c): denied by transports.docker")), "{said}");
+    assert!(said.contains("a signature was required, but no signature exists"), "{said}");
+
+    let (status, body) = create(api, &pod("apps", "signed", &app));
+    assert_eq!(status, 201, "{body}\n{}", logs());
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        created["spec"]["containers"][0]["image"],
+        format!("{app}@{signed}"),
+        "the tag is pinned to the verified digest"
+    );
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": app}]}}}});
+    let (status, body) = create(api, &deployment);
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["spec"]["template"]["spec"]["containers"][0]["image"], format!("{app}@{signed}"));
+
+    // strict wants another key too: refused there, and only there.
+    let (status, body) = create(api, &pod("strict", "signed", &app));
+    assert_eq!(status, 403, "{body}");
+    assert!(message(&body).contains("the policy of namespace strict: denied by default"), "{body}");
+    // lenient wants it too, in warn mode: admitted, and the client is told.
+    let (status, body, warnings) = api
+        .request_with_warnings(
+            Method::POST,
+            "/api/v1/namespaces/lenient/pods",
+            Some(ADMIN_TOKEN),
+            Some(&pod("lenient", "signed", &app).to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert!(warnings.iter().any(|w| w.contains("tollgate: ") && w.contains("would be denied")), "{warnings:?}");
+    // The NRI toleration on a pod no kubelet created.
+    let mut tolerating = pod("apps", "tolerating", &app);
+    tolerating["metadata"]["annotations"] = serde_json::json!({"nri.tollgate.dev/tolerate-missing-plugins": "true"});
+    let (status, body) = create(api, &tolerating);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains("only a kubelet's static pods may carry nri.tollgate.dev/tolerate-missing-plugins"),
+        "{body}"
+    );
+    let audit = std::fs::read_to_string(d.join("audit.log")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"namespace\":\"strict\"") && l.contains("\"decision\":\"denied\"")),
+        "{audit}"
+    );
+
+    // The webhook gone: failurePolicy Fail refuses.
+    tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
+    let (status, body) = create(api, &pod("apps", "while-down", &app));
+    assert_eq!(status, 500, "{body}");
+    assert!(message(&body).contains("failed calling webhook \"images.tollgate.dev\""), "{body}");
 }

@@ -13,6 +13,7 @@ mod serve;
 mod verify;
 mod verify_bundle;
 mod verify_notation;
+mod webhook;
 
 use std::path::Path;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
         Command::Nri(a) => nri::run(&a),
+        Command::Webhook(a) => webhook::run(&a),
         Command::Manifests(a) => manifests(&a, fmt),
         Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
         Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
@@ -97,7 +99,28 @@ fn manifests(a: &crate::cli::ManifestsArgs, fmt: Format) -> anyhow::Result<Outco
             Some(tollgate_kube::manifests::cluster_policies(&text, &p.display().to_string())?)
         }
     };
-    let all = tollgate_kube::manifests::all(policies.as_deref(), a.static_admission)?;
+    let webhook = match (&a.webhook_url, &a.ca_file) {
+        (Some(url), Some(ca)) => {
+            anyhow::ensure!(
+                url.starts_with("https://"),
+                "--webhook-url {url:?} must be an https:// URL: the API server calls webhooks over TLS only"
+            );
+            let ca_pem =
+                String::from_utf8(read_capped(ca)?).map_err(|_| anyhow::anyhow!("{} is not PEM text", ca.display()))?;
+            anyhow::ensure!(
+                ca_pem.contains("-----BEGIN CERTIFICATE-----"),
+                "{} holds no PEM certificate (--ca-file is the CA that signed the webhook's certificate)",
+                ca.display()
+            );
+            Some(tollgate_kube::manifests::WebhookEndpoint {
+                url: url.clone(),
+                ca_pem,
+                timeout_seconds: a.webhook_timeout,
+            })
+        }
+        _ => None,
+    };
+    let all = tollgate_kube::manifests::all(policies.as_deref(), a.static_admission, webhook.as_ref())?;
     let Some(dir) = out else {
         let text: String = all.iter().map(|m| m.yaml.clone()).collect::<Vec<_>>().join("---\n");
         crate::output::print(&text)?;
