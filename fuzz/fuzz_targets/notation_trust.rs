@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
                 signing_authority: &[],
                 now: 1_767_225_600,
                 user_metadata: &[],
+                tsa: &[],
                 target: None,
             };
             let _ = jws::verify(rest, &inputs);

@@ -1,5 +1,6 @@
-//! RFC 3161 timestamp responses: never panic; anything that verifies against
-//! the staging TSA's chain is a timestamp of the signature, at the time it says.
+//! RFC 3161 timestamp responses and bare tokens: never panic; anything that
+//! verifies against the staging TSA's chain is a timestamp of the signature, at
+//! the time it says.
 #![no_main]
 use std::sync::OnceLock;
 
@@ -33,5 +34,14 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(unverified, Ok(t), "a verified timestamp reports its own genTime");
         }
         assert!(tsa::verify(data, b"other bytes", chain).is_err(), "a timestamp covers one message");
+        // The same bytes as a bare TimeStampToken (notation's countersignature), with the chain's
+        // root as the only trusted one.
+        if let Some(root) = chain.last() {
+            let roots = std::slice::from_ref(root);
+            if let Ok(stamp) = tsa::verify_token(data, sig, roots) {
+                assert!(stamp.earliest() <= stamp.millis && stamp.millis <= stamp.latest());
+            }
+            assert!(tsa::verify_token(data, b"other bytes", roots).is_err(), "a token covers one message");
+        }
     }
 });

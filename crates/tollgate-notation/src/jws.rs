@@ -61,6 +61,8 @@ pub struct Inputs<'a> {
     pub now: i64,
     /// Annotations the signed payload must carry with these values (`notation verify --user-metadata`).
     pub user_metadata: &'a [(String, String)],
+    /// Certificates of its `tsa:` stores: the roots a timestamp countersignature must chain to.
+    pub tsa: &'a [Vec<u8>],
     /// The artifact's descriptor as the registry served it, when known: the payload's
     /// `targetArtifact` must then equal it in media type and size too, not only in digest (as
     /// notation-go compares descriptors). `None` when only a digest is given (`verify-notation`).
@@ -81,6 +83,10 @@ struct Parsed {
     signing_time: Option<i64>,
     expiry: Option<i64>,
     chain: Vec<Vec<u8>>,
+    /// The raw signature: what a timestamp countersignature timestamps.
+    signature: Vec<u8>,
+    /// `io.cncf.notary.timestampSignature`: a DER RFC 3161 `TimeStampToken`.
+    timestamp: Option<Vec<u8>>,
     target_digest: String,
     target_media_type: Option<String>,
     target_size: Option<u64>,
@@ -191,6 +197,15 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = chain.first().ok_or("the x5c chain is empty")?;
+    let timestamp = match env.pointer("/header/io.cncf.notary.timestampSignature") {
+        None => None,
+        Some(Value::String(t)) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|e| format!("io.cncf.notary.timestampSignature is not base64: {e}"))?,
+        ),
+        Some(_) => return Err("io.cncf.notary.timestampSignature is not a string".into()),
+    };
     let input = format!("{protected_b64}.{payload_b64}");
     verify_signature(alg, leaf, input.as_bytes(), &signature)?;
     verify_chain(&chain)?;
@@ -209,6 +224,8 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         signing_time: Some(signing_time),
         expiry,
         chain,
+        signature,
+        timestamp,
         target_digest,
         target_media_type,
         target_size,
@@ -295,6 +312,63 @@ fn validity(der: &[u8]) -> Option<(i64, i64)> {
     let v = c.tbs_certificate().validity();
     let secs = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).ok();
     Some((secs(v.not_before)?, secs(v.not_after)?))
+}
+
+/// The authentic-timestamp step, as notation-go's `verifyTimestamp`: a signing authority's own
+/// signing time must fall inside its chain's validity. For `notary.x509`, when the statement names a
+/// `tsa:` store (and `verifyTimestamp` is `always`, or `afterCertExpiry` and a certificate has
+/// expired), the envelope must carry a timestamp countersignature over its signature that verifies
+/// and chains to the store, and that timestamp, with its accuracy, must fall inside every chain
+/// certificate's validity; otherwise the chain must be valid now. `Ok(Some(note))` says what a
+/// timestamp vouched for.
+fn authentic_timestamp(p: &Parsed, inputs: &Inputs<'_>) -> Result<Option<String>, String> {
+    let subject = |c: &[u8]| certs::facts(c).map(|f| f.subject).unwrap_or_default();
+    if p.scheme != "notary.x509" {
+        let at = p.signing_time.unwrap_or(inputs.now);
+        return match p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| at < from || at > to)) {
+            Some(bad) => Err(format!("the certificate {:?} is not valid at the signing time", subject(bad))),
+            None => Ok(None),
+        };
+    }
+    let tsa_configured =
+        inputs.policy.trust_stores.iter().any(|s| s.split_once(':').is_some_and(|(kind, _)| kind == "tsa"));
+    let expired = p.chain.iter().any(|c| validity(c).is_none_or(|(_, to)| inputs.now > to));
+    let after_expiry_only = inputs.policy.signature_verification.verify_timestamp == "afterCertExpiry";
+    if !tsa_configured || (after_expiry_only && !expired) {
+        return match p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| inputs.now < from || inputs.now > to))
+        {
+            Some(bad) => Err(format!("the certificate {:?} is not valid now", subject(bad))),
+            None => Ok(None),
+        };
+    }
+    let token = p.timestamp.as_deref().ok_or("no timestamp countersignature was found in the signature envelope")?;
+    let stamp = tollgate_verify::tsa::verify_token(token, &p.signature, inputs.tsa)
+        .map_err(|e| format!("the timestamp countersignature does not verify: {e}"))?;
+    for c in &p.chain {
+        let (from, to) =
+            validity(c).ok_or_else(|| format!("the certificate {:?} has no readable validity", subject(c)))?;
+        if stamp.earliest() < from.saturating_mul(1000) {
+            return Err(format!(
+                "the timestamp ({}) can be before the validity of the certificate {:?}, which starts at {}",
+                tollgate_verify::tlog::format_rfc3339(stamp.millis.div_euclid(1000)),
+                subject(c),
+                tollgate_verify::tlog::format_rfc3339(from)
+            ));
+        }
+        if stamp.latest() > to.saturating_mul(1000) {
+            return Err(format!(
+                "the timestamp ({}) can be after the validity of the certificate {:?}, which ended at {}",
+                tollgate_verify::tlog::format_rfc3339(stamp.millis.div_euclid(1000)),
+                subject(c),
+                tollgate_verify::tlog::format_rfc3339(to)
+            ));
+        }
+    }
+    Ok(Some(format!(
+        "timestamped at {} by a trusted timestamp authority{}",
+        tollgate_verify::tlog::format_rfc3339(stamp.millis.div_euclid(1000)),
+        if expired { "; the signing certificate has expired since, which the timestamp forgives" } else { "" }
+    )))
 }
 
 /// Verifies one envelope for an artifact under a trust policy statement.
@@ -402,16 +476,11 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
         }
     }
     // The signing time: for a signing authority, its own time must fall inside the chain's validity;
-    // without a timestamp countersignature, a notary.x509 chain must be valid now.
-    let at = if p.scheme == "notary.x509" { inputs.now } else { p.signing_time.unwrap_or(inputs.now) };
-    if let Some(bad) = p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| at < from || at > to)) {
-        let subject = certs::facts(bad).map(|f| f.subject).unwrap_or_default();
-        fail(
-            &mut out,
-            "authenticTimestamp",
-            format!("the certificate {subject:?} is not valid at the signing time"),
-            level.authentic_timestamp,
-        );
+    // a notary.x509 chain must be valid now, or at the time of a trusted timestamp countersignature.
+    match authentic_timestamp(&p, inputs) {
+        Ok(Some(note)) => out.notes.push(note),
+        Ok(None) => {}
+        Err(why) => fail(&mut out, "authenticTimestamp", why, level.authentic_timestamp),
     }
     if let Some(expiry) = p.expiry.filter(|e| inputs.now > *e) {
         fail(

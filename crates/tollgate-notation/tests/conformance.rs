@@ -179,6 +179,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
                 signing_authority: &sa,
                 now,
                 user_metadata: &[],
+                tsa: &[],
                 target: None,
             },
         )
@@ -240,6 +241,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
             signing_authority: &sa,
             now,
             user_metadata: &[],
+            tsa: &[],
             target: None,
         };
         let o = jws::verify(&envelope(env), &inputs);
@@ -284,6 +286,7 @@ fn user_metadata_is_required_as_notation_go_requires_it() {
             signing_authority: &sa,
             now: 1_767_225_600,
             user_metadata: &meta,
+            tsa: &[],
             target: None,
         };
         jws::verify(&env, &inputs)
@@ -299,4 +302,105 @@ fn user_metadata_is_required_as_notation_go_requires_it() {
     }
     let o = run("strict", &[]);
     assert!(!o.verified && o.failures.first().is_some_and(|f| f.kind == "authenticity"), "M02: {o:?}");
+}
+
+/// T01, T03, T05, T07–T11, T14 (and T12–T13 with the JWS envelope): the authentic-timestamp step
+/// with RFC 3161 countersignatures under `timestamp-always`, as notation-go's TestAuthenticTimestamp
+/// checks it. A case that passes upstream has no authenticTimestamp failure here (its other checks
+/// may fail, as upstream's full verification would); a failing one fails that step, for its reason.
+#[test]
+fn timestamp_countersignatures_are_checked_as_notation_go_checks_them() {
+    use base64::Engine as _;
+    use tollgate_notation::{jws, trustpolicy, truststore};
+    if !present() {
+        return;
+    }
+    let go = data().join("notation-go");
+    let root = go.join("verifier/testdata/truststore");
+    let ts = go.join("verifier/testdata/timestamp");
+    let policy_text = std::fs::read_to_string(data().join("policies/timestamp-always.json")).unwrap();
+    let now = 1_767_225_600; // 2026-01-01: after every signing certificate of these fixtures expired
+    // The authenticTimestamp failure of `envelope` under `policy`, if any.
+    let step = |envelope: &[u8], policy: &str| -> Result<Option<String>, String> {
+        let env: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["payload"].as_str().unwrap()).unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let digest = payload["targetArtifact"]["digest"].as_str().unwrap().to_owned();
+        let doc = trustpolicy::parse(policy.as_bytes()).map_err(|e| e.to_string())?;
+        let st = doc.applicable(&format!("registry.example/app@{digest}")).map_err(|e| e.to_string())?;
+        let [ca, sa, tsa] = truststore::load_for_policy(&root, &st.trust_stores).map_err(|e| e.to_string())?;
+        let inputs = jws::Inputs {
+            media_type: jws::MEDIA_TYPE,
+            digest: &digest,
+            policy: st,
+            ca: &ca,
+            signing_authority: &sa,
+            tsa: &tsa,
+            now,
+            user_metadata: &[],
+            target: None,
+        };
+        let o = jws::verify(envelope, &inputs);
+        assert!(!o.failures.iter().any(|f| f.kind == "integrity"), "{o:?}");
+        Ok(o.failures.iter().find(|f| f.kind == "authenticTimestamp").map(|f| f.reason.clone()))
+    };
+    let read = |name: &str| std::fs::read(ts.join("sigEnv").join(name)).unwrap();
+    // T01, T03: the token verifies against the tsa store and lies inside the leaf's validity, so
+    // its expiry since is forgiven.
+    for env in ["jwsWithTimestamp.sig", "jwsExpiredWithTimestamp.sig"] {
+        assert_eq!(step(&read(env), &policy_text), Ok(None), "T01/T03 {env}");
+    }
+    // T05: a store without its name is refused.
+    let malformed = policy_text.replace("\"tsa:test-timestamp\"", "\"tsa\"");
+    assert!(step(&read("jwsWithTimestamp.sig"), &malformed).is_err(), "T05");
+    // T07: a tsa store and verifyTimestamp always, but no countersignature.
+    let without = read("withoutTimestamp.sig");
+    let reason = step(&without, &policy_text).unwrap().unwrap();
+    assert!(reason.contains("no timestamp countersignature was found"), "T07: {reason}");
+    // T08–T11: tokens inserted as the countersignature of the envelope without one.
+    let with_token = |file: &str| {
+        let token = std::fs::read(ts.join("countersignature").join(file)).unwrap();
+        let mut env: serde_json::Value = serde_json::from_slice(&without).unwrap();
+        env["header"]["io.cncf.notary.timestampSignature"] =
+            serde_json::json!(base64::engine::general_purpose::STANDARD.encode(token));
+        serde_json::to_vec(&env).unwrap()
+    };
+    for (case, file, why) in [
+        ("T08", "TimeStampTokenWithInvalideContentType.p7s", "is not TSTInfo"),
+        ("T09", "TimeStampTokenWithInvalidTSTInfo.p7s", "TSTInfo"),
+        ("T10", "TimeStampToken.p7s", "the timestamp is for other data than the signature"),
+        ("T11", "TimeStampTokenWithoutCertificate.p7s", "does not carry the certificate that signed it"),
+    ] {
+        let reason = step(&with_token(file), &policy_text).unwrap().unwrap();
+        assert!(
+            reason.contains("the timestamp countersignature does not verify") && reason.contains(why),
+            "{case}: {reason}"
+        );
+    }
+    // T12, T13 (with the JWS envelope): no such tsa store, and a store of another authority.
+    let missing = policy_text.replace("tsa:test-timestamp", "tsa:does-not-exist");
+    assert!(step(&read("jwsWithTimestamp.sig"), &missing).is_err(), "T12");
+    let other = policy_text.replace("tsa:test-timestamp", "tsa:test-mismatch");
+    let reason = step(&read("jwsWithTimestamp.sig"), &other).unwrap().unwrap();
+    assert!(reason.contains("the timestamp countersignature does not verify"), "T13: {reason}");
+    // T14: the token's time is before the leaf's notBefore.
+    let reason = step(&read("timestampBeforeNotBefore.sig"), &policy_text).unwrap().unwrap();
+    assert!(reason.contains("can be before the validity of the certificate"), "T14: {reason}");
+    // Without a tsa store, the timestamp is not used and the expired chain fails now (as T06).
+    let no_tsa = policy_text.replace(", \"tsa:test-timestamp\"", "");
+    assert_ne!(no_tsa, policy_text);
+    let reason = step(&read("jwsExpiredWithTimestamp.sig"), &no_tsa).unwrap().unwrap();
+    assert!(reason.contains("is not valid now"), "T06 (JWS): {reason}");
+    // verifyTimestamp afterCertExpiry: an unexpired chain needs no timestamp (as T04), an expired
+    // one does.
+    let after = policy_text.replace("\"always\"", "\"afterCertExpiry\"");
+    assert_ne!(after, policy_text);
+    assert_eq!(step(&without, &after), Ok(None), "T04 (JWS): the leaf is valid until 2033");
+    let reason = step(&read("jwsExpiredWithTimestamp.sig"), &after).unwrap();
+    assert_eq!(reason, None, "expired since, and the timestamp lies inside its validity");
+    let mut expired_without: serde_json::Value = serde_json::from_slice(&read("jwsExpiredWithTimestamp.sig")).unwrap();
+    expired_without["header"].as_object_mut().unwrap().remove("io.cncf.notary.timestampSignature");
+    let reason = step(&serde_json::to_vec(&expired_without).unwrap(), &after).unwrap().unwrap();
+    assert!(reason.contains("no timestamp countersignature"), "{reason}");
 }

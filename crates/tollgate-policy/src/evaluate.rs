@@ -871,7 +871,7 @@ fn evaluate_notation(
             .cloned()
             .collect()
     };
-    let (ca, signing_authority) = (of("ca"), of("signingAuthority"));
+    let (ca, signing_authority, tsa) = (of("ca"), of("signingAuthority"), of("tsa"));
     // The manifest's own media type, when its bytes were fetched (and so digest-checked).
     let media_type = image.manifest.and_then(|m| {
         serde_json::from_slice::<serde_json::Value>(m)
@@ -887,6 +887,7 @@ fn evaluate_notation(
         signing_authority: &signing_authority,
         now: i64::try_from(now).unwrap_or(i64::MAX),
         user_metadata: &[],
+        tsa: &tsa,
         target: media_type.as_ref().map(|(t, size)| jws::Target { media_type: t, size: *size }),
     };
     let sigs = until_accepted(

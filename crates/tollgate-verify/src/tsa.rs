@@ -173,6 +173,11 @@ fn parse(response: &[u8]) -> Result<Token, TimestampError> {
         return Err(malformed(format!("the authority refused the request (status {})", resp.status.status)));
     }
     let token = resp.time_stamp_token.ok_or_else(|| malformed("the response has no timeStampToken"))?;
+    parse_token(token)
+}
+
+/// A `TimeStampToken` (RFC 3161 §2.4.2): CMS `ContentInfo` with `SignedData` over a `TSTInfo`.
+fn parse_token(token: ContentInfo) -> Result<Token, TimestampError> {
     if token.content_type != ID_SIGNED_DATA {
         return Err(malformed(format!("token content type {} is not signedData", token.content_type)));
     }
@@ -233,46 +238,157 @@ fn gen_time_millis(any: &Any) -> Result<i64, TimestampError> {
 /// chain is `chain` (`[leaf, intermediates…, root]`). Returns the generation
 /// time in Unix milliseconds.
 pub fn verify(response: &[u8], message: &[u8], chain: &[Vec<u8>]) -> Result<i64, TimestampError> {
-    let Token { signed_data, tst_der, tst } = parse(response)?;
+    let token = parse(response)?;
     let leaf_der = chain.first().ok_or_else(|| untrusted("the authority lists no certificates"))?;
-    let leaf = Certificate::from_der(leaf_der).map_err(|e| untrusted(format!("the authority's certificate: {e}")))?;
-
-    let mut signers = signed_data.signer_infos.0.iter();
-    let signer = match (signers.next(), signers.next()) {
-        (Some(s), None) => s,
-        _ => return Err(malformed("a timestamp needs exactly one signer")),
-    };
-
-    // The signer is the authority's leaf.
-    let tbs = leaf.tbs_certificate();
-    let (names_leaf, sid_version) = match &signer.sid {
-        SignerIdentifier::IssuerAndSerialNumber(is) => {
-            (is.issuer == *tbs.issuer() && is.serial_number == *tbs.serial_number(), CmsVersion::V1)
-        }
-        SignerIdentifier::SubjectKeyIdentifier(ski) => {
-            (matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, own))) if own == *ski), CmsVersion::V3)
-        }
-    };
-    if !names_leaf {
+    let signer = single_signer(&token.signed_data)?;
+    if !signed_by(signer, leaf_der)? {
         return Err(TimestampError::OtherAuthority);
     }
+    // Certificates in the token may only be the authority's own: anything
+    // else is unexplained material, refused rather than ignored.
+    for der in embedded(&token.signed_data)? {
+        if !chain.contains(&der) {
+            return Err(untrusted("the token embeds a certificate that is not in the authority's chain"));
+        }
+    }
+    let (intermediates, root) = match chain {
+        [_, inter @ .., root] => (inter, std::slice::from_ref(root)),
+        [only] => (&[][..], std::slice::from_ref(only)),
+        [] => return Err(untrusted("the authority lists no certificates")),
+    };
+    let t_ms = check_signer(&token, signer, leaf_der, intermediates, root, false)?;
+    check_imprint(&token.tst, message)?;
+    Ok(t_ms)
+}
+
+/// A verified timestamp: its generation time and accuracy, Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// `genTime`.
+    pub millis: i64,
+    /// The `accuracy`; one second when absent under the ETSI baseline timestamp policy
+    /// (0.4.0.2023.1.1), as the Notary Project specifies, else zero.
+    pub accuracy_millis: i64,
+}
+
+impl Stamp {
+    /// The earliest time the timestamp may stand for.
+    pub fn earliest(&self) -> i64 {
+        self.millis.saturating_sub(self.accuracy_millis)
+    }
+
+    /// The latest time the timestamp may stand for.
+    pub fn latest(&self) -> i64 {
+        self.millis.saturating_add(self.accuracy_millis)
+    }
+}
+
+/// The ETSI baseline timestamp policy (ETSI EN 319 422).
+const BASELINE_TIMESTAMP_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.2023.1.1");
+
+/// Verifies `token`, a DER `TimeStampToken` as notation envelopes carry it
+/// (`io.cncf.notary.timestampSignature`), as a timestamp of `message` by an
+/// authority that chains to one of `roots` (a `tsa:` trust store). Unlike
+/// [`verify`], the authority is not named in advance: the token must carry its
+/// signing certificate (and any intermediates), identified by the signer and
+/// pinned by the signing-certificate-v2 attribute, which is required here.
+pub fn verify_token(token: &[u8], message: &[u8], roots: &[Vec<u8>]) -> Result<Stamp, TimestampError> {
+    let info = ContentInfo::from_der(token).map_err(|e| malformed(format!("TimeStampToken: {e}")))?;
+    let token = parse_token(info)?;
+    let signer = single_signer(&token.signed_data)?;
+    let certs = embedded(&token.signed_data)?;
+    let mut leaf = None;
+    for der in &certs {
+        if signed_by(signer, der)? {
+            leaf = Some(der);
+            break;
+        }
+    }
+    let leaf = leaf.ok_or_else(|| untrusted("the token does not carry the certificate that signed it"))?;
+    let intermediates: Vec<Vec<u8>> = certs.iter().filter(|c| *c != leaf).cloned().collect();
+    if roots.is_empty() {
+        return Err(untrusted("no trusted timestamp authority certificate (the tsa trust store is empty)"));
+    }
+    let t_ms = check_signer(&token, signer, leaf, &intermediates, roots, true)?;
+    check_imprint(&token.tst, message)?;
+    let accuracy_millis = match &token.tst.accuracy {
+        Some(a) => {
+            let part = |i: &Option<Int>| -> Result<i64, TimestampError> {
+                match i {
+                    None => Ok(0),
+                    Some(i) => i64::from_der(&i.to_der().map_err(|e| malformed(e.to_string()))?)
+                        .ok()
+                        .filter(|v| *v >= 0)
+                        .ok_or_else(|| malformed("accuracy is not a small non-negative integer")),
+                }
+            };
+            let (s, ms, us) = (part(&a.seconds)?, part(&a.millis)?, part(&a.micros)?);
+            s.saturating_mul(1000).saturating_add(ms).saturating_add((us + 999) / 1000)
+        }
+        None => 0,
+    };
+    let accuracy_millis =
+        if accuracy_millis == 0 && token.tst.policy == BASELINE_TIMESTAMP_POLICY { 1000 } else { accuracy_millis };
+    Ok(Stamp { millis: t_ms, accuracy_millis })
+}
+
+fn single_signer(signed_data: &SignedData) -> Result<&cms::signed_data::SignerInfo, TimestampError> {
+    let mut signers = signed_data.signer_infos.0.iter();
+    match (signers.next(), signers.next()) {
+        (Some(s), None) => Ok(s),
+        _ => Err(malformed("a timestamp needs exactly one signer")),
+    }
+}
+
+/// The certificates the token embeds, DER.
+fn embedded(signed_data: &SignedData) -> Result<Vec<Vec<u8>>, TimestampError> {
+    let mut out = Vec::new();
+    for choice in signed_data.certificates.iter().flat_map(|set| set.0.iter()) {
+        let CertificateChoices::Certificate(c) = choice else {
+            return Err(malformed("the token carries a non-X.509 certificate"));
+        };
+        out.push(c.to_der().map_err(|e| malformed(format!("embedded certificate: {e}")))?);
+    }
+    Ok(out)
+}
+
+/// Whether the signer info identifies the certificate `der` (issuer and serial, or key identifier).
+fn signed_by(signer: &cms::signed_data::SignerInfo, der: &[u8]) -> Result<bool, TimestampError> {
+    let cert = Certificate::from_der(der).map_err(|e| untrusted(format!("a certificate: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    Ok(match &signer.sid {
+        SignerIdentifier::IssuerAndSerialNumber(is) => {
+            is.issuer == *tbs.issuer() && is.serial_number == *tbs.serial_number()
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, own))) if own == *ski)
+        }
+    })
+}
+
+/// Everything about the signer: versions, signed attributes, the signature by `leaf_der`, its
+/// timestamping key usage, and its chain to `roots` at the generation time, which it returns.
+fn check_signer(
+    token: &Token,
+    signer: &cms::signed_data::SignerInfo,
+    leaf_der: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    require_signing_certificate: bool,
+) -> Result<i64, TimestampError> {
+    let Token { signed_data, tst_der, tst } = token;
+    let leaf = Certificate::from_der(leaf_der).map_err(|e| untrusted(format!("the authority's certificate: {e}")))?;
+    let tbs = leaf.tbs_certificate();
+    let sid_version = match &signer.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+    };
     // RFC 5652 §5.3: the signer info's version follows the form of its sid.
     if signer.version != sid_version {
         return Err(malformed(format!("SignerInfo version {:?} does not fit its signer identifier", signer.version)));
     }
     if !signed_data.digest_algorithms.iter().any(|a| a.oid == signer.digest_alg.oid) {
         return Err(malformed("the signer's digest algorithm is not among the token's digest algorithms"));
-    }
-    // Certificates in the token may only be the authority's own: anything
-    // else is unexplained material, refused rather than ignored.
-    for choice in signed_data.certificates.iter().flat_map(|set| set.0.iter()) {
-        let CertificateChoices::Certificate(embedded) = choice else {
-            return Err(malformed("the token carries a non-X.509 certificate"));
-        };
-        let der = embedded.to_der().map_err(|e| malformed(format!("embedded certificate: {e}")))?;
-        if !chain.contains(&der) {
-            return Err(untrusted("the token embeds a certificate that is not in the authority's chain"));
-        }
     }
 
     // Signed attributes: content type, message digest, and (if present) the
@@ -298,17 +414,23 @@ pub fn verify(response: &[u8], message: &[u8], chain: &[Vec<u8>]) -> Result<i64,
         .ok_or_else(|| malformed("no message-digest signed attribute"))?
         .decode_as()
         .map_err(|e| malformed(format!("message-digest attribute: {e}")))?;
-    if md.as_bytes() != digest_alg.digest(&tst_der) {
+    if md.as_bytes() != digest_alg.digest(tst_der) {
         return Err(untrusted("the message-digest attribute is not the TSTInfo's digest"));
     }
-    if let Some(v2) = single(ID_SIGNING_CERTIFICATE_V2)? {
-        let sc: SigningCertificateV2 =
-            v2.decode_as().map_err(|e| malformed(format!("signing-certificate-v2 attribute: {e}")))?;
-        let first = sc.certs.first().ok_or_else(|| malformed("signing-certificate-v2 names no certificate"))?;
-        let alg = first.hash_algorithm.as_ref().map(hash_of).transpose()?.unwrap_or(HashAlgorithm::Sha256);
-        if first.cert_hash.as_bytes() != alg.digest(leaf_der) {
-            return Err(untrusted("the signing-certificate attribute names another certificate"));
+    match single(ID_SIGNING_CERTIFICATE_V2)? {
+        Some(v2) => {
+            let sc: SigningCertificateV2 =
+                v2.decode_as().map_err(|e| malformed(format!("signing-certificate-v2 attribute: {e}")))?;
+            let first = sc.certs.first().ok_or_else(|| malformed("signing-certificate-v2 names no certificate"))?;
+            let alg = first.hash_algorithm.as_ref().map(hash_of).transpose()?.unwrap_or(HashAlgorithm::Sha256);
+            if first.cert_hash.as_bytes() != alg.digest(leaf_der) {
+                return Err(untrusted("the signing-certificate attribute names another certificate"));
+            }
         }
+        None if require_signing_certificate => {
+            return Err(malformed("no signing-certificate-v2 signed attribute names the signing certificate"));
+        }
+        None => {}
     }
 
     // The signature over the DER SET OF the signed attributes.
@@ -319,26 +441,24 @@ pub fn verify(response: &[u8], message: &[u8], chain: &[Vec<u8>]) -> Result<i64,
     key.verify_with_hash(&signed_bytes, signer.signature.as_bytes(), digest_alg)
         .map_err(|_| untrusted("the signature does not verify with the authority's key"))?;
 
-    // The certificate: a timestamping leaf, chaining to the authority's root
-    // when the timestamp was made.
+    // The certificate: a timestamping leaf, chaining to a root when the
+    // timestamp was made.
     let t_ms = gen_time_millis(&tst.gen_time)?;
     x509::check_time_stamping_eku(leaf_der).map_err(|e| untrusted(e.to_string()))?;
-    let (intermediates, root) = match chain {
-        [_, inter @ .., root] => (inter, std::slice::from_ref(root)),
-        [only] => (&[][..], std::slice::from_ref(only)),
-        [] => return Err(untrusted("the authority lists no certificates")),
-    };
     for t in whole_seconds_around(t_ms) {
-        x509::verify_chain_for(leaf_der, intermediates, root, t, x509::Purpose::TimeStamping)
+        x509::verify_chain_for(leaf_der, intermediates, roots, t, x509::Purpose::TimeStamping)
             .map_err(|e| untrusted(e.to_string()))?;
     }
+    Ok(t_ms)
+}
 
-    // What was timestamped.
+/// What was timestamped: the message imprint is the hash of `message`.
+fn check_imprint(tst: &TstInfo, message: &[u8]) -> Result<(), TimestampError> {
     let imprint_alg = hash_of(&tst.message_imprint.hash_algorithm)?;
     if tst.message_imprint.hashed_message.as_bytes() != imprint_alg.digest(message) {
         return Err(TimestampError::Imprint);
     }
-    Ok(t_ms)
+    Ok(())
 }
 
 /// The whole seconds a millisecond time falls between: both ends of the

@@ -30,7 +30,9 @@ pub enum Purpose {
     /// Signing code and artifacts (Fulcio, private PKI). A leaf without an
     /// extended key usage extension may sign anything, as in Go.
     CodeSigning,
-    /// Issuing RFC 3161 timestamps: the leaf must name id-kp-timeStamping.
+    /// Issuing RFC 3161 timestamps: the leaf must name id-kp-timeStamping (checked by
+    /// [`check_time_stamping_eku`], which every caller runs first); CA certificates of the chain
+    /// may omit the EKU extension, as in Go.
     TimeStamping,
 }
 
@@ -174,7 +176,11 @@ pub fn verify_chain_for(
         match purpose {
             // As Go: a certificate without an EKU extension may sign anything.
             Purpose::CodeSigning => webpki::KeyUsage::required_if_present(CODE_SIGNING),
-            Purpose::TimeStamping => webpki::KeyUsage::required(TIME_STAMPING),
+            // The leaf's own EKU (exactly timeStamping, critical) is checked by
+            // `check_time_stamping_eku`; along the chain, as in Go, a CA certificate
+            // without an EKU extension may issue timestamping certificates, and one
+            // with the extension must list timeStamping.
+            Purpose::TimeStamping => webpki::KeyUsage::required_if_present(TIME_STAMPING),
         },
         None,
         None,

@@ -16,7 +16,7 @@ pub fn run(a: &crate::cli::VerifyNotationArgs, fmt: Format) -> anyhow::Result<Ou
     } else {
         a.trust_store.clone()
     };
-    let [ca, sa, _tsa] = truststore::load_for_policy(&stores, &statement.trust_stores)
+    let [ca, sa, tsa] = truststore::load_for_policy(&stores, &statement.trust_stores)
         .map_err(|e| anyhow::anyhow!("{e} (under {})", stores.display()))?;
     let envelope = super::read_capped(&a.signature)?;
     let inputs = jws::Inputs {
@@ -27,6 +27,7 @@ pub fn run(a: &crate::cli::VerifyNotationArgs, fmt: Format) -> anyhow::Result<Ou
         signing_authority: &sa,
         now: i64::try_from(super::now_unix()).unwrap_or(i64::MAX),
         user_metadata: &a.user_metadata,
+        tsa: &tsa,
         target: None,
     };
     let o = jws::verify(&envelope, &inputs);
