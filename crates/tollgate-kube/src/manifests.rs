@@ -138,6 +138,26 @@ pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
     .join("---\n"))
 }
 
+/// The ConfigMap that carries the compiled policy bundle to the nodes.
+pub const POLICY_CONFIGMAP: &str = "tollgate-policy";
+
+/// The ConfigMap `tollgate-system/tollgate-policy` holding a compiled bundle (`files`: key and
+/// bytes, from `tollgate_policy::bundle`), with `hash` as its `tollgate.dev/bundle-hash` annotation.
+pub fn policy_configmap(files: &[(String, Vec<u8>)], hash: &str) -> Result<String, RenderError> {
+    let data: serde_json::Map<String, serde_json::Value> = files
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned())))
+        .collect();
+    let cm = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": POLICY_CONFIGMAP, "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "tollgate"},
+            "annotations": {tollgate_policy::bundle::HASH_ANNOTATION: hash}},
+        "data": data,
+    });
+    yaml("the policy ConfigMap", &cm)
+}
+
 /// A file of policy objects could not be read as such.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: document {index}: {message}")]

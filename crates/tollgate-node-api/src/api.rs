@@ -103,6 +103,10 @@ pub struct Health {
     /// undecidable until a policy loads).
     #[serde(default)]
     pub enforcing: String,
+    /// The hash of the policy bundle in force (`policyBundle`), as `tollgate policy compile
+    /// --configmap` annotates its ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_hash: Option<String>,
 }
 
 /// The policy in force.

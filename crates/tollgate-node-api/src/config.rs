@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// namespace (NRI, admission) must be allowed by `policy` **and** by its namespace's policy, which
     /// can only add requirements. `null`: none.
     pub namespace_policies: Option<PathBuf>,
+    /// A compiled policy bundle, as its ConfigMap (`tollgate policy compile --configmap`) is mounted:
+    /// `DIR/policy.yaml` and `DIR/namespace.NAMESPACE.yaml`, read through kubelet's `..data` link
+    /// so that one reload reads one version. It replaces `policy` and `namespacePolicies`. `null`:
+    /// none.
+    pub policy_bundle: Option<PathBuf>,
 }
 
 /// `tollgate nri`: where containerd's NRI socket is and what the plugin registers as.
@@ -134,6 +139,7 @@ impl Default for NodeConfig {
             last_good_policy: Some(PathBuf::from("/var/lib/tollgate/last-good-policy.json")),
             nri: NriConfig::default(),
             namespace_policies: None,
+            policy_bundle: None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct AuditRecord {
     pub latency_micros: u64,
     /// The hash of the policy in force (empty when none loads).
     pub policy_hash: String,
+    /// The hash of the policy bundle in force (`policyBundle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_hash: Option<String>,
     /// Who decided: `daemon`, or `in-process` (the verifier's fallback while
     /// the daemon is down).
     pub decided_by: &'static str,
@@ -172,6 +175,7 @@ mod tests {
             cached: false,
             latency_micros: 12,
             policy_hash: "sha256:00".into(),
+            bundle_hash: None,
             decided_by: "daemon",
         }
     }

@@ -78,6 +78,8 @@ struct Verdict {
 struct ReloadState {
     loaded_at: String,
     error: Option<String>,
+    /// The hash of the policy bundle last read whose cluster policy loaded (`policyBundle`).
+    bundle: Option<String>,
 }
 
 /// SHA-256 of (policy hash, name, digest, descriptor media type): a fixed 32
@@ -167,7 +169,8 @@ impl Daemon {
     /// copy is enforced instead (`lastGoodPolicy`), or, without one, every
     /// decision is undecidable until a policy loads; both are loud.
     pub fn new(cfg: NodeConfig) -> Result<Daemon, DaemonError> {
-        let (in_force, error) = match engine::load_policy(&cfg.policy) {
+        let files = policy_files(&cfg);
+        let (in_force, error) = match engine::load_policy(&files.policy) {
             Ok(s) => {
                 save_last_good(&cfg, &s);
                 (InForce::Configured(Arc::new(s)), None)
@@ -211,11 +214,12 @@ impl Daemon {
             .map_err(|source| DaemonError::Audit { path: cfg.audit_log.path.clone(), source })?;
         let metrics = Metrics::new();
         metrics.policy_source.set(in_force.gauge());
-        let namespaces = RwLock::new(load_namespaces(&cfg, &BTreeMap::new()));
+        let namespaces = RwLock::new(load_namespaces(&files, &BTreeMap::new()));
+        let bundle = if error.is_none() { bundle_hash(&files) } else { None };
         Ok(Daemon {
             policy: RwLock::new(in_force),
             namespaces,
-            reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error }),
+            reload: Mutex::new(ReloadState { loaded_at: now_rfc3339(), error, bundle }),
             verdicts: Mutex::new(TtlCache::new(cfg.cache.max_entries)),
             inflight: Mutex::new(HashMap::new()),
             sources: Sources { client, signatures: Some(Arc::new(signatures)) },
@@ -234,9 +238,10 @@ impl Daemon {
     /// Re-reads the policy. A policy that fails to load is reported (log,
     /// `/healthz`, metrics) and the last good one stays in force.
     pub fn reload(&self) {
-        if self.cfg.namespace_policies.is_some() {
+        let files = policy_files(&self.cfg);
+        if files.namespaces.is_some() {
             let before = self.namespaces.read().unwrap_or_else(PoisonError::into_inner).clone();
-            let after = load_namespaces(&self.cfg, &before);
+            let after = load_namespaces(&files, &before);
             let hashes = |m: &BTreeMap<String, Result<Arc<PolicySnapshot>, String>>| -> Vec<(String, String)> {
                 m.iter().map(|(n, r)| (n.clone(), r.as_ref().map_or_else(Clone::clone, |s| s.hash.clone()))).collect()
             };
@@ -248,9 +253,11 @@ impl Daemon {
         let current = self.in_force();
         let current_hash = current.snapshot().map(|s| s.hash.clone()).unwrap_or_default();
         let configured = matches!(current, InForce::Configured(_));
-        let result = match engine::load_policy(&self.cfg.policy) {
+        let result = match engine::load_policy(&files.policy) {
             Ok(next) if configured && next.hash == current_hash => {
-                lock(&self.reload).error = None;
+                let mut r = lock(&self.reload);
+                r.error = None;
+                r.bundle = bundle_hash(&files);
                 "unchanged"
             }
             Ok(next) => {
@@ -262,6 +269,7 @@ impl Daemon {
                 self.metrics.cached_verdicts.set(0);
                 let mut r = lock(&self.reload);
                 r.error = None;
+                r.bundle = bundle_hash(&files);
                 r.loaded_at = now_rfc3339();
                 "changed"
             }
@@ -344,6 +352,7 @@ impl Daemon {
             cached,
             latency_micros: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
             policy_hash: in_force.snapshot().map(|s| s.hash.clone()).unwrap_or_default(),
+            bundle_hash: lock(&self.reload).bundle.clone(),
             decided_by: "daemon",
         };
         let mut reason = record.reasons.first().cloned().unwrap_or_default();
@@ -595,24 +604,69 @@ impl Daemon {
             break_glass,
             cached_verdicts: lock(&self.verdicts).len(),
             enforcing: in_force.name().into(),
+            bundle_hash: reload.bundle.clone(),
         }
     }
 }
 
-/// Keeps a copy of a policy that loaded, when `lastGoodPolicy` names a file in
-/// an existing directory (tollgate creates no directories). Failure is a warning.
-/// The policies under `namespacePolicies`: each `NAME.yaml`/`.yml`/`.json` file is namespace NAME's.
-/// One that fails to load keeps its version in `previous` if it had one, else records the error.
+/// Where one load reads the policy and the namespace parts from: the config's files, or a bundle
+/// directory resolved once through kubelet's `..data` link, so that one reload reads one version
+/// of a mounted ConfigMap (kubelet swaps that link atomically).
+#[derive(Debug, Clone)]
+struct PolicyFiles {
+    policy: PathBuf,
+    /// The directory of namespace parts, and whether it is a bundle (`namespace.NS.yaml` keys)
+    /// rather than a `namespacePolicies` directory (`NS.yaml`).
+    namespaces: Option<(PathBuf, bool)>,
+}
+
+/// The cluster policy file `cfg` enforces: `policy`, or the bundle's `policy.yaml` (through its
+/// `..data` link) when `policyBundle` is set. What the verifier's in-process fallback loads too.
+pub fn cluster_policy_path(cfg: &NodeConfig) -> PathBuf {
+    policy_files(cfg).policy
+}
+
+fn policy_files(cfg: &NodeConfig) -> PolicyFiles {
+    match &cfg.policy_bundle {
+        Some(dir) => {
+            // `..data` -> `..2026_12_01_20_00_00.123456789`, relative to the volume's directory.
+            let root = std::fs::read_link(dir.join("..data")).map_or_else(|_| dir.clone(), |target| dir.join(target));
+            PolicyFiles { policy: root.join(tollgate_policy::bundle::POLICY_KEY), namespaces: Some((root, true)) }
+        }
+        None => {
+            PolicyFiles { policy: cfg.policy.clone(), namespaces: cfg.namespace_policies.clone().map(|d| (d, false)) }
+        }
+    }
+}
+
+/// The hash of the bundle in `files` (policy and namespace parts, as read now), for `/healthz` and
+/// audit records; `None` outside bundle mode or when it cannot be read.
+fn bundle_hash(files: &PolicyFiles) -> Option<String> {
+    let (root, true) = files.namespaces.as_ref()? else { return None };
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == tollgate_policy::bundle::POLICY_KEY || tollgate_policy::bundle::namespace_of(&name).is_some() {
+            let bytes = engine::read_limited(&entry.path(), engine::MAX_FILE_BYTES).ok()?;
+            parts.push((name, bytes));
+        }
+    }
+    Some(tollgate_policy::bundle::hash(&parts))
+}
+
+/// The namespace parts in `files`: under `namespacePolicies` each `NAME.yaml`/`.yml`/`.json` file
+/// is namespace NAME's; in a bundle, each `namespace.NAME.yaml`. One that fails to load keeps its
+/// version in `previous` if it had one, else records the error.
 fn load_namespaces(
-    cfg: &NodeConfig,
+    files: &PolicyFiles,
     previous: &BTreeMap<String, Result<Arc<PolicySnapshot>, String>>,
 ) -> BTreeMap<String, Result<Arc<PolicySnapshot>, String>> {
     let mut out = BTreeMap::new();
-    let Some(dir) = &cfg.namespace_policies else { return out };
+    let Some((dir, bundle)) = &files.namespaces else { return out };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            error!("cannot read namespacePolicies {}: {e}; keeping the namespace policies in force", dir.display());
+            error!("cannot read the namespace policies in {}: {e}; keeping those in force", dir.display());
             return previous.clone();
         }
     };
@@ -620,13 +674,18 @@ fn load_namespaces(
         let path = entry.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         // Kubernetes namespace names, from a ConfigMap mount too (`..data` links are skipped).
-        let Some(ns) = [".yaml", ".yml", ".json"].iter().find_map(|ext| name.strip_suffix(ext)) else { continue };
-        if ns.is_empty()
-            || ns.starts_with('.')
-            || !ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            continue;
-        }
+        let ns = if *bundle {
+            match tollgate_policy::bundle::namespace_of(name) {
+                Some(ns) => ns,
+                None => continue,
+            }
+        } else {
+            let Some(ns) = [".yaml", ".yml", ".json"].iter().find_map(|ext| name.strip_suffix(ext)) else { continue };
+            if !tollgate_policy::bundle::is_namespace(ns) {
+                continue;
+            }
+            ns
+        };
         let loaded = match engine::load_policy(&path) {
             Ok(s) => Ok(Arc::new(s)),
             Err(e) => {
@@ -655,6 +714,8 @@ fn load_namespaces(
     out
 }
 
+/// Keeps a copy of a policy that loaded, when `lastGoodPolicy` names a file in
+/// an existing directory (tollgate creates no directories). Failure is a warning.
 fn save_last_good(cfg: &NodeConfig, snapshot: &PolicySnapshot) {
     let Some(path) = &cfg.last_good_policy else { return };
     match path.parent() {

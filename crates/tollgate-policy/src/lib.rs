@@ -13,6 +13,7 @@
 //! Everything here is pure: bytes and values in, values out.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod containers;
 pub mod evaluate;
 pub mod identity;

@@ -126,7 +126,7 @@ Examples:
 
 POST /validate admits or denies Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs \
 and CronJobs: every image (init, regular and ephemeral containers) is decided like a pull, with \
-the namespace's policy (namespacePolicies, or the bundle's namespaces/). A denial names the \
+the namespace's policy (namespacePolicies, or the bundle's parts). A denial names the \
 image, the container and the reason; warn mode admits with a warning. POST /mutate rewrites each \
 tag to the digest it verified (repo:tag@sha256:...), never to one it did not. Pods that carry the \
 NRI toleration or required-plugins annotations are refused unless a kubelet creates them as \
@@ -948,8 +948,9 @@ pub struct WebhookArgs {
     /// When it is the default and missing, defaults apply.
     #[arg(long, value_name = "FILE", env = "TOLLGATE_CONFIG", default_value = tollgate_node::config::DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// A compiled policy (`tollgate policy compile --out DIR`, or its ConfigMap mounted): DIR/policy.yaml
-    /// and DIR/namespaces/ replace the config's policy and namespacePolicies.
+    /// A compiled policy bundle (`tollgate policy compile --out DIR`, or its ConfigMap mounted):
+    /// DIR/policy.yaml and DIR/namespace.NAMESPACE.yaml replace the config's policy and
+    /// namespacePolicies (the config's policyBundle).
     #[arg(long, value_name = "DIR")]
     pub policy_bundle: Option<PathBuf>,
     /// The serving certificate chain (PEM).
@@ -1047,20 +1048,27 @@ inline keys in one requirement, and a trusted_root.json as trust (sigstore, kube
 Example:
   tollgate policy compile policies.yaml --out /etc/tollgate/compiled
   # then, in /etc/tollgate/config.yaml:
-  #   policy: /etc/tollgate/compiled/policy.yaml
-  #   namespacePolicies: /etc/tollgate/compiled/namespaces
+  #   policyBundle: /etc/tollgate/compiled
+  tollgate policy compile policies.yaml --configmap | kubectl apply -f -
 
 An image must satisfy every ClusterImagePolicy whose scopes cover it; images none covers are \
-refused. Each ImagePolicy becomes its namespace's file, which only adds requirements. This \
-release compiles key (inline data), digests, static and single keyless (email subject, inline \
-TrustRoot) authorities; the rest are refused, each object named (docs/kubernetes.md). Nothing \
-is written unless every object compiles.")]
+refused. Each ImagePolicy becomes its namespace's part (namespace.NAMESPACE.yaml), which only \
+adds requirements. The bundle (policy.yaml and the parts) goes into DIR, or into the ConfigMap \
+tollgate-system/tollgate-policy with its hash, for nodes that mount it. This release compiles \
+key (inline data), digests, static, single keyless (email subject, inline TrustRoot) and \
+notation authorities; the rest are refused, each object named (docs/kubernetes.md). Nothing is \
+written unless every object compiles.")]
     Compile {
         /// A YAML stream of tollgate.dev objects (other kinds are skipped).
         file: PathBuf,
-        /// The directory to write policy.yaml and namespaces/NAMESPACE.yaml into (created if its parent exists).
+        /// The bundle directory to write policy.yaml and namespace.NAMESPACE.yaml into (created if its
+        /// parent exists); with --configmap, the file to write the ConfigMap to (default: stdout).
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Write the bundle as the ConfigMap tollgate-system/tollgate-policy (its hash as an
+        /// annotation), for nodes that mount it (`policyBundle`).
+        #[arg(long)]
+        configmap: bool,
     },
 }
 

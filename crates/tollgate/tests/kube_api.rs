@@ -48,6 +48,9 @@ fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
             "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings".to_owned()
         }
         ("v1", "Pod") => format!("/api/v1/namespaces/{}/pods", doc["metadata"]["namespace"].as_str().unwrap()),
+        ("v1", "ConfigMap") => {
+            format!("/api/v1/namespaces/{}/configmaps", doc["metadata"]["namespace"].as_str().unwrap())
+        }
         ("v1", "ServiceAccount") => {
             format!("/api/v1/namespaces/{}/serviceaccounts", doc["metadata"]["namespace"].as_str().unwrap())
         }
@@ -84,6 +87,22 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
         created.push(format!("{}/{}", doc["kind"].as_str().unwrap(), doc["metadata"]["name"].as_str().unwrap()));
     }
     assert_eq!(created.len(), 4, "{created:?}");
+    // The compiled bundle's ConfigMap is what the API server stores, with its hash annotation.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/compile.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["policy", "compile", examples, "--configmap"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cm: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    let (status, body) = create(api, &cm);
+    assert_eq!(status, 201, "{body}");
+    let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        stored["metadata"]["annotations"]["tollgate.dev/bundle-hash"],
+        cm["metadata"]["annotations"]["tollgate.dev/bundle-hash"]
+    );
+    assert!(stored["data"]["namespace.payments.yaml"].is_string(), "{body}");
     for crd in ["clusterimagepolicies", "imagepolicies", "trustroots"] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {

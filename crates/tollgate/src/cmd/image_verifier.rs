@@ -72,6 +72,7 @@ async fn decide_in_process(inv: &Invocation, cfg: &NodeConfig, note: &str, left:
         cached: false,
         latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         policy_hash: hash,
+        bundle_hash: None,
         decided_by: "in-process",
     };
     let written = tollgate_node::audit::AuditLog::open(&cfg.audit_log).and_then(|log| log.write(&record));
@@ -148,7 +149,7 @@ async fn decide_unaudited(
 
 /// The configured policy, else the last good copy the daemon kept.
 fn load(cfg: &NodeConfig) -> Result<engine::PolicySnapshot, String> {
-    let configured = match engine::load_policy(&cfg.policy) {
+    let configured = match engine::load_policy(&tollgate_node::daemon::cluster_policy_path(cfg)) {
         Ok(s) => return Ok(s),
         Err(e) => chain(&e),
     };

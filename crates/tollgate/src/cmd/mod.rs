@@ -64,7 +64,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Policy(PolicyCommand::Default) => policy::default_policy(),
         Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true, fmt),
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false, fmt),
-        Command::Policy(PolicyCommand::Compile { file, out }) => policy::compile(&file, &out, fmt),
+        Command::Policy(PolicyCommand::Compile { file, out, configmap }) => {
+            policy::compile(&file, out.as_deref(), configmap, fmt)
+        }
         Command::Version => {
             let coverage = tollgate_controlplane::catalog::Catalog::embedded().coverage();
             match fmt {

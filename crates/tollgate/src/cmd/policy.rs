@@ -235,7 +235,13 @@ fn relative_to(base: &Path, target: &Path) -> std::path::PathBuf {
 }
 
 /// `tollgate policy compile`: the tollgate.dev objects as the node's policy files.
-pub fn compile(file: &std::path::Path, out: &std::path::Path, fmt: Format) -> anyhow::Result<Outcome> {
+pub fn compile(
+    file: &std::path::Path,
+    out: Option<&std::path::Path>,
+    configmap: bool,
+    fmt: Format,
+) -> anyhow::Result<Outcome> {
+    use tollgate_policy::bundle;
     let text = String::from_utf8(super::read_capped(file)?)
         .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
     let objects = tollgate_kube::compile::objects(&text, &file.display().to_string())?;
@@ -250,48 +256,67 @@ pub fn compile(file: &std::path::Path, out: &std::path::Path, fmt: Format) -> an
         let each = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         anyhow::anyhow!("cannot compile {n} object(s), nothing was written: {each}")
     })?;
-    let namespaces_dir = out.join("namespaces");
-    for dir in [out, namespaces_dir.as_path()] {
-        if !dir.is_dir() {
-            super::out_dir_exists(dir)?;
-            std::fs::create_dir(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    // The bundle: policy.yaml and namespace.NS.yaml, on disk and in the ConfigMap alike.
+    let mut files = vec![(bundle::POLICY_KEY.to_owned(), compiled.cluster.clone().into_bytes())];
+    files.extend(compiled.namespaces.iter().map(|(ns, yaml)| (bundle::namespace_key(ns), yaml.clone().into_bytes())));
+    let hash = bundle::hash(&files);
+    if configmap {
+        let yaml = tollgate_kube::manifests::policy_configmap(&files, &hash)?;
+        match out {
+            None => print(&yaml)?,
+            Some(path) => {
+                super::write_out(path, yaml.as_bytes(), 0o644)?;
+                match fmt {
+                    Format::Json => {
+                        print_json(&serde_json::json!({ "configMap": path.display().to_string(), "bundleHash": hash }))?
+                    }
+                    Format::Text => print(&format!(
+                        "wrote {} (ConfigMap {}/{}, bundle {hash})\napply with: kubectl apply -f {}\n",
+                        path.display(),
+                        tollgate_kube::manifests::NAMESPACE,
+                        tollgate_kube::manifests::POLICY_CONFIGMAP,
+                        path.display()
+                    ))?,
+                }
+            }
         }
+        return Ok(Outcome::Ok);
     }
-    let cluster_path = out.join("policy.yaml");
-    super::write_out(&cluster_path, compiled.cluster.as_bytes(), 0o644)?;
+    let Some(out) = out else {
+        anyhow::bail!("give --out DIR for the bundle's files, or --configmap for its ConfigMap on stdout")
+    };
+    if !out.is_dir() {
+        super::out_dir_exists(out)?;
+        std::fs::create_dir(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    }
     let mut written = Vec::new();
-    for (ns, yaml) in &compiled.namespaces {
-        let path = namespaces_dir.join(format!("{ns}.yaml"));
-        super::write_out(&path, yaml.as_bytes(), 0o644)?;
+    for (key, bytes) in &files {
+        let path = out.join(key);
+        super::write_out(&path, bytes, 0o644)?;
         written.push(path.display().to_string());
     }
-    // A namespace whose ImagePolicies are gone must not keep its old file.
-    for entry in std::fs::read_dir(&namespaces_dir)
-        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", namespaces_dir.display()))?
-        .flatten()
-    {
-        let path = entry.path();
-        let stale = path.extension().is_some_and(|e| e == "yaml")
-            && path.file_stem().and_then(|s| s.to_str()).is_some_and(|ns| !compiled.namespaces.contains_key(ns));
-        if stale {
+    // A namespace whose ImagePolicies are gone must not keep its old part.
+    for entry in std::fs::read_dir(out).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", out.display()))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if bundle::namespace_of(&name).is_some_and(|ns| !compiled.namespaces.contains_key(ns)) {
+            let path = entry.path();
             std::fs::remove_file(&path)
                 .map_err(|e| anyhow::anyhow!("cannot remove the stale {}: {e}", path.display()))?;
         }
     }
+    let cluster_path = out.join(bundle::POLICY_KEY);
     match fmt {
-        Format::Json => {
-            print_json(&serde_json::json!({ "policy": cluster_path.display().to_string(), "namespaces": written }))?
-        }
+        Format::Json => print_json(&serde_json::json!({
+            "policy": cluster_path.display().to_string(),
+            "namespaces": &written[1..],
+            "bundleHash": hash,
+        }))?,
         Format::Text => {
             let mut s = format!("wrote {} ({} ClusterImagePolicies)\n", cluster_path.display(), cluster.len());
-            for w in &written {
+            for w in &written[1..] {
                 s.push_str(&format!("wrote {w}\n"));
             }
-            s.push_str(&format!(
-                "node config: policy: {}, namespacePolicies: {}\n",
-                cluster_path.display(),
-                namespaces_dir.display()
-            ));
+            s.push_str(&format!("bundle {hash}\nnode config: policyBundle: {}\n", out.display()));
             print(&s)?;
         }
     }

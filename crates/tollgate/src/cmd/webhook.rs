@@ -14,16 +14,13 @@ use crate::exit::Outcome;
 pub fn run(a: &WebhookArgs) -> anyhow::Result<Outcome> {
     let mut cfg = super::serve::load_config(&a.config)?;
     if let Some(dir) = &a.policy_bundle {
-        let policy = dir.join("policy.yaml");
         anyhow::ensure!(
-            policy.is_file(),
-            "--policy-bundle {}: no policy.yaml in it (write one with tollgate policy compile FILE --out {})",
+            dir.join(tollgate_policy::bundle::POLICY_KEY).is_file(),
+            "--policy-bundle {}: no policy.yaml in it (write the bundle with tollgate policy compile FILE --out {})",
             dir.display(),
             dir.display()
         );
-        cfg.policy = policy;
-        let namespaces = dir.join("namespaces");
-        cfg.namespace_policies = namespaces.is_dir().then_some(namespaces);
+        cfg.policy_bundle = Some(dir.clone());
     }
     if !a.insecure_registry.is_empty() {
         cfg.insecure_registries = a.insecure_registry.clone();

@@ -235,7 +235,7 @@ fn the_kubernetes_compile_example_compiles_into_policies_that_load() {
     let out = dir.path().join("compiled");
     let r = tollgate(&["policy", "compile", &example("kubernetes/compile.yaml"), "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for file in ["policy.yaml", "namespaces/payments.yaml"] {
+    for file in ["policy.yaml", "namespace.payments.yaml"] {
         let check = tollgate(&["policy", "check", out.join(file).to_str().unwrap()]);
         assert_eq!(check.code, 0, "{file}: {}", check.stderr);
     }

@@ -678,3 +678,108 @@ fn the_daemon_verifies_notation_signatures() {
     let audit = d.audit_lines();
     assert_eq!(audit.last().unwrap()["decision"], "allowed");
 }
+
+/// A volume laid out as kubelet mounts a ConfigMap: the data in a versioned directory, `..data`
+/// pointing at it, and each key a link through `..data`. `swap` moves `..data` to a new version
+/// atomically (a rename over the link), as kubelet does.
+struct ConfigMapVolume {
+    dir: PathBuf,
+    version: usize,
+}
+
+impl ConfigMapVolume {
+    fn new(dir: PathBuf) -> ConfigMapVolume {
+        std::fs::create_dir(&dir).unwrap();
+        ConfigMapVolume { dir, version: 0 }
+    }
+
+    fn swap(&mut self, data: &serde_json::Map<String, serde_json::Value>) {
+        self.version += 1;
+        let versioned = format!("..2026_12_01_00_00_0{}.000000001", self.version);
+        std::fs::create_dir(self.dir.join(&versioned)).unwrap();
+        for (k, v) in data {
+            std::fs::write(self.dir.join(&versioned).join(k), v.as_str().unwrap()).unwrap();
+            let link = self.dir.join(k);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{k}"), &link).unwrap();
+            }
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&versioned, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+    }
+}
+
+/// The node agent reads the bundle from its mounted ConfigMap (`policyBundle`): the cluster policy
+/// and the namespace parts of one version, with the bundle's hash in /healthz and every audit line;
+/// a new version is picked up on reload, a broken one keeps the last good bundle.
+#[test]
+fn the_policy_bundle_is_read_from_a_mounted_configmap_and_a_broken_version_keeps_the_last_good() {
+    let s = signed_setup();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let pem = |k: &tollgate_testkit::sign::TestKey| serde_json::to_string(&k.public_pem()).unwrap();
+    let cluster = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: team}}\nspec:\n  images: [{}/team]\n  authorities:\n    - key: {{data: {}}}\n",
+        s.reg.addr,
+        pem(&s.key)
+    );
+    let strict = format!(
+        "---\napiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: vault, namespace: strict}}\nspec:\n  images: [{}/team]\n  authorities:\n    - key: {{data: {}}}\n",
+        s.reg.addr,
+        pem(&tollgate_testkit::sign::TestKey::generate())
+    );
+    let configmap = |objects: &str| -> (serde_json::Map<String, serde_json::Value>, String) {
+        let file = s.dir.path().join("objects.yaml");
+        std::fs::write(&file, objects).unwrap();
+        let r = crate::util::tollgate(&["policy", "compile", file.to_str().unwrap(), "--configmap"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let cm: serde_json::Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+        assert_eq!(
+            (cm["kind"].as_str(), cm["metadata"]["name"].as_str()),
+            (Some("ConfigMap"), Some("tollgate-policy"))
+        );
+        let hash = cm["metadata"]["annotations"]["tollgate.dev/bundle-hash"].as_str().unwrap().to_owned();
+        (cm["data"].as_object().unwrap().clone(), hash)
+    };
+    let mut volume = ConfigMapVolume::new(s.dir.path().join("bundle"));
+    let (data, first_hash) = configmap(&format!("{cluster}{strict}"));
+    assert!(data.contains_key("policy.yaml") && data.contains_key("namespace.strict.yaml"), "{data:?}");
+    volume.swap(&data);
+    let cfg = write_config(
+        s.dir.path(),
+        &s.dir.path().join("unused.json"),
+        &s.reg.addr,
+        &format!("policyBundle: {}\n", volume.dir.display()),
+    );
+    let d = Daemon::start(&cfg);
+    let ask = |ns: &str| {
+        let req =
+            VerifyRequest { name: s.app(), digest: s.digest.to_string(), namespace: Some(ns.into()), media_type: None };
+        client::verify(&d.socket, &req, Duration::from_secs(10)).unwrap()
+    };
+    assert!(ask("shop").allowed, "the cluster policy allows what its key signed");
+    let refused = ask("strict");
+    assert_eq!((refused.allowed, refused.outcome), (false, Outcome::Denied), "{}", refused.reason);
+    assert_eq!(d.health()["bundleHash"], first_hash.as_str(), "{}", d.health());
+    assert!(d.audit_lines().iter().all(|l| l["bundleHash"] == first_hash.as_str()), "{:?}", d.audit_lines());
+
+    // A broken version: the last good bundle stays in force, and /healthz says why.
+    let mut broken = data.clone();
+    broken.insert("policy.yaml".into(), serde_json::json!("apiVersion: [\n"));
+    volume.swap(&broken);
+    d.signal(rustix::process::Signal::HUP);
+    d.wait_until("the broken version is reported", |d| d.health()["reloadError"].is_string());
+    assert_eq!(d.health()["bundleHash"], first_hash.as_str());
+    assert_eq!(ask("strict").outcome, Outcome::Denied, "the last good bundle's namespace part still applies");
+
+    // The ImagePolicy deleted: the new version has no part for strict.
+    let (data, second_hash) = configmap(&cluster);
+    assert_ne!(second_hash, first_hash);
+    volume.swap(&data);
+    std::fs::remove_file(volume.dir.join("namespace.strict.yaml")).unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    d.wait_until("the new version is in force", |d| d.health()["bundleHash"] == second_hash.as_str());
+    assert!(d.health()["reloadError"].is_null(), "{}", d.health());
+    let now = ask("strict");
+    assert!(now.allowed, "{}", now.reason);
+}

@@ -691,13 +691,13 @@ fn compiled_objects_decide_as_the_cluster_and_namespace_policies() {
     let out = s.dir.path().join("compiled");
     let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "-o", "json"]);
     assert_eq!(r.code, 0, "{}\n{objects}", r.stderr);
-    assert_eq!(r.json()["namespaces"][0], out.join("namespaces/strict.yaml").display().to_string());
+    assert_eq!(r.json()["namespaces"][0], out.join("namespace.strict.yaml").display().to_string());
     let verify = |policy: &std::path::Path| {
         tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr])
     };
     let r = verify(&out.join("policy.yaml"));
     assert_eq!(r.code, 0, "the cluster policy allows what its key signed: {}{}", r.stdout, r.stderr);
-    assert_denied(&verify(&out.join("namespaces/strict.yaml")), 1, "does not verify with any of the 1 trusted key(s)");
+    assert_denied(&verify(&out.join("namespace.strict.yaml")), 1, "does not verify with any of the 1 trusted key(s)");
     let check = tollgate(&["policy", "check", out.join("policy.yaml").to_str().unwrap()]);
     assert_eq!(check.code, 0, "{}", check.stderr);
 
@@ -705,7 +705,7 @@ fn compiled_objects_decide_as_the_cluster_and_namespace_policies() {
     std::fs::write(&file, objects.split("\n---\n").next().unwrap()).unwrap();
     let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!out.join("namespaces/strict.yaml").exists(), "a stale namespace policy would keep refusing");
+    assert!(!out.join("namespace.strict.yaml").exists(), "a stale namespace policy would keep refusing");
 
     // An object it cannot compile is named, and nothing changes.
     let before = std::fs::read(out.join("policy.yaml")).unwrap();
