@@ -30,16 +30,124 @@ fn yaml<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Re
     serde_yaml_ng::to_string(value).map_err(|e| RenderError { what, message: e.to_string() })
 }
 
-/// The namespace, with Pod Security labels: tollgate's own pods run as `restricted`.
-pub fn namespace() -> String {
+/// The namespace, with Pod Security labels: tollgate's own pods run as `restricted`. With the node
+/// agent (`node_agent`), whose DaemonSet must mount host paths (containerd's config and bin_dir,
+/// `/run/tollgate`, NRI's socket), Pod Security enforces `privileged` and still audits and warns
+/// at `restricted`, so anything else that lands there is reported.
+pub fn namespace(node_agent: bool) -> String {
+    let enforce = if node_agent { "privileged" } else { "restricted" };
     format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n  labels:\n    \
          app.kubernetes.io/part-of: tollgate\n    \
-         pod-security.kubernetes.io/enforce: restricted\n    \
+         pod-security.kubernetes.io/enforce: {enforce}\n    \
          pod-security.kubernetes.io/enforce-version: latest\n    \
          pod-security.kubernetes.io/warn: restricted\n    \
          pod-security.kubernetes.io/audit: restricted\n"
     )
+}
+
+/// What the node agent's DaemonSet runs: tollgate's image, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAgent {
+    /// `REPOSITORY[:TAG]@sha256:…`.
+    pub image: String,
+}
+
+/// The node agent: a ServiceAccount with no token and no RBAC (the nodes need no API access), the
+/// node config as a ConfigMap (`policyBundle` pointing at the mounted `tollgate-policy`), and a
+/// DaemonSet on every node, control plane included, whose init container installs the verifier into
+/// containerd (`tollgate containerd install --nri`, which runs the doctor), and whose containers
+/// run the daemon (`tollgate serve`) and the NRI plugin (`tollgate nri`). Host paths are mounted
+/// where the host has them, so what install writes into containerd's config names host paths.
+pub fn node_agent(agent: &NodeAgent) -> Result<String, RenderError> {
+    let config = "policyBundle: /etc/tollgate/bundle\nsocket: /run/tollgate/tollgate.sock\n\
+                  auditLog:\n  path: /var/log/tollgate/audit.log\nlastGoodPolicy: null\n\
+                  nri:\n  socket: /var/run/nri/nri.sock\n";
+    let secure = serde_json::json!({
+        "runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    });
+    let host = |name: &str, path: &str, kind: &str| serde_json::json!({"name": name, "hostPath": {"path": path, "type": kind}});
+    let mount = |name: &str, path: &str, ro: bool| serde_json::json!({"name": name, "mountPath": path, "readOnly": ro});
+    let container = |name: &str, args: serde_json::Value, mounts: serde_json::Value| {
+        serde_json::json!({
+            "name": name, "image": agent.image, "args": args, "securityContext": secure, "volumeMounts": mounts,
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        })
+    };
+    let config_mount = mount("config", "/etc/tollgate/config.yaml", true);
+    let mut config_mount_file = config_mount.clone();
+    config_mount_file["subPath"] = serde_json::json!("config.yaml");
+    let labels =
+        serde_json::json!({"app.kubernetes.io/name": "tollgate-node", "app.kubernetes.io/part-of": "tollgate"});
+    let docs = [
+        yaml(
+            "the node agent's ServiceAccount",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": false,
+                "metadata": {"name": "tollgate-node", "namespace": NAMESPACE, "labels": labels}}),
+        )?,
+        yaml(
+            "the node agent's config",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "tollgate-node", "namespace": NAMESPACE, "labels": labels},
+                "data": {"config.yaml": config}}),
+        )?,
+        yaml(
+            "the node agent's DaemonSet",
+            &serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "tollgate-node", "namespace": NAMESPACE, "labels": labels},
+                "spec": {
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": "tollgate-node"}},
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "serviceAccountName": "tollgate-node",
+                            "automountServiceAccountToken": false,
+                            "priorityClassName": "system-node-critical",
+                            "tolerations": [{"operator": "Exists"}],
+                            "initContainers": [container(
+                                "install",
+                                serde_json::json!(["containerd", "install", "--nri",
+                                    "--config", "/etc/containerd/config.toml",
+                                    "--bin-dir", "/opt/containerd/image-verifier/bin",
+                                    "--socket", "/run/tollgate/tollgate.sock"]),
+                                serde_json::json!([mount("containerd-config", "/etc/containerd", false),
+                                    mount("verifier-bin", "/opt/containerd/image-verifier/bin", false), config_mount_file.clone()]),
+                            )],
+                            "containers": [
+                                container(
+                                    "serve",
+                                    serde_json::json!(["serve", "--config", "/etc/tollgate/config.yaml"]),
+                                    serde_json::json!([config_mount_file.clone(), mount("bundle", "/etc/tollgate/bundle", true),
+                                        mount("run", "/run/tollgate", false), mount("audit", "/var/log/tollgate", false)]),
+                                ),
+                                container(
+                                    "nri",
+                                    serde_json::json!(["nri", "--config", "/etc/tollgate/config.yaml"]),
+                                    serde_json::json!([config_mount_file, mount("run", "/run/tollgate", false),
+                                        mount("nri", "/var/run/nri", false)]),
+                                ),
+                            ],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": "tollgate-node"}},
+                                // Optional: without a bundle the daemon starts and every decision is
+                                // undecidable (refused) until one arrives.
+                                {"name": "bundle", "configMap": {"name": POLICY_CONFIGMAP, "optional": true}},
+                                host("containerd-config", "/etc/containerd", "DirectoryOrCreate"),
+                                host("verifier-bin", "/opt/containerd/image-verifier/bin", "DirectoryOrCreate"),
+                                host("run", "/run/tollgate", "DirectoryOrCreate"),
+                                host("audit", "/var/log/tollgate", "DirectoryOrCreate"),
+                                host("nri", "/var/run/nri", "DirectoryOrCreate"),
+                            ],
+                        },
+                    },
+                },
+            }),
+        )?,
+    ];
+    Ok(docs.join("---\n"))
 }
 
 /// The three CustomResourceDefinitions, as one YAML stream.
@@ -53,14 +161,16 @@ pub fn crds() -> Result<String, RenderError> {
 }
 
 /// Every manifest, in apply order; with `policies`, also the admission policy generated from them
-/// ([`admission_policy`]); with `webhook`, the webhook configurations calling it ([`webhooks`]).
+/// ([`admission_policy`]); with `webhook`, the webhook configurations calling it ([`webhooks`]);
+/// with `agent`, the node agent ([`node_agent`]).
 pub fn all(
     policies: Option<&[ClusterImagePolicy]>,
     static_manifest: bool,
     webhook: Option<&WebhookEndpoint>,
+    agent: Option<&NodeAgent>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let mut out = vec![
-        Manifest { file: "00-namespace.yaml", yaml: namespace() },
+        Manifest { file: "00-namespace.yaml", yaml: namespace(agent.is_some()) },
         Manifest { file: "10-crds.yaml", yaml: crds()? },
     ];
     if let Some(p) = policies {
@@ -68,6 +178,9 @@ pub fn all(
     }
     if let Some(w) = webhook {
         out.push(Manifest { file: "30-webhooks.yaml", yaml: webhooks(w)? });
+    }
+    if let Some(a) = agent {
+        out.push(Manifest { file: "40-node-agent.yaml", yaml: node_agent(a)? });
     }
     Ok(out)
 }

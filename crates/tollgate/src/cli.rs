@@ -156,8 +156,11 @@ enforces). With --policies, 20-admission-policy.yaml: a ValidatingAdmissionPolic
 that refuse pods whose images are not pinned by digest or not under a ClusterImagePolicy's \
 scopes. It needs no webhook and no network, so it holds while they are down. With \
 --webhook-url and --ca-file, 30-webhooks.yaml: the configurations that call `tollgate webhook` \
-(failurePolicy Fail, every namespace but tollgate-system). The controller that compiles the \
-policies in the cluster is not part of this release yet: docs/kubernetes.md.")]
+(failurePolicy Fail, every namespace but tollgate-system). With --image REPO@sha256:..., \
+40-node-agent.yaml: the DaemonSet that installs the verifier into containerd and runs the daemon \
+and the NRI plugin on every node, reading the policy bundle from its mounted ConfigMap (no API \
+credentials). The controller that compiles the policies in the cluster is not part of this \
+release yet: docs/kubernetes.md.")]
     Manifests(ManifestsArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
@@ -939,6 +942,10 @@ pub struct ManifestsArgs {
     /// --deadline-seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=30))]
     pub webhook_timeout: u32,
+    /// Also write the node agent (a DaemonSet on every node: the verifier installed into containerd,
+    /// the daemon, the NRI plugin) running this tollgate image, pinned by digest (REPO@sha256:...).
+    #[arg(long, value_name = "IMAGE@DIGEST")]
+    pub image: Option<String>,
 }
 
 /// `webhook` arguments.

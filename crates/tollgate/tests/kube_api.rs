@@ -31,8 +31,19 @@ fn the_api_server_starts_authenticates_and_authorizes() {
 
 /// POSTs one YAML document to the collection its apiVersion and kind name.
 fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
+    api.request(Method::POST, &collection(doc), Some(ADMIN_TOKEN), Some(&doc.to_string())).unwrap()
+}
+
+/// The same as a server-side dry run: validated and admitted, not stored.
+fn dry_run(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
+    let path = format!("{}?dryRun=All", collection(doc));
+    api.request(Method::POST, &path, Some(ADMIN_TOKEN), Some(&doc.to_string())).unwrap()
+}
+
+/// The collection a document is created in.
+fn collection(doc: &serde_json::Value) -> String {
     let kind = doc["kind"].as_str().unwrap();
-    let path = match (doc["apiVersion"].as_str().unwrap(), kind) {
+    match (doc["apiVersion"].as_str().unwrap(), kind) {
         ("v1", "Namespace") => "/api/v1/namespaces".to_owned(),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions".to_owned()
@@ -67,9 +78,11 @@ fn create(api: &KubeApi, doc: &serde_json::Value) -> (u16, String) {
             "/apis/tollgate.dev/v1alpha1/namespaces/{}/imagepolicies",
             doc["metadata"]["namespace"].as_str().unwrap()
         ),
+        ("apps/v1", "DaemonSet") => {
+            format!("/apis/apps/v1/namespaces/{}/daemonsets", doc["metadata"]["namespace"].as_str().unwrap())
+        }
         other => panic!("no path for {other:?}"),
-    };
-    api.request(Method::POST, &path, Some(ADMIN_TOKEN), Some(&doc.to_string())).unwrap()
+    }
 }
 
 /// `tollgate manifests` is what `kubectl apply -f` accepts, and the API server enforces the CEL rules
@@ -103,6 +116,40 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
         cm["metadata"]["annotations"]["tollgate.dev/bundle-hash"]
     );
     assert!(stored["data"]["namespace.payments.yaml"].is_string(), "{body}");
+    // The node agent: accepted by a server-side dry run, then created.
+    let image = "registry.example.com/tollgate/tollgate@sha256:0000000000000000000000000000000000000000000000000000000000000002";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--image", image])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut agent = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if doc["metadata"]["name"] != "tollgate-node" {
+            continue;
+        }
+        agent += 1;
+        let (status, body) = dry_run(api, &doc);
+        assert_eq!(status, 201, "dry run of {}: {body}", doc["kind"]);
+        let (status, body) = create(api, &doc);
+        assert_eq!(status, 201, "{}: {body}", doc["kind"]);
+        if doc["kind"] == "DaemonSet" {
+            let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let spec = &stored["spec"]["template"]["spec"];
+            assert_eq!(spec["automountServiceAccountToken"], false, "the nodes need no API credentials");
+            assert_eq!(spec["containers"][0]["image"], image);
+            assert_eq!(spec["initContainers"][0]["args"][1], "install");
+        }
+    }
+    assert_eq!(agent, 3, "ServiceAccount, ConfigMap and DaemonSet:\n{text}");
+    let unpinned = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--image", "registry.example.com/tollgate/tollgate:v1"])
+        .output()
+        .unwrap();
+    assert_eq!(unpinned.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unpinned.stderr).contains("is not pinned"));
     for crd in ["clusterimagepolicies", "imagepolicies", "trustroots"] {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {

@@ -122,7 +122,20 @@ fn manifests(a: &crate::cli::ManifestsArgs, fmt: Format) -> anyhow::Result<Outco
         }
         _ => None,
     };
-    let all = tollgate_kube::manifests::all(policies.as_deref(), a.static_admission, webhook.as_ref())?;
+    let agent = match &a.image {
+        None => None,
+        Some(image) => {
+            let r = tollgate_oci::Reference::parse_normalized(image)
+                .map_err(|e| anyhow::anyhow!("--image {image:?} is not an image reference: {e}"))?;
+            anyhow::ensure!(
+                r.digest().is_some(),
+                "--image {image:?} is not pinned: give it as REPOSITORY@sha256:<digest> (the digest of the tollgate \
+                 image you verified), so every node runs exactly that"
+            );
+            Some(tollgate_kube::manifests::NodeAgent { image: image.clone() })
+        }
+    };
+    let all = tollgate_kube::manifests::all(policies.as_deref(), a.static_admission, webhook.as_ref(), agent.as_ref())?;
     let Some(dir) = out else {
         let text: String = all.iter().map(|m| m.yaml.clone()).collect::<Vec<_>>().join("---\n");
         crate::output::print(&text)?;
