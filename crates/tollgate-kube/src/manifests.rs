@@ -178,6 +178,9 @@ pub fn all(
     }
     if let Some(w) = webhook {
         out.push(Manifest { file: "30-webhooks.yaml", yaml: webhooks(w)? });
+        if let (None, Some(a)) = (&w.url, agent) {
+            out.push(Manifest { file: "35-webhook-service.yaml", yaml: webhook_service(&a.image)? });
+        }
     }
     if let Some(a) = agent {
         out.push(Manifest { file: "40-node-agent.yaml", yaml: node_agent(a)? });
@@ -185,16 +188,95 @@ pub fn all(
     Ok(out)
 }
 
-/// Where the API server reaches `tollgate webhook`: a URL (outside the cluster, static manifests,
-/// tests) and the CA that signed its serving certificate.
+/// Where the API server reaches `tollgate webhook`, and the CA that signed its serving certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
-    /// `https://HOST:PORT`; `/validate` and `/mutate` are appended.
-    pub url: String,
+    /// `https://HOST:PORT` (outside the cluster, static manifests, tests), `/validate` and `/mutate`
+    /// appended; `None`: the Service `tollgate-webhook` in tollgate's namespace (see [`webhook_service`]).
+    pub url: Option<String>,
     /// The CA certificate(s), PEM.
     pub ca_pem: String,
     /// `timeoutSeconds` (the webhook's deadline must be below it).
     pub timeout_seconds: u32,
+}
+
+/// The Service (and Deployment, ServiceAccount, ConfigMap) of the in-cluster webhook.
+pub const WEBHOOK_SERVICE: &str = "tollgate-webhook";
+/// The Secret (type `kubernetes.io/tls`) the in-cluster webhook serves with; the user creates it
+/// from `tollgate webhook-cert`.
+pub const WEBHOOK_TLS_SECRET: &str = "tollgate-webhook-tls";
+
+/// The in-cluster webhook: a ServiceAccount with no token and no RBAC (it reads the mounted policy
+/// bundle, never the API), its config, a Deployment of two replicas running `image` as a non-root
+/// user under the `restricted` Pod Security profile, and the Service the configurations call. The
+/// serving certificate comes from the Secret [`WEBHOOK_TLS_SECRET`].
+pub fn webhook_service(image: &str) -> Result<String, RenderError> {
+    let labels =
+        serde_json::json!({"app.kubernetes.io/name": WEBHOOK_SERVICE, "app.kubernetes.io/part-of": "tollgate"});
+    let meta = serde_json::json!({"name": WEBHOOK_SERVICE, "namespace": NAMESPACE, "labels": labels});
+    let config =
+        "socket: /run/tollgate/unused.sock\nauditLog:\n  path: /var/log/tollgate/audit.log\nlastGoodPolicy: null\n";
+    let mount = |name: &str, path: &str| serde_json::json!({"name": name, "mountPath": path, "readOnly": true});
+    let mut config_mount = mount("config", "/etc/tollgate/config.yaml");
+    config_mount["subPath"] = serde_json::json!("config.yaml");
+    let docs = [
+        yaml(
+            "the webhook's ServiceAccount",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": false, "metadata": meta}),
+        )?,
+        yaml(
+            "the webhook's config",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"config.yaml": config}}),
+        )?,
+        yaml(
+            "the webhook's Deployment",
+            &serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": WEBHOOK_SERVICE}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "serviceAccountName": WEBHOOK_SERVICE,
+                            "automountServiceAccountToken": false,
+                            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [{
+                                "name": "webhook",
+                                "image": image,
+                                "args": ["webhook", "--config", "/etc/tollgate/config.yaml",
+                                    "--policy-bundle", "/etc/tollgate/bundle",
+                                    "--tls-cert", "/etc/tollgate/tls/tls.crt", "--tls-key", "/etc/tollgate/tls/tls.key",
+                                    "--listen", "0.0.0.0:8443"],
+                                "ports": [{"name": "https", "containerPort": 8443}],
+                                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8443, "scheme": "HTTPS"}},
+                                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                    "capabilities": {"drop": ["ALL"]}},
+                                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+                                "volumeMounts": [config_mount, mount("bundle", "/etc/tollgate/bundle"),
+                                    mount("tls", "/etc/tollgate/tls"),
+                                    {"name": "audit", "mountPath": "/var/log/tollgate"}],
+                            }],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": WEBHOOK_SERVICE}},
+                                {"name": "bundle", "configMap": {"name": POLICY_CONFIGMAP}},
+                                {"name": "tls", "secret": {"secretName": WEBHOOK_TLS_SECRET}},
+                                {"name": "audit", "emptyDir": {}},
+                            ],
+                        },
+                    },
+                },
+            }),
+        )?,
+        yaml(
+            "the webhook's Service",
+            &serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {
+                "selector": {"app.kubernetes.io/name": WEBHOOK_SERVICE},
+                "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}}),
+        )?,
+    ];
+    Ok(docs.join("---\n"))
 }
 
 /// The name of the validating and the mutating webhook.
@@ -208,7 +290,13 @@ pub const WEBHOOK_NAME: &str = "images.tollgate.dev";
 pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(w.ca_pem.as_bytes());
-    let base = w.url.trim_end_matches('/');
+    let client = |path: &str| match &w.url {
+        Some(url) => serde_json::json!({"url": format!("{}{path}", url.trim_end_matches('/')), "caBundle": ca}),
+        None => serde_json::json!({
+            "service": {"name": WEBHOOK_SERVICE, "namespace": NAMESPACE, "path": path, "port": 443},
+            "caBundle": ca,
+        }),
+    };
     let rules = serde_json::json!([
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods", "pods/ephemeralcontainers"], "scope": "Namespaced"},
         {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
@@ -222,7 +310,7 @@ pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
     let hook = |path: &str| {
         serde_json::json!({
             "name": WEBHOOK_NAME,
-            "clientConfig": {"url": format!("{base}{path}"), "caBundle": ca},
+            "clientConfig": client(path),
             "rules": rules,
             "namespaceSelector": selector,
             "failurePolicy": "Fail",

@@ -13,6 +13,8 @@
 //! decides. A malformed, oversized or unknown-version review gets HTTP 400 with the reason, never
 //! an allow. The TLS certificate and key are re-read when either file changes.
 
+pub mod cert;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

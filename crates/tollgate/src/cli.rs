@@ -141,6 +141,23 @@ The certificate and key are re-read when they change. Registries, credentials, c
 log come from --config (the node config). Exit codes: 0 after SIGTERM or SIGINT, 2 bad config, \
 certificate or address.")]
     Webhook(WebhookArgs),
+    /// Make a serving certificate for the webhook without cert-manager: a one-shot CA and a
+    /// certificate for the webhook's Service name.
+    #[command(after_help = "\
+Examples:
+  tollgate webhook-cert --out ./webhook-tls
+  kubectl -n tollgate-system create secret tls tollgate-webhook-tls \\
+    --cert ./webhook-tls/tls.crt --key ./webhook-tls/tls.key
+  tollgate manifests --webhook-service --ca-file ./webhook-tls/ca.crt \\
+    --image registry.example.com/tollgate@sha256:<digest> --out ./manifests
+
+Writes ca.crt (the configurations' caBundle), tls.crt and tls.key (mode 0600) into DIR, which \
+must exist; an existing tls.key is never overwritten. The CA signs this one certificate and its \
+key is not kept: to renew, run it again, replace the Secret and re-apply the configurations. \
+Names default to tollgate-webhook.tollgate-system.svc, the name the API server checks when it \
+calls the webhook through its Service; --name adds others (DNS names or IP addresses, for \
+--webhook-url). Exit codes: 0 written, 2 error.")]
+    WebhookCert(WebhookCertArgs),
     /// Print or write the Kubernetes manifests: namespace, the tollgate.dev CRDs, an admission policy.
     #[command(after_help = "\
 Examples:
@@ -933,10 +950,15 @@ pub struct ManifestsArgs {
     pub static_admission: bool,
     /// Also write the webhook configurations for `tollgate webhook` at this https URL (outside the
     /// cluster, static manifests, tests); `/validate` and `/mutate` are appended.
-    #[arg(long, value_name = "URL", requires = "ca_file")]
+    #[arg(long, value_name = "URL", requires = "ca_file", conflicts_with = "webhook_service")]
     pub webhook_url: Option<String>,
-    /// The CA that signed the webhook's serving certificate (PEM), for the configurations' caBundle.
-    #[arg(long, value_name = "FILE", requires = "webhook_url")]
+    /// Also write the in-cluster webhook (Deployment, Service, no API credentials) running --image,
+    /// and the configurations that call it through its Service.
+    #[arg(long, requires_all = ["ca_file", "image"])]
+    pub webhook_service: bool,
+    /// The CA that signed the webhook's serving certificate (PEM), for the configurations' caBundle
+    /// (`tollgate webhook-cert` writes one).
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// The webhook configurations' timeoutSeconds; run `tollgate webhook` with a smaller
     /// --deadline-seconds.
@@ -979,6 +1001,20 @@ pub struct WebhookArgs {
     /// Reach this registry over plain HTTP (repeatable); replaces the config's list.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+}
+
+/// `webhook-cert` arguments.
+#[derive(Debug, Args)]
+pub struct WebhookCertArgs {
+    /// The directory to write ca.crt, tls.crt and tls.key into (it must exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A name to certify, DNS or IP address (repeatable); replaces the default Service name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<String>,
+    /// How long the certificates are valid, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
 }
 
 /// `nri` arguments.

@@ -78,6 +78,9 @@ fn collection(doc: &serde_json::Value) -> String {
             "/apis/tollgate.dev/v1alpha1/namespaces/{}/imagepolicies",
             doc["metadata"]["namespace"].as_str().unwrap()
         ),
+        ("v1", "Service") => {
+            format!("/api/v1/namespaces/{}/services", doc["metadata"]["namespace"].as_str().unwrap())
+        }
         ("apps/v1", "DaemonSet") => {
             format!("/apis/apps/v1/namespaces/{}/daemonsets", doc["metadata"]["namespace"].as_str().unwrap())
         }
@@ -144,6 +147,52 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
         }
     }
     assert_eq!(agent, 3, "ServiceAccount, ConfigMap and DaemonSet:\n{text}");
+    // The in-cluster webhook, with a certificate made without cert-manager: its Deployment, Service and
+    // the rest are created; the configurations that call it through the Service pass a server-side dry
+    // run (created, they would refuse every later pod here, where no kubelet runs the webhook).
+    let certs = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["webhook-cert", "--out", certs.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--webhook-service", "--image", image, "--ca-file"])
+        .arg(certs.path().join("ca.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        let kind = doc["kind"].as_str().unwrap().to_owned();
+        if kind.ends_with("WebhookConfiguration") {
+            assert_eq!(doc["webhooks"][0]["clientConfig"]["service"]["name"], "tollgate-webhook", "{doc}");
+            let (status, body) = dry_run(api, &doc);
+            assert_eq!(status, 201, "dry run of {kind}: {body}");
+            kinds.push(kind);
+        } else if doc["metadata"]["name"] == "tollgate-webhook" {
+            let (status, body) = dry_run(api, &doc);
+            assert_eq!(status, 201, "dry run of {kind}: {body}");
+            let (status, body) = create(api, &doc);
+            assert_eq!(status, 201, "{kind}: {body}");
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "MutatingWebhookConfiguration",
+            "Service",
+            "ServiceAccount",
+            "ValidatingWebhookConfiguration"
+        ],
+        "{text}"
+    );
     let unpinned = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["manifests", "--image", "registry.example.com/tollgate/tollgate:v1"])
         .output()

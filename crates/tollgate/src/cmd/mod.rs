@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(a) => serve::run(&a),
         Command::Nri(a) => nri::run(&a),
         Command::Webhook(a) => webhook::run(&a),
+        Command::WebhookCert(a) => webhook::cert(&a, fmt),
         Command::Manifests(a) => manifests(&a, fmt),
         Command::Mirror(a) => runtime()?.block_on(mirror::mirror(&a, fmt)),
         Command::Containerd(ContainerdCommand::Mirrors(a)) => mirror::hosts(&a, fmt),
@@ -101,12 +102,18 @@ fn manifests(a: &crate::cli::ManifestsArgs, fmt: Format) -> anyhow::Result<Outco
             Some(tollgate_kube::manifests::cluster_policies(&text, &p.display().to_string())?)
         }
     };
+    anyhow::ensure!(
+        a.ca_file.is_none() || a.webhook_url.is_some() || a.webhook_service,
+        "--ca-file is the webhook's CA: give it with --webhook-url URL or --webhook-service"
+    );
     let webhook = match (&a.webhook_url, &a.ca_file) {
-        (Some(url), Some(ca)) => {
-            anyhow::ensure!(
-                url.starts_with("https://"),
-                "--webhook-url {url:?} must be an https:// URL: the API server calls webhooks over TLS only"
-            );
+        (url, Some(ca)) => {
+            if let Some(url) = url {
+                anyhow::ensure!(
+                    url.starts_with("https://"),
+                    "--webhook-url {url:?} must be an https:// URL: the API server calls webhooks over TLS only"
+                );
+            }
             let ca_pem =
                 String::from_utf8(read_capped(ca)?).map_err(|_| anyhow::anyhow!("{} is not PEM text", ca.display()))?;
             anyhow::ensure!(

@@ -7,8 +7,9 @@ use std::time::Duration;
 use tollgate_node::daemon::Daemon;
 use tollgate_webhook::{Settings, TlsFiles, Webhook};
 
-use crate::cli::WebhookArgs;
+use crate::cli::{WebhookArgs, WebhookCertArgs};
 use crate::exit::Outcome;
+use crate::output::Format;
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub fn run(a: &WebhookArgs) -> anyhow::Result<Outcome> {
@@ -42,5 +43,43 @@ pub fn run(a: &WebhookArgs) -> anyhow::Result<Outcome> {
         tollgate_webhook::run(Arc::new(Webhook::new(daemon, settings)), a.listen, files).await?;
         anyhow::Ok(())
     })?;
+    Ok(Outcome::Ok)
+}
+
+/// `tollgate webhook-cert`: a one-shot CA and a serving certificate, written into an existing directory.
+pub fn cert(a: &WebhookCertArgs, fmt: Format) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        a.out.is_dir(),
+        "cannot write the certificate to {}: no such directory; create it first",
+        a.out.display()
+    );
+    let key = a.out.join("tls.key");
+    anyhow::ensure!(
+        std::fs::symlink_metadata(&key).is_err(),
+        "{} exists; tollgate never overwrites a key: remove it first, or choose another --out",
+        key.display()
+    );
+    let names = if a.name.is_empty() { vec![tollgate_webhook::cert::SERVICE_NAME.to_owned()] } else { a.name.clone() };
+    let now = i64::try_from(super::now_unix()).unwrap_or(i64::MAX);
+    let c = tollgate_webhook::cert::serving_cert(&names, now, a.days)?;
+    let ca = a.out.join("ca.crt");
+    let crt = a.out.join("tls.crt");
+    super::write_out(&key, c.key_pem.as_bytes(), 0o600)?;
+    super::write_out(&crt, c.cert_pem.as_bytes(), 0o644)?;
+    super::write_out(&ca, c.ca_pem.as_bytes(), 0o644)?;
+    match fmt {
+        Format::Json => crate::output::print_json(&serde_json::json!({
+            "ca": ca.display().to_string(), "cert": crt.display().to_string(), "key": key.display().to_string(),
+            "names": names, "days": a.days,
+        }))?,
+        Format::Text => crate::output::print(&format!(
+            "wrote {}, {} and {} (for {}, {} days)\n",
+            ca.display(),
+            crt.display(),
+            key.display(),
+            names.join(", "),
+            a.days
+        ))?,
+    }
     Ok(Outcome::Ok)
 }
