@@ -1,6 +1,7 @@
 //! What notation's trust material reads: certificate files (PEM or DER, one or several), the facts a
 //! trust store checks about each certificate, `x509.subject` distinguished names, and trust policy
-//! documents with the statement lookup, and JWS signature envelopes. The first byte picks the parser.
+//! documents with the statement lookup, and JWS and COSE signature envelopes (and the CBOR under
+//! COSE). The first byte picks the parser.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tollgate_notation::{certs, identity, jws, trustpolicy};
@@ -25,8 +26,11 @@ fuzz_target!(|data: &[u8]| {
             let policy = r#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],
                 "signatureVerification":{"level":"strict"},"trustStores":["ca:s"],"trustedIdentities":["*"]}]}"#;
             let Ok(doc) = trustpolicy::parse(policy.as_bytes()) else { return };
+            // A COSE_Sign1 message (tag 18) or a JWS envelope (JSON).
+            let cose = rest.first() == Some(&0xd2);
+            let _ = tollgate_notation::cbor::decode(rest);
             let inputs = jws::Inputs {
-                media_type: jws::MEDIA_TYPE,
+                media_type: if cose { tollgate_notation::cose::MEDIA_TYPE } else { jws::MEDIA_TYPE },
                 digest: "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
                 policy: &doc.trust_policies[0],
                 ca: &[],

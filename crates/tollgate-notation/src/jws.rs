@@ -78,7 +78,7 @@ pub struct Target<'a> {
     pub size: u64,
 }
 
-struct Parsed {
+pub(crate) struct Parsed {
     scheme: String,
     signing_time: Option<i64>,
     expiry: Option<i64>,
@@ -209,7 +209,21 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
     let input = format!("{protected_b64}.{payload_b64}");
     verify_signature(alg, leaf, input.as_bytes(), &signature)?;
     verify_chain(&chain)?;
-    let payload: Value = serde_json::from_slice(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    parsed_payload(scheme, Some(signing_time), expiry, chain, signature, timestamp, &payload)
+}
+
+/// The rest of an envelope whose signature and chain verified: its payload's target artifact.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn parsed_payload(
+    scheme: String,
+    signing_time: Option<i64>,
+    expiry: Option<i64>,
+    chain: Vec<Vec<u8>>,
+    signature: Vec<u8>,
+    timestamp: Option<Vec<u8>>,
+    payload: &[u8],
+) -> Result<Parsed, String> {
+    let payload: Value = serde_json::from_slice(payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
     let target_digest = payload
         .pointer("/targetArtifact/digest")
         .and_then(Value::as_str)
@@ -221,7 +235,7 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
         payload.pointer("/targetArtifact/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
     Ok(Parsed {
         scheme,
-        signing_time: Some(signing_time),
+        signing_time,
         expiry,
         chain,
         signature,
@@ -253,7 +267,7 @@ fn key_of(der: &[u8]) -> Result<(String, Vec<u8>), String> {
     Ok((kind.to_owned(), spki.subject_public_key.raw_bytes().to_vec()))
 }
 
-fn verify_signature(alg: &str, leaf: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
+pub(crate) fn verify_signature(alg: &str, leaf: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
     use ring::signature as s;
     let (kind, key) = key_of(leaf)?;
     let algorithm: &'static dyn s::VerificationAlgorithm = match (alg, kind.as_str()) {
@@ -271,8 +285,12 @@ fn verify_signature(alg: &str, leaf: &[u8], message: &[u8], signature: &[u8]) ->
         .map_err(|_| "the signature does not verify with the signing certificate's key".to_owned())
 }
 
-/// Each certificate is issued and signed by the next; the last is self-signed; all but the leaf are CAs.
-fn verify_chain(chain: &[Vec<u8>]) -> Result<(), String> {
+/// Each certificate is issued and signed by the next; the last is self-signed; all but the leaf are
+/// CAs; an empty chain is none.
+pub fn verify_chain(chain: &[Vec<u8>]) -> Result<(), String> {
+    if chain.is_empty() {
+        return Err("the certificate chain is empty".into());
+    }
     for (i, der) in chain.iter().enumerate() {
         let facts = certs::facts(der).map_err(|e| format!("certificate {i} of the chain: {e}"))?;
         if i > 0 && !facts.is_ca {
@@ -394,16 +412,15 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
         }
         out.failures.push(Failure { kind, reason, action });
     };
-    if inputs.media_type != MEDIA_TYPE {
-        fail(
-            &mut out,
-            "integrity",
-            format!("envelope media type {:?} is not supported here (only {MEDIA_TYPE})", inputs.media_type),
-            Action::Enforce,
-        );
-        return out;
-    }
-    let p = match parse(envelope) {
+    let parsed = match inputs.media_type {
+        MEDIA_TYPE => parse(envelope),
+        crate::cose::MEDIA_TYPE => crate::cose::parse(envelope),
+        other => Err(format!(
+            "envelope media type {other:?} is not a notation signature envelope ({MEDIA_TYPE} or {})",
+            crate::cose::MEDIA_TYPE
+        )),
+    };
+    let p = match parsed {
         Ok(p) => p,
         Err(e) => {
             fail(&mut out, "integrity", e, Action::Enforce);

@@ -7,14 +7,18 @@
 //! - [`identity`]: `x509.subject:` trusted identities, matched against a signing certificate as
 //!   notation-go does (distinguished names, subset match);
 //! - [`trustpolicy`]: `trustpolicy.json` validated as notation-go does, and the statement for an artifact;
-//! - [`jws`]: JWS envelopes verified as notation-go verifies them (integrity, authenticity, signing
-//!   time, expiry), each failure enforced or logged as the level says.
+//! - [`jws`]: JWS and COSE envelopes verified as notation-go verifies them (integrity, authenticity,
+//!   signing time and RFC 3161 timestamp countersignatures, expiry), each failure enforced or logged
+//!   as the level says;
+//! - [`cose`] and [`cbor`]: COSE_Sign1 envelopes and the strict CBOR subset under them.
 //!
-//! COSE envelopes, RFC 3161 timestamps, fetching signatures as OCI referrers and the `notationSigned`
-//! requirement come next.
+//! Fetching signatures as OCI referrers and the `notationSigned` requirement are in tollgate-registry
+//! and tollgate-policy.
 #![forbid(unsafe_code)]
 
+pub mod cbor;
 pub mod certs;
+pub mod cose;
 pub mod identity;
 pub mod jws;
 pub mod trustpolicy;

@@ -322,16 +322,25 @@ fn timestamp_countersignatures_are_checked_as_notation_go_checks_them() {
     let now = 1_767_225_600; // 2026-01-01: after every signing certificate of these fixtures expired
     // The authenticTimestamp failure of `envelope` under `policy`, if any.
     let step = |envelope: &[u8], policy: &str| -> Result<Option<String>, String> {
-        let env: serde_json::Value = serde_json::from_slice(envelope).unwrap();
-        let payload =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["payload"].as_str().unwrap()).unwrap();
+        // A COSE_Sign1 message starts with tag 18 (0xd2); a JWS one is JSON.
+        let cose = envelope.first() == Some(&0xd2);
+        let payload = if cose {
+            use tollgate_notation::cbor::{Value, decode};
+            let Ok(Value::Tag(18, body)) = decode(envelope) else { panic!("not COSE_Sign1") };
+            let Value::Array(parts) = *body else { panic!("not an array") };
+            let Some(Value::Bytes(p)) = parts.get(2) else { panic!("no payload") };
+            p.clone()
+        } else {
+            let env: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["payload"].as_str().unwrap()).unwrap()
+        };
         let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         let digest = payload["targetArtifact"]["digest"].as_str().unwrap().to_owned();
         let doc = trustpolicy::parse(policy.as_bytes()).map_err(|e| e.to_string())?;
         let st = doc.applicable(&format!("registry.example/app@{digest}")).map_err(|e| e.to_string())?;
         let [ca, sa, tsa] = truststore::load_for_policy(&root, &st.trust_stores).map_err(|e| e.to_string())?;
         let inputs = jws::Inputs {
-            media_type: jws::MEDIA_TYPE,
+            media_type: if cose { tollgate_notation::cose::MEDIA_TYPE } else { jws::MEDIA_TYPE },
             digest: &digest,
             policy: st,
             ca: &ca,
@@ -403,4 +412,39 @@ fn timestamp_countersignatures_are_checked_as_notation_go_checks_them() {
     expired_without["header"].as_object_mut().unwrap().remove("io.cncf.notary.timestampSignature");
     let reason = step(&serde_json::to_vec(&expired_without).unwrap(), &after).unwrap().unwrap();
     assert!(reason.contains("no timestamp countersignature"), "{reason}");
+
+    // The COSE cases: the envelopes' signatures verify (no integrity failure, checked by `step`), and
+    // the timestamp step decides as for JWS.
+    for env in ["coseWithTimestamp.sig", "coseExpiredWithTimestamp.sig"] {
+        assert_eq!(step(&read(env), &policy_text), Ok(None), "T02/T03 {env}");
+    }
+    assert_eq!(step(&read("coseWithTimestamp.sig"), &after), Ok(None), "T04: the certificate has not expired");
+    let reason = step(&read("coseExpiredWithTimestamp.sig"), &no_tsa).unwrap().unwrap();
+    assert!(reason.contains("is not valid now"), "T06: {reason}");
+    assert!(step(&read("coseWithTimestamp.sig"), &missing).is_err(), "T12 (COSE)");
+    let reason = step(&read("coseWithTimestamp.sig"), &other).unwrap().unwrap();
+    assert!(reason.contains("the timestamp countersignature does not verify"), "T13 (COSE): {reason}");
+    let reason = step(&read("timestampAfterNotAfter.sig"), &policy_text).unwrap().unwrap();
+    assert!(reason.contains("can be after the validity of the certificate"), "T15: {reason}");
+}
+
+/// X02–X03: certificate chains as notation-core-go validates them: DigiCert's timestamping chain
+/// in order (its leaf with the one critical timeStamping EKU), not empty and not out of order; a
+/// minimal self-signed certificate is a code-signing chain of one.
+#[test]
+fn certificate_chains_validate_as_notation_core_go_does() {
+    use tollgate_notation::{certs, jws};
+    if !present() {
+        return;
+    }
+    let dir = data().join("notation-core-go/x509/testdata");
+    let read = |f: &str| certs::read_certificates(&std::fs::read(dir.join(f)).unwrap()).unwrap().remove(0);
+    let (leaf, inter, root) =
+        (read("timestamp_leaf.crt"), read("timestamp_intermediate.crt"), read("timestamp_root.crt"));
+    assert_eq!(jws::verify_chain(&[leaf.clone(), inter.clone(), root.clone()]), Ok(()), "X02");
+    assert!(tollgate_verify::x509::check_time_stamping_eku(&leaf).is_ok(), "X02: the leaf timestamps");
+    assert!(jws::verify_chain(&[]).is_err(), "X02: empty");
+    assert!(jws::verify_chain(&[root.clone(), inter.clone(), leaf.clone()]).is_err(), "X02: reversed");
+    assert!(jws::verify_chain(&[leaf, root, inter]).is_err(), "X02: out of order");
+    assert_eq!(jws::verify_chain(&[read("openssl-minimum-self-signed.pem")]), Ok(()), "X03");
 }

@@ -893,7 +893,7 @@ fn evaluate_notation(
     let sigs = until_accepted(
         layers.iter().enumerate().filter(|(_, l)| NOTATION_ENVELOPES.contains(&l.media_type.as_str())).map(
             |(index, l)| {
-                // A COSE envelope is refused by name (its media type) until COSE is supported.
+                // JWS or COSE_Sign1, by the layer's media type.
                 let o = jws::verify(&l.payload, &jws::Inputs { media_type: &l.media_type, ..inputs });
                 let enforced: Vec<String> = o
                     .failures

@@ -1,6 +1,6 @@
 //! Notary Project (notation) signatures made in tests: a CA, a signing
-//! certificate it issued, and JWS envelopes (`application/jose+json`) of the
-//! shape `notation sign` writes, attached to an image as OCI referrers the way
+//! certificate it issued, and JWS (`application/jose+json`) and COSE_Sign1
+//! (`application/cose`) envelopes of the shape `notation sign` writes, attached to an image as OCI referrers the way
 //! notation does on a registry without the referrers API (the `sha256-<hex>`
 //! fallback tag).
 
@@ -99,6 +99,119 @@ impl TestNotary {
     }
 }
 
+/// The media type of a COSE_Sign1 envelope.
+pub const COSE: &str = "application/cose";
+
+/// CBOR items, encoded as a COSE envelope needs them (definite lengths).
+enum Cbor {
+    Int(i64),
+    Bytes(Vec<u8>),
+    Text(String),
+    Array(Vec<Cbor>),
+    Map(Vec<(Cbor, Cbor)>),
+    Tag(u64, Box<Cbor>),
+}
+
+impl Cbor {
+    fn encode(&self, out: &mut Vec<u8>) {
+        fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+            let m = major << 5;
+            if n < 24 {
+                out.push(m | n as u8);
+            } else if n <= 0xff {
+                out.extend_from_slice(&[m | 24, n as u8]);
+            } else if n <= 0xffff {
+                out.push(m | 25);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            } else if n <= 0xffff_ffff {
+                out.push(m | 26);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            } else {
+                out.push(m | 27);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        match self {
+            Cbor::Int(i) if *i >= 0 => head(out, 0, *i as u64),
+            Cbor::Int(i) => head(out, 1, (-1 - *i) as u64),
+            Cbor::Bytes(b) => {
+                head(out, 2, b.len() as u64);
+                out.extend_from_slice(b);
+            }
+            Cbor::Text(t) => {
+                head(out, 3, t.len() as u64);
+                out.extend_from_slice(t.as_bytes());
+            }
+            Cbor::Array(items) => {
+                head(out, 4, items.len() as u64);
+                items.iter().for_each(|i| i.encode(out));
+            }
+            Cbor::Map(pairs) => {
+                head(out, 5, pairs.len() as u64);
+                for (k, v) in pairs {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
+            Cbor::Tag(t, v) => {
+                head(out, 6, *t);
+                v.encode(out);
+            }
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+impl TestNotary {
+    /// A COSE_Sign1 envelope (`notary.x509`, ES256) signing the same descriptor as [`TestNotary::jws`].
+    pub fn cose(&self, media_type: &str, digest: &Digest, size: usize, signing_time: i64) -> Vec<u8> {
+        let t = |s: &str| Cbor::Text(s.to_owned());
+        let protected = Cbor::Map(vec![
+            (Cbor::Int(1), Cbor::Int(-7)),
+            (Cbor::Int(2), Cbor::Array(vec![t("io.cncf.notary.signingScheme")])),
+            (Cbor::Int(3), t("application/vnd.cncf.notary.payload.v1+json")),
+            (t("io.cncf.notary.signingScheme"), t("notary.x509")),
+            (t("io.cncf.notary.signingTime"), Cbor::Tag(1, Box::new(Cbor::Int(signing_time)))),
+        ])
+        .bytes();
+        let payload = serde_json::json!({
+            "targetArtifact": {"mediaType": media_type, "digest": digest.to_string(), "size": size},
+        })
+        .to_string()
+        .into_bytes();
+        let to_sign = Cbor::Array(vec![
+            t("Signature1"),
+            Cbor::Bytes(protected.clone()),
+            Cbor::Bytes(Vec::new()),
+            Cbor::Bytes(payload.clone()),
+        ])
+        .bytes();
+        let signature = self.key.sign(&self.rng, &to_sign).expect("sign");
+        let unprotected = Cbor::Map(vec![
+            (
+                Cbor::Int(33),
+                Cbor::Array(vec![Cbor::Bytes(self.leaf.der().to_vec()), Cbor::Bytes(self.ca.der().to_vec())]),
+            ),
+            (t("io.cncf.notary.signingAgent"), t("tollgate-testkit")),
+        ]);
+        Cbor::Tag(
+            18,
+            Box::new(Cbor::Array(vec![
+                Cbor::Bytes(protected),
+                unprotected,
+                Cbor::Bytes(payload),
+                Cbor::Bytes(signature.as_ref().to_vec()),
+            ])),
+        )
+        .bytes()
+    }
+}
+
 /// A notation trust policy (`trustpolicy.json`, version 1.0) with one
 /// statement for `scope`: `level`, trust store `ca:<store>`, and the trusted
 /// identity `identity` (`x509.subject: …` or `*`).
@@ -128,12 +241,14 @@ pub async fn attach_signature(
     subject_size: usize,
     envelope: &[u8],
 ) -> Digest {
+    // The envelope's format by its first byte: tag 18 is COSE_Sign1, else JSON (JWS).
+    let media_type = if envelope.first() == Some(&0xd2) { COSE } else { JWS };
     crate::bundle::attach_referrer(
         client,
         repo,
         (subject, subject_media_type, subject_size),
         ARTIFACT_TYPE,
-        JWS,
+        media_type,
         envelope,
     )
     .await

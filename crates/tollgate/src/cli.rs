@@ -240,9 +240,9 @@ Example:
 The trust policy is notation's trustpolicy.json, taken as notation reads it; the statement for the \
 artifact's repository (or *) decides, at its level (strict, permissive, audit, skip) and overrides. \
 --trust-store is notation's configuration directory (holding truststore/x509/TYPE/NAME/) or the \
-truststore directory itself. This release verifies JWS envelopes without timestamp \
-countersignatures; COSE and plugins are refused. Revocation is not checked (offline), and the \
-output says so.
+truststore directory itself. JWS (application/jose+json) and COSE (application/cose) envelopes \
+are verified, with their RFC 3161 timestamp countersignatures when the statement names a tsa: \
+store; plugins are refused. Revocation is not checked (offline), and the output says so.
 
 Exit codes: 0 verified, 1 refused, 2 usage or configuration error.")]
     VerifyNotation(VerifyNotationArgs),

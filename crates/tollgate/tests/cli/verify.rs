@@ -807,6 +807,27 @@ fn verify_notation_checks_one_envelope_offline() {
         store.to_str().unwrap(),
     ]);
     assert!(r.one_line_error(2).contains("has no applicable oci trust policy statement"), "{}", r.stderr);
+    // A COSE envelope with an RFC 3161 countersignature, under a policy with a tsa store.
+    let ts = data.join("notation-go/verifier/testdata/timestamp/sigEnv/coseWithTimestamp.sig");
+    let r = tollgate(&[
+        "verify-notation",
+        "--signature",
+        ts.to_str().unwrap(),
+        "--media-type",
+        "application/cose",
+        "--artifact",
+        "localhost:5000/app@sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda",
+        "--trust-policy",
+        data.join("policies/timestamp-always.json").to_str().unwrap(),
+        "--trust-store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("note: timestamped at 2024-06-18T06:27:16Z by a trusted timestamp authority"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A `notationSigned` policy for `REG/team` in the setup's directory (trust policy, CA file) for the
@@ -890,6 +911,18 @@ fn notation_signatures_attached_as_referrers_verify_under_notations_trust_policy
     let json = verify(&["-o", "json"]).json();
     assert_eq!(json["allowed"], true);
     assert_eq!(json["requirements"][0]["requirement"], "notationSigned (trust stores: ca:acme)");
+
+    // A COSE_Sign1 envelope of the same descriptor verifies the same way; one for another digest does not.
+    attach_app_notation(&s, |t, n| notary.cose(t, &other, n, now));
+    assert_denied(&verify(&[]), 1, &format!("integrity: the signature is for {other}, not {}", s.digest));
+    attach_app_notation(&s, |t, n| notary.cose(t, &s.digest, n, now));
+    let r = verify(&[]);
+    assert_eq!(r.code, 0, "COSE: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("notation signature verified under trust policy \"tollgate-test\" (notary.x509)"),
+        "{}",
+        r.stdout
+    );
 
     // The same signature, by an identity the trust policy does not name.
     let policy = notation_policy(&s, &notary, "x509.subject: CN=someone else, O=tollgate, ST=WA, C=US");
