@@ -10,4 +10,5 @@
 pub mod admission;
 pub mod compile;
 pub mod crd;
+pub mod import;
 pub mod manifests;

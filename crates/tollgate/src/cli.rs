@@ -1055,20 +1055,32 @@ cannot be loaded. Warnings name scopes that can never match and requirements tol
         /// The policy file (containers-policy.json or native YAML).
         file: PathBuf,
     },
-    /// Convert a containers-policy.json to the native format (YAML), naming its trust material.
+    /// Convert a containers-policy.json to the native format (YAML), naming its trust material, or a
+    /// policy of either format to ClusterImagePolicy objects.
     #[command(after_help = "\
-Example:
+Examples:
   tollgate policy import /etc/containers/policy.json \\
     --out /etc/tollgate/policy.yaml
+  tollgate policy import --to crd /etc/containers/policy.json \\
+    --out policies.yaml
 
 Lossless: exporting the result gives back an equivalent containers-policy.json. signedBy (GPG) \
-and signedBaseLayer rules cannot be imported and are named in the error.")]
+and signedBaseLayer rules cannot be imported and are named in the error.
+
+With --to crd, each requirement of each docker scope becomes a ClusterImagePolicy (with a \
+TrustRoot for a keyless trusted root), keys and certificates inlined, the same decisions as the \
+file: what the CRDs cannot say with the same meaning is refused, each rule named (a default \
+other than reject, a scope inside another that demands less, Rekor keys on key signatures, GPG, \
+per-platform and bundle requirements). The result is checked by compiling it.")]
     Import {
-        /// The containers-policy.json.
+        /// The policy: containers-policy.json (or, with --to crd, native YAML too).
         file: PathBuf,
         /// Write here (mode 0644) instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// What to convert to: the native policy format, or tollgate.dev ClusterImagePolicy objects.
+        #[arg(long, value_enum, default_value_t = ImportTarget::Native)]
+        to: ImportTarget,
     },
     /// Convert a native policy to containers-policy.json, for CRI-O, Podman and skopeo.
     #[command(after_help = "\
@@ -1113,6 +1125,15 @@ written unless every object compiles.")]
         #[arg(long)]
         configmap: bool,
     },
+}
+
+/// What `policy import` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportTarget {
+    /// The native policy format (YAML).
+    Native,
+    /// ClusterImagePolicy (and TrustRoot) objects, for `kubectl apply`.
+    Crd,
 }
 
 /// `components` subcommands.

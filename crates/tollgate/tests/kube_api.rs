@@ -119,6 +119,21 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
         cm["metadata"]["annotations"]["tollgate.dev/bundle-hash"]
     );
     assert!(stored["data"]["namespace.payments.yaml"].is_string(), "{body}");
+    // A node policy imported as objects (`policy import --to crd`) is what the API server accepts.
+    let node_policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/node/policy.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["policy", "import", "--to", "crd", node_policy])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut imported = 0;
+    for doc in serde_yaml_ng::Deserializer::from_slice(&out.stdout) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        let (status, body) = create(api, &doc);
+        assert_eq!(status, 201, "{body}");
+        imported += 1;
+    }
+    assert!(imported >= 1);
     // The node agent: accepted by a server-side dry run, then created.
     let image = "registry.example.com/tollgate/tollgate@sha256:0000000000000000000000000000000000000000000000000000000000000002";
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))

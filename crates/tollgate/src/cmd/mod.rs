@@ -63,7 +63,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Harden(HardenCommand::Revert(a)) => harden::revert(&a, fmt),
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file, fmt),
         Command::Policy(PolicyCommand::Default) => policy::default_policy(),
-        Command::Policy(PolicyCommand::Import { file, out }) => policy::convert(&file, out.as_deref(), true, fmt),
+        Command::Policy(PolicyCommand::Import { file, out, to: crate::cli::ImportTarget::Native }) => {
+            policy::convert(&file, out.as_deref(), true, fmt)
+        }
+        Command::Policy(PolicyCommand::Import { file, out, to: crate::cli::ImportTarget::Crd }) => {
+            policy::import_crd(&file, out.as_deref(), fmt)
+        }
         Command::Policy(PolicyCommand::Export { file, out }) => policy::convert(&file, out.as_deref(), false, fmt),
         Command::Policy(PolicyCommand::Compile { file, out, configmap }) => {
             policy::compile(&file, out.as_deref(), configmap, fmt)

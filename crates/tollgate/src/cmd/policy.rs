@@ -132,6 +132,45 @@ pub fn convert(path: &Path, out: Option<&Path>, to_native: bool, fmt: Format) ->
     Ok(Outcome::Ok)
 }
 
+/// `policy import --to crd`: the ClusterImagePolicies (and TrustRoots) of a policy of either format,
+/// keys read from the policy's directory and inlined.
+pub fn import_crd(path: &Path, out: Option<&Path>, fmt: Format) -> anyhow::Result<Outcome> {
+    let name = path.display().to_string();
+    let policy = tollgate_policy::native::parse_any(&super::read_capped(path)?, &name)?;
+    let src_dir = dir_of(path)?;
+    let read = |p: &str| {
+        tollgate_node::engine::read_limited(&src_dir.join(p), tollgate_node::engine::MAX_FILE_BYTES)
+            .map_err(|e| e.to_string())
+    };
+    let text = tollgate_kube::import::to_crds(&policy, &read).map_err(|refused| {
+        anyhow::anyhow!(
+            "cannot convert {} rule(s) of {name} to CRDs, nothing was written: {}",
+            refused.len(),
+            refused.join("; ")
+        )
+    })?;
+    match (out, fmt) {
+        (Some(o), _) => {
+            super::out_dir_exists(o)?;
+            super::write_out(o, text.as_bytes(), 0o644)?;
+            match fmt {
+                Format::Json => print_json(&serde_json::json!({"wrote": o.display().to_string()}))?,
+                Format::Text => {
+                    print(&format!("wrote {}\napply with: kubectl apply -f {}\n", o.display(), o.display()))?
+                }
+            }
+        }
+        (None, Format::Json) => {
+            let docs = serde_yaml_ng::Deserializer::from_str(&text)
+                .map(serde::Deserialize::deserialize)
+                .collect::<Result<Vec<serde_json::Value>, _>>()?;
+            print_json(&docs)?;
+        }
+        (None, Format::Text) => print(&text)?,
+    }
+    Ok(Outcome::Ok)
+}
+
 /// `policy default`: a complete node policy for official Kubernetes images.
 pub fn default_policy() -> anyhow::Result<Outcome> {
     print(&default_policy_text())?;

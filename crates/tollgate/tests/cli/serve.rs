@@ -655,7 +655,7 @@ fn namespace_policies_only_add_requirements() {
 }
 
 /// The daemon decides `notationSigned` as `tollgate verify` does: denied with the reason while no
-/// signature is attached, allowed once a trusted one is.
+/// signature is attached, allowed once a trusted one is, JWS or COSE.
 #[test]
 fn the_daemon_verifies_notation_signatures() {
     use crate::verify::{attach_app_notation, notation_policy};
@@ -677,6 +677,21 @@ fn the_daemon_verifies_notation_signatures() {
     assert!(signed.reason.contains("notation signature verified"), "{}", signed.reason);
     let audit = d.audit_lines();
     assert_eq!(audit.last().unwrap()["decision"], "allowed");
+
+    // Another image of the repository the trust policy scopes, signed with a COSE_Sign1 envelope.
+    let repo = s.repo.clone();
+    let built = s.rt.block_on(tollgate_testkit::image::push_index(&s.reg.client(), &repo, "cose", b"cose"));
+    let envelope = notary.cose(&built.media_type, &built.digest, built.manifest.len(), now);
+    s.rt.block_on(tollgate_testkit::notation::attach_signature(
+        &s.reg.client(),
+        &repo,
+        &built.digest,
+        &built.media_type,
+        built.manifest.len(),
+        &envelope,
+    ));
+    let cose = d.verify(&format!("{}/team/app:cose", s.reg.addr), &built.digest.to_string());
+    assert_eq!((cose.allowed, cose.outcome), (true, Outcome::Allowed), "{}", cose.reason);
 }
 
 /// A volume laid out as kubelet mounts a ConfigMap: the data in a versioned directory, `..data`

@@ -1013,3 +1013,59 @@ fn a_notation_authority_compiles_and_decides() {
     assert!(e.contains("ClusterImagePolicy/notary: its notation authority does not load"), "{e}");
     assert!(e.contains("names the trust store \"ca:acme\", which trustStores does not give"), "{e}");
 }
+
+/// `policy import --to crd`: a containers-policy.json becomes ClusterImagePolicies (keys inlined) that,
+/// compiled, make the same decisions as the file on signed, unsigned, open and uncovered images; what
+/// the CRDs cannot mean the same way is refused, each rule named, and nothing is written.
+#[test]
+fn a_containers_policy_imported_as_crds_decides_as_the_file_does() {
+    let s = Setup::new();
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    for (repo, tag) in [("team/unsigned", "v1"), ("open/tool", "v1"), ("elsewhere/app", "v1")] {
+        let r = Reference::parse_normalized(&format!("{}/{repo}", s.reg.addr)).unwrap();
+        s.rt.block_on(image::push_index(&s.reg.client(), &r, tag, repo.as_bytes()));
+    }
+    let crds = s.dir.path().join("crds.yaml");
+    let policy = s.policy();
+    let r = tollgate(&["policy", "import", "--to", "crd", policy.to_str().unwrap(), "--out", crds.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&crds).unwrap();
+    assert_eq!(text.matches("kind: ClusterImagePolicy").count(), 2, "{text}");
+    assert!(text.contains("BEGIN PUBLIC KEY") && text.contains("type: matchRepository"), "the key is inlined: {text}");
+    let compiled = s.dir.path().join("compiled");
+    let r = tollgate(&["policy", "compile", crds.to_str().unwrap(), "--out", compiled.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let decide = |policy: &std::path::Path, image: &str| {
+        tollgate(&["verify", image, "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]).code
+    };
+    for (image, want) in [
+        (s.app(), 0),
+        (format!("{}/team/unsigned:v1", s.reg.addr), 1),
+        (format!("{}/open/tool:v1", s.reg.addr), 0),
+        (format!("{}/elsewhere/app:v1", s.reg.addr), 1),
+    ] {
+        assert_eq!(decide(&policy, &image), want, "the file on {image}");
+        assert_eq!(decide(&compiled.join("policy.yaml"), &image), want, "the imported objects on {image}");
+    }
+
+    let lossy = s.dir.path().join("lossy.json");
+    std::fs::write(
+        &lossy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{
+            "r.example":[{"type":"reject"}],
+            "r.example/team":[{"type":"insecureAcceptAnything"}],
+            "q.example":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"k.gpg"}]}}}"#,
+    )
+    .unwrap();
+    let out = s.dir.path().join("lossy.yaml");
+    let r = tollgate(&["policy", "import", "--to", "crd", lossy.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let e = r.one_line_error(2);
+    assert!(e.contains("cannot convert 3 rule(s)"), "{e}");
+    assert!(e.contains("default: the cluster refuses every image no ClusterImagePolicy covers"), "{e}");
+    assert!(
+        e.contains("transports.docker[\"r.example/team\"]: containers-policy.json applies only its requirements"),
+        "{e}"
+    );
+    assert!(e.contains("signedBy has no CRD form"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+}
