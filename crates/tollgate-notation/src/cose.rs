@@ -75,40 +75,19 @@ pub(crate) fn parse(envelope: &[u8]) -> Result<Parsed, String> {
             "the signature names the verification plugin {plugin:?}; tollgate runs no notation plugins, so it cannot verify it"
         ));
     }
-    let crit: Vec<&Value> = match protected.get(&Value::Int(CRIT)) {
-        Some(Value::Array(a)) => a.iter().collect(),
+    // Labels as text; an integer label is named by its number, which no notation header is.
+    let crit: Vec<String> = match protected.get(&Value::Int(CRIT)) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|c| match c {
+                Value::Text(t) => t.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect(),
         _ => return Err("the protected header has no crit list".into()),
     };
-    const KNOWN: [&str; 5] = [
-        "io.cncf.notary.signingScheme",
-        "io.cncf.notary.expiry",
-        "io.cncf.notary.authenticSigningTime",
-        "io.cncf.notary.verificationPlugin",
-        "io.cncf.notary.verificationPluginMinVersion",
-    ];
-    if !crit.contains(&&text("io.cncf.notary.signingScheme")) {
-        return Err("crit does not list io.cncf.notary.signingScheme".into());
-    }
-    for c in &crit {
-        let known = matches!(c, Value::Text(t) if KNOWN.contains(&t.as_str()));
-        if !known || protected.get(c).is_none() {
-            return Err(format!("crit lists {c:?}, which notation does not know or the header lacks"));
-        }
-    }
-    for required in ["io.cncf.notary.expiry", "io.cncf.notary.authenticSigningTime"] {
-        if protected.get(&text(required)).is_some() && !crit.contains(&&text(required)) {
-            return Err(format!("{required} is set but not listed in crit"));
-        }
-    }
-    let signing_time = match scheme.as_str() {
-        "notary.x509" => {
-            time(&protected, "io.cncf.notary.signingTime")?.ok_or("notary.x509 needs io.cncf.notary.signingTime")?
-        }
-        "notary.x509.signingAuthority" => time(&protected, "io.cncf.notary.authenticSigningTime")?
-            .ok_or("notary.x509.signingAuthority needs io.cncf.notary.authenticSigningTime")?,
-        other => return Err(format!("unknown signing scheme {other:?}")),
-    };
-    let expiry = time(&protected, "io.cncf.notary.expiry")?;
+    let (signing_time, expiry) =
+        crate::jws::notary_headers(&scheme, &crit, &|k| protected.get(&text(k)).is_some(), &|k| time(&protected, k))?;
     let chain = match unprotected.get(&Value::Int(X5CHAIN)) {
         Some(Value::Bytes(one)) => vec![one.clone()],
         Some(Value::Array(many)) => many
@@ -128,5 +107,6 @@ pub(crate) fn parse(envelope: &[u8]) -> Result<Parsed, String> {
     let leaf = chain.first().ok_or("the x5chain is empty")?;
     crate::jws::verify_signature(alg, leaf, &cbor::sig_structure(protected_bytes, payload), signature)?;
     crate::jws::verify_chain(&chain)?;
-    crate::jws::parsed_payload(scheme, Some(signing_time), expiry, chain, signature.clone(), timestamp, payload)
+    let signer = crate::jws::Signer { scheme, signing_time, expiry, chain, signature: signature.clone(), timestamp };
+    crate::jws::parsed_payload(signer, payload)
 }

@@ -78,15 +78,24 @@ pub struct Target<'a> {
     pub size: u64,
 }
 
-pub(crate) struct Parsed {
-    scheme: String,
-    signing_time: Option<i64>,
-    expiry: Option<i64>,
-    chain: Vec<Vec<u8>>,
+/// What an envelope says about its signature, whatever its format (JWS or COSE).
+pub(crate) struct Signer {
+    /// `notary.x509` or `notary.x509.signingAuthority`.
+    pub(crate) scheme: String,
+    /// The scheme's signing time (`signingTime`, or `authenticSigningTime`), Unix seconds.
+    pub(crate) signing_time: i64,
+    /// `io.cncf.notary.expiry`, Unix seconds.
+    pub(crate) expiry: Option<i64>,
+    /// The certificates, leaf first (verified: the signature and the chain hold).
+    pub(crate) chain: Vec<Vec<u8>>,
     /// The raw signature: what a timestamp countersignature timestamps.
-    signature: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
     /// `io.cncf.notary.timestampSignature`: a DER RFC 3161 `TimeStampToken`.
-    timestamp: Option<Vec<u8>>,
+    pub(crate) timestamp: Option<Vec<u8>>,
+}
+
+pub(crate) struct Parsed {
+    signer: Signer,
     target_digest: String,
     target_media_type: Option<String>,
     target_size: Option<u64>,
@@ -154,40 +163,13 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
             "the signature names the verification plugin {plugin}; tollgate runs no notation plugins, so it cannot verify it"
         ));
     }
-    let crit: Vec<&str> = protected
+    let crit: Vec<String> = protected
         .get("crit")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| a.iter().map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned)).collect())
         .unwrap_or_default();
-    const KNOWN: [&str; 5] = [
-        "io.cncf.notary.signingScheme",
-        "io.cncf.notary.expiry",
-        "io.cncf.notary.authenticSigningTime",
-        "io.cncf.notary.verificationPlugin",
-        "io.cncf.notary.verificationPluginMinVersion",
-    ];
-    if !crit.contains(&"io.cncf.notary.signingScheme") {
-        return Err("crit does not list io.cncf.notary.signingScheme".into());
-    }
-    for c in &crit {
-        if !KNOWN.contains(c) || protected.get(*c).is_none() {
-            return Err(format!("crit lists {c:?}, which notation does not know or the header lacks"));
-        }
-    }
-    for required in ["io.cncf.notary.expiry", "io.cncf.notary.authenticSigningTime"] {
-        if protected.get(required).is_some() && !crit.contains(&required) {
-            return Err(format!("{required} is set but not listed in crit"));
-        }
-    }
-    let signing_time = match scheme.as_str() {
-        "notary.x509" => {
-            time(&protected, "io.cncf.notary.signingTime")?.ok_or("notary.x509 needs io.cncf.notary.signingTime")?
-        }
-        "notary.x509.signingAuthority" => time(&protected, "io.cncf.notary.authenticSigningTime")?
-            .ok_or("notary.x509.signingAuthority needs io.cncf.notary.authenticSigningTime")?,
-        other => return Err(format!("unknown signing scheme {other:?}")),
-    };
-    let expiry = time(&protected, "io.cncf.notary.expiry")?;
+    let (signing_time, expiry) =
+        notary_headers(&scheme, &crit, &|k| protected.get(k).is_some(), &|k| time(&protected, k))?;
     let x5c = env.pointer("/header/x5c").and_then(Value::as_array).ok_or("the unprotected header has no x5c chain")?;
     let chain = x5c
         .iter()
@@ -209,20 +191,51 @@ fn parse(envelope: &[u8]) -> Result<Parsed, String> {
     let input = format!("{protected_b64}.{payload_b64}");
     verify_signature(alg, leaf, input.as_bytes(), &signature)?;
     verify_chain(&chain)?;
-    parsed_payload(scheme, Some(signing_time), expiry, chain, signature, timestamp, &payload)
+    parsed_payload(Signer { scheme, signing_time, expiry, chain, signature, timestamp }, &payload)
+}
+
+/// The Notary Project's rules for the protected header, the same in JWS and COSE: `crit` lists the
+/// signing scheme, names only headers notation knows and the header has, and lists the expiry and
+/// the authentic signing time whenever they are set; the scheme's signing time is present. `has` and
+/// `time` read the header; returns the signing time and the expiry.
+pub(crate) fn notary_headers(
+    scheme: &str,
+    crit: &[String],
+    has: &dyn Fn(&str) -> bool,
+    time: &dyn Fn(&str) -> Result<Option<i64>, String>,
+) -> Result<(i64, Option<i64>), String> {
+    const KNOWN: [&str; 5] = [
+        "io.cncf.notary.signingScheme",
+        "io.cncf.notary.expiry",
+        "io.cncf.notary.authenticSigningTime",
+        "io.cncf.notary.verificationPlugin",
+        "io.cncf.notary.verificationPluginMinVersion",
+    ];
+    let listed = |k: &str| crit.iter().any(|c| c == k);
+    if !listed("io.cncf.notary.signingScheme") {
+        return Err("crit does not list io.cncf.notary.signingScheme".into());
+    }
+    for c in crit {
+        if !KNOWN.contains(&c.as_str()) || !has(c) {
+            return Err(format!("crit lists {c:?}, which notation does not know or the header lacks"));
+        }
+    }
+    for required in ["io.cncf.notary.expiry", "io.cncf.notary.authenticSigningTime"] {
+        if has(required) && !listed(required) {
+            return Err(format!("{required} is set but not listed in crit"));
+        }
+    }
+    let signing_time = match scheme {
+        "notary.x509" => time("io.cncf.notary.signingTime")?.ok_or("notary.x509 needs io.cncf.notary.signingTime")?,
+        "notary.x509.signingAuthority" => time("io.cncf.notary.authenticSigningTime")?
+            .ok_or("notary.x509.signingAuthority needs io.cncf.notary.authenticSigningTime")?,
+        other => return Err(format!("unknown signing scheme {other:?}")),
+    };
+    Ok((signing_time, time("io.cncf.notary.expiry")?))
 }
 
 /// The rest of an envelope whose signature and chain verified: its payload's target artifact.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn parsed_payload(
-    scheme: String,
-    signing_time: Option<i64>,
-    expiry: Option<i64>,
-    chain: Vec<Vec<u8>>,
-    signature: Vec<u8>,
-    timestamp: Option<Vec<u8>>,
-    payload: &[u8],
-) -> Result<Parsed, String> {
+pub(crate) fn parsed_payload(signer: Signer, payload: &[u8]) -> Result<Parsed, String> {
     let payload: Value = serde_json::from_slice(payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
     let target_digest = payload
         .pointer("/targetArtifact/digest")
@@ -233,18 +246,7 @@ pub(crate) fn parsed_payload(
     let target_size = payload.pointer("/targetArtifact/size").and_then(Value::as_u64);
     let annotations =
         payload.pointer("/targetArtifact/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
-    Ok(Parsed {
-        scheme,
-        signing_time,
-        expiry,
-        chain,
-        signature,
-        timestamp,
-        target_digest,
-        target_media_type,
-        target_size,
-        annotations,
-    })
+    Ok(Parsed { signer, target_digest, target_media_type, target_size, annotations })
 }
 
 /// The public key of a certificate, as ring takes it, and the key's kind.
@@ -341,28 +343,33 @@ fn validity(der: &[u8]) -> Option<(i64, i64)> {
 /// timestamp vouched for.
 fn authentic_timestamp(p: &Parsed, inputs: &Inputs<'_>) -> Result<Option<String>, String> {
     let subject = |c: &[u8]| certs::facts(c).map(|f| f.subject).unwrap_or_default();
-    if p.scheme != "notary.x509" {
-        let at = p.signing_time.unwrap_or(inputs.now);
-        return match p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| at < from || at > to)) {
+    if p.signer.scheme != "notary.x509" {
+        let at = p.signer.signing_time;
+        return match p.signer.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| at < from || at > to)) {
             Some(bad) => Err(format!("the certificate {:?} is not valid at the signing time", subject(bad))),
             None => Ok(None),
         };
     }
     let tsa_configured =
         inputs.policy.trust_stores.iter().any(|s| s.split_once(':').is_some_and(|(kind, _)| kind == "tsa"));
-    let expired = p.chain.iter().any(|c| validity(c).is_none_or(|(_, to)| inputs.now > to));
+    let expired = p.signer.chain.iter().any(|c| validity(c).is_none_or(|(_, to)| inputs.now > to));
     let after_expiry_only = inputs.policy.signature_verification.verify_timestamp == "afterCertExpiry";
     if !tsa_configured || (after_expiry_only && !expired) {
-        return match p.chain.iter().find(|c| validity(c).is_none_or(|(from, to)| inputs.now < from || inputs.now > to))
+        return match p
+            .signer
+            .chain
+            .iter()
+            .find(|c| validity(c).is_none_or(|(from, to)| inputs.now < from || inputs.now > to))
         {
             Some(bad) => Err(format!("the certificate {:?} is not valid now", subject(bad))),
             None => Ok(None),
         };
     }
-    let token = p.timestamp.as_deref().ok_or("no timestamp countersignature was found in the signature envelope")?;
-    let stamp = tollgate_verify::tsa::verify_token(token, &p.signature, inputs.tsa)
+    let token =
+        p.signer.timestamp.as_deref().ok_or("no timestamp countersignature was found in the signature envelope")?;
+    let stamp = tollgate_verify::tsa::verify_token(token, &p.signer.signature, inputs.tsa)
         .map_err(|e| format!("the timestamp countersignature does not verify: {e}"))?;
-    for c in &p.chain {
+    for c in &p.signer.chain {
         let (from, to) =
             validity(c).ok_or_else(|| format!("the certificate {:?} has no readable validity", subject(c)))?;
         if stamp.earliest() < from.saturating_mul(1000) {
@@ -427,7 +434,7 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             return out;
         }
     };
-    out.scheme = p.scheme.clone();
+    out.scheme = p.signer.scheme.clone();
     if p.target_digest != inputs.digest {
         fail(
             &mut out,
@@ -471,8 +478,8 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
         }
     }
     // Authenticity: a chain certificate is trusted, and the leaf is a trusted identity.
-    let stores = if p.scheme == "notary.x509" { inputs.ca } else { inputs.signing_authority };
-    let trusted_cert = p.chain.iter().any(|c| stores.iter().any(|t| t == c));
+    let stores = if p.signer.scheme == "notary.x509" { inputs.ca } else { inputs.signing_authority };
+    let trusted_cert = p.signer.chain.iter().any(|c| stores.iter().any(|t| t == c));
     if !trusted_cert {
         fail(
             &mut out,
@@ -481,7 +488,7 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             level.authenticity,
         );
     } else {
-        match identity::trusted(&inputs.policy.trusted_identities, &p.chain[0]) {
+        match identity::trusted(&inputs.policy.trusted_identities, &p.signer.chain[0]) {
             Ok(true) => {}
             Ok(false) => fail(
                 &mut out,
@@ -499,7 +506,7 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
         Ok(None) => {}
         Err(why) => fail(&mut out, "authenticTimestamp", why, level.authentic_timestamp),
     }
-    if let Some(expiry) = p.expiry.filter(|e| inputs.now > *e) {
+    if let Some(expiry) = p.signer.expiry.filter(|e| inputs.now > *e) {
         fail(
             &mut out,
             "expiry",

@@ -161,20 +161,7 @@ impl KubeApi {
     ) -> Result<(u16, String, Vec<String>), String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let mut roots = rustls::RootCertStore::empty();
-            let der = rustls::pki_types::CertificateDer::from(crate::pem_to_der(&self.ca_pem));
-            roots.add(der).map_err(|e| e.to_string())?;
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let client = reqwest::Client::builder()
-                .use_preconfigured_tls(tls)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| e.to_string())?;
+            let client = crate::https_client(&self.ca_pem, Duration::from_secs(10))?;
             let mut req = client.request(method, format!("{}{path}", self.url));
             if let Some(t) = token {
                 req = req.bearer_auth(t);

@@ -55,6 +55,29 @@ pub fn serving_cert(dir: &std::path::Path) -> String {
     ca.pem()
 }
 
+/// A child process killed (and reaped) on drop, for benchmark binaries.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTPS client (ring, TLS 1.2/1.3) that trusts only the CA `ca_pem` and keeps its connections.
+pub fn https_client(ca_pem: &str, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(pem_to_der(ca_pem))).map_err(|e| e.to_string())?;
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder().use_preconfigured_tls(tls).timeout(timeout).build().map_err(|e| e.to_string())
+}
+
 /// For fixture binaries driven by a script: returns when standard input
 /// closes (the script ended), and after `max` at the latest.
 pub fn serve_until_stdin_closes(max: std::time::Duration) {

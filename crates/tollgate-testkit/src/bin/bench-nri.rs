@@ -7,27 +7,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
+use tollgate_testkit::KillOnDrop;
 
 use tollgate_oci::Reference;
 use tollgate_testkit::containerd::{Containerd, Options};
 use tollgate_testkit::sign::{Attached, TestKey, attach};
 use tollgate_testkit::{Registry, image};
 
-/// A child process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(tollgate: &Path, args: &[&str], log: &Path) -> Proc {
+fn start(tollgate: &Path, args: &[&str], log: &Path) -> KillOnDrop {
     let file = std::fs::File::create(log).unwrap();
-    Proc(Command::new(tollgate).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap())
+    KillOnDrop(
+        Command::new(tollgate).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap(),
+    )
 }
 
 /// The median time of `runs` calls of `method` (after one to warm up).

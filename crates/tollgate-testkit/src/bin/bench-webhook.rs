@@ -12,41 +12,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
+use tollgate_testkit::KillOnDrop;
 
 use tollgate_oci::Reference;
 use tollgate_testkit::kube::{ADMIN_TOKEN, KubeApi};
 use tollgate_testkit::sign::{Attached, TestKey, attach};
 use tollgate_testkit::{Registry, image};
-
-/// A child process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// An HTTPS client trusting only `ca_pem`, keeping its connections.
-fn client(ca_pem: &str) -> reqwest::Client {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    let der: Vec<u8> = {
-        use base64::Engine as _;
-        let body: String = ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
-    };
-    roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(20)).build().unwrap()
-}
 
 /// p50 and p99 of `times`, milliseconds.
 fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
@@ -119,7 +93,7 @@ fn main() {
     let ca = tollgate_testkit::serving_cert(d);
     let listen = format!("127.0.0.1:{}", tollgate_testkit::free_port());
     let log = std::fs::File::create(d.join("webhook.log")).unwrap();
-    let _webhook = Proc(
+    let _webhook = KillOnDrop(
         Command::new(&tollgate)
             .args(["webhook", "--config", d.join("config.yaml").to_str().unwrap(), "--listen", &listen])
             .arg("--tls-cert")
@@ -137,8 +111,8 @@ fn main() {
         assert!(Instant::now() < deadline, "tollgate webhook did not listen");
         std::thread::sleep(Duration::from_millis(25));
     }
-    let direct = client(&ca);
-    let kube = client(&api.ca_pem);
+    let direct = tollgate_testkit::https_client(&ca, Duration::from_secs(20)).unwrap();
+    let kube = tollgate_testkit::https_client(&api.ca_pem, Duration::from_secs(20)).unwrap();
     let post = |c: &reqwest::Client, url: String, body: String, token: Option<&str>| {
         let t = Instant::now();
         let (status, text) = rt.block_on(async {

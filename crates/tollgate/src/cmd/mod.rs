@@ -215,6 +215,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }
 
+/// The runtime of the long-running servers (`serve`, `webhook`): one worker per core.
+fn server_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
 /// Parses `--kubernetes-version`.
 pub fn version(s: &str) -> anyhow::Result<KubernetesVersion> {
     Ok(KubernetesVersion::parse(s)?)

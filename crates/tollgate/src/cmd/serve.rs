@@ -31,10 +31,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<Outcome> {
     if !a.insecure_registry.is_empty() {
         cfg.insecure_registries = a.insecure_registry.clone();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let runtime = super::server_runtime()?;
     runtime.block_on(async {
         let daemon = Arc::new(Daemon::new(cfg)?);
         daemon::run(daemon).await

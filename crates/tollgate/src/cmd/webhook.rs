@@ -34,10 +34,7 @@ pub fn run(a: &WebhookArgs) -> anyhow::Result<Outcome> {
         allow_unhandled_kinds: a.allow_unhandled_kinds,
         reload: Duration::from_secs(cfg.reload_seconds),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let runtime = super::server_runtime()?;
     runtime.block_on(async {
         let daemon = Arc::new(Daemon::new(cfg)?);
         tollgate_webhook::run(Arc::new(Webhook::new(daemon, settings)), a.listen, files).await?;
