@@ -216,6 +216,7 @@ impl Daemon {
         metrics.policy_source.set(in_force.gauge());
         let namespaces = RwLock::new(load_namespaces(&files, &BTreeMap::new()));
         let bundle = if error.is_none() { bundle_hash(&files) } else { None };
+        metrics.set_bundle(bundle.as_deref());
         Ok(Daemon {
             policy: RwLock::new(in_force),
             namespaces,
@@ -258,6 +259,7 @@ impl Daemon {
                 let mut r = lock(&self.reload);
                 r.error = None;
                 r.bundle = bundle_hash(&files);
+                self.metrics.set_bundle(r.bundle.as_deref());
                 "unchanged"
             }
             Ok(next) => {
@@ -270,6 +272,7 @@ impl Daemon {
                 let mut r = lock(&self.reload);
                 r.error = None;
                 r.bundle = bundle_hash(&files);
+                self.metrics.set_bundle(r.bundle.as_deref());
                 r.loaded_at = now_rfc3339();
                 "changed"
             }

@@ -24,6 +24,13 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of the policy bundle in force.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BundleLabels {
+    /// Its hash, as `tollgate policy compile --configmap` annotates the ConfigMap.
+    pub hash: String,
+}
+
 /// Every metric the daemon exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -51,6 +58,8 @@ pub struct Metrics {
     /// Which policy is enforced: 1 the configured one, 2 the last good copy
     /// (the configured one does not load), 0 none (every decision undecidable).
     pub policy_source: Gauge,
+    /// 1 for the policy bundle in force (`policyBundle`), labelled with its hash; no series without one.
+    pub bundle: Family<BundleLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -78,6 +87,7 @@ impl Metrics {
             audit_errors: Counter::default(),
             break_glass: Gauge::default(),
             policy_source: Gauge::default(),
+            bundle: Family::default(),
             registry: Registry::default(),
         };
         registry.register("decisions", "Image decisions answered, by outcome and rule", m.decisions.clone());
@@ -99,7 +109,20 @@ impl Metrics {
             "The policy enforced: 1 configured, 2 the last good copy (the configured one does not load), 0 none",
             m.policy_source.clone(),
         );
+        registry.register(
+            "policy_bundle_info",
+            "1 for the policy bundle in force, labelled with its hash",
+            m.bundle.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Shows `hash` as the bundle in force (and no other).
+    pub fn set_bundle(&self, hash: Option<&str>) {
+        self.bundle.clear();
+        if let Some(h) = hash {
+            self.bundle.get_or_create(&BundleLabels { hash: h.to_owned() }).set(1);
+        }
     }
 
     /// The OpenMetrics text exposition.

@@ -776,6 +776,8 @@ fn the_policy_bundle_is_read_from_a_mounted_configmap_and_a_broken_version_keeps
     let refused = ask("strict");
     assert_eq!((refused.allowed, refused.outcome), (false, Outcome::Denied), "{}", refused.reason);
     assert_eq!(d.health()["bundleHash"], first_hash.as_str(), "{}", d.health());
+    let info = |hash: &str| d.metric(&format!("tollgate_policy_bundle_info{{hash=\"{hash}\"}}"));
+    assert_eq!(info(&first_hash), 1.0, "the bundle in force is a metric too");
     assert!(d.audit_lines().iter().all(|l| l["bundleHash"] == first_hash.as_str()), "{:?}", d.audit_lines());
 
     // A broken version: the last good bundle stays in force, and /healthz says why.
@@ -795,6 +797,7 @@ fn the_policy_bundle_is_read_from_a_mounted_configmap_and_a_broken_version_keeps
     d.signal(rustix::process::Signal::HUP);
     d.wait_until("the new version is in force", |d| d.health()["bundleHash"] == second_hash.as_str());
     assert!(d.health()["reloadError"].is_null(), "{}", d.health());
+    assert_eq!((info(&first_hash), info(&second_hash)), (0.0, 1.0), "only the bundle in force is shown");
     let now = ask("strict");
     assert!(now.allowed, "{}", now.reason);
 }
