@@ -75,8 +75,7 @@ pub fn node_agent(agent: &NodeAgent) -> Result<String, RenderError> {
             "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
         })
     };
-    let config_mount = mount("config", "/etc/tollgate/config.yaml", true);
-    let mut config_mount_file = config_mount.clone();
+    let mut config_mount_file = mount("config", "/etc/tollgate/config.yaml", true);
     config_mount_file["subPath"] = serde_json::json!("config.yaml");
     let labels =
         serde_json::json!({"app.kubernetes.io/name": "tollgate-node", "app.kubernetes.io/part-of": "tollgate"});

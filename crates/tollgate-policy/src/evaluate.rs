@@ -664,13 +664,9 @@ fn evaluate_one(
             (identity, Box::new(move |l| cosign::verify_with_pki(l, &trust, now)))
         }
     };
-    let layers = match signatures {
-        Signatures::Unavailable { transient, reason } => {
-            let mut o = outcome(name, false, format!("signatures could not be fetched: {reason}"));
-            o.transient = *transient;
-            return o;
-        }
-        Signatures::Found(l) => l,
+    let layers = match found(&name, signatures, "signatures") {
+        Err(o) => return o,
+        Ok(l) => l,
     };
     // In the order listed, up to the first accepted one: one valid signature
     // satisfies the requirement, and checking more would only cost time.
@@ -764,13 +760,9 @@ fn evaluate_bundles(
 ) -> RequirementOutcome {
     let BundleTrust { root, key, identity, predicate_types } = *trust;
     use tollgate_verify::bundle::{self, Artifact, Expected};
-    let layers = match signatures {
-        Signatures::Unavailable { transient, reason } => {
-            let mut o = outcome(name, false, format!("bundles could not be fetched: {reason}"));
-            o.transient = *transient;
-            return o;
-        }
-        Signatures::Found(l) => l,
+    let layers = match found(&name, signatures, "bundles") {
+        Err(o) => return o,
+        Ok(l) => l,
     };
     let expected = match (key, identity) {
         (Some(k), _) => Expected::Key(k),
@@ -813,13 +805,38 @@ fn evaluate_bundles(
             },
         },
     ));
+    referrer_verdict(name, sigs, "a sigstore bundle", "bundle", "bundle")
+}
+
+/// The signature layers found, or the outcome of a requirement whose `what` could not be fetched
+/// (transient when trying again may help).
+fn found<'s>(name: &str, signatures: &'s Signatures, what: &str) -> Result<&'s [SignatureLayer], RequirementOutcome> {
+    match signatures {
+        Signatures::Found(l) => Ok(l),
+        Signatures::Unavailable { transient, reason } => {
+            let mut o = outcome(name.to_owned(), false, format!("{what} could not be fetched: {reason}"));
+            o.transient = *transient;
+            Err(o)
+        }
+    }
+}
+
+/// The outcome of a requirement met by any one referrer (a bundle, a notation signature): the
+/// accepted one's reason, or why none was (`kind` names one, `noun` counts them, `label` numbers them).
+fn referrer_verdict(
+    name: String,
+    sigs: Vec<SignatureOutcome>,
+    kind: &str,
+    noun: &str,
+    label: &str,
+) -> RequirementOutcome {
     let satisfied = sigs.iter().any(|s| s.accepted);
     let reason = match sigs.iter().find(|s| s.accepted) {
         Some(s) => s.reason.clone(),
-        None if sigs.is_empty() => "a sigstore bundle was required, but none is attached".to_owned(),
+        None if sigs.is_empty() => format!("{kind} was required, but none is attached"),
         None => {
-            let first = sigs.first().map(|s| format!(" (bundle {}: {})", s.index, s.reason)).unwrap_or_default();
-            format!("none of the {} bundle(s) is acceptable{first}", sigs.len())
+            let first = sigs.first().map(|s| format!(" ({label} {}: {})", s.index, s.reason)).unwrap_or_default();
+            format!("none of the {} {noun}(s) is acceptable{first}", sigs.len())
         }
     };
     RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
@@ -853,13 +870,9 @@ fn evaluate_notation(
             format!("notation trust policy {:?} skips signature verification (level skip)", statement.name),
         );
     }
-    let layers = match signatures {
-        Signatures::Unavailable { transient, reason } => {
-            let mut o = outcome(name, false, format!("notation signatures could not be fetched: {reason}"));
-            o.transient = *transient;
-            return o;
-        }
-        Signatures::Found(l) => l,
+    let layers = match found(&name, signatures, "notation signatures") {
+        Err(o) => return o,
+        Ok(l) => l,
     };
     let of = |kind: &str| -> Vec<Vec<u8>> {
         statement
@@ -922,16 +935,7 @@ fn evaluate_notation(
             },
         ),
     );
-    let satisfied = sigs.iter().any(|s| s.accepted);
-    let reason = match sigs.iter().find(|s| s.accepted) {
-        Some(s) => s.reason.clone(),
-        None if sigs.is_empty() => "a notation signature was required, but none is attached".to_owned(),
-        None => {
-            let first = sigs.first().map(|s| format!(" (signature {}: {})", s.index, s.reason)).unwrap_or_default();
-            format!("none of the {} notation signature(s) is acceptable{first}", sigs.len())
-        }
-    };
-    RequirementOutcome { requirement: name, satisfied, reason, signatures: sigs, transient: false }
+    referrer_verdict(name, sigs, "a notation signature", "notation signature", "signature")
 }
 
 fn check_signature(

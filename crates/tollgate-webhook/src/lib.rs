@@ -83,14 +83,12 @@ impl Webhook {
             Ok(r) => r,
             Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n").into_bytes()),
         };
-        match tokio::time::timeout(self.settings.deadline, self.answer(endpoint, &request)).await {
-            Ok(Ok(answer)) => (StatusCode::OK, admission::respond(&request.uid, &answer)),
-            Ok(Err(undecidable)) => {
-                warn!(uid = %request.uid, kind = %request.kind, namespace = %request.namespace, "undecidable: {undecidable}");
-                (StatusCode::SERVICE_UNAVAILABLE, format!("undecidable: {undecidable}\n").into_bytes())
-            }
-            Err(_) => {
-                let why = format!("no decision within {} ms", self.settings.deadline.as_millis());
+        let answered = tokio::time::timeout(self.settings.deadline, self.answer(endpoint, &request))
+            .await
+            .unwrap_or_else(|_| Err(format!("no decision within {} ms", self.settings.deadline.as_millis())));
+        match answered {
+            Ok(answer) => (StatusCode::OK, admission::respond(&request.uid, &answer)),
+            Err(why) => {
                 warn!(uid = %request.uid, kind = %request.kind, namespace = %request.namespace, "undecidable: {why}");
                 (StatusCode::SERVICE_UNAVAILABLE, format!("undecidable: {why}\n").into_bytes())
             }
