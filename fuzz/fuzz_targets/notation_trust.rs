@@ -1,14 +1,21 @@
 //! What notation's trust material reads: certificate files (PEM or DER, one or several), the facts a
 //! trust store checks about each certificate, `x509.subject` distinguished names, and trust policy
 //! documents with the statement lookup, and JWS and COSE signature envelopes (and the CBOR under
-//! COSE). The first byte picks the parser.
+//! COSE), and CRLs. The first byte picks the parser.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tollgate_notation::{certs, identity, jws, trustpolicy};
 
+/// A u16 big-endian length-prefixed part, and the rest.
+fn split(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, b) = b.split_first_chunk::<2>()?;
+    let n = usize::from(u16::from_be_bytes(*len));
+    (b.len() >= n).then(|| b.split_at(n))
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
-    match which % 4 {
+    match which % 5 {
         0 => {
             if let Ok(ders) = certs::read_certificates(rest) {
                 for der in &ders {
@@ -21,6 +28,13 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(s) = std::str::from_utf8(rest) {
                 let _ = identity::parse_dn(s);
             }
+        }
+        4 => {
+            // A CRL for a certificate and its issuer: u16 length-prefixed certificate and issuer, then the CRL.
+            let Some((cert, rest)) = split(rest) else { return };
+            let Some((issuer, crl)) = split(rest) else { return };
+            let _ = tollgate_notation::revocation::listed(cert, issuer, crl, 1_767_225_600, Some(1_767_225_000));
+            let _ = tollgate_notation::revocation::queries(&[cert.to_vec(), issuer.to_vec()]);
         }
         3 => {
             let policy = r#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],
@@ -39,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
                 user_metadata: &[],
                 tsa: &[],
                 target: None,
+                revocation: None,
             };
             let _ = jws::verify(rest, &inputs);
         }

@@ -165,8 +165,14 @@ fn demands(
                 .iter()
                 .map(|s| (s.name.clone(), json!(s.certificates.iter().map(|c| json!({"pem": c})).collect::<Vec<_>>())))
                 .collect();
-            let req =
+            let mut req =
                 json!({"type": "notationSigned", "trustPolicy": {"inline": n.trust_policy}, "trustStores": stores});
+            if let Some(c) = &n.check_revocation {
+                req["checkRevocation"] = match c.timeout_seconds {
+                    Some(t) => json!({"timeoutSeconds": t}),
+                    None => json!({}),
+                };
+            }
             // Its trust policy and certificates are checked now, so a broken object is Invalid with the reason
             // instead of breaking the node's load of the whole bundle.
             let alone = json!({"apiVersion": tollgate_policy::native::API_VERSION, "kind": tollgate_policy::native::KIND,

@@ -99,6 +99,21 @@ pub struct NotationAuthority {
     /// The trust stores its statements name, with their certificates.
     #[schemars(length(max = 16))]
     pub trust_stores: Vec<NotationTrustStore>,
+    /// Check the signing chain's CRLs online (absent: revocation is not checked, and decisions
+    /// say so). The nodes and the webhook fetch them, with no credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_revocation: Option<NotationRevocation>,
+}
+
+/// Online revocation checking for a notation authority.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationRevocation {
+    /// Seconds each CRL fetch may take (default 5): a CRL that does not arrive in time leaves the
+    /// status unknown, which the trust policy's level enforces or logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 30))]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// One notation trust store: `TYPE:NAME` as the trust policy names it, and its certificates.

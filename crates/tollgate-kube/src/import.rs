@@ -83,7 +83,7 @@ fn convert(r: &Requirement, name: &str, read: Read<'_>) -> Result<Converted, Str
                 trust_root: Some((root_name, json!({"sigstore": {"trustedRootJson": root}}))),
             })
         }
-        Requirement::NotationSigned { trust_policy, trust_stores } => {
+        Requirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
             let stores = trust_stores
                 .iter()
                 .map(|(store, files)| {
@@ -95,7 +95,11 @@ fn convert(r: &Requirement, name: &str, read: Read<'_>) -> Result<Converted, Str
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             let policy = material(trust_policy, "trust policy", read)?;
-            Ok(plain(vec![json!({"notation": {"trustPolicy": policy, "trustStores": stores}})]))
+            let mut notation = json!({"trustPolicy": policy, "trustStores": stores});
+            if let Some(c) = check_revocation {
+                notation["checkRevocation"] = json!({"timeoutSeconds": c.timeout_seconds});
+            }
+            Ok(plain(vec![json!({ "notation": notation })]))
         }
         other => Err(format!("{} has no CRD form in this release", other.type_name())),
     }

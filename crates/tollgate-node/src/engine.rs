@@ -280,8 +280,10 @@ impl Sources {
 
     /// What `needs` asks for: cosign signatures, and sigstore bundles and
     /// notation signatures attached as referrers.
-    async fn material(&self, reference: &Reference, digest: &Digest, needs: Needs) -> Signatures {
-        use tollgate_policy::evaluate::{BUNDLE_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, NOTATION_ENVELOPES};
+    async fn material(&self, reference: &Reference, digest: &Digest, needs: Needs, anchors: &[Vec<u8>]) -> Signatures {
+        use tollgate_policy::evaluate::{
+            BUNDLE_MEDIA_TYPE, CRL_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, NOTATION_ENVELOPES,
+        };
         let mut layers = Vec::new();
         if needs.cosign {
             match self.signatures(reference, digest).await {
@@ -299,7 +301,32 @@ impl Sources {
                 Err(e) => return Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
             }
         }
+        // CRLs are material only when fetched here, from what a trusted chain names.
+        layers.retain(|l| l.media_type != CRL_MEDIA_TYPE);
+        if let Some(timeout) = needs.revocation {
+            layers.extend(self.crls(&layers, anchors, timeout).await);
+        }
         Signatures::Found(layers)
+    }
+
+    /// The CRLs the trusted notation signing chains among `layers` name, fetched concurrently,
+    /// each within `timeout`; one that could not be fetched is a layer saying why.
+    async fn crls(&self, layers: &[SignatureLayer], anchors: &[Vec<u8>], timeout: Duration) -> Vec<SignatureLayer> {
+        use tollgate_policy::evaluate::{MAX_CRL_BYTES, crl_layer, crl_queries};
+        let mut fetches = tokio::task::JoinSet::new();
+        for (i, url) in crl_queries(layers, anchors).into_iter().enumerate() {
+            let client = self.client.clone();
+            fetches.spawn(async move {
+                let got = client.fetch_revocation(&url, timeout, MAX_CRL_BYTES as u64).await;
+                if let Err(e) = &got {
+                    tracing::warn!(url, reason = %e, "a CRL could not be fetched; the revocation status is unknown");
+                }
+                (i, crl_layer(&url, got.map_err(|e| e.to_string())))
+            });
+        }
+        let mut out: Vec<(usize, SignatureLayer)> = fetches.join_all().await;
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, l)| l).collect()
     }
 
     async fn signatures(&self, reference: &Reference, digest: &Digest) -> Signatures {
@@ -413,6 +440,10 @@ pub async fn gather(
     };
     let needs = policy.needs(&Subject::Docker(&reference));
     let (wants_signatures, wants_platforms) = (needs.signatures(), needs.platforms);
+    let anchors = match needs.revocation {
+        Some(_) => policy.notation_anchors(&Subject::Docker(&reference)),
+        None => Vec::new(),
+    };
     let client = &sources.client;
     let fetch = |t: &Reference| {
         let t = t.clone();
@@ -428,13 +459,16 @@ pub async fn gather(
         Some(_) if !wants_signatures => (None, no_signatures()),
         // The manifest and the signatures are fetched concurrently.
         Some(d) => {
-            let (m, s) = tokio::join!(fetch(&target), sources.material(&reference, d, needs));
+            let (m, s) = tokio::join!(fetch(&target), sources.material(&reference, d, needs, &anchors));
             (Some(m?), s)
         }
         None => {
             let m = fetch(&target).await?;
-            let s =
-                if wants_signatures { sources.material(&reference, &m.digest, needs).await } else { no_signatures() };
+            let s = if wants_signatures {
+                sources.material(&reference, &m.digest, needs, &anchors).await
+            } else {
+                no_signatures()
+            };
             (Some(m), s)
         }
     };

@@ -57,6 +57,9 @@ pub struct CertFacts {
     pub self_issued: bool,
     /// Its signature verifies with its own key.
     pub self_signed: bool,
+    /// It may sign CRLs: its key usage, if any, allows CRL signing, and a v3 certificate is a CA
+    /// (Go's `RevocationList.CheckSignatureFrom` requirements of an issuer).
+    pub can_sign_crls: bool,
 }
 
 /// The facts of one DER certificate.
@@ -69,6 +72,7 @@ pub fn facts(der: &[u8]) -> Result<CertFacts, CertFileError> {
     let key_usage = tbs.get_extension::<KeyUsage>().map_err(m)?;
     let v1 = tbs.version() == x509_cert::certificate::Version::V1;
     let can_sign_certs = v1 || (is_ca && key_usage.as_ref().is_none_or(|(_, k)| k.0.contains(KeyUsages::KeyCertSign)));
+    let can_sign_crls = (v1 || is_ca) && key_usage.as_ref().is_none_or(|(_, k)| k.0.contains(KeyUsages::CRLSign));
     let self_issued = tbs.issuer().to_der().map_err(m)? == tbs.subject().to_der().map_err(m)?;
     let spki = tbs.subject_public_key_info().to_der().map_err(m)?;
     let self_signed = signed_by(&cert, &spki).unwrap_or(false);
@@ -78,18 +82,25 @@ pub fn facts(der: &[u8]) -> Result<CertFacts, CertFileError> {
         can_sign_certs,
         self_issued,
         self_signed,
+        can_sign_crls,
     })
 }
 
 /// Whether `cert`'s signature verifies with the key `issuer_spki` (DER SubjectPublicKeyInfo). An error
 /// when the key or the signature algorithm is not one tollgate verifies.
 pub(crate) fn signed_by(cert: &Certificate, issuer_spki: &[u8]) -> Result<bool, String> {
-    let oid = cert.signature_algorithm().oid.to_string();
-    let hash = hash_of(&oid).ok_or_else(|| format!("signature algorithm {oid} is not supported"))?;
-    let key = PublicKey::from_spki_der(issuer_spki).map_err(|e| e.to_string())?;
     let message = cert.tbs_certificate().to_der().map_err(|e| e.to_string())?;
     let signature = cert.signature().as_bytes().unwrap_or_default();
-    Ok(key.verify_with_hash(&message, signature, hash).is_ok())
+    verify_signed(&cert.signature_algorithm().oid.to_string(), &message, signature, issuer_spki)
+}
+
+/// Whether `signature` (by the X.509 signature algorithm `oid`) over `message` verifies with the key
+/// `spki` (DER SubjectPublicKeyInfo): certificates and CRLs alike. An error when the key or the
+/// algorithm is not one tollgate verifies.
+pub(crate) fn verify_signed(oid: &str, message: &[u8], signature: &[u8], spki: &[u8]) -> Result<bool, String> {
+    let hash = hash_of(oid).ok_or_else(|| format!("signature algorithm {oid} is not supported"))?;
+    let key = PublicKey::from_spki_der(spki).map_err(|e| e.to_string())?;
+    Ok(key.verify_with_hash(message, signature, hash).is_ok())
 }
 
 /// The hash of a certificate signature algorithm tollgate verifies (RSA PKCS#1 v1.5, ECDSA, Ed25519).

@@ -24,7 +24,7 @@ pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
 /// One verification type that failed, and what the level did with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `integrity`, `authenticity`, `authenticTimestamp`, `expiry`.
+    /// `integrity`, `authenticity`, `authenticTimestamp`, `expiry`, `revocation`.
     pub kind: &'static str,
     /// Why.
     pub reason: String,
@@ -67,6 +67,9 @@ pub struct Inputs<'a> {
     /// `targetArtifact` must then equal it in media type and size too, not only in digest (as
     /// notation-go compares descriptors). `None` when only a digest is given (`verify-notation`).
     pub target: Option<Target<'a>>,
+    /// The CRLs fetched for the signing chain ([`crate::revocation::queries`]), when revocation is
+    /// checked online; `None` offline, and the outcome then says revocation was not checked.
+    pub revocation: Option<&'a crate::revocation::Fetched>,
 }
 
 /// The media type and size of the artifact a signature must be about.
@@ -514,8 +517,45 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             level.expiry,
         );
     }
-    if level.revocation != Action::Skip {
-        out.notes.push("revocation was not checked (offline; OCSP and CRL checks are not enabled)".into());
+    match inputs.revocation {
+        _ if level.revocation == Action::Skip => {}
+        None => out.notes.push("revocation was not checked (offline; OCSP and CRL checks are not enabled)".into()),
+        Some(fetched) => {
+            use crate::revocation::{Status, check_chain};
+            let authentic = (p.signer.scheme != "notary.x509").then_some(p.signer.signing_time);
+            match check_chain(&p.signer.chain, fetched, inputs.now, authentic) {
+                Status::Good => {
+                    out.notes.push("revocation checked: no certificate of the chain is revoked (CRL)".into())
+                }
+                Status::Revoked { subject, url } => fail(
+                    &mut out,
+                    "revocation",
+                    format!("certificate with subject {subject:?} is revoked (CRL {url})"),
+                    level.revocation,
+                ),
+                Status::Unknown { subject, reason } => fail(
+                    &mut out,
+                    "revocation",
+                    format!("certificate with subject {subject:?}: revocation status is unknown ({reason})"),
+                    level.revocation,
+                ),
+            }
+        }
     }
     out
+}
+
+/// The URLs to fetch to check the revocation of an envelope's signing chain: none unless the
+/// envelope's signature and chain verify and the chain holds one of `anchors` (the trust stores'
+/// certificates), so that an untrusted signature never makes the verifier fetch what it names.
+pub fn revocation_queries(envelope: &[u8], media_type: &str, anchors: &[Vec<u8>]) -> Vec<String> {
+    let parsed = match media_type {
+        MEDIA_TYPE => parse(envelope),
+        crate::cose::MEDIA_TYPE => crate::cose::parse(envelope),
+        _ => return Vec::new(),
+    };
+    match parsed {
+        Ok(p) if p.signer.chain.iter().any(|c| anchors.contains(c)) => crate::revocation::queries(&p.signer.chain),
+        _ => Vec::new(),
+    }
 }

@@ -10,7 +10,9 @@
 //! - [`jws`]: JWS and COSE envelopes verified as notation-go verifies them (integrity, authenticity,
 //!   signing time and RFC 3161 timestamp countersignatures, expiry), each failure enforced or logged
 //!   as the level says;
-//! - [`cose`] and [`cbor`]: COSE_Sign1 envelopes and the strict CBOR subset under them.
+//! - [`cose`] and [`cbor`]: COSE_Sign1 envelopes and the strict CBOR subset under them;
+//! - [`revocation`]: the signing chain's CRLs, when the caller fetched them (online checking is
+//!   opt-in; offline, the outcome says revocation was not checked).
 //!
 //! Fetching signatures as OCI referrers and the `notationSigned` requirement are in tollgate-registry
 //! and tollgate-policy.
@@ -21,5 +23,6 @@ pub mod certs;
 pub mod cose;
 pub mod identity;
 pub mod jws;
+pub mod revocation;
 pub mod trustpolicy;
 pub mod truststore;

@@ -181,6 +181,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
                 user_metadata: &[],
                 tsa: &[],
                 target: None,
+                revocation: None,
             },
         )
     };
@@ -243,6 +244,7 @@ fn jws_envelopes_verify_as_notation_go_does() {
             user_metadata: &[],
             tsa: &[],
             target: None,
+            revocation: None,
         };
         let o = jws::verify(&envelope(env), &inputs);
         assert!(!o.verified, "{env}: {o:?}");
@@ -288,6 +290,7 @@ fn user_metadata_is_required_as_notation_go_requires_it() {
             user_metadata: &meta,
             tsa: &[],
             target: None,
+            revocation: None,
         };
         jws::verify(&env, &inputs)
     };
@@ -349,6 +352,7 @@ fn timestamp_countersignatures_are_checked_as_notation_go_checks_them() {
             now,
             user_metadata: &[],
             target: None,
+            revocation: None,
         };
         let o = jws::verify(envelope, &inputs);
         assert!(!o.failures.iter().any(|f| f.kind == "integrity"), "{o:?}");

@@ -150,6 +150,9 @@ pub enum Requirement {
         /// The trust stores its statements name, `TYPE:NAME` (`ca:acme`,
         /// `signingAuthority:acme`, `tsa:acme`), each as certificate files.
         trust_stores: BTreeMap<String, Vec<KeySource>>,
+        /// Check the signing chain's CRLs online; `None` (the default) leaves revocation
+        /// unchecked, and every decision says so.
+        check_revocation: Option<CheckRevocation>,
     },
     /// Sigstore (cosign) signatures.
     SigstoreSigned {
@@ -184,6 +187,35 @@ pub struct BundleIdentity {
     pub san: String,
     /// The OIDC issuer, exactly.
     pub issuer: String,
+}
+
+/// Online revocation checking of a notation signing chain: each CRL its certificates name is
+/// fetched (plain HTTP or HTTPS, no credentials) within the timeout, and the trust policy's level
+/// decides what a revoked or unknown status does (`strict` enforces, `permissive` and `audit` log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CheckRevocation {
+    /// Seconds each fetch may take, 1 to 30 (default 5): a CRL that does not arrive in time
+    /// leaves the status unknown.
+    #[serde(default = "CheckRevocation::default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl CheckRevocation {
+    /// The default timeout per fetch, in seconds.
+    pub const DEFAULT_TIMEOUT_SECONDS: u64 = 5;
+    /// The longest timeout per fetch, in seconds.
+    pub const MAX_TIMEOUT_SECONDS: u64 = 30;
+
+    fn default_timeout() -> u64 {
+        Self::DEFAULT_TIMEOUT_SECONDS
+    }
+}
+
+impl Default for CheckRevocation {
+    fn default() -> Self {
+        CheckRevocation { timeout_seconds: Self::DEFAULT_TIMEOUT_SECONDS }
+    }
 }
 
 /// Whether denials block.
@@ -360,7 +392,7 @@ impl Policy {
                     source(trusted_root, f);
                     public_key.iter_mut().for_each(|k| source(k, f));
                 }
-                Requirement::NotationSigned { trust_policy, trust_stores } => {
+                Requirement::NotationSigned { trust_policy, trust_stores, .. } => {
                     source(trust_policy, f);
                     trust_stores.values_mut().flatten().for_each(|k| source(k, f));
                 }

@@ -67,6 +67,8 @@ pub enum Loaded {
         document: Box<tollgate_notation::trustpolicy::Document>,
         /// Each store (`TYPE:NAME`) and its certificates (DER), checked as notation checks them.
         stores: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+        /// Online revocation checking, with this timeout per fetch.
+        check_revocation: Option<std::time::Duration>,
     },
     /// `sigstoreSigned` with public keys.
     SigstoreKeys {
@@ -90,6 +92,9 @@ pub struct Needs {
     pub notation: bool,
     /// For an index, the signatures of each platform manifest.
     pub platforms: bool,
+    /// The CRLs of notation signing chains, each fetched within this timeout
+    /// ([`LoadedPolicy::notation_anchors`] says which chains may be checked).
+    pub revocation: Option<std::time::Duration>,
 }
 
 impl Needs {
@@ -155,7 +160,30 @@ impl LoadedPolicy {
             bundles: any(|l| matches!(l, Loaded::SigstoreBundle { .. })),
             notation: any(|l| matches!(l, Loaded::Notation { .. })),
             platforms: any(|l| matches!(l, Loaded::PerPlatform(_))),
+            revocation: loaded
+                .iter()
+                .filter_map(|l| match l {
+                    Loaded::Notation { check_revocation, .. } => *check_revocation,
+                    _ => None,
+                })
+                .max(),
         }
+    }
+
+    /// The certificates of the `ca:` and `signingAuthority:` stores of the `notationSigned`
+    /// requirements for `subject` that check revocation online: a signing chain's CRLs are fetched
+    /// only when the chain holds one of them, so an untrusted signature never makes a node fetch
+    /// the URLs it names.
+    pub fn notation_anchors(&self, subject: &Subject<'_>) -> Vec<Vec<u8>> {
+        let (matched, _) = scope::requirements_for(&self.policy, subject);
+        let mut out = Vec::new();
+        for l in self.loaded_for(subject.transport(), &matched) {
+            if let Loaded::Notation { stores, check_revocation: Some(_), .. } = l {
+                let trusted = stores.iter().filter(|(name, _)| !name.starts_with("tsa:"));
+                out.extend(trusted.flat_map(|(_, certs)| certs.iter().cloned()));
+            }
+        }
+        out
     }
 }
 
@@ -219,8 +247,8 @@ fn load_list(
                     };
                     Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone(), predicate_types }
                 }
-                Requirement::NotationSigned { trust_policy, trust_stores } => {
-                    load_notation(trust_policy, trust_stores, read).map_err(err)?
+                Requirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
+                    load_notation(trust_policy, trust_stores, *check_revocation, read).map_err(err)?
                 }
                 Requirement::PerPlatform(inner) => {
                     let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
@@ -273,6 +301,7 @@ fn load_list(
 fn load_notation(
     trust_policy: &KeySource,
     trust_stores: &std::collections::BTreeMap<String, Vec<KeySource>>,
+    check_revocation: Option<crate::containers::CheckRevocation>,
     read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Loaded, String> {
     use tollgate_notation::{trustpolicy, truststore};
@@ -314,7 +343,8 @@ fn load_notation(
             .collect::<Result<Vec<_>, String>>()?;
         stores.insert(name.clone(), truststore::load(kind, store, &entries).map_err(|e| e.to_string())?);
     }
-    Ok(Loaded::Notation { document: Box::new(document), stores })
+    let check_revocation = check_revocation.map(|c| std::time::Duration::from_secs(c.timeout_seconds));
+    Ok(Loaded::Notation { document: Box::new(document), stores, check_revocation })
 }
 
 fn certs(
@@ -649,8 +679,9 @@ fn evaluate_one(
             let trust = BundleTrust { root, key: key.as_ref(), identity: identity.as_ref(), predicate_types };
             return evaluate_bundles(name, &trust, image, signatures, now);
         }
-        Loaded::Notation { document, stores } => {
-            return evaluate_notation(name, document, stores, image, signatures, now);
+        Loaded::Notation { document, stores, check_revocation } => {
+            let online = check_revocation.is_some();
+            return evaluate_notation(name, document, stores, online, image, signatures, now);
         }
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
@@ -709,6 +740,59 @@ fn until_accepted(outcomes: impl Iterator<Item = SignatureOutcome>) -> Vec<Signa
 pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// The envelope media types of notation signature layers: JWS and COSE_Sign1.
 pub const NOTATION_ENVELOPES: [&str; 2] = ["application/jose+json", "application/cose"];
+
+/// The media type of a CRL fetched for a notation signing chain (RFC 5280's): material the caller
+/// adds with [`crl_layer`], never a layer a registry served (the caller drops those).
+pub const CRL_MEDIA_TYPE: &str = "application/pkix-crl";
+const CRL_URL: &str = "tollgate.dev/crl-url";
+const CRL_ERROR: &str = "tollgate.dev/crl-error";
+
+/// The material layer of the CRL fetched from `url`, or of why it could not be.
+pub fn crl_layer(url: &str, fetched: Result<Vec<u8>, String>) -> SignatureLayer {
+    let mut annotations = std::collections::BTreeMap::from([(CRL_URL.to_owned(), url.to_owned())]);
+    let payload = match fetched {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            annotations.insert(CRL_ERROR.to_owned(), why);
+            Vec::new()
+        }
+    };
+    SignatureLayer { media_type: CRL_MEDIA_TYPE.to_owned(), payload, annotations }
+}
+
+pub use tollgate_notation::revocation::MAX_CRL_BYTES;
+
+/// Most CRLs fetched for one decision.
+pub const MAX_CRLS: usize = 8;
+
+/// The CRL URLs to fetch for the notation envelopes among `layers`: those that the chains holding
+/// one of `anchors` ([`LoadedPolicy::notation_anchors`]) name, each once, at most [`MAX_CRLS`].
+pub fn crl_queries(layers: &[SignatureLayer], anchors: &[Vec<u8>]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for l in layers.iter().filter(|l| NOTATION_ENVELOPES.contains(&l.media_type.as_str())) {
+        for url in tollgate_notation::jws::revocation_queries(&l.payload, &l.media_type, anchors) {
+            if !urls.contains(&url) && urls.len() < MAX_CRLS {
+                urls.push(url);
+            }
+        }
+    }
+    urls
+}
+
+/// The CRLs among the material, by URL.
+fn fetched_crls(layers: &[SignatureLayer]) -> tollgate_notation::revocation::Fetched {
+    layers
+        .iter()
+        .filter(|l| l.media_type == CRL_MEDIA_TYPE)
+        .filter_map(|l| {
+            let url = l.annotations.get(CRL_URL)?.clone();
+            Some(match l.annotations.get(CRL_ERROR) {
+                Some(why) => (url, Err(why.clone())),
+                None => (url, Ok(l.payload.clone())),
+            })
+        })
+        .collect()
+}
 
 /// The media type of a sigstore bundle (the layer of a referrer artifact).
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -850,6 +934,7 @@ fn evaluate_notation(
     name: String,
     document: &tollgate_notation::trustpolicy::Document,
     stores: &std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+    online: bool,
     image: &Image<'_>,
     signatures: &Signatures,
     now: u64,
@@ -874,6 +959,7 @@ fn evaluate_notation(
         Err(o) => return o,
         Ok(l) => l,
     };
+    let crls = fetched_crls(layers);
     let of = |kind: &str| -> Vec<Vec<u8>> {
         statement
             .trust_stores
@@ -902,6 +988,7 @@ fn evaluate_notation(
         user_metadata: &[],
         tsa: &tsa,
         target: media_type.as_ref().map(|(t, size)| jws::Target { media_type: t, size: *size }),
+        revocation: online.then_some(&crls),
     };
     let sigs = until_accepted(
         layers.iter().enumerate().filter(|(_, l)| NOTATION_ENVELOPES.contains(&l.media_type.as_str())).map(

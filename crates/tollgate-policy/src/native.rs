@@ -154,6 +154,8 @@ enum NativeRequirement {
         trust_policy: Text,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         trust_stores: BTreeMap<String, Vec<Material>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check_revocation: Option<crate::containers::CheckRevocation>,
     },
 }
 
@@ -260,8 +262,22 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                             predicate_types: predicate_types.clone(),
                         }
                     }
-                    NativeRequirement::NotationSigned { trust_policy, trust_stores } => {
+                    NativeRequirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
                         let here = format!("{loc}[{i}]");
+                        use crate::containers::CheckRevocation as C;
+                        if let Some(c) = check_revocation
+                            && !(1..=C::MAX_TIMEOUT_SECONDS).contains(&c.timeout_seconds)
+                        {
+                            return Err(invalid(
+                                &here,
+                                format!(
+                                    "checkRevocation.timeoutSeconds is {}; give 1 to {} (default {})",
+                                    c.timeout_seconds,
+                                    C::MAX_TIMEOUT_SECONDS,
+                                    C::DEFAULT_TIMEOUT_SECONDS
+                                ),
+                            ));
+                        }
                         let trust_policy = match (&trust_policy.path, &trust_policy.inline) {
                             (Some(p), None) => KeySource::Path(p.clone()),
                             (None, Some(t)) => KeySource::Data(t.clone().into_bytes()),
@@ -282,7 +298,11 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                             let files = files.iter().map(source).collect::<Result<Vec<_>, _>>();
                             stores.insert(name.clone(), files.map_err(|e| invalid(&here, e))?);
                         }
-                        Requirement::NotationSigned { trust_policy, trust_stores: stores }
+                        Requirement::NotationSigned {
+                            trust_policy,
+                            trust_stores: stores,
+                            check_revocation: *check_revocation,
+                        }
                     }
                     NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
                         let builtin;
@@ -453,8 +473,9 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                         predicate_types: predicate_types.clone(),
                     })
                 }
-                Requirement::NotationSigned { trust_policy, trust_stores } => {
+                Requirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
                     out.push(NativeRequirement::NotationSigned {
+                        check_revocation: *check_revocation,
                         trust_policy: match trust_policy {
                             KeySource::Path(p) => Text { path: Some(p.clone()), inline: None },
                             KeySource::Data(d) => {

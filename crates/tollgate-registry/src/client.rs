@@ -859,6 +859,58 @@ fn mismatch(registry: &str, what: &str, expected: String, actual: Digest) -> Reg
     RegistryError::DigestMismatch { registry: registry.to_owned(), what: what.to_owned(), expected, actual }
 }
 
+impl Client {
+    /// Fetches what a certificate names for its revocation status (a CRL distribution point):
+    /// `http://` or `https://` only (HTTPS verified with the platform's roots and the configured
+    /// extra CAs), with no credentials and no cookies, at most `limit` bytes, within `timeout`.
+    /// The redirect rules are the registry client's.
+    pub async fn fetch_revocation(&self, url: &str, timeout: Duration, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let parsed = Url::parse(url).map_err(|e| FetchError(format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(FetchError(format!("{} URLs are not fetched (only http and https)", parsed.scheme())));
+        }
+        let http = self.http_for(url).map_err(|e| FetchError(e.to_string()))?;
+        let describe = |e: reqwest::Error| {
+            if e.is_timeout() {
+                return FetchError(format!("no answer within {} s", timeout.as_secs()));
+            }
+            match transport_error("", e) {
+                RegistryError::Tls { message, .. } => FetchError(format!("TLS failed: {message}")),
+                RegistryError::Unreachable { message, .. } => FetchError(message),
+                other => FetchError(other.to_string()),
+            }
+        };
+        let fetch = async {
+            let resp = http.get(parsed).send().await.map_err(describe)?;
+            if !resp.status().is_success() {
+                return Err(FetchError(format!("HTTP {}", resp.status().as_u16())));
+            }
+            let too_large = || FetchError(format!("larger than the {limit}-byte limit; refusing to read it"));
+            let mut resp = resp;
+            if resp.content_length().is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let mut buf = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+                if buf.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(buf)
+        };
+        // The whole exchange, body included, within the timeout.
+        tokio::time::timeout(timeout, fetch)
+            .await
+            .unwrap_or_else(|_| Err(FetchError(format!("no answer within {} s", timeout.as_secs()))))
+    }
+}
+
+/// Fetching a URL a certificate names failed: why, without the URL (the caller names it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
 /// The rustls error inside a transport failure, if TLS is what failed.
 /// hyper-util nests it in `io::Error`s, sometimes twice.
 fn tls_cause(e: &reqwest::Error) -> Option<String> {

@@ -16,6 +16,6 @@ pub mod layout;
 pub mod mirror;
 
 pub use client::{
-    Client, ClientConfig, MAX_MANIFEST_BYTES, MAX_REFERRERS, MAX_SIGNATURE_BYTES, MAX_SIGNATURES, Manifest,
+    Client, ClientConfig, FetchError, MAX_MANIFEST_BYTES, MAX_REFERRERS, MAX_SIGNATURE_BYTES, MAX_SIGNATURES, Manifest,
 };
 pub use error::{RegistryError, is_transient_status};

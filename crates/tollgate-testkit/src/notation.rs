@@ -17,6 +17,8 @@ pub const JWS: &str = "application/jose+json";
 /// A CA and a P-256 signing certificate issued by it.
 pub struct TestNotary {
     ca: rcgen::Certificate,
+    ca_params: rcgen::CertificateParams,
+    ca_key: rcgen::KeyPair,
     leaf: rcgen::Certificate,
     key: EcdsaKeyPair,
     rng: SystemRandom,
@@ -27,7 +29,49 @@ impl TestNotary {
     /// `CN=<signer>,O=tollgate,ST=WA,C=US` (for `x509.subject:` trusted identities,
     /// which notation requires to name at least C, ST and O).
     pub fn generate(ca_name: &str, signer: &str) -> TestNotary {
-        let (params, ca_key, ca) = crate::test_ca(ca_name);
+        let (ca_params, ca_key, ca) = crate::test_ca(ca_name);
+        Self::issue(ca, ca_params, ca_key, signer, None)
+    }
+
+    /// Another signing certificate from the same CA, with serial number `serial` and the CRL
+    /// distribution point `crl_url`.
+    pub fn revocable(&self, signer: &str, crl_url: &str, serial: u64) -> TestNotary {
+        let ca_key = rcgen::KeyPair::try_from(self.ca_key.serialize_der().as_slice()).expect("CA key");
+        Self::issue(self.ca.clone(), self.ca_params.clone(), ca_key, signer, Some((crl_url, serial)))
+    }
+
+    /// A DER CRL from the CA listing the serial numbers `revoked` (reason keyCompromise), valid
+    /// until `next_update` (Unix seconds).
+    pub fn crl(&self, revoked: &[u64], next_update: i64) -> Vec<u8> {
+        let at = |secs: i64| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: at(now - 3600),
+            next_update: at(next_update),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: at(now - 60),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        params.signed_by(&issuer).expect("CRL").der().to_vec()
+    }
+
+    fn issue(
+        ca: rcgen::Certificate,
+        params: rcgen::CertificateParams,
+        ca_key: rcgen::KeyPair,
+        signer: &str,
+        crl: Option<(&str, u64)>,
+    ) -> TestNotary {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("parse");
@@ -39,9 +83,13 @@ impl TestNotary {
         leaf.distinguished_name.push(rcgen::DnType::CountryName, "US");
         leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+        if let Some((url, serial)) = crl {
+            leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_owned()] }];
+            leaf.serial_number = Some(rcgen::SerialNumber::from(serial));
+        }
         let issuer = rcgen::Issuer::from_params(&params, &ca_key);
         let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
-        TestNotary { ca, leaf, key, rng }
+        TestNotary { ca, ca_params: params, ca_key, leaf, key, rng }
     }
 
     /// The CA certificate (PEM), for a `ca:` trust store.

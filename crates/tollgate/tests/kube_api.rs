@@ -247,7 +247,8 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
         "notary",
         serde_json::json!({"images": ["registry.example.com/signed"], "authorities": [{"notation": {
             "trustPolicy": r#"{"version":"1.0","trustPolicies":[]}"#,
-            "trustStores": [{"name": "ca:acme", "certificates": ["-----BEGIN CERTIFICATE-----"]}]}}]}),
+            "trustStores": [{"name": "ca:acme", "certificates": ["-----BEGIN CERTIFICATE-----"]}],
+            "checkRevocation": {"timeoutSeconds": 3}}}]}),
     );
     let (status, body) = create(api, &notation);
     assert_eq!(status, 201, "a notation authority is accepted: {body}");

@@ -29,6 +29,7 @@ pub fn run(a: &crate::cli::VerifyNotationArgs, fmt: Format) -> anyhow::Result<Ou
         user_metadata: &a.user_metadata,
         tsa: &tsa,
         target: None,
+        revocation: None,
     };
     let o = jws::verify(&envelope, &inputs);
     match fmt {

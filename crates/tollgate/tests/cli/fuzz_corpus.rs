@@ -312,13 +312,25 @@ fn kube_objects_corpus() {
     }
 }
 
-/// The notation seeds: certificate files read with a subject notation can match, and DNs parse.
+/// The notation seeds: certificate files read with a subject notation can match, DNs parse, and the
+/// CRL seed lists its certificate (revoked, but not for a signing authority's earlier signature).
 #[test]
 fn notation_trust_corpus() {
     use tollgate_notation::{certs, identity};
     for data in corpus("notation_trust") {
         let (which, rest) = data.split_first().unwrap();
-        match which % 4 {
+        match which % 5 {
+            4 => {
+                let split = |b: &[u8]| {
+                    let n = usize::from(u16::from_be_bytes([b[0], b[1]]));
+                    (b[2..2 + n].to_vec(), b[2 + n..].to_vec())
+                };
+                let (cert, rest) = split(rest);
+                let (issuer, crl) = split(&rest);
+                let listed = |t| tollgate_notation::revocation::listed(&cert, &issuer, &crl, 1_767_225_600, t);
+                assert_eq!(listed(None), Ok(true));
+                assert_eq!(listed(Some(1_767_225_000)), Ok(false));
+            }
             0 => {
                 let ders = certs::read_certificates(rest).unwrap();
                 assert!(ders.iter().all(|d| certs::facts(d).is_ok()));

@@ -864,6 +864,90 @@ pub(crate) fn attach_app_notation(s: &Setup, sign: impl Fn(&str, usize) -> Vec<u
     ));
 }
 
+/// With `checkRevocation`, the CRL that a trusted signing certificate names is fetched (here from
+/// the registry, as a blob) and decides: a listed serial is refused under `strict` and only logged
+/// under `permissive`, a CRL that cannot be fetched or has expired leaves the status unknown (refused
+/// under `strict`), and a chain from an untrusted CA never makes tollgate fetch what it names.
+#[test]
+fn notation_revocation_is_checked_online_against_the_crls_a_trusted_chain_names() {
+    use tollgate_testkit::notation::{TestNotary, trust_policy};
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
+    let identity = "x509.subject: CN=tollgate test signer, O=tollgate, ST=WA, C=US";
+    let offline = notation_policy(&s, &notary, identity);
+    let policy = s.dir.path().join("online.yaml");
+    let online = std::fs::read_to_string(&offline).unwrap() + "        checkRevocation: {timeoutSeconds: 2}\n";
+    std::fs::write(&policy, online).unwrap();
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
+    let serve = |crl: Vec<u8>| {
+        let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &crl)).unwrap();
+        format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path())
+    };
+    let (good, revoked, expired) =
+        (serve(notary.crl(&[], now + 3600)), serve(notary.crl(&[4242], now + 3600)), serve(notary.crl(&[], now - 5)));
+    let app = s.app();
+    let verify = |p: &std::path::Path| {
+        tollgate(&["verify", &app, "--policy", p.to_str().unwrap(), "--insecure-registry", &s.reg.addr])
+    };
+    let sign_with = |n: &TestNotary| attach_app_notation(&s, |t, size| n.jws(t, &s.digest, size, now - 60, None));
+    let signer = "tollgate test signer";
+
+    sign_with(&notary.revocable(signer, &good, 4242));
+    let r = verify(&policy);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("revocation checked: no certificate of the chain is revoked (CRL)"), "{}", r.stdout);
+    // Offline (no checkRevocation), nothing is fetched, and the decision says revocation was not checked.
+    let r = verify(&offline);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("revocation was not checked"), "{}", r.stdout);
+
+    sign_with(&notary.revocable(signer, &revoked, 4242));
+    assert_denied(
+        &verify(&policy),
+        1,
+        &format!(
+            "revocation: certificate with subject \"{}\" is revoked (CRL {revoked})",
+            "CN=tollgate test signer,O=tollgate,ST=WA,C=US"
+        ),
+    );
+    assert_eq!(verify(&offline).code, 0, "offline, a revoked certificate is not known to be revoked");
+
+    sign_with(&notary.revocable(signer, &expired, 4242));
+    assert_denied(&verify(&policy), 1, "revocation status is unknown (CRL http://");
+    assert_denied(&verify(&policy), 1, "the CRL expired at");
+
+    let closed = Stub::start(vec![Reply::Status(503)]);
+    let down = format!("http://{}/ca.crl", closed.addr);
+    sign_with(&notary.revocable(signer, &down, 4242));
+    assert_denied(&verify(&policy), 1, &format!("revocation status is unknown (CRL {down}: HTTP 503)"));
+
+    // A CRL server that never answers: unknown once the timeout (2 s here) has passed.
+    let hung = Stub::start(vec![Reply::Hang]);
+    let slow = format!("http://{}/ca.crl", hung.addr);
+    sign_with(&notary.revocable(signer, &slow, 4242));
+    assert_denied(&verify(&policy), 1, &format!("revocation status is unknown (CRL {slow}: no answer within 2 s)"));
+
+    // permissive logs what strict enforces.
+    std::fs::write(
+        s.dir.path().join("trustpolicy.json"),
+        trust_policy(&s.repository(), "permissive", "acme", identity),
+    )
+    .unwrap();
+    sign_with(&notary.revocable(signer, &revoked, 4242));
+    let r = verify(&policy);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("revocation (logged): certificate with subject"), "{}", r.stdout);
+
+    // A chain the trust stores do not hold: its CRL distribution point is never asked.
+    let watched = Stub::start(vec![Reply::Status(404)]);
+    let stranger =
+        TestNotary::generate("another CA", signer).revocable(signer, &format!("http://{}/x.crl", watched.addr), 1);
+    sign_with(&stranger);
+    assert_denied(&verify(&policy), 1, "no certificate of the signature's chain is in the trust policy's trust stores");
+    assert_eq!(watched.requests(), 0, "an untrusted chain's CRL URL was fetched");
+    assert!(closed.requests() > 0, "the stub that answered 503 was never asked: the test proves nothing");
+}
+
 /// Notary Project signatures are found as referrers (the fallback tag of a registry without the
 /// referrers API) and decided under notation's own trust policy: another CA, another digest, another
 /// media type, an expired signature and an untrusted identity are each refused with their reason; the
@@ -967,6 +1051,14 @@ fn a_notation_requirement_that_cannot_load_is_refused_by_policy_check() {
     let r = check();
     let e = r.one_line_error(2);
     assert!(e.contains("names the trust store \"ca:acme\", which trustStores does not give"), "{e}");
+    std::fs::write(&policy, text.clone() + "        checkRevocation: {timeoutSeconds: 0}\n").unwrap();
+    let r = check();
+    let e = r.one_line_error(2);
+    assert!(e.contains("checkRevocation.timeoutSeconds is 0; give 1 to 30 (default 5)"), "{e}");
+    std::fs::write(&policy, text.clone() + "        checkRevocation: {timeout: 5}\n").unwrap();
+    let r = check();
+    let e = r.one_line_error(2);
+    assert!(e.contains("unknown field `timeout`"), "{e}");
     std::fs::write(&policy, text).unwrap();
     std::fs::write(s.dir.path().join("notary-ca.pem"), "not a certificate").unwrap();
     let r = check();
@@ -987,7 +1079,7 @@ fn a_notation_authority_compiles_and_decides() {
     let q = |t: &str| serde_json::to_string(t).unwrap();
     let object = |store: &str| {
         format!(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: notary}}\nspec:\n  images: [{reg}/team]\n  authorities:\n    - notation:\n        trustPolicy: {policy}\n        trustStores:\n          - name: {store}\n            certificates: [{ca}]\n",
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: notary}}\nspec:\n  images: [{reg}/team]\n  authorities:\n    - notation:\n        trustPolicy: {policy}\n        trustStores:\n          - name: {store}\n            certificates: [{ca}]\n        checkRevocation: {{timeoutSeconds: 3}}\n",
             reg = s.reg.addr,
             policy =
                 q(&trust_policy(&s.repository(), "strict", "acme", "x509.subject: CN=signer, O=tollgate, ST=WA, C=US")),
@@ -1000,6 +1092,8 @@ fn a_notation_authority_compiles_and_decides() {
     let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let policy = out.join("policy.yaml");
+    let compiled = std::fs::read_to_string(&policy).unwrap();
+    assert!(compiled.contains("checkRevocation:\n") && compiled.contains("timeoutSeconds: 3"), "{compiled}");
     let verify =
         || tollgate(&["verify", &s.app(), "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
     assert_denied(&verify(), 1, "a notation signature was required, but none is attached");
