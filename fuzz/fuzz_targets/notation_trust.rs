@@ -1,7 +1,7 @@
 //! What notation's trust material reads: certificate files (PEM or DER, one or several), the facts a
 //! trust store checks about each certificate, `x509.subject` distinguished names, and trust policy
 //! documents with the statement lookup, and JWS and COSE signature envelopes (and the CBOR under
-//! COSE), and CRLs. The first byte picks the parser.
+//! COSE), and CRLs and OCSP responses. The first byte picks the parser.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tollgate_notation::{certs, identity, jws, trustpolicy};
@@ -30,11 +30,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         4 => {
-            // A CRL for a certificate and its issuer: u16 length-prefixed certificate and issuer, then the CRL.
+            // A CRL or an OCSP response for a certificate and its issuer: u16 length-prefixed
+            // certificate and issuer, then the CRL or the response.
             let Some((cert, rest)) = split(rest) else { return };
             let Some((issuer, crl)) = split(rest) else { return };
             let _ = tollgate_notation::revocation::listed(cert, issuer, crl, 1_767_225_600, Some(1_767_225_000));
             let _ = tollgate_notation::revocation::queries(&[cert.to_vec(), issuer.to_vec()]);
+            let _ = tollgate_notation::ocsp::answer(cert, issuer, crl, 1_767_225_600, Some(1_767_225_000));
         }
         3 => {
             let policy = r#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],

@@ -282,7 +282,7 @@ impl Sources {
     /// notation signatures attached as referrers.
     async fn material(&self, reference: &Reference, digest: &Digest, needs: Needs, anchors: &[Vec<u8>]) -> Signatures {
         use tollgate_policy::evaluate::{
-            BUNDLE_MEDIA_TYPE, CRL_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, NOTATION_ENVELOPES,
+            BUNDLE_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, NOTATION_ENVELOPES, REVOCATION_MEDIA_TYPES,
         };
         let mut layers = Vec::new();
         if needs.cosign {
@@ -301,27 +301,36 @@ impl Sources {
                 Err(e) => return Signatures::Unavailable { transient: e.is_transient(), reason: e.to_string() },
             }
         }
-        // CRLs are material only when fetched here, from what a trusted chain names.
-        layers.retain(|l| l.media_type != CRL_MEDIA_TYPE);
+        // Revocation material counts only when fetched here, from what a trusted chain names.
+        layers.retain(|l| !REVOCATION_MEDIA_TYPES.contains(&l.media_type.as_str()));
         if let Some(timeout) = needs.revocation {
-            layers.extend(self.crls(&layers, anchors, timeout).await);
+            layers.extend(self.revocation(&layers, anchors, timeout).await);
         }
         Signatures::Found(layers)
     }
 
-    /// The CRLs the trusted notation signing chains among `layers` name, fetched concurrently,
-    /// each within `timeout`; one that could not be fetched is a layer saying why.
-    async fn crls(&self, layers: &[SignatureLayer], anchors: &[Vec<u8>], timeout: Duration) -> Vec<SignatureLayer> {
-        use tollgate_policy::evaluate::{MAX_CRL_BYTES, crl_layer, crl_queries};
+    /// The OCSP answers and CRLs the trusted notation signing chains among `layers` name, fetched
+    /// concurrently, each within `timeout`; one that could not be fetched is a layer saying why.
+    async fn revocation(
+        &self,
+        layers: &[SignatureLayer],
+        anchors: &[Vec<u8>],
+        timeout: Duration,
+    ) -> Vec<SignatureLayer> {
+        use tollgate_policy::evaluate::{Query, revocation_layer, revocation_queries};
         let mut fetches = tokio::task::JoinSet::new();
-        for (i, url) in crl_queries(layers, anchors).into_iter().enumerate() {
+        for (i, query) in revocation_queries(layers, anchors).into_iter().enumerate() {
             let client = self.client.clone();
             fetches.spawn(async move {
-                let got = client.fetch_revocation(&url, timeout, MAX_CRL_BYTES as u64).await;
+                let body = match &query {
+                    Query::Ocsp { request, .. } => Some(("application/ocsp-request", request.clone())),
+                    Query::Crl(_) => None,
+                };
+                let got = client.fetch_revocation(query.url(), body, timeout, query.limit() as u64).await;
                 if let Err(e) = &got {
-                    tracing::warn!(url, reason = %e, "a CRL could not be fetched; the revocation status is unknown");
+                    tracing::warn!(url = query.url(), reason = %e, "revocation material could not be fetched; the status is unknown");
                 }
-                (i, crl_layer(&url, got.map_err(|e| e.to_string())))
+                (i, revocation_layer(&query, got.map_err(|e| e.to_string())))
             });
         }
         let mut out: Vec<(usize, SignatureLayer)> = fetches.join_all().await;

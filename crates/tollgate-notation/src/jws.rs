@@ -524,13 +524,11 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
             use crate::revocation::{Status, check_chain};
             let authentic = (p.signer.scheme != "notary.x509").then_some(p.signer.signing_time);
             match check_chain(&p.signer.chain, fetched, inputs.now, authentic) {
-                Status::Good => {
-                    out.notes.push("revocation checked: no certificate of the chain is revoked (CRL)".into())
-                }
-                Status::Revoked { subject, url } => fail(
+                Status::Good => out.notes.push("revocation checked: no certificate of the chain is revoked".into()),
+                Status::Revoked { subject, source } => fail(
                     &mut out,
                     "revocation",
-                    format!("certificate with subject {subject:?} is revoked (CRL {url})"),
+                    format!("certificate with subject {subject:?} is revoked ({source})"),
                     level.revocation,
                 ),
                 Status::Unknown { subject, reason } => fail(
@@ -545,10 +543,10 @@ pub fn verify(envelope: &[u8], inputs: &Inputs<'_>) -> Outcome {
     out
 }
 
-/// The URLs to fetch to check the revocation of an envelope's signing chain: none unless the
+/// What to fetch to check the revocation of an envelope's signing chain: nothing unless the
 /// envelope's signature and chain verify and the chain holds one of `anchors` (the trust stores'
 /// certificates), so that an untrusted signature never makes the verifier fetch what it names.
-pub fn revocation_queries(envelope: &[u8], media_type: &str, anchors: &[Vec<u8>]) -> Vec<String> {
+pub fn revocation_queries(envelope: &[u8], media_type: &str, anchors: &[Vec<u8>]) -> Vec<crate::revocation::Query> {
     let parsed = match media_type {
         MEDIA_TYPE => parse(envelope),
         crate::cose::MEDIA_TYPE => crate::cose::parse(envelope),

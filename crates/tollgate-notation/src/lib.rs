@@ -11,8 +11,8 @@
 //!   signing time and RFC 3161 timestamp countersignatures, expiry), each failure enforced or logged
 //!   as the level says;
 //! - [`cose`] and [`cbor`]: COSE_Sign1 envelopes and the strict CBOR subset under them;
-//! - [`revocation`]: the signing chain's CRLs, when the caller fetched them (online checking is
-//!   opt-in; offline, the outcome says revocation was not checked).
+//! - [`revocation`] and [`ocsp`]: the signing chain's OCSP answers and CRLs, when the caller
+//!   fetched them (online checking is opt-in; offline, the outcome says revocation was not checked).
 //!
 //! Fetching signatures as OCI referrers and the `notationSigned` requirement are in tollgate-registry
 //! and tollgate-policy.
@@ -23,6 +23,7 @@ pub mod certs;
 pub mod cose;
 pub mod identity;
 pub mod jws;
+pub mod ocsp;
 pub mod revocation;
 pub mod trustpolicy;
 pub mod truststore;

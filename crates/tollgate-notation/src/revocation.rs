@@ -1,24 +1,28 @@
-//! Certificate revocation, checked as notation-core-go's `revocation` package checks a signing chain
-//! with CRLs: every certificate but the root, by each CRL distribution point its certificate names.
-//! Pure: [`queries`] says what to fetch, the caller fetches it (with a timeout, capped at
-//! [`MAX_CRL_BYTES`]), and [`check_chain`] decides over what was fetched at a given time.
+//! Certificate revocation, checked as notation-core-go's `revocation` package checks a signing chain:
+//! every certificate but the root, by OCSP when it names a responder, else (or when OCSP cannot say)
+//! by each CRL distribution point it names. Pure: [`queries`] says what to fetch, the caller fetches
+//! it (with a timeout, capped at [`Query::limit`]), and [`check_chain`] decides over what was
+//! fetched at a given time.
 //!
-//! What notation-core-go does and this does too: the CRL must verify with the issuing certificate's
-//! key, that certificate may sign CRLs, `nextUpdate` is required and must not have passed, a critical
-//! extension other than the issuing distribution point is refused, a serial listed with reason
-//! `certificateHold` is revoked and one listed with `removeFromCRL` is not, and for a signing
-//! authority an `invalidityDate` after the authentic signing time leaves the signature good. Every
-//! distribution point of a certificate must answer. A certificate that names no distribution point
-//! cannot be revoked. Not done: OCSP (a certificate that names only an OCSP responder is "unknown"),
-//! delta CRLs (refused: notation-core-go fetches them), and the timestamping chain.
+//! What notation-core-go does and this does too: OCSP is asked over plain HTTP only; a responder
+//! that answers "good" or "revoked" decides, one that does not know the certificate ends the OCSP
+//! attempt, and then the CRLs decide if the certificate names any. A CRL must verify with the
+//! issuing certificate's key, that certificate may sign CRLs, `nextUpdate` is required and must not
+//! have passed, a critical extension other than the issuing distribution point is refused, a serial
+//! listed with reason `certificateHold` is revoked and one listed with `removeFromCRL` is not, and
+//! for a signing authority an `invalidityDate` after the authentic signing time leaves the signature
+//! good (in OCSP responses too). Every distribution point of a certificate must answer. A
+//! certificate that names neither cannot be revoked. Not done: delta CRLs (refused: notation-core-go
+//! fetches them), and the timestamping chain.
 
 use der::{Decode as _, Encode as _};
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
+use x509_cert::ext::pkix::CrlDistributionPoints;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
 
 use crate::certs;
+use crate::ocsp::{self, Answer};
 
 /// Largest CRL read (notation-core-go reads at most 10 MiB... a CA's CRL is rarely over a few MiB).
 pub const MAX_CRL_BYTES: usize = 10 << 20;
@@ -28,12 +32,53 @@ const DELTA_CRL_INDICATOR: &str = "2.5.29.27";
 const FRESHEST_CRL: &str = "2.5.29.46";
 const REASON_CODE: &str = "2.5.29.21";
 const INVALIDITY_DATE: &str = "2.5.29.24";
-const OCSP: &str = "1.3.6.1.5.5.7.48.1";
 const CERTIFICATE_HOLD: u8 = 6;
 const REMOVE_FROM_CRL: u8 = 8;
 
-/// What was fetched, by URL: the response's bytes, or why there are none.
+/// What was fetched, by [`Query::key`]: the response's bytes, or why there are none.
 pub type Fetched = std::collections::BTreeMap<String, Result<Vec<u8>, String>>;
+
+/// One thing to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// GET this CRL distribution point.
+    Crl(String),
+    /// POST `request` (`application/ocsp-request`) to the responder `url`.
+    Ocsp {
+        /// The responder.
+        url: String,
+        /// The DER OCSP request.
+        request: Vec<u8>,
+    },
+}
+
+impl Query {
+    /// The key of its answer in [`Fetched`].
+    pub fn key(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            Query::Crl(url) => url.clone(),
+            Query::Ocsp { url, request } => {
+                format!("ocsp {url} {}", base64::engine::general_purpose::STANDARD.encode(request))
+            }
+        }
+    }
+
+    /// The URL it is fetched from.
+    pub fn url(&self) -> &str {
+        match self {
+            Query::Crl(url) | Query::Ocsp { url, .. } => url,
+        }
+    }
+
+    /// The most bytes its answer may have.
+    pub fn limit(&self) -> usize {
+        match self {
+            Query::Crl(_) => MAX_CRL_BYTES,
+            Query::Ocsp { .. } => ocsp::MAX_RESPONSE_BYTES,
+        }
+    }
+}
 
 /// The revocation status of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +89,8 @@ pub enum Status {
     Revoked {
         /// Its subject.
         subject: String,
-        /// Where that was said.
-        url: String,
+        /// Who said so: `CRL URL` or `OCSP URL`.
+        source: String,
     },
     /// The status of a certificate could not be learnt.
     Unknown {
@@ -74,23 +119,58 @@ pub fn crl_urls(der: &[u8]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn has_ocsp(cert: &Certificate) -> bool {
-    let aia = cert.tbs_certificate().get_extension::<AuthorityInfoAccessSyntax>().ok().flatten();
-    aia.is_some_and(|(_, a)| a.0.iter().any(|d| d.access_method.to_string() == OCSP))
-}
-
-/// The URLs to fetch for a chain (leaf first): the CRL distribution points of every certificate but
-/// the last, each once.
-pub fn queries(chain: &[Vec<u8>]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for der in chain.iter().take(chain.len().saturating_sub(1)) {
-        for url in crl_urls(der).unwrap_or_default() {
-            if !out.contains(&url) {
-                out.push(url);
+/// What to fetch for a chain (leaf first): for every certificate but the last, a request to each
+/// plain-HTTP OCSP responder it names and each CRL distribution point it names, each once.
+pub fn queries(chain: &[Vec<u8>]) -> Vec<Query> {
+    let mut out: Vec<Query> = Vec::new();
+    for (der, issuer) in chain.iter().zip(chain.iter().skip(1)) {
+        let mut add = |q: Query| {
+            if !out.contains(&q) {
+                out.push(q);
             }
+        };
+        let responders = ocsp::responders(der).unwrap_or_default();
+        if let Ok(request) = ocsp::request(der, issuer) {
+            for url in responders.into_iter().filter(|u| u.starts_with("http://")) {
+                add(Query::Ocsp { url, request: request.clone() });
+            }
+        }
+        for url in crl_urls(der).unwrap_or_default() {
+            add(Query::Crl(url));
         }
     }
     out
+}
+
+/// What the responders of one certificate say, as notation-core-go asks them: in order, the first
+/// that answers decides; `Err` with the last reason when none could.
+fn ocsp_status(
+    der: &[u8],
+    issuer: &[u8],
+    responders: &[String],
+    fetched: &Fetched,
+    now: i64,
+    signing_time: Option<i64>,
+) -> Result<(Answer, String), String> {
+    let mut last = String::new();
+    for url in responders {
+        if !url.starts_with("http://") {
+            last = format!("OCSP {url}: only plain-HTTP responders are asked (as notation)");
+            continue;
+        }
+        let said = ocsp::request(der, issuer).and_then(|request| {
+            match fetched.get(&Query::Ocsp { url: url.clone(), request }.key()) {
+                None => Err("it was not fetched".to_owned()),
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok(response)) => ocsp::answer(der, issuer, response, now, signing_time),
+            }
+        });
+        match said {
+            Ok(answer) => return Ok((answer, url.clone())),
+            Err(e) => last = format!("OCSP {url}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 /// Whether the DER `crl` lists the DER certificate `cert`, issued by `issuer`, as revoked at `now`
@@ -206,6 +286,7 @@ pub fn check_chain(chain: &[Vec<u8>], fetched: &Fetched, now: i64, signing_time:
             Ok(p) => p,
             Err(e) => return Status::Unknown { subject: subject(der), reason: e.to_string() },
         };
+        let responders = ocsp::responders(der).unwrap_or_default();
         let urls = match crl_urls(der) {
             Ok(u) => u,
             Err(e) => {
@@ -213,12 +294,27 @@ pub fn check_chain(chain: &[Vec<u8>], fetched: &Fetched, now: i64, signing_time:
                 continue;
             }
         };
+        // OCSP first; what it cannot say falls back to the CRLs.
+        let mut ocsp_said = None;
+        if !responders.is_empty() {
+            match ocsp_status(der, issuer_der, &responders, fetched, now, signing_time) {
+                Ok((Answer::Good, _)) => continue,
+                Ok((Answer::Revoked, url)) => {
+                    return Status::Revoked { subject: subject(der), source: format!("OCSP {url}") };
+                }
+                Ok((Answer::Unknown, url)) => {
+                    ocsp_said = Some(format!("OCSP {url}: the responder does not know the certificate"));
+                }
+                Err(reason) => ocsp_said = Some(reason),
+            }
+        }
+        let after_ocsp = |reason: String| match &ocsp_said {
+            Some(o) => format!("{o}; {reason}"),
+            None => reason,
+        };
         if urls.is_empty() {
-            if has_ocsp(&cert) {
-                unknown.get_or_insert(Status::Unknown {
-                    subject: subject(der),
-                    reason: "it names only an OCSP responder, and OCSP is not supported (only CRLs)".into(),
-                });
+            if let Some(reason) = ocsp_said.clone() {
+                unknown.get_or_insert(Status::Unknown { subject: subject(der), reason });
             }
             continue;
         }
@@ -226,7 +322,7 @@ pub fn check_chain(chain: &[Vec<u8>], fetched: &Fetched, now: i64, signing_time:
         {
             unknown.get_or_insert(Status::Unknown {
                 subject: subject(der),
-                reason: "it names a delta CRL (freshestCRL), and delta CRLs are not supported".into(),
+                reason: after_ocsp("it names a delta CRL (freshestCRL), and delta CRLs are not supported".into()),
             });
             continue;
         }
@@ -237,12 +333,12 @@ pub fn check_chain(chain: &[Vec<u8>], fetched: &Fetched, now: i64, signing_time:
                 Some(Ok(crl)) => crl_says_revoked(&cert, &issuer, crl, now, signing_time),
             };
             match said {
-                Ok(true) => return Status::Revoked { subject: subject(der), url },
+                Ok(true) => return Status::Revoked { subject: subject(der), source: format!("CRL {url}") },
                 Ok(false) => {}
                 Err(reason) => {
                     unknown.get_or_insert(Status::Unknown {
                         subject: subject(der),
-                        reason: format!("CRL {url}: {reason}"),
+                        reason: after_ocsp(format!("CRL {url}: {reason}")),
                     });
                     break;
                 }
@@ -335,7 +431,7 @@ mod tests {
         let list = crl(&root, vec![entry(7, NOW - 60, None, None)], NOW + 3600);
         assert_eq!(
             check_chain(&chain, &fetched(URL, Ok(list)), NOW, None),
-            Status::Revoked { subject: "CN=signer".into(), url: URL.into() }
+            Status::Revoked { subject: "CN=signer".into(), source: format!("CRL {URL}") }
         );
     }
 
@@ -402,7 +498,7 @@ mod tests {
         );
         f.insert(second.into(), Ok(good));
         assert_eq!(check_chain(&chain, &f, NOW, None), Status::Good);
-        assert_eq!(queries(&chain), vec![URL.to_owned(), second.to_owned()]);
+        assert_eq!(queries(&chain), vec![Query::Crl(URL.to_owned()), Query::Crl(second.to_owned())]);
     }
 
     #[test]
@@ -418,12 +514,12 @@ mod tests {
         let intermediate = Ca { params, key, der };
         let leaf_url = "http://127.0.0.1:9/intermediate.crl";
         let chain = vec![leaf(&intermediate, 7, &[leaf_url]), intermediate.der.clone(), root.der.clone()];
-        assert_eq!(queries(&chain), vec![leaf_url.to_owned(), URL.to_owned()]);
+        assert_eq!(queries(&chain), vec![Query::Crl(leaf_url.to_owned()), Query::Crl(URL.to_owned())]);
         let mut f = fetched(URL, Ok(crl(&root, vec![entry(3, NOW - 60, None, None)], NOW + 3600)));
         f.insert(leaf_url.into(), Ok(crl(&intermediate, Vec::new(), NOW + 3600)));
         assert_eq!(
             check_chain(&chain, &f, NOW, None),
-            Status::Revoked { subject: "CN=intermediate".into(), url: URL.into() }
+            Status::Revoked { subject: "CN=intermediate".into(), source: format!("CRL {URL}") }
         );
     }
 

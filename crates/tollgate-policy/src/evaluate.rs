@@ -741,54 +741,60 @@ pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature"
 /// The envelope media types of notation signature layers: JWS and COSE_Sign1.
 pub const NOTATION_ENVELOPES: [&str; 2] = ["application/jose+json", "application/cose"];
 
-/// The media type of a CRL fetched for a notation signing chain (RFC 5280's): material the caller
-/// adds with [`crl_layer`], never a layer a registry served (the caller drops those).
-pub const CRL_MEDIA_TYPE: &str = "application/pkix-crl";
-const CRL_URL: &str = "tollgate.dev/crl-url";
-const CRL_ERROR: &str = "tollgate.dev/crl-error";
+/// The media types of what is fetched for a notation signing chain's revocation status (a CRL,
+/// RFC 5280's; an OCSP response, RFC 6960's): material the caller adds with [`revocation_layer`],
+/// never a layer a registry served (the caller drops those).
+pub const REVOCATION_MEDIA_TYPES: [&str; 2] = ["application/pkix-crl", "application/ocsp-response"];
+const REVOCATION_KEY: &str = "tollgate.dev/revocation-query";
+const REVOCATION_ERROR: &str = "tollgate.dev/revocation-error";
 
-/// The material layer of the CRL fetched from `url`, or of why it could not be.
-pub fn crl_layer(url: &str, fetched: Result<Vec<u8>, String>) -> SignatureLayer {
-    let mut annotations = std::collections::BTreeMap::from([(CRL_URL.to_owned(), url.to_owned())]);
+/// The material layer of what `query` fetched, or of why it could not be.
+pub fn revocation_layer(query: &Query, fetched: Result<Vec<u8>, String>) -> SignatureLayer {
+    let media_type = match query {
+        Query::Crl(_) => REVOCATION_MEDIA_TYPES[0],
+        Query::Ocsp { .. } => REVOCATION_MEDIA_TYPES[1],
+    };
+    let mut annotations = std::collections::BTreeMap::from([(REVOCATION_KEY.to_owned(), query.key())]);
     let payload = match fetched {
         Ok(bytes) => bytes,
         Err(why) => {
-            annotations.insert(CRL_ERROR.to_owned(), why);
+            annotations.insert(REVOCATION_ERROR.to_owned(), why);
             Vec::new()
         }
     };
-    SignatureLayer { media_type: CRL_MEDIA_TYPE.to_owned(), payload, annotations }
+    SignatureLayer { media_type: media_type.to_owned(), payload, annotations }
 }
 
-pub use tollgate_notation::revocation::MAX_CRL_BYTES;
+pub use tollgate_notation::revocation::Query;
 
-/// Most CRLs fetched for one decision.
-pub const MAX_CRLS: usize = 8;
+/// Most revocation fetches (CRLs and OCSP requests) for one decision.
+pub const MAX_REVOCATION_QUERIES: usize = 8;
 
-/// The CRL URLs to fetch for the notation envelopes among `layers`: those that the chains holding
-/// one of `anchors` ([`LoadedPolicy::notation_anchors`]) name, each once, at most [`MAX_CRLS`].
-pub fn crl_queries(layers: &[SignatureLayer], anchors: &[Vec<u8>]) -> Vec<String> {
-    let mut urls: Vec<String> = Vec::new();
+/// What to fetch for the revocation status of the notation envelopes among `layers`: what the
+/// chains holding one of `anchors` ([`LoadedPolicy::notation_anchors`]) name, each once, at most
+/// [`MAX_REVOCATION_QUERIES`].
+pub fn revocation_queries(layers: &[SignatureLayer], anchors: &[Vec<u8>]) -> Vec<Query> {
+    let mut out: Vec<Query> = Vec::new();
     for l in layers.iter().filter(|l| NOTATION_ENVELOPES.contains(&l.media_type.as_str())) {
-        for url in tollgate_notation::jws::revocation_queries(&l.payload, &l.media_type, anchors) {
-            if !urls.contains(&url) && urls.len() < MAX_CRLS {
-                urls.push(url);
+        for q in tollgate_notation::jws::revocation_queries(&l.payload, &l.media_type, anchors) {
+            if !out.contains(&q) && out.len() < MAX_REVOCATION_QUERIES {
+                out.push(q);
             }
         }
     }
-    urls
+    out
 }
 
-/// The CRLs among the material, by URL.
-fn fetched_crls(layers: &[SignatureLayer]) -> tollgate_notation::revocation::Fetched {
+/// The revocation material among the layers, by query key.
+fn fetched_revocation(layers: &[SignatureLayer]) -> tollgate_notation::revocation::Fetched {
     layers
         .iter()
-        .filter(|l| l.media_type == CRL_MEDIA_TYPE)
+        .filter(|l| REVOCATION_MEDIA_TYPES.contains(&l.media_type.as_str()))
         .filter_map(|l| {
-            let url = l.annotations.get(CRL_URL)?.clone();
-            Some(match l.annotations.get(CRL_ERROR) {
-                Some(why) => (url, Err(why.clone())),
-                None => (url, Ok(l.payload.clone())),
+            let key = l.annotations.get(REVOCATION_KEY)?.clone();
+            Some(match l.annotations.get(REVOCATION_ERROR) {
+                Some(why) => (key, Err(why.clone())),
+                None => (key, Ok(l.payload.clone())),
             })
         })
         .collect()
@@ -959,7 +965,7 @@ fn evaluate_notation(
         Err(o) => return o,
         Ok(l) => l,
     };
-    let crls = fetched_crls(layers);
+    let crls = fetched_revocation(layers);
     let of = |kind: &str| -> Vec<Vec<u8>> {
         statement
             .trust_stores

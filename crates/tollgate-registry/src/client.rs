@@ -860,11 +860,18 @@ fn mismatch(registry: &str, what: &str, expected: String, actual: Digest) -> Reg
 }
 
 impl Client {
-    /// Fetches what a certificate names for its revocation status (a CRL distribution point):
-    /// `http://` or `https://` only (HTTPS verified with the platform's roots and the configured
-    /// extra CAs), with no credentials and no cookies, at most `limit` bytes, within `timeout`.
-    /// The redirect rules are the registry client's.
-    pub async fn fetch_revocation(&self, url: &str, timeout: Duration, limit: u64) -> Result<Vec<u8>, FetchError> {
+    /// Fetches what a certificate names for its revocation status: a CRL distribution point (GET),
+    /// or an OCSP responder (POST of `body`, with its content type). `http://` or `https://` only
+    /// (HTTPS verified with the platform's roots and the configured extra CAs), with no credentials
+    /// and no cookies, at most `limit` bytes, within `timeout`. The redirect rules are the registry
+    /// client's.
+    pub async fn fetch_revocation(
+        &self,
+        url: &str,
+        body: Option<(&str, Vec<u8>)>,
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<Vec<u8>, FetchError> {
         let parsed = Url::parse(url).map_err(|e| FetchError(format!("not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(FetchError(format!("{} URLs are not fetched (only http and https)", parsed.scheme())));
@@ -881,7 +888,11 @@ impl Client {
             }
         };
         let fetch = async {
-            let resp = http.get(parsed).send().await.map_err(describe)?;
+            let request = match body {
+                Some((content_type, bytes)) => http.post(parsed).header(CONTENT_TYPE, content_type).body(bytes),
+                None => http.get(parsed),
+            };
+            let resp = request.send().await.map_err(describe)?;
             if !resp.status().is_success() {
                 return Err(FetchError(format!("HTTP {}", resp.status().as_u16())));
             }

@@ -14,6 +14,25 @@ pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// The media type of a JWS envelope.
 pub const JWS: &str = "application/jose+json";
 
+/// Where a signing certificate's revocation status is published.
+struct Revocation<'a> {
+    crl: Option<&'a str>,
+    ocsp: Option<&'a str>,
+    serial: u64,
+}
+
+/// An Authority Information Access extension naming one OCSP responder (rcgen has no field for it).
+fn authority_info_access(url: &str) -> rcgen::CustomExtension {
+    let tlv = |tag: u8, content: &[u8]| {
+        assert!(content.len() < 128, "short-form lengths only");
+        [&[tag, content.len() as u8][..], content].concat()
+    };
+    // id-ad-ocsp 1.3.6.1.5.5.7.48.1, then [6] IA5String URI.
+    let oid = tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01]);
+    let description = tlv(0x30, &[oid, tlv(0x86, url.as_bytes())].concat());
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &description))
+}
+
 /// A CA and a P-256 signing certificate issued by it.
 pub struct TestNotary {
     ca: rcgen::Certificate,
@@ -36,8 +55,65 @@ impl TestNotary {
     /// Another signing certificate from the same CA, with serial number `serial` and the CRL
     /// distribution point `crl_url`.
     pub fn revocable(&self, signer: &str, crl_url: &str, serial: u64) -> TestNotary {
+        self.reissue(signer, Revocation { crl: Some(crl_url), ocsp: None, serial })
+    }
+
+    /// Another signing certificate from the same CA, with serial number `serial`, naming the OCSP
+    /// responder `ocsp_url` (Authority Information Access) and, when given, the CRL distribution
+    /// point `crl_url`.
+    pub fn with_ocsp(&self, signer: &str, ocsp_url: &str, crl_url: Option<&str>, serial: u64) -> TestNotary {
+        self.reissue(signer, Revocation { crl: crl_url, ocsp: Some(ocsp_url), serial })
+    }
+
+    fn reissue(&self, signer: &str, revocation: Revocation<'_>) -> TestNotary {
         let ca_key = rcgen::KeyPair::try_from(self.ca_key.serialize_der().as_slice()).expect("CA key");
-        Self::issue(self.ca.clone(), self.ca_params.clone(), ca_key, signer, Some((crl_url, serial)))
+        Self::issue(self.ca.clone(), self.ca_params.clone(), ca_key, signer, Some(revocation))
+    }
+
+    /// The signing certificate (PEM).
+    pub fn leaf_pem(&self) -> String {
+        self.leaf.pem()
+    }
+
+    /// An OCSP response made by `openssl ocsp`, the reference responder, for the signing
+    /// certificate: its request from `openssl ocsp -reqout` (SHA-1 CertID, no nonce), answered from
+    /// an index that lists the certificate as `status` (`V` valid, `R` revoked, or `None`: not
+    /// listed, so "unknown"), signed by the CA, valid for a day. Files go to `dir`. Returns the
+    /// request and the response, DER.
+    #[allow(clippy::disallowed_methods)]
+    pub fn openssl_ocsp(&self, dir: &std::path::Path, status: Option<char>) -> (Vec<u8>, Vec<u8>) {
+        use std::process::Command;
+        let f = |n: &str| dir.join(n).to_str().expect("utf-8 path").to_owned();
+        std::fs::write(f("ocsp-ca.pem"), self.ca.pem()).expect("ca");
+        std::fs::write(f("ocsp-ca.key"), self.ca_key.serialize_pem()).expect("key");
+        std::fs::write(f("ocsp-leaf.pem"), self.leaf.pem()).expect("leaf");
+        let leaf = <x509_cert::Certificate as der::Decode>::from_der(self.leaf.der()).expect("leaf");
+        let serial: String =
+            leaf.tbs_certificate().serial_number().as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+        let index = match status {
+            Some('R') => format!("R\t491231235959Z\t250101000000Z\t{serial}\tunknown\t/CN=x\n"),
+            Some(c) => format!("{c}\t491231235959Z\t\t{serial}\tunknown\t/CN=x\n"),
+            None => String::new(),
+        };
+        std::fs::write(f("ocsp-index.txt"), index).expect("index");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).output().expect("openssl (Debian package openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (ca, key, leaf, index, req, resp) = (
+            f("ocsp-ca.pem"),
+            f("ocsp-ca.key"),
+            f("ocsp-leaf.pem"),
+            f("ocsp-index.txt"),
+            f("ocsp-req.der"),
+            f("ocsp-resp.der"),
+        );
+        run(&["ocsp", "-issuer", &ca, "-cert", &leaf, "-no_nonce", "-reqout", &req]);
+        run(&[
+            "ocsp", "-index", &index, "-reqin", &req, "-rsigner", &ca, "-rkey", &key, "-CA", &ca, "-ndays", "1",
+            "-respout", &resp,
+        ]);
+        (std::fs::read(&req).expect("request"), std::fs::read(&resp).expect("response"))
     }
 
     /// A DER CRL from the CA listing the serial numbers `revoked` (reason keyCompromise), valid
@@ -70,7 +146,7 @@ impl TestNotary {
         params: rcgen::CertificateParams,
         ca_key: rcgen::KeyPair,
         signer: &str,
-        crl: Option<(&str, u64)>,
+        revocation: Option<Revocation<'_>>,
     ) -> TestNotary {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate");
@@ -83,9 +159,14 @@ impl TestNotary {
         leaf.distinguished_name.push(rcgen::DnType::CountryName, "US");
         leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
-        if let Some((url, serial)) = crl {
-            leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_owned()] }];
-            leaf.serial_number = Some(rcgen::SerialNumber::from(serial));
+        if let Some(r) = revocation {
+            if let Some(url) = r.crl {
+                leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_owned()] }];
+            }
+            if let Some(url) = r.ocsp {
+                leaf.custom_extensions = vec![authority_info_access(url)];
+            }
+            leaf.serial_number = Some(rcgen::SerialNumber::from(r.serial));
         }
         let issuer = rcgen::Issuer::from_params(&params, &ca_key);
         let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");

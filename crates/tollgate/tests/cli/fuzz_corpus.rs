@@ -313,7 +313,8 @@ fn kube_objects_corpus() {
 }
 
 /// The notation seeds: certificate files read with a subject notation can match, DNs parse, and the
-/// CRL seed lists its certificate (revoked, but not for a signing authority's earlier signature).
+/// CRL seed lists its certificate (revoked, but not for a signing authority's earlier signature), and
+/// the OCSP seed (made by openssl) says its certificate is revoked.
 #[test]
 fn notation_trust_corpus() {
     use tollgate_notation::{certs, identity};
@@ -327,9 +328,15 @@ fn notation_trust_corpus() {
                 };
                 let (cert, rest) = split(rest);
                 let (issuer, crl) = split(&rest);
-                let listed = |t| tollgate_notation::revocation::listed(&cert, &issuer, &crl, 1_767_225_600, t);
+                // An OCSP response (from openssl) that says revoked, or a CRL that lists the certificate.
+                let (now, signed) = (1_767_225_600, Some(1_767_225_000));
+                if let Ok(answer) = tollgate_notation::ocsp::answer(&cert, &issuer, &crl, now, signed) {
+                    assert_eq!(answer, tollgate_notation::ocsp::Answer::Revoked);
+                    continue;
+                }
+                let listed = |t| tollgate_notation::revocation::listed(&cert, &issuer, &crl, now, t);
                 assert_eq!(listed(None), Ok(true));
-                assert_eq!(listed(Some(1_767_225_000)), Ok(false));
+                assert_eq!(listed(signed), Ok(false));
             }
             0 => {
                 let ders = certs::read_certificates(rest).unwrap();

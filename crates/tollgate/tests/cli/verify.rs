@@ -875,9 +875,7 @@ fn notation_revocation_is_checked_online_against_the_crls_a_trusted_chain_names(
     let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
     let identity = "x509.subject: CN=tollgate test signer, O=tollgate, ST=WA, C=US";
     let offline = notation_policy(&s, &notary, identity);
-    let policy = s.dir.path().join("online.yaml");
-    let online = std::fs::read_to_string(&offline).unwrap() + "        checkRevocation: {timeoutSeconds: 2}\n";
-    std::fs::write(&policy, online).unwrap();
+    let policy = online_policy(&s, &offline);
     let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
     let serve = |crl: Vec<u8>| {
         let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &crl)).unwrap();
@@ -895,7 +893,7 @@ fn notation_revocation_is_checked_online_against_the_crls_a_trusted_chain_names(
     sign_with(&notary.revocable(signer, &good, 4242));
     let r = verify(&policy);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("revocation checked: no certificate of the chain is revoked (CRL)"), "{}", r.stdout);
+    assert!(r.stdout.contains("revocation checked: no certificate of the chain is revoked"), "{}", r.stdout);
     // Offline (no checkRevocation), nothing is fetched, and the decision says revocation was not checked.
     let r = verify(&offline);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -946,6 +944,92 @@ fn notation_revocation_is_checked_online_against_the_crls_a_trusted_chain_names(
     assert_denied(&verify(&policy), 1, "no certificate of the signature's chain is in the trust policy's trust stores");
     assert_eq!(watched.requests(), 0, "an untrusted chain's CRL URL was fetched");
     assert!(closed.requests() > 0, "the stub that answered 503 was never asked: the test proves nothing");
+}
+
+/// Whether the `openssl` command (the reference OCSP responder) is here; under `CI=true` its absence
+/// fails the test that needs it.
+fn openssl_available() -> bool {
+    let found = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    assert!(found || std::env::var("CI").as_deref() != Ok("true"), "CI needs openssl (Debian package openssl)");
+    if !found {
+        eprintln!("SKIPPED: openssl is not installed");
+    }
+    found
+}
+
+/// The policy of [`notation_policy`] with online revocation checks (2 s per fetch).
+fn online_policy(s: &Setup, offline: &std::path::Path) -> PathBuf {
+    let policy = s.dir.path().join("online.yaml");
+    let online = std::fs::read_to_string(offline).unwrap() + "        checkRevocation: {timeoutSeconds: 2}\n";
+    std::fs::write(&policy, online).unwrap();
+    policy
+}
+
+/// OCSP: a trusted signing certificate that names a responder is decided by its answer, made here by
+/// `openssl ocsp` (the reference responder) and served on 127.0.0.1. tollgate's request is the one
+/// openssl makes, byte for byte, POSTed; "good" allows, "revoked" refuses naming the responder, and a
+/// responder that does not know the certificate leaves the status unknown unless the certificate
+/// names a CRL, which then decides (as notation-core-go falls back).
+#[test]
+fn notation_revocation_asks_the_ocsp_responder_a_trusted_chain_names() {
+    use tollgate_notation::certs::read_certificates;
+    use tollgate_testkit::notation::TestNotary;
+    if !openssl_available() {
+        return;
+    }
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
+    let identity = "x509.subject: CN=tollgate test signer, O=tollgate, ST=WA, C=US";
+    let policy = online_policy(&s, &notation_policy(&s, &notary, identity));
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
+    let app = s.app();
+    let verify =
+        || tollgate(&["verify", &app, "--policy", policy.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    let sign_with = |n: &TestNotary| attach_app_notation(&s, |t, size| n.jws(t, &s.digest, size, now - 60, None));
+    let signer = "tollgate test signer";
+    // An OCSP answer is about an issuer and a serial: made for a stand-in certificate with serial 4242,
+    // it answers for the one that then names the responder serving it.
+    let responder = |status: Option<char>| {
+        let stand_in = notary.with_ocsp(signer, "http://127.0.0.1:9/", None, 4242);
+        let (request, response) = stand_in.openssl_ocsp(s.dir.path(), status);
+        (Stub::start(vec![Reply::Body(response)]), request)
+    };
+    let der = |pem: String| read_certificates(pem.as_bytes()).unwrap().remove(0);
+
+    let (good, openssl_request) = responder(Some('V'));
+    let leaf = notary.with_ocsp(signer, &format!("http://{}/", good.addr), None, 4242);
+    let ours = tollgate_notation::ocsp::request(&der(leaf.leaf_pem()), &der(notary.ca_pem())).unwrap();
+    assert_eq!(ours, openssl_request, "tollgate's OCSP request differs from openssl's");
+    sign_with(&leaf);
+    let r = verify();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("revocation checked: no certificate of the chain is revoked"), "{}", r.stdout);
+    let head = good.heads().first().cloned().unwrap_or_default();
+    assert!(head.starts_with("POST / "), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/ocsp-request"), "{head}");
+
+    let (revoked, _) = responder(Some('R'));
+    sign_with(&notary.with_ocsp(signer, &format!("http://{}/", revoked.addr), None, 4242));
+    assert_denied(&verify(), 1, &format!("is revoked (OCSP http://{}/)", revoked.addr));
+
+    let (unknown, _) = responder(None);
+    let unknown_url = format!("http://{}/", unknown.addr);
+    sign_with(&notary.with_ocsp(signer, &unknown_url, None, 4242));
+    assert_denied(
+        &verify(),
+        1,
+        &format!("revocation status is unknown (OCSP {unknown_url}: the responder does not know the certificate)"),
+    );
+    let crl = |list: Vec<u8>| {
+        let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &list)).unwrap();
+        format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path())
+    };
+    let listed = crl(notary.crl(&[4242], now + 3600));
+    sign_with(&notary.with_ocsp(signer, &unknown_url, Some(&listed), 4242));
+    assert_denied(&verify(), 1, &format!("is revoked (CRL {listed})"));
+    let clean = crl(notary.crl(&[], now + 3600));
+    sign_with(&notary.with_ocsp(signer, &unknown_url, Some(&clean), 4242));
+    assert_eq!(verify().code, 0, "an unknown OCSP answer falls back to a CRL that does not list the certificate");
 }
 
 /// Notary Project signatures are found as referrers (the fallback tag of a registry without the
