@@ -1,6 +1,7 @@
-//! `../shared/conformance/notation`'s trust-store, identity and certificate-file cases (cases.tsv
-//! S01–S08, I01–I02, X01), run against this crate. The verify, timestamp and encoding cases need
-//! envelopes, which are not in this release.
+//! `../shared/conformance/notation`'s cases (cases.tsv), run against this crate: trust stores,
+//! identities, certificate files and chains, trust policies, JWS and COSE envelopes at their levels,
+//! plugins (refused), user metadata, timestamp countersignatures, and the encoding references read
+//! back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -451,4 +452,90 @@ fn certificate_chains_validate_as_notation_core_go_does() {
     assert!(jws::verify_chain(&[root.clone(), inter.clone(), leaf.clone()]).is_err(), "X02: reversed");
     assert!(jws::verify_chain(&[leaf, root, inter]).is_err(), "X02: out of order");
     assert_eq!(jws::verify_chain(&[read("openssl-minimum-self-signed.pem")]), Ok(()), "X03");
+}
+
+/// E01–E02: notation-core-go's byte-exact encoding references, read back. tollgate does not sign, so
+/// the encoder half does not apply; the decoder half does: the JWS reference's protected header and
+/// payload, and the COSE_Sign1 reference message (through the strict CBOR decoder), read to exactly
+/// the values the reference was made from. The signatures come from a runtime key, so neither
+/// verifies offline, as upstream says.
+#[test]
+fn encoding_references_read_back_as_notation_core_go_wrote_them() {
+    use base64::Engine as _;
+    use tollgate_notation::cbor::{Value, decode};
+    if !present() {
+        return;
+    }
+    let core = data().join("notation-core-go/signature");
+    // E01: JWS.
+    let jws: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(core.join("jws/testdata/conformance.json")).unwrap()).unwrap();
+    let b64 = |k: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jws[k].as_str().unwrap()).unwrap();
+    let protected: serde_json::Value = serde_json::from_slice(&b64("protected")).unwrap();
+    assert_eq!(protected["alg"], "ES256");
+    assert_eq!(protected["cty"], tollgate_notation::jws::PAYLOAD_TYPE);
+    assert_eq!(protected["io.cncf.notary.signingScheme"], "notary.x509");
+    assert_eq!(protected["io.cncf.notary.signingTime"], "2022-08-29T13:50:00Z");
+    assert_eq!(protected["io.cncf.notary.expiry"], "2099-08-30T13:50:00Z");
+    assert_eq!(
+        protected["crit"],
+        serde_json::json!(["io.cncf.notary.signingScheme", "signedCritKey1", "io.cncf.notary.expiry"])
+    );
+    assert_eq!(b64("payload"), br#"{"key":"hello JWS"}"#);
+    assert_eq!(jws["header"]["io.cncf.notary.signingAgent"], "NotationConformanceTest/1.0.0");
+    assert_eq!(b64("signature").len(), 64, "an ES256 signature is r||s, 64 bytes");
+
+    // E02: COSE_Sign1.
+    let cose: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(core.join("cose/testdata/conformance.json")).unwrap()).unwrap();
+    let hex = |p: &str| {
+        let s = cose.pointer(p).and_then(serde_json::Value::as_str).unwrap();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()
+    };
+    let Value::Tag(18, message) = decode(&hex("/expectedOutput/cborHex")).unwrap() else { panic!("not COSE_Sign1") };
+    let Value::Array(parts) = *message else { panic!("COSE_Sign1 is not an array") };
+    let [Value::Bytes(protected), unprotected, Value::Bytes(payload), Value::Bytes(signature)] = &parts[..] else {
+        panic!("COSE_Sign1 is not [protected, unprotected, payload, signature]: {parts:?}")
+    };
+    assert_eq!(protected, &hex("/protectedHeaders/cborHex"));
+    assert_eq!(unprotected, &decode(&hex("/unprotectedHeaders/cborHex")).unwrap());
+    assert_eq!(payload, &hex("/payload"));
+    assert_eq!(payload, b"hello COSE");
+    assert_eq!(signature.len(), 384, "a PS384 signature of a 3072-bit key");
+    let headers = decode(protected).unwrap();
+    let text = |s: &str| Value::Text(s.to_owned());
+    assert_eq!(headers.get(&Value::Int(1)), Some(&Value::Int(-38)), "PS384");
+    assert_eq!(headers.get(&Value::Int(3)), Some(&text(tollgate_notation::jws::PAYLOAD_TYPE)));
+    assert_eq!(headers.get(&text("io.cncf.notary.signingScheme")), Some(&text("notary.x509")));
+    let time = |k: &str| Some(Value::Tag(1, Box::new(Value::Int(i128::from(cose[k].as_i64().unwrap())))));
+    assert_eq!(headers.get(&text("io.cncf.notary.signingTime")).cloned(), time("signingTime"));
+    assert_eq!(headers.get(&text("io.cncf.notary.expiry")).cloned(), time("expiry"));
+    assert_eq!(unprotected.get(&text("io.cncf.notary.signingAgent")), Some(&text("NotationConformanceTest/1.0.0")));
+
+    // As envelopes, both are refused for the critical header tollgate does not know.
+    use tollgate_notation::{cose, jws, trustpolicy};
+    let doc = trustpolicy::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],
+            "signatureVerification":{"level":"strict"},"trustStores":["ca:s"],"trustedIdentities":["*"]}]}"#,
+    )
+    .unwrap();
+    let inputs = jws::Inputs {
+        media_type: jws::MEDIA_TYPE,
+        digest: "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+        policy: &doc.trust_policies[0],
+        ca: &[],
+        signing_authority: &[],
+        now: 1_767_225_600,
+        user_metadata: &[],
+        tsa: &[],
+        target: None,
+        revocation: None,
+    };
+    let jws_envelope = std::fs::read(core.join("jws/testdata/conformance.json")).unwrap();
+    let cose_envelope = hex("/expectedOutput/cborHex");
+    for (envelope, media_type) in [(&jws_envelope, jws::MEDIA_TYPE), (&cose_envelope, cose::MEDIA_TYPE)] {
+        let o = jws::verify(envelope, &jws::Inputs { media_type, ..inputs });
+        assert!(!o.verified, "{media_type}");
+        assert!(o.failures[0].reason.contains("crit lists \"signedCritKey1\""), "{media_type}: {:?}", o.failures);
+    }
 }

@@ -1032,6 +1032,40 @@ fn notation_revocation_asks_the_ocsp_responder_a_trusted_chain_names() {
     assert_eq!(verify().code, 0, "an unknown OCSP answer falls back to a CRL that does not list the certificate");
 }
 
+/// `notationSigned` combines with `sigstoreSigned` like any two requirements of a scope: each must
+/// hold. A notation signature alone, or a cosign signature alone, is refused naming the one missing;
+/// both together allow, and the decision shows both.
+#[test]
+fn a_notation_requirement_combines_with_a_sigstore_requirement() {
+    use tollgate_testkit::notation::TestNotary;
+    let s = Setup::new();
+    let notary = TestNotary::generate("tollgate test notary CA", "tollgate test signer");
+    let notation_only = notation_policy(&s, &notary, "*");
+    let both = s.dir.path().join("both.yaml");
+    let text = std::fs::read_to_string(&notation_only)
+        .unwrap()
+        .replace("kind: ImagePolicy\n", "kind: ImagePolicy\ntrust:\n  team: {publicKeys: [{path: trusted.pub}]}\n")
+        + "      - type: sigstoreSigned\n        trust: team\n        signedIdentity: {type: matchRepository}\n";
+    std::fs::write(&both, text).unwrap();
+    let app = s.app();
+    let verify = || tollgate(&["verify", &app, "--policy", both.to_str().unwrap(), "--insecure-registry", &s.reg.addr]);
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap() - 60;
+    attach_app_notation(&s, |t, n| notary.jws(t, &s.digest, n, now, None));
+    let r = verify();
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ok   notationSigned"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL sigstoreSigned"), "{}", r.stdout);
+    s.attach(&[Attached::cosign(&s.key, &s.repository(), &s.digest)]);
+    let r = verify();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("ok   notationSigned") && r.stdout.contains("ok   sigstoreSigned"), "{}", r.stdout);
+    // The cosign signature alone does not do.
+    attach_app_notation(&s, |t, n| notary.jws(t, &Digest::sha256_of(b"another image"), n, now, None));
+    let r = verify();
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("FAIL notationSigned") && r.stdout.contains("ok   sigstoreSigned"), "{}", r.stdout);
+}
+
 /// Notary Project signatures are found as referrers (the fallback tag of a registry without the
 /// referrers API) and decided under notation's own trust policy: another CA, another digest, another
 /// media type, an expired signature and an untrusted identity are each refused with their reason; the
