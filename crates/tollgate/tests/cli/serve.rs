@@ -694,6 +694,28 @@ fn the_daemon_verifies_notation_signatures() {
     assert_eq!((cose.allowed, cose.outcome), (true, Outcome::Allowed), "{}", cose.reason);
 }
 
+/// The daemon checks notation revocation online as `tollgate verify` does: a signing certificate
+/// its CRL lists (served by the registry) is refused with the CRL named, and the audit line says so.
+#[test]
+fn the_daemon_checks_notation_revocation_online() {
+    use crate::verify::{attach_app_notation, notation_policy, online_policy};
+    let s = Setup::new();
+    let notary = tollgate_testkit::notation::TestNotary::generate("tollgate test notary CA", "signer");
+    let policy = online_policy(&s, &notation_policy(&s, &notary, "x509.subject: CN=signer, O=tollgate, ST=WA, C=US"));
+    let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
+    let d = Daemon::start(&cfg);
+    let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
+    let crl = notary.crl(&[4242], now + 3600);
+    let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &crl)).unwrap();
+    let listed = format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path());
+    let leaf = notary.revocable("signer", &listed, 4242);
+    attach_app_notation(&s, |t, n| leaf.jws(t, &s.digest, n, now - 60, None));
+    let r = d.verify(&s.app(), &s.digest.to_string());
+    assert_eq!((r.allowed, r.outcome), (false, Outcome::Denied), "{}", r.reason);
+    assert!(r.reason.contains(&format!("is revoked (CRL {listed})")), "{}", r.reason);
+    assert_eq!(d.audit_lines().last().unwrap()["decision"], "denied");
+}
+
 /// A volume laid out as kubelet mounts a ConfigMap: the data in a versioned directory, `..data`
 /// pointing at it, and each key a link through `..data`. `swap` moves `..data` to a new version
 /// atomically (a rename over the link), as kubelet does.

@@ -958,7 +958,7 @@ fn openssl_available() -> bool {
 }
 
 /// The policy of [`notation_policy`] with online revocation checks (2 s per fetch).
-fn online_policy(s: &Setup, offline: &std::path::Path) -> PathBuf {
+pub(crate) fn online_policy(s: &Setup, offline: &std::path::Path) -> PathBuf {
     let policy = s.dir.path().join("online.yaml");
     let online = std::fs::read_to_string(offline).unwrap() + "        checkRevocation: {timeoutSeconds: 2}\n";
     std::fs::write(&policy, online).unwrap();
