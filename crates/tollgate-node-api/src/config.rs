@@ -78,6 +78,9 @@ pub struct NriConfig {
     pub plugin_name: String,
     /// Two digits ordering tollgate among NRI plugins.
     pub plugin_index: String,
+    /// Serve the plugin's own `/metrics` (registrations, reconnects, verdicts) on this loopback
+    /// TCP address; port 0 picks one, which the log names.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 impl Default for NriConfig {
@@ -86,6 +89,7 @@ impl Default for NriConfig {
             socket: PathBuf::from("/var/run/nri/nri.sock"),
             plugin_name: "tollgate".into(),
             plugin_index: "10".into(),
+            metrics_address: None,
         }
     }
 }
@@ -221,6 +225,13 @@ impl NodeConfig {
                 "metricsAddress {a} is not a loopback address; metrics name images, so expose them through a proxy you control"
             ));
         }
+        if let Some(a) = self.nri.metrics_address
+            && !a.ip().is_loopback()
+        {
+            return Err(format!(
+                "nri.metricsAddress {a} is not a loopback address; expose the plugin's metrics through a proxy you control"
+            ));
+        }
         Ok(())
     }
 }
@@ -264,8 +275,11 @@ mod tests {
             "cache: {maxEntries: 0}",
             "nri: {pluginName: \"toll gate\"}",
             "nri: {pluginIndex: \"7\"}",
+            "nri: {metricsAddress: \"0.0.0.0:9465\"}",
         ] {
             assert!(NodeConfig::parse(bad.as_bytes(), "c").is_err(), "{bad} accepted");
         }
+        let c = NodeConfig::parse(b"nri: {metricsAddress: \"127.0.0.1:9465\"}\n", "c").unwrap();
+        assert_eq!(c.nri.metrics_address.map(|a| a.port()), Some(9465));
     }
 }

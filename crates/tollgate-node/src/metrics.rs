@@ -134,6 +134,100 @@ impl Metrics {
     }
 }
 
+/// What the NRI plugin (`tollgate nri`) counts, as it serves it on `nri.metricsAddress`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginCounts {
+    /// Connections that registered with the runtime (more than one: it reconnected).
+    pub registrations: u64,
+    /// Registered connections that ended.
+    pub disconnects: u64,
+    /// Connection attempts that ended before registering.
+    pub failed_connects: u64,
+    /// Allow verdicts answered (`CreateContainer` and `ValidateContainerAdjustment`).
+    pub allowed: u64,
+    /// Refusals answered.
+    pub refused: u64,
+}
+
+/// Labels of a container verdict.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
+}
+
+/// The NRI plugin's metrics, OpenMetrics text: `tollgate_nri_registrations_total`,
+/// `tollgate_nri_disconnects_total`, `tollgate_nri_connect_failures_total`, `tollgate_nri_connected` (1
+/// while a registered connection is
+/// up) and `tollgate_nri_verdicts_total{verdict}` (one per `CreateContainer` or
+/// `ValidateContainerAdjustment` answered).
+pub fn encode_plugin(c: PluginCounts) -> String {
+    use prometheus_client::metrics::counter::ConstCounter;
+    let mut registry = Registry::with_prefix("tollgate_nri");
+    registry.register(
+        "registrations",
+        "Connections that registered with the runtime",
+        ConstCounter::new(c.registrations),
+    );
+    registry.register(
+        "disconnects",
+        "Registered connections to the runtime that ended",
+        ConstCounter::new(c.disconnects),
+    );
+    registry.register(
+        "connect_failures",
+        "Connection attempts that ended before registering",
+        ConstCounter::new(c.failed_connects),
+    );
+    let connected = Gauge::<i64>::default();
+    connected.set(i64::from(c.registrations > c.disconnects));
+    registry.register("connected", "1 while registered with the runtime", connected);
+    let verdicts = Family::<VerdictLabels, Counter>::default();
+    verdicts.get_or_create(&VerdictLabels { verdict: "allowed" }).inc_by(c.allowed);
+    verdicts.get_or_create(&VerdictLabels { verdict: "refused" }).inc_by(c.refused);
+    registry.register("verdicts", "Verdicts answered to the runtime (create and validation), by verdict", verdicts);
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// Serves `GET /metrics` with what `render` returns on `listener` (loopback), until the process
+/// ends; anything else is 404.
+pub async fn serve(listener: tokio::net::TcpListener, render: std::sync::Arc<dyn Fn() -> String + Send + Sync>) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response, StatusCode};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let render = render.clone();
+                async move {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    if req.method() == hyper::Method::GET && req.uri().path() == "/metrics" {
+                        *r.body_mut() = Full::new(Bytes::from(render()));
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
+                        );
+                    } else {
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -70,8 +70,10 @@ pub trait Decide: Send + Sync + 'static {
 pub struct Stats {
     /// Connections that registered with the runtime.
     pub registrations: AtomicU64,
-    /// Connections that ended, with the reason logged.
+    /// Registered connections that ended, with the reason logged.
     pub disconnects: AtomicU64,
+    /// Connection attempts that ended before registering (the runtime not up yet, say).
+    pub failed_connects: AtomicU64,
     /// Containers allowed.
     pub allowed: AtomicU64,
     /// Containers refused.
@@ -414,14 +416,16 @@ pub async fn run<D: Decide>(settings: Settings, decider: Arc<D>, stats: Arc<Stat
             r = serve_connection(&settings, decider.clone(), stats.clone()) => r,
             () = &mut stop => return,
         };
-        stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        let registered = stats.registrations.load(Ordering::Relaxed) > before;
+        let ends = if registered { &stats.disconnects } else { &stats.failed_connects };
+        ends.fetch_add(1, Ordering::Relaxed);
         match ended {
             Ok(how) => tracing::warn!(?how, "the runtime closed the NRI connection; reconnecting"),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "NRI connection failed; reconnecting")
             }
         }
-        if stats.registrations.load(Ordering::Relaxed) > before {
+        if registered {
             backoff = Duration::from_millis(100);
         }
         tokio::select! {

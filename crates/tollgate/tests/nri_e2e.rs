@@ -129,7 +129,7 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     let node_config = w(
         "config.yaml",
         &format!(
-            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\nfallbackBinary: {}\nnamespacePolicies: {}\nnri:\n  socket: {}\n",
+            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\nfallbackBinary: {}\nnamespacePolicies: {}\nnri:\n  socket: {}\n  metricsAddress: 127.0.0.1:0\n",
             policy.display(),
             socket.display(),
             reg.addr,
@@ -256,6 +256,17 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     let r = create(&ctrd, &web_id, &web, &container("intruder2", &unsigned));
     assert!(!r.status.success(), "refused after the restart too: {}", text(&r));
     assert!(text(&r).contains("no signature exists"), "{}", text(&r));
+    // The plugin's own metrics say it reconnected, and count its verdicts.
+    let metrics = scrape(&nri.log());
+    for line in [
+        "tollgate_nri_registrations_total 2",
+        "tollgate_nri_disconnects_total 1",
+        "tollgate_nri_connected 1",
+        "tollgate_nri_verdicts_total{verdict=\"allowed\"} 1",
+        "tollgate_nri_verdicts_total{verdict=\"refused\"} 4",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in:\n{metrics}");
+    }
 
     // The daemon down: undecidable, so refused, never allowed.
     drop(daemon);
@@ -346,4 +357,18 @@ fn on_containerd_2_3_containers_are_refused_saying_the_runtime_gave_no_digest() 
         "{}",
         text(&r)
     );
+}
+
+/// `GET /metrics` from the address `tollgate nri` logged ("serving NRI plugin metrics address=…").
+fn scrape(log: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let line = log.lines().find(|l| l.contains("serving NRI plugin metrics")).expect("no metrics address in the log");
+    let address = line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
 }

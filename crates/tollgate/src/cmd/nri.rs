@@ -69,6 +69,25 @@ pub fn run(a: &NriArgs) -> anyhow::Result<Outcome> {
         };
         tracing::info!(socket = %settings.socket.display(), daemon = %cfg.socket.display(), "tollgate nri starting");
         let stats = Arc::new(Stats::default());
+        if let Some(address) = cfg.nri.metrics_address {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on nri.metricsAddress {address}: {e}"))?;
+            let shown = listener.local_addr().map_or_else(|_| address.to_string(), |a| a.to_string());
+            tracing::info!(address = %shown, "serving NRI plugin metrics");
+            let counts = stats.clone();
+            let render = move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                tollgate_node::metrics::encode_plugin(tollgate_node::metrics::PluginCounts {
+                    registrations: counts.registrations.load(Relaxed),
+                    disconnects: counts.disconnects.load(Relaxed),
+                    failed_connects: counts.failed_connects.load(Relaxed),
+                    allowed: counts.allowed.load(Relaxed),
+                    refused: counts.refused.load(Relaxed),
+                })
+            };
+            tokio::spawn(tollgate_node::metrics::serve(listener, Arc::new(render)));
+        }
         plugin::run(settings, Arc::new(AskDaemon { socket: cfg.socket.clone() }), stats, stop).await;
         anyhow::Ok(())
     })?;
