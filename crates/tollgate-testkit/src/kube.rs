@@ -35,6 +35,12 @@ impl KubeApi {
     /// Starts etcd and kube-apiserver, or `None` after a loud line when the
     /// peers are missing outside CI (see [`crate::peers::require`]).
     pub fn start(test: &str) -> Option<KubeApi> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`KubeApi::start`], with `extra` arguments for kube-apiserver (feature gates, an admission
+    /// configuration).
+    pub fn start_with(test: &str, extra: &[String]) -> Option<KubeApi> {
         let etcd_bin = crate::peers::require("tools/etcd", test)?;
         let api_bin = crate::peers::require("tools/kube-apiserver", test)?;
         let dir = tempfile::Builder::new().prefix("tollgate-kube-").tempdir().expect("tempdir");
@@ -89,6 +95,7 @@ impl KubeApi {
             .arg("--token-auth-file")
             .arg(&tokens)
             .args(["--authorization-mode", "RBAC", "--service-cluster-ip-range", "10.96.0.0/24"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log("apiserver.log"))
