@@ -281,11 +281,17 @@ pub fn webhook_service(image: &str) -> Result<String, RenderError> {
 /// The name of the validating and the mutating webhook.
 pub const WEBHOOK_NAME: &str = "images.tollgate.dev";
 
+/// The webhooks' match condition: every create, and the updates that change the spec or the
+/// annotations.
+pub const MATCH_CONDITION: &str = "request.operation != 'UPDATE' || object.spec != oldObject.spec || \
+     object.metadata.?annotations != oldObject.metadata.?annotations";
+
 /// A ValidatingWebhookConfiguration and a MutatingWebhookConfiguration for `tollgate webhook`:
 /// Pods and the workloads with pod templates, on create and update, `failurePolicy: Fail`, in every
 /// namespace but tollgate's own (`kube-system` included: its pods are checked like any other),
-/// `sideEffects: None`, admission review v1. The mutating one pins verified tags to digests and
-/// never denies; it is reinvoked if another mutation changes an image.
+/// `sideEffects: None`, admission review v1, and [`MATCH_CONDITION`] (updates that change neither
+/// spec nor annotations are not sent). The mutating one pins verified tags to digests and never
+/// denies; it is reinvoked if another mutation changes an image.
 pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
     use base64::Engine as _;
     let ca = base64::engine::general_purpose::STANDARD.encode(w.ca_pem.as_bytes());
@@ -306,12 +312,17 @@ pub fn webhooks(w: &WebhookEndpoint) -> Result<String, RenderError> {
     // else is, kube-system included.
     let selector = serde_json::json!({"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]}]});
+    // An update that changes neither the spec (images, pod templates, ephemeral containers) nor
+    // the annotations (the NRI toleration) cannot change a decision: the API server does not call
+    // the webhook for it, so label edits and the like go through while the webhook is down.
+    let conditions = serde_json::json!([{"name": "spec-or-annotations-changed", "expression": MATCH_CONDITION}]);
     let hook = |path: &str| {
         serde_json::json!({
             "name": WEBHOOK_NAME,
             "clientConfig": client(path),
             "rules": rules,
             "namespaceSelector": selector,
+            "matchConditions": conditions,
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],

@@ -577,4 +577,19 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     let (status, body) = create(api, &pod("apps", "while-down", &app));
     assert_eq!(status, 500, "{body}");
     assert!(message(&body).contains("failed calling webhook \"images.tollgate.dev\""), "{body}");
+    // Its matchConditions leave out updates that change neither spec nor annotations: a label edit
+    // goes through while it is down; an annotation edit still needs it.
+    let path = "/api/v1/namespaces/apps/pods/signed";
+    let put = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let (status, body) = api.get(path, Some(ADMIN_TOKEN)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let mut current: serde_json::Value = serde_json::from_str(&body).unwrap();
+        edit(&mut current);
+        api.request(Method::PUT, path, Some(ADMIN_TOKEN), Some(&current.to_string())).unwrap()
+    };
+    let (status, body) = put(&|p| p["metadata"]["labels"] = serde_json::json!({"tier": "web"}));
+    assert_eq!(status, 200, "a label edit needed the webhook: {body}");
+    let (status, body) = put(&|p| p["metadata"]["annotations"] = serde_json::json!({"team": "shop"}));
+    assert_eq!(status, 500, "an annotation edit went around the webhook: {body}");
+    assert!(message(&body).contains("failed calling webhook"), "{body}");
 }
