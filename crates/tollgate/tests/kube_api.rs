@@ -399,9 +399,11 @@ fn message(body: &str) -> String {
 
 /// `tollgate webhook`, called by the real API server over TLS on 127.0.0.1 through the configurations
 /// `tollgate manifests --webhook-url` writes: a signed image is admitted and its tag pinned to the
-/// verified digest (pods and Deployments), an unsigned one is denied with the reason in the API
-/// error, a namespace's policy tightens only that namespace, a warn-mode namespace admits with the
-/// warning, the NRI toleration is refused, and with the webhook stopped `failurePolicy: Fail` blocks.
+/// verified digest (pods and Deployments), an unsigned one and one signed by an untrusted key are
+/// denied with the reason in the API error, a namespace's policy tightens only that namespace, a
+/// warn-mode namespace admits with the warning, the NRI toleration is refused; with the webhook
+/// stopped `failurePolicy: Fail` blocks what its matchConditions send (not a label edit), and with
+/// its configurations removed the generated ValidatingAdmissionPolicy still refuses tag-only images.
 fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     use tollgate_oci::Reference;
     use tollgate_testkit::sign::{Attached, TestKey, attach};
@@ -526,6 +528,21 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     assert!(said.contains(&format!("admission webhook \"images.tollgate.dev\" denied the request: tollgate: image {unsigned} (container c): denied by transports.docker")), "{said}");
     assert!(said.contains("a signature was required, but no signature exists"), "{said}");
 
+    // Signed, but by a key the policy does not trust.
+    let stranger = TestKey::generate();
+    let forged = rt.block_on(image::push_index(&client, &repo("forged"), "v1", b"forged")).digest;
+    rt.block_on(attach(
+        &client,
+        &repo("forged"),
+        &forged,
+        &[Attached::cosign(&stranger, &repo("forged").repository(), &forged)],
+    ));
+    let (status, body) = create(api, &pod("apps", "forged", &format!("{}/team/forged:v1", reg.addr)));
+    assert_eq!(status, 403, "{body}");
+    let said = message(&body);
+    assert!(said.contains("tollgate: image") && said.contains("team/forged:v1"), "{said}");
+    assert!(said.contains("none of the 1 signature(s) is acceptable"), "{said}");
+
     let (status, body) = create(api, &pod("apps", "signed", &app));
     assert_eq!(status, 201, "{body}\n{}", logs());
     let created: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -592,4 +609,37 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     let (status, body) = put(&|p| p["metadata"]["annotations"] = serde_json::json!({"team": "shop"}));
     assert_eq!(status, 500, "an annotation edit went around the webhook: {body}");
     assert!(message(&body).contains("failed calling webhook"), "{body}");
+
+    // The webhook's configurations removed (the documented way out of a broken webhook): the generated
+    // ValidatingAdmissionPolicy still refuses tag-only images, without any webhook.
+    for kind in ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"] {
+        let path = format!("/apis/admissionregistration.k8s.io/v1/{kind}/tollgate");
+        let (status, body) = api.request(Method::DELETE, &path, Some(ADMIN_TOKEN), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kubernetes/policies.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--policies", examples])
+        .output()
+        .unwrap();
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let binding = docs.iter().find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding").unwrap();
+    let (status, body) = create(api, binding);
+    assert_eq!(status, 201, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut attempt = 0;
+    let (status, body) = loop {
+        attempt += 1;
+        let (status, body) =
+            create(api, &pod("shop", &format!("no-webhook-{attempt}"), "registry.k8s.io/pause:3.10.2"));
+        if status != 201 {
+            break (status, body);
+        }
+        assert!(std::time::Instant::now() < deadline, "the admission policy binding never took effect");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(status, 403, "{body}");
+    assert!(message(&body).contains("tollgate: every image must be pinned by digest"), "{body}");
 }
