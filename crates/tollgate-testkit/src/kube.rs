@@ -16,6 +16,8 @@ pub use reqwest::Method;
 
 /// The admin token (in `system:masters`).
 pub const ADMIN_TOKEN: &str = "tollgate-test-admin-token";
+/// A static token for user `tollgate-webhook`, which has no permissions until a test grants them.
+pub const READER_TOKEN: &str = "tollgate-test-reader-token";
 
 /// A running API server with its etcd. Both stop on drop.
 pub struct KubeApi {
@@ -62,7 +64,10 @@ impl KubeApi {
         let sa_key = rcgen::KeyPair::generate().expect("sa key");
         let sa = write("sa.key", &sa_key.serialize_pem());
         let sa_pub = write("sa.pub", &sa_key.public_key_pem());
-        let tokens = write("tokens.csv", &format!("{ADMIN_TOKEN},admin,admin,system:masters\n"));
+        let tokens = write(
+            "tokens.csv",
+            &format!("{ADMIN_TOKEN},admin,admin,system:masters\n{READER_TOKEN},tollgate-webhook,tollgate-webhook\n"),
+        );
         let (client, peer, secure) = (crate::free_port(), crate::free_port(), crate::free_port());
         let log = |name: &str| std::fs::File::create(d.join(name)).expect("log");
         let etcd = Command::new(etcd_bin)
@@ -129,6 +134,19 @@ impl KubeApi {
             assert!(Instant::now() < deadline, "kube-apiserver not ready within 60 s:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// A kubeconfig for this API server as `user` with the bearer `token` (its static tokens:
+    /// [`ADMIN_TOKEN`], [`READER_TOKEN`]).
+    pub fn kubeconfig_for(&self, user: &str, token: &str) -> std::path::PathBuf {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        let path = self.dir.path().join(format!("kubeconfig-{user}"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {b64}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: {user}\ncurrent-context: test\n",
+            self.url
+        );
+        std::fs::write(&path, text).expect("kubeconfig");
+        path
     }
 
     /// The last lines of both logs.

@@ -14,6 +14,7 @@
 //! an allow. The TLS certificate and key are re-read when either file changes.
 
 pub mod cert;
+pub mod configmap;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -980,8 +980,21 @@ pub struct WebhookArgs {
     /// A compiled policy bundle (`tollgate policy compile --out DIR`, or its ConfigMap mounted):
     /// DIR/policy.yaml and DIR/namespace.NAMESPACE.yaml replace the config's policy and
     /// namespacePolicies (the config's policyBundle).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "kubeconfig")]
     pub policy_bundle: Option<PathBuf>,
+    /// Read the compiled bundle from its ConfigMap through the API server of this kubeconfig
+    /// (current context), following new versions every reloadSeconds; its identity needs only
+    /// `get` on that ConfigMap. For a webhook outside the cluster.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The ConfigMap --kubeconfig reads.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        default_value = "tollgate-system/tollgate-policy",
+        requires = "kubeconfig"
+    )]
+    pub configmap: String,
     /// The serving certificate chain (PEM).
     #[arg(long, value_name = "FILE")]
     pub tls_cert: PathBuf,

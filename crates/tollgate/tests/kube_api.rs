@@ -642,4 +642,152 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     };
     assert_eq!(status, 403, "{body}");
     assert!(message(&body).contains("tollgate: every image must be pinned by digest"), "{body}");
+    the_webhook_reads_its_bundle_from_the_configmap(api);
+}
+
+/// `tollgate webhook --kubeconfig`: the bundle comes from ConfigMap `tollgate-system/tollgate-policy`
+/// through the API server, read by an identity that may only `get` that one ConfigMap, and is
+/// followed: a new version decides without a restart. A ConfigMap it may not read stops it at start,
+/// with the API server's reason.
+fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
+    use tollgate_testkit::kube::READER_TOKEN;
+    use tollgate_testkit::{Registry, image};
+    let (status, body) = create(
+        api,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tollgate-system"}}),
+    );
+    assert!(status == 201 || status == 409, "{body}");
+    let post = |path: &str, doc: serde_json::Value| {
+        let (status, body) = api.request(Method::POST, path, Some(ADMIN_TOKEN), Some(&doc.to_string())).unwrap();
+        assert_eq!(status, 201, "{body}");
+        body
+    };
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/tollgate-system";
+    post(
+        &format!("{rbac}/roles"),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "tollgate-bundle-reader", "namespace": "tollgate-system"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["tollgate-policy"], "verbs": ["get"]}]}),
+    );
+    post(
+        &format!("{rbac}/rolebindings"),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "tollgate-bundle-reader", "namespace": "tollgate-system"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tollgate-bundle-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "tollgate-webhook"}]}),
+    );
+
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let repo = tollgate_oci::Reference::parse_normalized(&format!("{}/team/app", reg.addr)).unwrap();
+    rt.block_on(image::push_index(&reg.client(), &repo, "v1", b"app"));
+    let policy = |team: &str| {
+        format!(
+            r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{}/team":[{{"type":"{team}"}}]}}}}}}"#,
+            reg.addr
+        )
+    };
+    let configmap = |team: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "tollgate-policy", "namespace": "tollgate-system"},
+            "data": {"policy.yaml": policy(team)}})
+    };
+    let cm_path = "/api/v1/namespaces/tollgate-system/configmaps";
+    // The bundle test earlier stored one; this one is written here.
+    let (status, body) =
+        api.request(Method::DELETE, &format!("{cm_path}/tollgate-policy"), Some(ADMIN_TOKEN), None).unwrap();
+    assert!(status == 200 || status == 404, "{body}");
+    post(cm_path, configmap("insecureAcceptAnything"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = tollgate_testkit::serving_cert(d);
+    std::fs::create_dir(d.join("run")).unwrap();
+    let config = d.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 1\ncache: {{allowTtlSeconds: 1, denyTtlSeconds: 1}}\n",
+            d.join("run/tollgate.sock").display(),
+            reg.addr,
+            d.join("audit.log").display(),
+            d.join("break-glass").display(),
+        ),
+    )
+    .unwrap();
+    let reader = api.kubeconfig_for("tollgate-webhook", READER_TOKEN);
+    let start = |configmap: &str, log: &std::path::Path, port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["webhook", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--kubeconfig")
+            .arg(&reader)
+            .args(["--configmap", configmap])
+            .arg("--tls-cert")
+            .arg(d.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(d.join("tls.key"))
+            .env("TOLLGATE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    // Another ConfigMap: forbidden to this identity, so the webhook does not start.
+    let refused_log = d.join("refused.log");
+    let mut refused = start("tollgate-system/other", &refused_log, tollgate_testkit::free_port());
+    let status = refused.wait().unwrap();
+    let said = std::fs::read_to_string(&refused_log).unwrap();
+    assert!(
+        !status.success() && said.contains("ConfigMap tollgate-system/other") && said.contains("forbidden"),
+        "{said}"
+    );
+
+    let port = tollgate_testkit::free_port();
+    let log = d.join("webhook.log");
+    let mut webhook = Some(start("tollgate-system/tollgate-policy", &log, port));
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "tollgate webhook did not listen:\n{}", logs());
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "apps", "operation": "CREATE",
+        "userInfo": {"username": "someone"},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps"},
+            "spec": {"containers": [{"name": "c", "image": format!("{}/team/app:v1", reg.addr)}]}}}});
+    let allowed = || -> bool {
+        rt.block_on(async {
+            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
+            let resp = client
+                .post(format!("https://127.0.0.1:{port}/validate"))
+                .header("Content-Type", "application/json")
+                .body(review.to_string())
+                .send()
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+            v["response"]["allowed"].as_bool().unwrap()
+        })
+    };
+    assert!(allowed(), "the bundle from the ConfigMap allows team/app:\n{}", logs());
+    // A new version of the ConfigMap decides without a restart (bounded wait: reloadSeconds is 1).
+    let (status, body) = api.get(&format!("{cm_path}/tollgate-policy"), Some(ADMIN_TOKEN)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let mut next = configmap("reject");
+    next["metadata"]["resourceVersion"] =
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["metadata"]["resourceVersion"].clone();
+    let (status, body) = api
+        .request(Method::PUT, &format!("{cm_path}/tollgate-policy"), Some(ADMIN_TOKEN), Some(&next.to_string()))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while allowed() {
+        assert!(std::time::Instant::now() < deadline, "the new bundle never took effect:\n{}", logs());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logs().contains("policy bundle updated from the API server"), "{}", logs());
+    tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
 }

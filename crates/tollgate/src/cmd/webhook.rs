@@ -36,6 +36,23 @@ pub fn run(a: &WebhookArgs) -> anyhow::Result<Outcome> {
     };
     let runtime = super::server_runtime()?;
     runtime.block_on(async {
+        if let Some(kubeconfig) = &a.kubeconfig {
+            use tollgate_webhook::configmap::{Mirror, Source, follow};
+            let (namespace, name) = a
+                .configmap
+                .split_once('/')
+                .filter(|(n, m)| !n.is_empty() && !m.is_empty() && !m.contains('/'))
+                .ok_or_else(|| anyhow::anyhow!("--configmap {:?}: give NAMESPACE/NAME", a.configmap))?;
+            let source = Source::connect(kubeconfig, namespace, name).await?;
+            let first = source.fetch().await.map_err(|e| {
+                anyhow::anyhow!("{e}; the webhook starts only with its policy bundle (kubectl apply the output of tollgate policy compile FILE --configmap)")
+            })?;
+            let mut mirror = Mirror::new()?;
+            mirror.update(&first)?;
+            tracing::info!(configmap = source.what(), resource_version = %first.resource_version, mirror = %mirror.path().display(), "policy bundle read from the API server");
+            cfg.policy_bundle = Some(mirror.path().to_owned());
+            tokio::spawn(follow(source, mirror, Duration::from_secs(cfg.reload_seconds)));
+        }
         let daemon = Arc::new(Daemon::new(cfg)?);
         tollgate_webhook::run(Arc::new(Webhook::new(daemon, settings)), a.listen, files).await?;
         anyhow::Ok(())
