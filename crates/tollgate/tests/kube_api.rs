@@ -773,6 +773,35 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
         })
     };
     assert!(allowed(), "the bundle from the ConfigMap allows team/app:\n{}", logs());
+    // /mutate pins the tag once: the pinned image it returns is left as it is (idempotent).
+    let mutate = |image: &str| -> serde_json::Value {
+        let mut r = review.clone();
+        r["request"]["object"]["spec"]["containers"][0]["image"] = serde_json::json!(image);
+        rt.block_on(async {
+            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
+            let resp = client
+                .post(format!("https://127.0.0.1:{port}/mutate"))
+                .header("Content-Type", "application/json")
+                .body(r.to_string())
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap()["response"].clone()
+        })
+    };
+    let tagged = format!("{}/team/app:v1", reg.addr);
+    let first = mutate(&tagged);
+    assert_eq!(first["allowed"], true, "{first}");
+    use base64::Engine as _;
+    let patch: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(first["patch"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let pinned = patch[0]["value"].as_str().unwrap().to_owned();
+    assert!(pinned.starts_with(&format!("{tagged}@sha256:")), "{patch}");
+    let again = mutate(&pinned);
+    assert_eq!(again["allowed"], true, "{again}");
+    assert!(again.get("patch").is_none_or(serde_json::Value::is_null), "a pinned image was patched again: {again}");
     // A new version of the ConfigMap decides without a restart (bounded wait: reloadSeconds is 1).
     let (status, body) = api.get(&format!("{cm_path}/tollgate-policy"), Some(ADMIN_TOKEN)).unwrap();
     assert_eq!(status, 200, "{body}");
