@@ -31,6 +31,11 @@ pub mod tsa;
 
 pub use registry::{Registry, docker_registry_binary};
 
+/// A loopback port nothing listens on (tcpmux, never served in tests): a registry or source that
+/// refuses connections. A port [`free_port`] found free can be taken by another test's server
+/// before it is dialled, and then the "dead" address answers (seen in CI).
+pub const DEAD_PORT: u16 = 1;
+
 /// A self-signed test CA: its parameters, key and certificate.
 pub(crate) fn test_ca(common_name: &str) -> (rcgen::CertificateParams, rcgen::KeyPair, rcgen::Certificate) {
     let key = rcgen::KeyPair::generate().expect("key");

@@ -119,7 +119,7 @@ fn missing_hash_is_a_usage_error() {
 #[test]
 fn unreachable_https_source_is_transient_exit_3() {
     let dir = tempfile::tempdir().unwrap();
-    let port = tollgate_testkit::free_port();
+    let port = tollgate_testkit::DEAD_PORT;
     let list_path = dir.path().join("c.json");
     let list = serde_json::json!([{"url": format!("https://127.0.0.1:{port}/kubeadm?sig=secret"), "hash": sha256_hex(b"x"), "install_path": "/usr/bin/kubeadm"}]);
     std::fs::write(&list_path, list.to_string()).unwrap();

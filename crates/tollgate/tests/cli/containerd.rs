@@ -80,7 +80,7 @@ fn allows_a_signed_image_and_rejects_an_unsigned_one_with_a_reason() {
 #[test]
 fn fails_closed_when_undecidable_unless_fail_open() {
     let s = Setup::new();
-    let port = tollgate_testkit::free_port();
+    let port = tollgate_testkit::DEAD_PORT;
     let dead = format!("127.0.0.1:{port}/team/app:v1");
     let digest = s.digest.to_string();
     let cfg = signed_config(&s, "dead.yaml", &format!("127.0.0.1:{port}"), "");

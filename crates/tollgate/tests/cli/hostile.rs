@@ -213,7 +213,7 @@ fn the_daemon_fails_open_only_when_the_manifest_is_unreachable() {
         );
     let policy = s.dir.path().join("signed.json");
     std::fs::write(&policy, crate::serve::SIGNED_EVERYWHERE).unwrap();
-    let dead = format!("127.0.0.1:{}", tollgate_testkit::free_port());
+    let dead = format!("127.0.0.1:{}", tollgate_testkit::DEAD_PORT);
     // Both registries are plain HTTP: `write_config` quotes the list's one item.
     let both = format!("{}\", \"{dead}", hostile.addr);
     let cfg = crate::serve::write_config(s.dir.path(), &policy, &both, "failOpen: true\ndeadlineSeconds: 4\n");

@@ -148,7 +148,7 @@ fn missing_images_and_unreachable_registries_write_nothing() {
     assert!(line.contains("not found in registry"), "{line}");
     assert!(!out.exists());
 
-    let port = tollgate_testkit::free_port();
+    let port = tollgate_testkit::DEAD_PORT;
     let addr = format!("127.0.0.1:{port}");
     let r = tollgate(&[
         "images",

@@ -211,8 +211,7 @@ fn an_oversize_manifest_is_denied() {
 #[test]
 fn an_unreachable_or_hanging_registry_is_undecidable() {
     let s = Setup::new();
-    let port = tollgate_testkit::free_port();
-    let dead = format!("127.0.0.1:{port}");
+    let dead = format!("127.0.0.1:{}", tollgate_testkit::DEAD_PORT);
     let policy = s.policy();
     let r = tollgate(&[
         "verify",
