@@ -758,29 +758,14 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
         "userInfo": {"username": "someone"},
         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps"},
             "spec": {"containers": [{"name": "c", "image": format!("{}/team/app:v1", reg.addr)}]}}}});
-    let allowed = || -> bool {
-        rt.block_on(async {
-            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
-            let resp = client
-                .post(format!("https://127.0.0.1:{port}/validate"))
-                .header("Content-Type", "application/json")
-                .body(review.to_string())
-                .send()
-                .await
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
-            v["response"]["allowed"].as_bool().unwrap()
-        })
-    };
-    assert!(allowed(), "the bundle from the ConfigMap allows team/app:\n{}", logs());
-    // /mutate pins the tag once: the pinned image it returns is left as it is (idempotent).
-    let mutate = |image: &str| -> serde_json::Value {
+    // One review of a pod whose only image is `image`, at `endpoint`: the response.
+    let answer = |endpoint: &str, image: &str| -> serde_json::Value {
         let mut r = review.clone();
         r["request"]["object"]["spec"]["containers"][0]["image"] = serde_json::json!(image);
         rt.block_on(async {
             let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
             let resp = client
-                .post(format!("https://127.0.0.1:{port}/mutate"))
+                .post(format!("https://127.0.0.1:{port}/{endpoint}"))
                 .header("Content-Type", "application/json")
                 .body(r.to_string())
                 .send()
@@ -790,6 +775,10 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
         })
     };
     let tagged = format!("{}/team/app:v1", reg.addr);
+    let allowed = || answer("validate", &tagged)["allowed"].as_bool().unwrap();
+    assert!(allowed(), "the bundle from the ConfigMap allows team/app:\n{}", logs());
+    // /mutate pins the tag once: the pinned image it returns is left as it is (idempotent).
+    let mutate = |image: &str| answer("mutate", image);
     let first = mutate(&tagged);
     assert_eq!(first["allowed"], true, "{first}");
     use base64::Engine as _;
