@@ -152,19 +152,20 @@ fn ocsp_status(
     now: i64,
     signing_time: Option<i64>,
 ) -> Result<(Answer, String), String> {
+    // One request for the certificate, whichever responder it was sent to.
+    let request = ocsp::request(der, issuer);
     let mut last = String::new();
     for url in responders {
         if !url.starts_with("http://") {
             last = format!("OCSP {url}: only plain-HTTP responders are asked (as notation)");
             continue;
         }
-        let said = ocsp::request(der, issuer).and_then(|request| {
-            match fetched.get(&Query::Ocsp { url: url.clone(), request }.key()) {
+        let said =
+            request.clone().and_then(|request| match fetched.get(&Query::Ocsp { url: url.clone(), request }.key()) {
                 None => Err("it was not fetched".to_owned()),
                 Some(Err(e)) => Err(e.clone()),
                 Some(Ok(response)) => ocsp::answer(der, issuer, response, now, signing_time),
-            }
-        });
+            });
         match said {
             Ok(answer) => return Ok((answer, url.clone())),
             Err(e) => last = format!("OCSP {url}: {e}"),

@@ -896,19 +896,10 @@ impl Client {
             if !resp.status().is_success() {
                 return Err(FetchError(format!("HTTP {}", resp.status().as_u16())));
             }
-            let too_large = || FetchError(format!("larger than the {limit}-byte limit; refusing to read it"));
-            let mut resp = resp;
-            if resp.content_length().is_some_and(|n| n > limit) {
-                return Err(too_large());
-            }
-            let mut buf = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(describe)? {
-                if buf.len() as u64 + chunk.len() as u64 > limit {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(buf)
+            read_limited(resp, limit).await.map_err(|e| match e {
+                Capped::TooLarge => FetchError(format!("larger than the {limit}-byte limit; refusing to read it")),
+                Capped::Transport(e) => describe(e),
+            })
         };
         // The whole exchange, body included, within the timeout.
         tokio::time::timeout(timeout, fetch)
@@ -963,16 +954,32 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or_default().trim())
 }
 
-/// Reads a body, refusing more than `limit` bytes (announced or actual).
-async fn read_capped(mut resp: Response, limit: u64, registry: &str, what: &str) -> Result<Vec<u8>, RegistryError> {
-    let too_large = || RegistryError::TooLarge { registry: registry.to_owned(), what: what.to_owned(), limit };
+/// Reads a registry's body, refusing more than `limit` bytes (announced or actual).
+async fn read_capped(resp: Response, limit: u64, registry: &str, what: &str) -> Result<Vec<u8>, RegistryError> {
+    read_limited(resp, limit).await.map_err(|e| match e {
+        Capped::TooLarge => RegistryError::TooLarge { registry: registry.to_owned(), what: what.to_owned(), limit },
+        Capped::Transport(e) => transport_error(registry, e),
+    })
+}
+
+/// Why a capped read stopped.
+enum Capped {
+    /// More than the limit was announced or sent.
+    TooLarge,
+    /// The transport failed.
+    Transport(reqwest::Error),
+}
+
+/// Reads a body, refusing more than `limit` bytes (announced or actual): every read from a
+/// registry or a revocation server goes through here.
+async fn read_limited(mut resp: Response, limit: u64) -> Result<Vec<u8>, Capped> {
     if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(Capped::TooLarge);
     }
     let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(registry, e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Transport)? {
         if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(too_large());
+            return Err(Capped::TooLarge);
         }
         buf.extend_from_slice(&chunk);
     }

@@ -705,9 +705,7 @@ fn the_daemon_checks_notation_revocation_online() {
     let cfg = write_config(s.dir.path(), &policy, &s.reg.addr, "");
     let d = Daemon::start(&cfg);
     let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
-    let crl = notary.crl(&[4242], now + 3600);
-    let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &crl)).unwrap();
-    let listed = format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path());
+    let listed = s.blob_url(&notary.crl(&[4242], now + 3600));
     let leaf = notary.revocable("signer", &listed, 4242);
     attach_app_notation(&s, |t, n| leaf.jws(t, &s.digest, n, now - 60, None));
     let r = d.verify(&s.app(), &s.digest.to_string());

@@ -37,6 +37,13 @@ impl Setup {
         Setup { reg, dir, key, repo, digest, rt }
     }
 
+    /// Stores `bytes` as a blob of the app's repository and returns its plain-HTTP URL: the registry
+    /// serves CRLs for the revocation tests.
+    pub(crate) fn blob_url(&self, bytes: &[u8]) -> String {
+        let digest = self.rt.block_on(self.reg.client().put_blob(&self.repo, bytes)).unwrap();
+        format!("http://{}/v2/{}/blobs/{digest}", self.reg.addr, self.repo.path())
+    }
+
     pub(crate) fn policy(&self) -> PathBuf {
         self.dir.path().join("policy.json")
     }
@@ -876,10 +883,7 @@ fn notation_revocation_is_checked_online_against_the_crls_a_trusted_chain_names(
     let offline = notation_policy(&s, &notary, identity);
     let policy = online_policy(&s, &offline);
     let now = i64::try_from(tollgate_node::engine::now_unix()).unwrap();
-    let serve = |crl: Vec<u8>| {
-        let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &crl)).unwrap();
-        format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path())
-    };
+    let serve = |crl: Vec<u8>| s.blob_url(&crl);
     let (good, revoked, expired) =
         (serve(notary.crl(&[], now + 3600)), serve(notary.crl(&[4242], now + 3600)), serve(notary.crl(&[], now - 5)));
     let app = s.app();
@@ -1019,10 +1023,7 @@ fn notation_revocation_asks_the_ocsp_responder_a_trusted_chain_names() {
         1,
         &format!("revocation status is unknown (OCSP {unknown_url}: the responder does not know the certificate)"),
     );
-    let crl = |list: Vec<u8>| {
-        let digest = s.rt.block_on(s.reg.client().put_blob(&s.repo, &list)).unwrap();
-        format!("http://{}/v2/{}/blobs/{digest}", s.reg.addr, s.repo.path())
-    };
+    let crl = |list: Vec<u8>| s.blob_url(&list);
     let listed = crl(notary.crl(&[4242], now + 3600));
     sign_with(&notary.with_ocsp(signer, &unknown_url, Some(&listed), 4242));
     assert_denied(&verify(), 1, &format!("is revoked (CRL {listed})"));
