@@ -143,14 +143,24 @@ pub fn annotations(object: &Value, metadata: &str) -> Vec<(String, String)> {
 
 /// Annotations that would switch node enforcement off for the pod, or tamper with it: tollgate's NRI
 /// toleration and NRI's own `required-plugins.noderesource.dev` annotations. Only a kubelet's mirror
-/// pods (its static pods) may carry them: see [`is_mirror_pod_by_kubelet`].
+/// pods (its static pods, see [`is_mirror_pod_by_kubelet`]) and the pods the cluster policy names
+/// under `enforcementOverrides` may carry them.
 pub fn enforcement_overrides(annotations: &[(String, String)]) -> Vec<String> {
     annotations
         .iter()
         .map(|(k, _)| k)
-        .filter(|k| k.starts_with(crate::manifests::TOLERATION) || k.starts_with("required-plugins.noderesource.dev"))
+        .filter(|k| k.starts_with(crate::manifests::TOLERATION) || k.starts_with(crate::manifests::REQUIRED_PLUGINS))
         .cloned()
         .collect()
+}
+
+/// The object's name: `request.name`, or the object's `metadata.name` (a generated name is there by
+/// the time validating webhooks run).
+pub fn object_name(r: &Request) -> String {
+    if !r.name.is_empty() {
+        return r.name.clone();
+    }
+    r.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 /// Whether the request is a kubelet (`system:node:NAME`) creating the mirror pod of one of its static

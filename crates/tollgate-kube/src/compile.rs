@@ -215,7 +215,14 @@ struct Part<'a> {
 }
 
 /// A native policy from `parts`: each scope demands what every part covering it demands.
-fn render(parts: &[Part<'_>], default: Value, exemptions: Vec<Value>, what: &str) -> Result<String, CompileError> {
+/// What the cluster policy adds besides scopes: exemptions and enforcement overrides.
+#[derive(Default)]
+struct Extras {
+    exemptions: Vec<Value>,
+    overrides: Vec<Value>,
+}
+
+fn render(parts: &[Part<'_>], default: Value, extras: Extras, what: &str) -> Result<String, CompileError> {
     let err = |message: String| CompileError { object: what.to_owned(), message };
     let warn = parts.iter().filter(|p| p.mode == Some("warn")).count();
     if warn != 0 && warn != parts.len() {
@@ -247,8 +254,11 @@ fn render(parts: &[Part<'_>], default: Value, exemptions: Vec<Value>, what: &str
     if !trust.is_empty() {
         doc["trust"] = Value::Object(trust);
     }
-    if !exemptions.is_empty() {
-        doc["exemptions"] = json!(exemptions);
+    if !extras.exemptions.is_empty() {
+        doc["exemptions"] = json!(extras.exemptions);
+    }
+    if !extras.overrides.is_empty() {
+        doc["enforcementOverrides"] = json!(extras.overrides);
     }
     let yaml = serde_yaml_ng::to_string(&doc).map_err(|e| err(e.to_string()))?;
     // What the node will load, loaded here first.
@@ -269,19 +279,35 @@ pub fn compile(
         trust_roots.iter().map(|t| (t.metadata.name.clone().unwrap_or_default(), t)).collect();
     let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.name.clone().unwrap_or_default();
     let mut parts = Vec::new();
-    let mut exemptions = Vec::new();
+    let mut extras = Extras::default();
     for p in cluster {
         let object = format!("ClusterImagePolicy/{}", name(&p.metadata));
         match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
             Ok(d) => parts.push(Part { object, images: &p.spec.images, mode: p.spec.mode.as_deref(), demands: d }),
             Err(e) => errors.push(e),
         }
-        exemptions.extend(p.spec.exemptions.iter().map(|e| json!({"digest": e.digest, "reason": e.reason})));
+        extras.exemptions.extend(p.spec.exemptions.iter().map(|e| json!({"digest": e.digest, "reason": e.reason})));
+        extras.overrides.extend(
+            p.spec
+                .enforcement_overrides
+                .iter()
+                .map(|o| json!({"namespace": o.namespace, "name": o.name, "reason": o.reason})),
+        );
     }
     let mut by_namespace: BTreeMap<String, Vec<Part<'_>>> = BTreeMap::new();
     for p in namespaced {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let object = format!("ImagePolicy/{ns}/{}", name(&p.metadata));
+        // The API server's rule refuses these; a file compiled offline gets the same answer.
+        if !p.spec.enforcement_overrides.is_empty() || !p.spec.exemptions.is_empty() {
+            errors.push(CompileError {
+                object,
+                message: "an ImagePolicy cannot exempt images or allow enforcement overrides: only a \
+                          ClusterImagePolicy can relax what nodes enforce"
+                    .into(),
+            });
+            continue;
+        }
         match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
             Ok(d) => by_namespace.entry(ns).or_default().push(Part {
                 object,
@@ -296,13 +322,14 @@ pub fn compile(
         return Err(errors);
     }
     parts.sort_by(|a, b| a.object.cmp(&b.object));
-    let cluster = render(&parts, json!({"type": "reject"}), exemptions, "the cluster policy").map_err(|e| vec![e])?;
+    let cluster = render(&parts, json!({"type": "reject"}), extras, "the cluster policy").map_err(|e| vec![e])?;
     let mut namespaces = BTreeMap::new();
     for (ns, mut parts) in by_namespace {
         parts.sort_by(|a, b| a.object.cmp(&b.object));
         // A namespace adds requirements for its scopes; elsewhere the cluster policy alone decides.
-        let yaml = render(&parts, json!({"type": "insecureAcceptAnything"}), Vec::new(), &format!("namespace {ns}"))
-            .map_err(|e| vec![e])?;
+        let yaml =
+            render(&parts, json!({"type": "insecureAcceptAnything"}), Extras::default(), &format!("namespace {ns}"))
+                .map_err(|e| vec![e])?;
         namespaces.insert(ns, yaml);
     }
     Ok(Compiled { cluster, namespaces })
@@ -360,6 +387,22 @@ mod tests {
         assert_eq!(doc["exemptions"][0]["reason"], "sandbox");
         assert_eq!(doc["trust"]["policy-clusterimagepolicy-registry"]["publicKeys"][0]["pem"], PEM);
         assert!(c.namespaces.is_empty());
+    }
+
+    /// Enforcement overrides go into the cluster policy, which loads them; a namespace's policy cannot
+    /// carry them (nor exemptions), whatever the file it came from.
+    #[test]
+    fn enforcement_overrides_are_cluster_policy_only() {
+        let spec = json!({"images": ["r.example"], "authorities": [{"static": {"action": "pass"}}],
+            "enforcementOverrides": [{"namespace": "infra", "name": "agent-*", "reason": "runs before NRI"}]});
+        let c = compile(&[cip("all", spec.clone())], &[], &[]).unwrap();
+        let p = tollgate_policy::native::parse(c.cluster.as_bytes(), "cluster").unwrap();
+        assert!(p.enforcement_overrides[0].matches("infra", "agent-x"), "{}", c.cluster);
+        let mut ip = ImagePolicy::new("sneaky", serde_json::from_value(spec).unwrap());
+        ip.metadata.namespace = Some("infra".into());
+        let errors = compile(&[], &[ip], &[]).unwrap_err();
+        assert_eq!(errors[0].object, "ImagePolicy/infra/sneaky");
+        assert!(errors[0].message.contains("cannot exempt images or allow enforcement overrides"), "{errors:?}");
     }
 
     #[test]

@@ -207,6 +207,26 @@ pub struct Exemption {
     pub reason: String,
 }
 
+/// Pods that may carry the annotations that switch node enforcement off for them (tollgate's NRI
+/// toleration, NRI's `required-plugins`): the webhook and the generated admission policy refuse
+/// them on every other pod. A kubelet's static pods need no entry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnforcementOverride {
+    /// The pods' namespace.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("namespace is a Kubernetes namespace name"))]
+    pub namespace: String,
+    /// The pod's (or workload's) name, or a prefix of it followed by `*` (`etcd-*`).
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9][-a-z0-9.]*[*]?$')").message("name is a pod name, or a prefix of one followed by * (etcd-*)"))]
+    pub name: String,
+    /// Why: recorded with every admission it allows.
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new("self.trim().size() > 0").message("reason says why these pods may switch node enforcement off"))]
+    pub reason: String,
+}
+
 /// What a policy has done with the object.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -265,6 +285,10 @@ macro_rules! policy_spec {
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             #[schemars(length(max = 256))]
             pub exemptions: Vec<Exemption>,
+            /// Pods that may switch node enforcement off (cluster policies only).
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            #[schemars(length(max = 64))]
+            pub enforcement_overrides: Vec<EnforcementOverride>,
         }
     };
 }
@@ -282,9 +306,14 @@ policy_spec!(
     ImagePolicySpec,
     "ImagePolicy",
     "ip",
-    [Rule::new("!has(self.exemptions)").message(
-        "an ImagePolicy cannot exempt: exemptions would relax what cluster policies demand; ask for a ClusterImagePolicy exemption"
-    )],
+    [
+        Rule::new("!has(self.exemptions)").message(
+            "an ImagePolicy cannot exempt: exemptions would relax what cluster policies demand; ask for a ClusterImagePolicy exemption"
+        ),
+        Rule::new("!has(self.enforcementOverrides)").message(
+            "an ImagePolicy cannot allow enforcement overrides: only a ClusterImagePolicy can let pods switch node enforcement off"
+        )
+    ],
     namespaced
 );
 
@@ -450,6 +479,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:?}").contains("an ImagePolicy cannot exempt"), "{e:?}");
+        let overrides = |o: serde_json::Value| json!({"images": ["r.example"], "authorities": [{"static": {"action": "pass"}}], "enforcementOverrides": [o]});
+        let e = ImagePolicySpec::validate_cel(&overrides(json!({"namespace": "a", "name": "b", "reason": "c"})), None)
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("an ImagePolicy cannot allow enforcement overrides"), "{e:?}");
+        assert_eq!(errors(&overrides(json!({"namespace": "kube-system", "name": "etcd-*", "reason": "r"}))), "");
+        for (o, message) in [
+            (json!({"namespace": "Kube", "name": "x", "reason": "r"}), "namespace is a Kubernetes namespace name"),
+            (json!({"namespace": "ns", "name": "*", "reason": "r"}), "name is a pod name, or a prefix"),
+            (json!({"namespace": "ns", "name": "a*b", "reason": "r"}), "name is a pod name, or a prefix"),
+            (json!({"namespace": "ns", "name": "x", "reason": " "}), "reason says why"),
+        ] {
+            let e = errors(&overrides(o.clone()));
+            assert!(e.contains(message), "{o}: {e}");
+        }
         let tr = serde_json::to_value(TrustRoot::crd()).unwrap();
         assert_eq!(tr["spec"]["scope"], "Cluster");
         let e = TrustRootSpec::validate_cel(&json!({}), None).unwrap_err();

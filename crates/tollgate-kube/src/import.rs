@@ -189,8 +189,12 @@ pub fn to_crds(policy: &Policy, read: Read<'_>) -> Result<String, Vec<String>> {
                     if policy.mode == Mode::Warn {
                         spec["mode"] = json!("warn");
                     }
+                    // Cluster-wide lists ride on the first policy.
                     if docs.is_empty() && !exemptions.is_empty() {
                         spec["exemptions"] = json!(exemptions);
+                    }
+                    if docs.is_empty() && !policy.enforcement_overrides.is_empty() {
+                        spec["enforcementOverrides"] = json!(policy.enforcement_overrides);
                     }
                     if let Some((root, root_spec)) = c.trust_root {
                         docs.push(json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "TrustRoot",

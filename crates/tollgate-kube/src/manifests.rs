@@ -100,11 +100,17 @@ pub fn node_agent(agent: &NodeAgent) -> Result<String, RenderError> {
                     "selector": {"matchLabels": {"app.kubernetes.io/name": "tollgate-node"}},
                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                     "template": {
-                        "metadata": {"labels": labels},
+                        // The NRI plugin runs in these pods: with containerd requiring it, they could not
+                        // start again while it is away (a restart, an update) without the toleration.
+                        "metadata": {"labels": labels, "annotations": {TOLERATION: "true"}},
                         "spec": {
                             "serviceAccountName": "tollgate-node",
                             "automountServiceAccountToken": false,
                             "priorityClassName": "system-node-critical",
+                            // The node's network: the CNI plugin's own pods wait for tollgate's plugin,
+                            // so tollgate's pods must not wait for the CNI.
+                            "hostNetwork": true,
+                            "dnsPolicy": "ClusterFirstWithHostNet",
                             "tolerations": [{"operator": "Exists"}],
                             "initContainers": [container(
                                 "install",
@@ -443,6 +449,46 @@ pub(crate) fn read(text: &str, source_name: &str, kinds: &[&str]) -> Result<Obje
 /// required plugins are missing (`tollgate containerd install --nri` names it).
 pub const TOLERATION: &str = "nri.tollgate.dev/tolerate-missing-plugins";
 
+/// The prefix of NRI's own pod annotations that name the plugins a container requires.
+pub const REQUIRED_PLUGINS: &str = "required-plugins.noderesource.dev";
+
+/// The name prefix of the node agent's pods (the DaemonSet `tollgate-node`'s generated names).
+pub const NODE_AGENT_PODS: &str = "tollgate-node-";
+
+/// Whether the object `name` of `namespace` is the node agent's DaemonSet or one of its pods, which
+/// carry the NRI toleration: the NRI plugin runs in them, so they must start while it is away.
+pub fn is_node_agent_pod(namespace: &str, name: &str) -> bool {
+    namespace == NAMESPACE && (name.starts_with(NODE_AGENT_PODS) || Some(name) == NODE_AGENT_PODS.strip_suffix('-'))
+}
+
+/// The CEL alternatives (` || (…)` each) that let the node agent's pods and the pods the policies
+/// name under `enforcementOverrides` carry the override annotations.
+fn overrides_cel(policies: &[ClusterImagePolicy]) -> Result<String, RenderError> {
+    let mut out = format!(
+        " || (request.namespace == '{NAMESPACE}' && has(object.metadata.name) && \
+         object.metadata.name.startsWith('{NODE_AGENT_PODS}'))"
+    );
+    for o in policies.iter().flat_map(|p| &p.spec.enforcement_overrides) {
+        // They go into CEL string literals: only what the CRD's rules admit may get there.
+        let plain = |s: &str| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c))
+        };
+        let name = o.name.strip_suffix('*');
+        if !plain(&o.namespace) || !plain(name.unwrap_or(&o.name)) {
+            return Err(RenderError {
+                what: "the admission policy",
+                message: format!("enforcement override {}/{} is not NAMESPACE/NAME[*]", o.namespace, o.name),
+            });
+        }
+        let test = match name {
+            Some(prefix) => format!("object.metadata.name.startsWith('{prefix}')"),
+            None => format!("object.metadata.name == '{}'", o.name),
+        };
+        out.push_str(&format!(" || (request.namespace == '{}' && has(object.metadata.name) && {test})", o.namespace));
+    }
+    Ok(out)
+}
+
 /// The name of the generated admission policy and its binding.
 pub const ADMISSION_POLICY: &str = "images.tollgate.dev";
 /// The same, for `AdmissionConfiguration.staticManifestsDir` (Kubernetes 1.36+), which requires the
@@ -488,6 +534,7 @@ pub fn admission_policy(policies: &[ClusterImagePolicy], static_manifest: bool) 
             message: "no ClusterImagePolicy names an image scope, so every image would be refused".into(),
         });
     }
+    let overrides = overrides_cel(policies)?;
     let enforce = policies.iter().any(|p| p.spec.mode.as_deref() != Some("warn"));
     let allowed = scopes.iter().map(|s| scope_cel(s)).collect::<Vec<_>>().join(" || ");
     let listed = scopes.join(", ");
@@ -514,14 +561,15 @@ pub fn admission_policy(policies: &[ClusterImagePolicy], static_manifest: bool) 
                     "reason": "Forbidden"
                 },
                 {
-                    // Only the kubelet's mirror pods (static pods) may tolerate a missing NRI plugin: on any other
-                    // pod the annotation would let its containers start unchecked while the plugin is away.
+                    // Only the kubelet's mirror pods (static pods) and the pods the policies name may tolerate a
+                    // missing NRI plugin or change which plugins are required: on any other pod the annotations
+                    // would let its containers start unchecked while the plugin is away.
                     "expression": format!(
                         "!has(object.metadata.annotations) || \
-                         !object.metadata.annotations.exists(k, k.startsWith('{TOLERATION}')) || \
-                         request.userInfo.username.startsWith('system:node:')"
+                         !object.metadata.annotations.exists(k, k.startsWith('{TOLERATION}') || k.startsWith('{REQUIRED_PLUGINS}')) || \
+                         request.userInfo.username.startsWith('system:node:'){overrides}"
                     ),
-                    "message": format!("tollgate: only static pods may carry {TOLERATION}: it lets containers start unchecked while tollgate's NRI plugin is away"),
+                    "message": format!("tollgate: only static pods and the pods a ClusterImagePolicy names under enforcementOverrides may carry {TOLERATION} or {REQUIRED_PLUGINS}*: they let containers start unchecked while tollgate's NRI plugin is away"),
                     "reason": "Forbidden"
                 },
                 {
@@ -575,6 +623,17 @@ mod tests {
         assert!(text.contains("- Warn") && !text.contains("- Deny"), "{text}");
         assert_eq!(text.matches("name: tollgate-images.static.k8s.io").count(), 2, "{text}");
         assert!(admission_policy(&[], false).unwrap_err().message.contains("every image would be refused"));
+        let mut named = cip(&["r.example"], None);
+        named.spec.enforcement_overrides = serde_json::from_value(serde_json::json!([
+            {"namespace": "kube-system", "name": "etcd-*", "reason": "r"}, {"namespace": "infra", "name": "agent", "reason": "r"}
+        ]))
+        .unwrap();
+        let text = admission_policy(std::slice::from_ref(&named), false).unwrap();
+        // YAML doubles the quotes inside a quoted scalar.
+        let want = "|| (request.namespace == 'kube-system' && has(object.metadata.name) && object.metadata.name.startsWith('etcd-')) || (request.namespace == 'infra' && has(object.metadata.name) && object.metadata.name == 'agent')";
+        assert!(text.contains(&want.replace('\'', "''")), "{text}");
+        named.spec.enforcement_overrides[1].name = "a') || true || ('".into();
+        assert!(admission_policy(&[named], false).unwrap_err().message.contains("is not NAMESPACE/NAME[*]"));
         let injected = cip(&["r.example') || true || ('"], None);
         assert!(admission_policy(&[injected], false).unwrap_err().message.contains("is not HOST[:PORT][/PATH]"));
     }

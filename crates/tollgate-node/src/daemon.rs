@@ -589,6 +589,16 @@ impl Daemon {
         }
     }
 
+    /// Why the cluster policy in force lets the object `name` of `namespace` carry annotations that
+    /// switch node enforcement off (its `enforcementOverrides` entry's reason), or `None`. Namespace
+    /// policies never can: one that tries does not load.
+    pub fn enforcement_override(&self, namespace: &str, name: &str) -> Option<String> {
+        let in_force = self.in_force();
+        let snapshot = in_force.snapshot()?;
+        let entry = snapshot.policy.policy.enforcement_overrides.iter().find(|o| o.matches(namespace, name))?;
+        Some(format!("{}/{}: {}", entry.namespace, entry.name, entry.reason))
+    }
+
     /// The `/healthz` answer.
     pub fn health(&self) -> Health {
         let in_force = self.in_force();
@@ -689,7 +699,7 @@ fn load_namespaces(
             }
             ns
         };
-        let loaded = match engine::load_policy(&path) {
+        let loaded = match engine::load_policy(&path).and_then(|s| namespace_may(s, &path)) {
             Ok(s) => Ok(Arc::new(s)),
             Err(e) => {
                 let message = chain(&e);
@@ -715,6 +725,19 @@ fn load_namespaces(
         out.insert(ns.to_owned(), loaded);
     }
     out
+}
+
+/// A namespace's policy can only add requirements: one that lets pods switch node enforcement off
+/// does not load.
+fn namespace_may(s: PolicySnapshot, path: &std::path::Path) -> Result<PolicySnapshot, engine::EngineError> {
+    if s.policy.policy.enforcement_overrides.is_empty() {
+        return Ok(s);
+    }
+    Err(engine::EngineError::Policy(tollgate_policy::PolicyError::Invalid {
+        source_name: path.display().to_string(),
+        location: "enforcementOverrides".into(),
+        message: "only the cluster policy may let pods switch node enforcement off".into(),
+    }))
 }
 
 /// Keeps a copy of a policy that loaded, when `lastGoodPolicy` names a file in

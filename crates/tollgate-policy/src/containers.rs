@@ -243,6 +243,55 @@ pub struct Exemption {
     pub reason: String,
 }
 
+/// Pods that may carry annotations that switch node enforcement off for them (the NRI plugin's
+/// toleration, NRI's `required-plugins` annotations): the admission webhook refuses those
+/// annotations on every other pod. Only the cluster policy may name them, never a namespace's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnforcementOverride {
+    /// The pods' namespace, exactly.
+    pub namespace: String,
+    /// The pod's (or workload's) name, exactly, or a prefix ending in `*` (`etcd-*`).
+    pub name: String,
+    /// Why; recorded with every admission it allows.
+    pub reason: String,
+}
+
+impl EnforcementOverride {
+    /// Whether it names the object `name` in `namespace`.
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        if self.namespace != namespace || name.is_empty() {
+            return false;
+        }
+        match self.name.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.name == name,
+        }
+    }
+
+    /// What is wrong with it, if anything: a namespace and name as Kubernetes spells them (a
+    /// trailing `*` aside), and a reason.
+    pub fn problem(&self) -> Option<String> {
+        let dns = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        };
+        if !dns(&self.namespace) || self.namespace.contains('.') || self.namespace.len() > 63 {
+            return Some(format!("namespace {:?} is not a Kubernetes namespace name", self.namespace));
+        }
+        let name = self.name.strip_suffix('*').unwrap_or(&self.name);
+        if !dns(name) {
+            return Some(format!("name {:?} is not a pod name, or a prefix of one followed by * (etcd-*)", self.name));
+        }
+        if self.reason.trim().is_empty() {
+            return Some("reason must say why these pods may switch node enforcement off".into());
+        }
+        None
+    }
+}
+
 impl Requirement {
     /// The requirement's `type` as written in policy files.
     pub fn type_name(&self) -> &'static str {
@@ -272,6 +321,8 @@ pub struct Policy {
     pub mode: Mode,
     /// Images never blocked (native format only).
     pub exemptions: Vec<Exemption>,
+    /// Pods that may switch node enforcement off (native format only; cluster policy only).
+    pub enforcement_overrides: Vec<EnforcementOverride>,
 }
 
 #[derive(Deserialize)]
@@ -439,7 +490,13 @@ impl Policy {
             }
             transports.insert(transport, out);
         }
-        Ok(Policy { default, transports, mode: Mode::Enforce, exemptions: Vec::new() })
+        Ok(Policy {
+            default,
+            transports,
+            mode: Mode::Enforce,
+            exemptions: Vec::new(),
+            enforcement_overrides: Vec::new(),
+        })
     }
 
     /// Serializes back to `containers-policy.json` (canonical field order, pretty).
@@ -463,6 +520,9 @@ impl Policy {
                 (None, None) => "no digest or repository".to_owned(),
             };
             out.push(format!("exemptions[{i}] ({what})"));
+        }
+        for (i, o) in self.enforcement_overrides.iter().enumerate() {
+            out.push(format!("enforcementOverrides[{i}] ({}/{})", o.namespace, o.name));
         }
         let mut check = |where_: String, reqs: &[Requirement]| {
             for (i, r) in reqs.iter().enumerate() {

@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tollgate_oci::{Digest, Reference};
 
-use crate::containers::{Exemption, Fulcio, KeySource, Mode, Pki, Policy, PolicyError, Requirement, SignedIdentity};
+use crate::containers::{
+    EnforcementOverride, Exemption, Fulcio, KeySource, Mode, Pki, Policy, PolicyError, Requirement, SignedIdentity,
+};
 
 /// `apiVersion` of native policies.
 pub const API_VERSION: &str = "tollgate.dev/v1alpha1";
@@ -49,6 +51,8 @@ struct NativeFile {
     trust: BTreeMap<String, Trust>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exemptions: Vec<Exemption>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    enforcement_overrides: Vec<EnforcementOverride>,
     default: Vec<NativeRequirement>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     transports: BTreeMap<String, BTreeMap<String, Vec<NativeRequirement>>>,
@@ -224,6 +228,11 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
             return Err(invalid(&loc, "reason must say why the image is exempt".into()));
         }
     }
+    for (i, o) in file.enforcement_overrides.iter().enumerate() {
+        if let Some(problem) = o.problem() {
+            return Err(invalid(&format!("enforcementOverrides[{i}]"), problem));
+        }
+    }
     let list = |reqs: &[NativeRequirement], loc: &str| -> Result<Vec<Requirement>, PolicyError> {
         if reqs.is_empty() {
             return Err(invalid(loc, "must list at least one requirement".into()));
@@ -341,7 +350,13 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
         }
         transports.insert(t.clone(), out);
     }
-    Ok(Policy { default, transports, mode: file.mode, exemptions: file.exemptions })
+    Ok(Policy {
+        default,
+        transports,
+        mode: file.mode,
+        exemptions: file.exemptions,
+        enforcement_overrides: file.enforcement_overrides,
+    })
 }
 
 struct TrustParts {
@@ -539,6 +554,7 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
         mode: policy.mode,
         trust,
         exemptions: policy.exemptions.clone(),
+        enforcement_overrides: policy.enforcement_overrides.clone(),
         default,
         transports,
     };

@@ -114,12 +114,30 @@ impl Webhook {
             Err(e) => return Ok(deny(format!("tollgate cannot read the images of this {}: {e}", r.kind))),
         };
         let overrides = admission::enforcement_overrides(&admission::annotations(&r.object, metadata));
+        let mut allowed_override = None;
         if endpoint == Endpoint::Validate && !overrides.is_empty() && !admission::is_mirror_pod_by_kubelet(r) {
-            return Ok(deny(format!(
-                "tollgate: only a kubelet's static pods may carry {}: it would let containers start while node \
-                 enforcement is away",
-                overrides.join(", ")
-            )));
+            // On create, a generated name is in the object by the time validating webhooks run.
+            let name = admission::object_name(r);
+            let node_agent = tollgate_kube::manifests::is_node_agent_pod(&r.namespace, &name).then(|| {
+                format!("{}/{}*: tollgate's node agent", r.namespace, tollgate_kube::manifests::NODE_AGENT_PODS)
+            });
+            match node_agent.or_else(|| self.daemon.enforcement_override(&r.namespace, &name)) {
+                Some(why) => {
+                    info!(namespace = %r.namespace, name = %name, annotations = %overrides.join(","),
+                          "enforcement override allowed by the cluster policy ({why})");
+                    allowed_override = Some(why);
+                }
+                None => {
+                    return Ok(deny(format!(
+                        "tollgate: {} {}/{name} carries {}: it would let containers start while node enforcement \
+                         is away; only a kubelet's static pods, and pods the cluster policy names under \
+                         enforcementOverrides, may",
+                        r.kind,
+                        r.namespace,
+                        overrides.join(", ")
+                    )));
+                }
+            }
         }
         // Concurrently: a pod's images are fetched and verified side by side.
         let fates = futures_util::future::join_all(images.iter().map(|i| self.fate(i, &r.namespace))).await;
@@ -148,6 +166,9 @@ impl Webhook {
         }
         if !answer.warnings.is_empty() {
             answer.audit.push(("decision".into(), "warned".into()));
+        }
+        if let Some(why) = allowed_override {
+            answer.audit.push(("enforcement-override".into(), why));
         }
         Ok(answer)
     }
@@ -475,5 +496,87 @@ mod tests {
         by_kubelet["request"]["userInfo"]["username"] = json!("system:node:cp-1");
         let r = response(&w.review(Endpoint::Validate, by_kubelet.to_string().as_bytes()).await);
         assert_eq!(r["allowed"], true, "{r}");
+    }
+
+    /// The cluster policy may name pods that carry the overrides; every other pod is still refused.
+    #[tokio::test]
+    async fn the_cluster_policy_may_allow_enforcement_overrides_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\n\
+            enforcementOverrides: [{namespace: shop, name: agent-*, reason: starts before the NRI plugin}]\n\
+            default: [{type: insecureAcceptAnything}]\n";
+        let w = webhook(dir.path(), policy, false);
+        let image = "r.example/app@sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97";
+        let annotated = |name: &str| {
+            let mut p = pod(image);
+            p["metadata"] = json!({"name": name, "annotations": {
+                "nri.tollgate.dev/tolerate-missing-plugins": "true",
+                "required-plugins.noderesource.dev/container.c": "[]"}});
+            p
+        };
+        let r = response(&w.review(Endpoint::Validate, &review(("", "Pod"), annotated("agent-7f9c"))).await);
+        assert_eq!(r["allowed"], true, "{r}");
+        assert_eq!(r["auditAnnotations"]["enforcement-override"], "shop/agent-*: starts before the NRI plugin", "{r}");
+        let r = response(&w.review(Endpoint::Validate, &review(("", "Pod"), annotated("web-1"))).await);
+        assert_eq!(r["allowed"], false, "{r}");
+        let message = r["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Pod shop/web-1 carries nri.tollgate.dev/tolerate-missing-plugins, required-plugins")
+                && message.contains("enforcementOverrides"),
+            "{message}"
+        );
+        let mut elsewhere: serde_json::Value =
+            serde_json::from_slice(&review(("", "Pod"), annotated("agent-7f9c"))).unwrap();
+        elsewhere["request"]["namespace"] = json!("other");
+        let r = response(&w.review(Endpoint::Validate, elsewhere.to_string().as_bytes()).await);
+        assert_eq!(r["allowed"], false, "the entry names namespace shop only: {r}");
+        // The node agent's pods carry the toleration themselves (the NRI plugin runs in them).
+        for (name, allowed) in [("tollgate-node-x7k2p", true), ("tollgate-nodes", false)] {
+            let mut agent: serde_json::Value = serde_json::from_slice(&review(("", "Pod"), annotated(name))).unwrap();
+            agent["request"]["namespace"] = json!("tollgate-system");
+            let r = response(&w.review(Endpoint::Validate, agent.to_string().as_bytes()).await);
+            assert_eq!(r["allowed"], allowed, "{name}: {r}");
+        }
+    }
+
+    /// A namespace's policy cannot let pods switch enforcement off: one that tries does not load, so
+    /// the namespace's images are undecidable until it is fixed.
+    #[tokio::test]
+    async fn a_namespace_policy_that_allows_enforcement_overrides_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let namespaces = dir.path().join("namespaces");
+        std::fs::create_dir(&namespaces).unwrap();
+        std::fs::write(
+            namespaces.join("shop.yaml"),
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\n\
+             enforcementOverrides: [{namespace: shop, name: p, reason: mine}]\ndefault: [{type: insecureAcceptAnything}]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("policy.json"), r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+        let cfg = tollgate_node::config::NodeConfig {
+            policy: dir.path().join("policy.json"),
+            namespace_policies: Some(namespaces),
+            socket: dir.path().join("tollgate.sock"),
+            audit_log: tollgate_node::config::AuditConfig {
+                path: dir.path().join("audit.log"),
+                ..tollgate_node::config::AuditConfig::default()
+            },
+            break_glass_file: dir.path().join("break-glass"),
+            last_good_policy: None,
+            ..tollgate_node::config::NodeConfig::default()
+        };
+        let daemon = Arc::new(Daemon::new(cfg).unwrap());
+        assert_eq!(daemon.enforcement_override("shop", "p"), None);
+        let settings = Settings {
+            deadline: Duration::from_secs(3),
+            allow_unhandled_kinds: false,
+            reload: Duration::from_secs(60),
+        };
+        let w = Webhook::new(daemon, settings);
+        let image = "r.example/app@sha256:6df11cc2ad9679b1117be34d3a0230add88bc0a08fd7a3ebc26b680575e8de97";
+        let (status, text) = w.review(Endpoint::Validate, &review(("", "Pod"), pod(image))).await;
+        let text = String::from_utf8_lossy(&text);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert!(text.contains("only the cluster policy may let pods switch node enforcement off"), "{text}");
     }
 }

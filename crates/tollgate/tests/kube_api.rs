@@ -159,6 +159,10 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
             assert_eq!(spec["automountServiceAccountToken"], false, "the nodes need no API credentials");
             assert_eq!(spec["containers"][0]["image"], image);
             assert_eq!(spec["initContainers"][0]["args"][1], "install");
+            // The NRI plugin runs in these pods: they start while it is away, and without the CNI.
+            let annotations = &stored["spec"]["template"]["metadata"]["annotations"];
+            assert_eq!(annotations["nri.tollgate.dev/tolerate-missing-plugins"], "true", "{body}");
+            assert_eq!(spec["hostNetwork"], true, "{body}");
         }
     }
     assert_eq!(agent, 3, "ServiceAccount, ConfigMap and DaemonSet:\n{text}");
@@ -280,6 +284,12 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
             serde_json::json!({"images": ["r.example/a"], "authorities": [{"digests": ["sha256:abc"]}]}),
             "digests are sha256:<64 hex>",
         ),
+        (
+            "bad-override",
+            serde_json::json!({"images": ["r.example/a"], "authorities": [{"static": {"action": "pass"}}],
+                "enforcementOverrides": [{"namespace": "kube-system", "name": "*", "reason": "everything"}]}),
+            "name is a pod name, or a prefix of one followed by * (etcd-*)",
+        ),
     ] {
         let client_side = tollgate_kube::crd::ClusterImagePolicySpec::validate_cel(&spec, None);
         assert!(format!("{client_side:?}").contains(message), "{name}: client-side: {client_side:?}");
@@ -308,6 +318,13 @@ fn the_manifests_apply_and_the_api_server_enforces_the_crds_rules(api: &KubeApi)
     let (status, body) = create(api, &relaxing);
     assert_eq!(status, 422, "a namespace cannot exempt: {body}");
     assert!(body.contains("an ImagePolicy cannot exempt"), "{body}");
+    let mut overriding = ns_policy.clone();
+    overriding["metadata"]["name"] = serde_json::json!("overriding");
+    overriding["spec"]["enforcementOverrides"] =
+        serde_json::json!([{"namespace": "shop", "name": "p", "reason": "mine"}]);
+    let (status, body) = create(api, &overriding);
+    assert_eq!(status, 422, "a namespace cannot switch node enforcement off: {body}");
+    assert!(body.contains("an ImagePolicy cannot allow enforcement overrides"), "{body}");
     let (status, body) = create(
         api,
         &serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "none"}, "spec": {}}),
@@ -380,16 +397,37 @@ fn the_generated_admission_policy_refuses_unpinned_and_uncovered_images(api: &Ku
     assert_eq!(status, 403, "a scope is a path prefix, not a string prefix: {body}");
     let (status, body) = create(api, &pod("pinned", pinned));
     assert_eq!(status, 201, "a pinned image under a covered scope is admitted: {body}");
-    // The NRI toleration, on a pod no kubelet created, is refused. (NRI's container-scoped forms,
-    // KEY/container.NAME, are not valid annotation keys for the API server.)
-    let mut tolerating = pod("tolerating", pinned);
-    tolerating["metadata"]["annotations"] = serde_json::json!({"nri.tollgate.dev/tolerate-missing-plugins": "true"});
-    let (status, body) = create(api, &tolerating);
-    assert_eq!(status, 403, "{body}");
-    assert!(
-        message(&body).contains("tollgate: only static pods may carry nri.tollgate.dev/tolerate-missing-plugins"),
-        "{body}"
-    );
+    // The NRI toleration, on a pod no kubelet created, is refused, and so is NRI's own annotation.
+    // (NRI's container-scoped forms, KEY/container.NAME, are not valid annotation keys for the API server.)
+    for annotation in ["nri.tollgate.dev/tolerate-missing-plugins", "required-plugins.noderesource.dev"] {
+        let mut tolerating = pod("tolerating", pinned);
+        tolerating["metadata"]["annotations"] = serde_json::json!({annotation: "true"});
+        let (status, body) = create(api, &tolerating);
+        assert_eq!(status, 403, "{annotation}: {body}");
+        assert!(
+            message(&body).contains(
+                "tollgate: only static pods and the pods a ClusterImagePolicy names under \
+                                     enforcementOverrides may carry nri.tollgate.dev/tolerate-missing-plugins"
+            ),
+            "{body}"
+        );
+    }
+    // Except on the pods the policies name (kube-system/kube-proxy-*), and on tollgate's node agent.
+    for (ns, name, admitted) in [
+        ("kube-system", "kube-proxy-7xq2d", true),
+        ("kube-system", "kube-proxyish", false),
+        ("tollgate-system", "tollgate-node-9fz4k", true),
+        ("shop", "kube-proxy-7xq2d", false),
+    ] {
+        let sa = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        let (status, body) = create(api, &sa);
+        assert!(status == 201 || status == 409, "{body}");
+        let mut named = pod(name, pinned);
+        named["metadata"]["namespace"] = serde_json::json!(ns);
+        named["metadata"]["annotations"] = serde_json::json!({"nri.tollgate.dev/tolerate-missing-plugins": "true"});
+        let (status, body) = create(api, &named);
+        assert_eq!(status == 201, admitted, "{ns}/{name}: {body}");
+    }
     the_webhook_decides_pods_and_pins_tags(api);
 }
 
@@ -426,8 +464,14 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
     let d = dir.path();
     std::fs::write(d.join("trusted.pub"), key.public_pem()).unwrap();
     std::fs::write(
-        d.join("policy.json"),
-        format!(r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{}/team":[{{"type":"sigstoreSigned","keyPath":"trusted.pub","signedIdentity":{{"type":"matchRepository"}}}}]}}}}}}"#, reg.addr),
+        d.join("policy.yaml"),
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  trusted: {{publicKeys: [{{path: trusted.pub}}]}}\n\
+             enforcementOverrides: [{{namespace: apps, name: agent-*, reason: starts before the NRI plugin}}]\n\
+             default: [{{type: reject}}]\ntransports:\n  docker:\n    \"{}/team\": [{{type: sigstoreSigned, trust: trusted, \
+             signedIdentity: {{type: matchRepository}}}}]\n",
+            reg.addr
+        ),
     )
     .unwrap();
     let namespaces = d.join("namespaces");
@@ -443,7 +487,7 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
         &config,
         format!(
             "policy: {}\nnamespacePolicies: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 3600\n",
-            d.join("policy.json").display(),
+            d.join("policy.yaml").display(),
             namespaces.display(),
             d.join("run/tollgate.sock").display(),
             reg.addr,
@@ -574,15 +618,33 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
         .unwrap();
     assert_eq!(status, 201, "{body}");
     assert!(warnings.iter().any(|w| w.contains("tollgate: ") && w.contains("would be denied")), "{warnings:?}");
-    // The NRI toleration on a pod no kubelet created.
+    // The NRI toleration on a pod no kubelet created, unless the cluster policy names it.
     let mut tolerating = pod("apps", "tolerating", &app);
     tolerating["metadata"]["annotations"] = serde_json::json!({"nri.tollgate.dev/tolerate-missing-plugins": "true"});
     let (status, body) = create(api, &tolerating);
     assert_eq!(status, 403, "{body}");
     assert!(
-        message(&body).contains("only a kubelet's static pods may carry nri.tollgate.dev/tolerate-missing-plugins"),
+        message(&body).contains(
+            "tollgate: Pod apps/tolerating carries nri.tollgate.dev/tolerate-missing-plugins: it would let containers \
+             start while node enforcement is away"
+        ),
         "{body}"
     );
+    let mut named = tolerating.clone();
+    named["metadata"]["name"] = serde_json::json!("agent-1");
+    let (status, body) = create(api, &named);
+    assert_eq!(status, 201, "the policy names apps/agent-*: {body}\n{}", logs());
+    assert!(logs().contains("enforcement override allowed by the cluster policy"), "{}", logs());
+    // A generated name is what is checked: the Deployment's pods are named agent-….
+    let mut generated = tolerating;
+    generated["metadata"] = serde_json::json!({"generateName": "agent-", "namespace": "apps",
+        "annotations": {"nri.tollgate.dev/tolerate-missing-plugins": "true"}});
+    let (status, body) = create(api, &generated);
+    assert_eq!(status, 201, "{body}");
+    let mut generated_elsewhere = generated;
+    generated_elsewhere["metadata"]["generateName"] = serde_json::json!("web-");
+    let (status, body) = create(api, &generated_elsewhere);
+    assert_eq!(status, 403, "{body}");
     let audit = std::fs::read_to_string(d.join("audit.log")).unwrap();
     assert!(
         audit.lines().any(|l| l.contains("\"namespace\":\"strict\"") && l.contains("\"decision\":\"denied\"")),

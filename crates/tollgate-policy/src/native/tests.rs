@@ -186,3 +186,38 @@ fn the_kubernetes_release_trust_is_built_in_and_replaceable() {
     let unknown = parse(yaml.replace("kubernetes-release", "nope").as_bytes(), "p.yaml").map(|_| ()).err();
     assert!(unknown.is_some_and(|e| e.to_string().contains("built in: kubernetes-release")));
 }
+
+#[test]
+fn enforcement_overrides_name_pods_and_refuse_export() {
+    let text = NATIVE.replace(
+        "default:\n",
+        "enforcementOverrides:\n  - {namespace: kube-system, name: etcd-*, reason: starts before the NRI plugin}\n  - {namespace: infra, name: agent, reason: node agent}\ndefault:\n",
+    );
+    let p = parse(text.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let [etcd, agent] = &p.enforcement_overrides[..] else { panic!("{:?}", p.enforcement_overrides) };
+    assert!(etcd.matches("kube-system", "etcd-node1") && etcd.matches("kube-system", "etcd-"));
+    assert!(!etcd.matches("default", "etcd-node1") && !etcd.matches("kube-system", "etc"));
+    assert!(agent.matches("infra", "agent") && !agent.matches("infra", "agent-2") && !agent.matches("infra", ""));
+    let err = export(&p, "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("enforcementOverrides[0] (kube-system/etcd-*); enforcementOverrides[1] (infra/agent)"),
+        "{err}"
+    );
+    let back = import(&p, "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parse(back.as_bytes(), "back").ok().as_ref(), Some(&p), "{back}");
+    for (entry, want) in [
+        (
+            "{namespace: Kube-System, name: x, reason: r}",
+            "namespace \"Kube-System\" is not a Kubernetes namespace name",
+        ),
+        ("{namespace: a.b, name: x, reason: r}", "namespace \"a.b\" is not a Kubernetes namespace name"),
+        ("{namespace: ns, name: '*', reason: r}", "name \"*\" is not a pod name, or a prefix"),
+        ("{namespace: ns, name: 'a*b', reason: r}", "name \"a*b\" is not a pod name"),
+        ("{namespace: ns, name: x, reason: ' '}", "enforcementOverrides[0]: reason must say why"),
+        ("{namespace: ns, name: x}", "missing field `reason`"),
+    ] {
+        let text = NATIVE.replace("default:\n", &format!("enforcementOverrides: [{entry}]\ndefault:\n"));
+        let got = parse(text.as_bytes(), "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(got.contains(want), "{entry}: {got}\n  wanted {want}");
+    }
+}
