@@ -8,11 +8,115 @@
 //! matching scope, so each scope gets the requirements of every policy that covers it. Images no
 //! policy covers are refused (the node fails closed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use crate::crd::{Authority, ClusterImagePolicy, ImagePolicy, SignedIdentity, TrustRoot};
+
+/// What kind of object a [`KeyRef`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RefKind {
+    /// A Secret (`data`, base64 in the API).
+    Secret,
+    /// A ConfigMap (`data`).
+    ConfigMap,
+}
+
+/// One key of a Secret or ConfigMap that an object names: what the controller reads for the
+/// compiler, which itself reads nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyRef {
+    /// Secret or ConfigMap.
+    pub kind: RefKind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The key in its data.
+    pub key: String,
+}
+
+impl std::fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            RefKind::Secret => "Secret",
+            RefKind::ConfigMap => "ConfigMap",
+        };
+        write!(f, "{kind} {}/{} key {}", self.namespace, self.name, self.key)
+    }
+}
+
+/// The text of each referenced key, as the edge read it, or why it could not be read (a message
+/// that never holds the value). A reference missing from the map was not read at all (an offline
+/// `policy compile`).
+pub type Materials = BTreeMap<KeyRef, Result<String, String>>;
+
+/// Where the objects' references point by default, and what a namespaced object may name.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    /// The namespace a reference without one means.
+    default_namespace: &'a str,
+    /// For a namespaced object: the only namespace it may name (its own).
+    only: Option<&'a str>,
+}
+
+fn secret_ref(r: &crate::crd::SecretKeyRef, scope: Scope<'_>) -> Result<KeyRef, String> {
+    let namespace = r.namespace.clone().unwrap_or_else(|| scope.default_namespace.to_owned());
+    if let Some(own) = scope.only.filter(|own| *own != namespace) {
+        return Err(format!(
+            "its secretRef names namespace {namespace}; an ImagePolicy may only name Secrets of its own namespace ({own})"
+        ));
+    }
+    Ok(KeyRef { kind: RefKind::Secret, namespace, name: r.name.clone(), key: r.key.clone() })
+}
+
+fn configmap_ref(r: &crate::crd::ConfigMapKeyRef) -> KeyRef {
+    KeyRef {
+        kind: RefKind::ConfigMap,
+        namespace: r.namespace.clone().unwrap_or_else(|| crate::manifests::NAMESPACE.to_owned()),
+        name: r.name.clone(),
+        key: r.key.clone(),
+    }
+}
+
+/// Every Secret and ConfigMap key the objects name (the ones they may name): what the controller
+/// reads before it compiles.
+pub fn references(cluster: &[ClusterImagePolicy], namespaced: &[ImagePolicy], roots: &[TrustRoot]) -> BTreeSet<KeyRef> {
+    let cluster_scope = Scope { default_namespace: crate::manifests::NAMESPACE, only: None };
+    let keys = |authorities: &[Authority], scope: Scope<'_>| -> Vec<KeyRef> {
+        authorities
+            .iter()
+            .filter_map(|a| a.key.as_ref()?.secret_ref.as_ref())
+            .filter_map(|r| secret_ref(r, scope).ok())
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for p in cluster {
+        out.extend(keys(&p.spec.authorities, cluster_scope));
+    }
+    for p in namespaced {
+        let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+        out.extend(keys(&p.spec.authorities, Scope { default_namespace: ns, only: Some(ns) }));
+    }
+    for t in roots {
+        if let Some(r) = t.spec.sigstore.as_ref().and_then(|s| s.config_map_ref.as_ref()) {
+            out.insert(configmap_ref(r));
+        }
+    }
+    out
+}
+
+/// The text of `r`, or why there is none.
+fn material(r: &KeyRef, materials: &Materials, inline_field: &str) -> Result<String, String> {
+    match materials.get(r) {
+        Some(Ok(text)) => Ok(text.clone()),
+        Some(Err(why)) => Err(why.clone()),
+        None => Err(format!(
+            "{r} is read by `tollgate controller` in the cluster; to compile offline, give {inline_field} inline"
+        )),
+    }
+}
 
 /// One object that cannot be compiled, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +135,24 @@ pub struct Compiled {
     pub cluster: String,
     /// Per namespace, its policy (native YAML): files `NAMESPACE.yaml` of `namespacePolicies`.
     pub namespaces: BTreeMap<String, String>,
+}
+
+impl Compiled {
+    /// The bundle's files: `policy.yaml` and `namespace.NS.yaml` (the ConfigMap's keys).
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files = vec![(tollgate_policy::bundle::POLICY_KEY.to_owned(), self.cluster.clone().into_bytes())];
+        files.extend(
+            self.namespaces
+                .iter()
+                .map(|(ns, yaml)| (tollgate_policy::bundle::namespace_key(ns), yaml.clone().into_bytes())),
+        );
+        files
+    }
+
+    /// The bundle's hash ([`tollgate_policy::bundle::hash`] of [`Compiled::files`]).
+    pub fn hash(&self) -> String {
+        tollgate_policy::bundle::hash(&self.files())
+    }
 }
 
 /// Whether scope `broad` covers scope `specific` (containers-policy.json scopes): equal, a path
@@ -66,11 +188,18 @@ fn identity(i: &SignedIdentity) -> Value {
 
 /// The requirements of one policy: any one of its authorities. Until the native format has an
 /// "any of" requirement, one policy's authorities must be of one kind, whose OR it can express.
+/// What `demands` reads besides the object.
+struct Context<'a> {
+    roots: &'a BTreeMap<String, &'a TrustRoot>,
+    materials: &'a Materials,
+}
+
 fn demands(
     object: &str,
     authorities: &[Authority],
     signed: Option<&SignedIdentity>,
-    roots: &BTreeMap<String, &TrustRoot>,
+    ctx: &Context<'_>,
+    scope: Scope<'_>,
 ) -> Result<Demands, CompileError> {
     let err = |message: String| CompileError { object: object.to_owned(), message };
     let kind = |a: &Authority| {
@@ -100,16 +229,24 @@ fn demands(
         Some("key") => {
             let mut keys = Vec::new();
             for a in authorities {
-                match a.key.as_ref().and_then(|k| k.data.as_ref()) {
-                    Some(pem) => keys.push(json!({"pem": pem})),
-                    None => {
-                        return Err(err(
-                            "a key from a Secret (secretRef) is read by the controller, which is not in this release; \
-                             put the PEM in key.data"
-                                .into(),
-                        ));
+                let Some(k) = &a.key else { continue };
+                let pem = match (&k.data, &k.secret_ref) {
+                    (Some(pem), _) => pem.clone(),
+                    (None, Some(r)) => {
+                        let r = secret_ref(r, scope).map_err(err)?;
+                        let pem = material(&r, ctx.materials, "the PEM in key.data")
+                            .map_err(|why| err(format!("a key from a Secret (secretRef): {why}")))?;
+                        // Never say what the key holds: it may not be a public key at all.
+                        if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+                            return Err(err(format!(
+                                "{r} does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)"
+                            )));
+                        }
+                        pem
                     }
-                }
+                    (None, None) => return Err(err("a key authority with neither data nor secretRef".into())),
+                };
+                keys.push(json!({"pem": pem}));
             }
             let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
             // The CRD's default identity rule is matchRepository (the native default is containers/image's).
@@ -133,15 +270,24 @@ fn demands(
                         .into(),
                 ));
             };
-            let root = roots.get(&k.trust_root_ref).ok_or_else(|| {
+            let root = ctx.roots.get(&k.trust_root_ref).ok_or_else(|| {
                 err(format!("trustRootRef {:?} names no TrustRoot among the objects", k.trust_root_ref))
             })?;
-            let Some(json_text) = root.spec.sigstore.as_ref().and_then(|s| s.trusted_root_json.as_ref()) else {
-                return Err(err(format!(
-                    "TrustRoot {:?} gives no inline trustedRootJson; one from a ConfigMap is read by the controller, \
-                     which is not in this release",
-                    k.trust_root_ref
-                )));
+            let json_text = match root.spec.sigstore.as_ref() {
+                Some(s) => match (&s.trusted_root_json, &s.config_map_ref) {
+                    (Some(text), _) => text.clone(),
+                    (None, Some(r)) => material(&configmap_ref(r), ctx.materials, "its trustedRootJson")
+                        .map_err(|why| err(format!("TrustRoot {:?}: {why}", k.trust_root_ref)))?,
+                    (None, None) => {
+                        return Err(err(format!("TrustRoot {:?} has no trusted root", k.trust_root_ref)));
+                    }
+                },
+                None => {
+                    return Err(err(format!(
+                        "TrustRoot {:?} holds keys, not a sigstore trusted root; a keyless identity needs one",
+                        k.trust_root_ref
+                    )));
+                }
             };
             let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
             let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
@@ -267,22 +413,36 @@ fn render(parts: &[Part<'_>], default: Value, extras: Extras, what: &str) -> Res
     Ok(yaml)
 }
 
-/// Compiles the cluster policies and the namespaced ones. Every object that cannot be compiled is
-/// reported; nothing is returned then, so a bad object never replaces a good bundle.
+/// Compiles the cluster policies and the namespaced ones, with no Secret or ConfigMap read (a
+/// reference to one is an error that says so). See [`compile_with`].
 pub fn compile(
     cluster: &[ClusterImagePolicy],
     namespaced: &[ImagePolicy],
     trust_roots: &[TrustRoot],
 ) -> Result<Compiled, Vec<CompileError>> {
+    compile_with(cluster, namespaced, trust_roots, &Materials::new())
+}
+
+/// Compiles the cluster policies and the namespaced ones, with the referenced keys the edge read
+/// ([`references`]). Every object that cannot be compiled is reported; nothing is returned then, so
+/// a bad object never replaces a good bundle.
+pub fn compile_with(
+    cluster: &[ClusterImagePolicy],
+    namespaced: &[ImagePolicy],
+    trust_roots: &[TrustRoot],
+    materials: &Materials,
+) -> Result<Compiled, Vec<CompileError>> {
     let mut errors = Vec::new();
     let roots: BTreeMap<String, &TrustRoot> =
         trust_roots.iter().map(|t| (t.metadata.name.clone().unwrap_or_default(), t)).collect();
+    let ctx = Context { roots: &roots, materials };
+    let cluster_scope = Scope { default_namespace: crate::manifests::NAMESPACE, only: None };
     let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.name.clone().unwrap_or_default();
     let mut parts = Vec::new();
     let mut extras = Extras::default();
     for p in cluster {
         let object = format!("ClusterImagePolicy/{}", name(&p.metadata));
-        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &ctx, cluster_scope) {
             Ok(d) => parts.push(Part { object, images: &p.spec.images, mode: p.spec.mode.as_deref(), demands: d }),
             Err(e) => errors.push(e),
         }
@@ -308,7 +468,8 @@ pub fn compile(
             });
             continue;
         }
-        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &roots) {
+        let scope = Scope { default_namespace: &ns, only: Some(&ns) };
+        match demands(&object, &p.spec.authorities, p.spec.signed_identity.as_ref(), &ctx, scope) {
             Ok(d) => by_namespace.entry(ns).or_default().push(Part {
                 object,
                 images: &p.spec.images,
@@ -448,6 +609,86 @@ mod tests {
             Some("https://github.com/x/y/.github/workflows/r.yml@refs/heads/main".into());
         let e = compile(&[uri], &[], &[root]).unwrap_err();
         assert!(e[0].message.starts_with("keyless authorities compile for an email subject only"), "{e:?}");
+    }
+
+    /// The keys and trusted roots the objects name are what the controller reads; given their text,
+    /// they compile; a missing, unreadable or non-PEM value is named (never shown), and a namespace's
+    /// policy may only name its own namespace's Secrets.
+    #[test]
+    fn referenced_keys_compile_from_what_the_edge_read() {
+        let from_secret = cip(
+            "team",
+            json!({"images": ["r.example/team"], "authorities": [{"key": {"secretRef": {"name": "k", "key": "cosign.pub"}}}]}),
+        );
+        let root_json = include_str!("../../tollgate-policy/trust/sigstore-public-good-trusted_root.json");
+        let root = TrustRoot::new(
+            "public-good",
+            serde_json::from_value(
+                json!({"sigstore": {"configMapRef": {"name": "roots", "key": "trusted_root.json"}}}),
+            )
+            .unwrap(),
+        );
+        let keyless = cip(
+            "k8s",
+            json!({"images": ["registry.k8s.io"], "authorities": [{"keyless": {
+            "issuer": "https://accounts.google.com", "subject": "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
+            "trustRootRef": "public-good"}}]}),
+        );
+        let mut own = ImagePolicy::new(
+            "own",
+            serde_json::from_value(json!({"images": ["r.example/team"], "authorities": [{"key": {"secretRef": {"name": "shop-key", "key": "k"}}}]}))
+                .unwrap(),
+        );
+        own.metadata.namespace = Some("shop".into());
+        let mut foreign = own.clone();
+        foreign.metadata.name = Some("foreign".into());
+        foreign.spec.authorities[0].key.as_mut().unwrap().secret_ref.as_mut().unwrap().namespace =
+            Some("kube-system".into());
+        let cluster = [from_secret, keyless];
+        let refs: Vec<String> = references(&cluster, &[own.clone(), foreign.clone()], std::slice::from_ref(&root))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "Secret shop/shop-key key k",
+                "Secret tollgate-system/k key cosign.pub",
+                "ConfigMap tollgate-system/roots key trusted_root.json",
+            ],
+            "a foreign namespace's Secret is never read"
+        );
+        let key_ref = |ns: &str, name: &str, key: &str| KeyRef {
+            kind: RefKind::Secret,
+            namespace: ns.into(),
+            name: name.into(),
+            key: key.into(),
+        };
+        let root_ref = KeyRef { kind: RefKind::ConfigMap, ..key_ref("tollgate-system", "roots", "trusted_root.json") };
+        let mut materials = Materials::new();
+        materials.insert(key_ref("tollgate-system", "k", "cosign.pub"), Ok(PEM.into()));
+        materials.insert(key_ref("shop", "shop-key", "k"), Ok(PEM.into()));
+        materials.insert(root_ref.clone(), Ok(root_json.into()));
+        let c = compile_with(&cluster, std::slice::from_ref(&own), std::slice::from_ref(&root), &materials).unwrap();
+        assert!(c.cluster.contains("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0oTXaTArg3MSBzK3Zs"), "{}", c.cluster);
+        assert!(c.namespaces["shop"].contains("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0oTXaTArg3MSBzK3Zs"));
+        assert_eq!(c.hash(), tollgate_policy::bundle::hash(&c.files()));
+        assert_eq!(c.files().iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["policy.yaml", "namespace.shop.yaml"]);
+
+        let errors = compile_with(&cluster, &[foreign], std::slice::from_ref(&root), &materials).unwrap_err();
+        assert!(errors[0].message.contains("may only name Secrets of its own namespace (shop)"), "{errors:?}");
+        materials.insert(key_ref("tollgate-system", "k", "cosign.pub"), Ok("secret-token-value".into()));
+        materials.insert(root_ref, Err("ConfigMap tollgate-system/roots does not exist".into()));
+        let errors = compile_with(&cluster, &[], std::slice::from_ref(&root), &materials).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "ClusterImagePolicy/team: Secret tollgate-system/k key cosign.pub does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                "ClusterImagePolicy/k8s: TrustRoot \"public-good\": ConfigMap tollgate-system/roots does not exist",
+            ]
+        );
+        assert!(!text.concat().contains("secret-token-value"), "a value is never said");
     }
 
     #[test]

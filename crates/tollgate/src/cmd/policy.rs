@@ -296,9 +296,8 @@ pub fn compile(
         anyhow::anyhow!("cannot compile {n} object(s), nothing was written: {each}")
     })?;
     // The bundle: policy.yaml and namespace.NS.yaml, on disk and in the ConfigMap alike.
-    let mut files = vec![(bundle::POLICY_KEY.to_owned(), compiled.cluster.clone().into_bytes())];
-    files.extend(compiled.namespaces.iter().map(|(ns, yaml)| (bundle::namespace_key(ns), yaml.clone().into_bytes())));
-    let hash = bundle::hash(&files);
+    let files = compiled.files();
+    let hash = compiled.hash();
     if configmap {
         let yaml = tollgate_kube::manifests::policy_configmap(&files, &hash)?;
         match out {
