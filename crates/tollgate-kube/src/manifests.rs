@@ -155,6 +155,103 @@ pub fn node_agent(agent: &NodeAgent) -> Result<String, RenderError> {
     Ok(docs.join("---\n"))
 }
 
+/// The controller's ServiceAccount, roles, Lease and Deployment name.
+pub const CONTROLLER: &str = "tollgate-controller";
+/// The ClusterRole a namespace binds to the controller to let its ImagePolicies take keys from its
+/// own Secrets (not bound anywhere by default).
+pub const CONTROLLER_SECRETS_ROLE: &str = "tollgate-controller-secrets";
+
+/// The controller (`tollgate controller`): its ServiceAccount, least-privilege RBAC and a
+/// Deployment of two replicas (one leads, through the Lease) running `image` as a non-root user
+/// under the `restricted` Pod Security profile.
+///
+/// What it may do: read and watch the three tollgate.dev kinds cluster-wide and patch their
+/// status; in tollgate's namespace, read ConfigMaps (trust roots, the bundle) and Secrets (keys),
+/// create ConfigMaps and update only the bundle's, create Leases and read and update only its
+/// own. Nothing else: it reads no Secret outside tollgate's namespace unless a namespace binds
+/// [`CONTROLLER_SECRETS_ROLE`] to it.
+pub fn controller(image: &str) -> Result<String, RenderError> {
+    let labels = serde_json::json!({"app.kubernetes.io/name": CONTROLLER, "app.kubernetes.io/part-of": "tollgate"});
+    let meta = serde_json::json!({"name": CONTROLLER, "namespace": NAMESPACE, "labels": labels});
+    let cluster_meta = serde_json::json!({"name": CONTROLLER, "labels": labels});
+    let subject = serde_json::json!([{"kind": "ServiceAccount", "name": CONTROLLER, "namespace": NAMESPACE}]);
+    let docs = [
+        yaml(
+            "the controller's ServiceAccount",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}),
+        )?,
+        yaml(
+            "the controller's ClusterRole",
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta,
+            "rules": [
+                {"apiGroups": [crate::crd::GROUP], "resources": ["clusterimagepolicies", "imagepolicies", "trustroots"],
+                 "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [crate::crd::GROUP],
+                 "resources": ["clusterimagepolicies/status", "imagepolicies/status", "trustroots/status"],
+                 "verbs": ["patch"]},
+            ]}),
+        )?,
+        yaml(
+            "the controller's ClusterRoleBinding",
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CONTROLLER},
+                "subjects": subject}),
+        )?,
+        yaml(
+            "the controller's Role",
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"], "resourceNames": [POLICY_CONFIGMAP]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"],
+                 "resourceNames": [CONTROLLER]},
+            ]}),
+        )?,
+        yaml(
+            "the controller's RoleBinding",
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CONTROLLER},
+                "subjects": subject}),
+        )?,
+        yaml(
+            "the ClusterRole for namespace Secrets",
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": CONTROLLER_SECRETS_ROLE, "labels": labels},
+                "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+        )?,
+        yaml(
+            "the controller's Deployment",
+            &serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "serviceAccountName": CONTROLLER,
+                            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [{
+                                "name": "controller",
+                                "image": image,
+                                "args": ["controller"],
+                                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                    "capabilities": {"drop": ["ALL"]}},
+                                "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                            }],
+                        },
+                    },
+                },
+            }),
+        )?,
+    ];
+    Ok(docs.join("---\n"))
+}
+
 /// The three CustomResourceDefinitions, as one YAML stream.
 pub fn crds() -> Result<String, RenderError> {
     let docs = [
@@ -167,7 +264,7 @@ pub fn crds() -> Result<String, RenderError> {
 
 /// Every manifest, in apply order; with `policies`, also the admission policy generated from them
 /// ([`admission_policy`]); with `webhook`, the webhook configurations calling it ([`webhooks`]);
-/// with `agent`, the node agent ([`node_agent`]).
+/// with `agent`, the node agent ([`node_agent`]) and the controller ([`controller`]).
 pub fn all(
     policies: Option<&[ClusterImagePolicy]>,
     static_manifest: bool,
@@ -189,6 +286,7 @@ pub fn all(
     }
     if let Some(a) = agent {
         out.push(Manifest { file: "40-node-agent.yaml", yaml: node_agent(a)? });
+        out.push(Manifest { file: "50-controller.yaml", yaml: controller(&a.image)? });
     }
     Ok(out)
 }
@@ -602,6 +700,37 @@ mod tests {
         }))
         .unwrap();
         ClusterImagePolicy::new("p", spec)
+    }
+
+    /// Least privilege, as written: no wildcard, writes only to status, the bundle's ConfigMap and
+    /// the Lease by name, Secrets read only in tollgate's namespace.
+    #[test]
+    fn the_controllers_rbac_names_what_it_needs_and_nothing_more() {
+        let text =
+            controller("r.example/tollgate@sha256:0000000000000000000000000000000000000000000000000000000000000002")
+                .unwrap();
+        assert!(!text.contains('*'), "{text}");
+        let docs: Vec<serde_json::Value> =
+            serde_yaml_ng::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+        for doc in docs.iter().filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole") {
+            for rule in doc["rules"].as_array().unwrap() {
+                let verbs: Vec<&str> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+                let resources = rule["resources"].to_string();
+                if verbs.iter().any(|v| ["update", "patch", "delete"].contains(v)) {
+                    assert!(
+                        rule["resourceNames"].is_array() || resources.contains("/status"),
+                        "{} writes {resources} by any name",
+                        doc["metadata"]["name"]
+                    );
+                }
+                assert!(!verbs.contains(&"delete") && !verbs.contains(&"deletecollection"), "{rule}");
+                if resources.contains("secrets") {
+                    assert!(doc["kind"] == "Role" || doc["metadata"]["name"] == CONTROLLER_SECRETS_ROLE, "{doc}");
+                }
+            }
+        }
+        let binds_secrets_role = docs.iter().any(|d| d["roleRef"]["name"] == CONTROLLER_SECRETS_ROLE);
+        assert!(!binds_secrets_role, "no namespace's Secrets are readable until that namespace binds the role");
     }
 
     #[test]

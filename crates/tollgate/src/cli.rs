@@ -114,6 +114,26 @@ the plugin is not connected. When containerd restarts, the plugin reconnects (10
 
 Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
     Nri(NriArgs),
+    /// Run the controller: compile the cluster's ClusterImagePolicies, ImagePolicies and TrustRoots
+    /// into the policy bundle ConfigMap the nodes and the webhook read, and report each object's status.
+    #[command(after_help = "\
+Examples:
+  # in the cluster, as its ServiceAccount (tollgate manifests --image)
+  tollgate controller
+  tollgate controller --kubeconfig ~/.kube/tollgate-controller.conf
+
+It watches the three tollgate.dev kinds, reads the Secret and ConfigMap keys they name (keys, \
+trusted roots), compiles everything into one bundle (policy.yaml and namespace.NAMESPACE.yaml) and \
+writes it into ConfigMap tollgate-system/tollgate-policy, annotated tollgate.dev/bundle-hash. Each \
+object's status says Ready with the bundle's hash, or Invalid with the reason. When any object \
+does not compile, nothing is published: the ConfigMap keeps the last good bundle and the other \
+objects say they wait. Referenced Secrets and ConfigMaps are read again every --resync-seconds, so \
+a deleted key is reported, never dropped. Two replicas are safe: only the holder of Lease \
+tollgate-system/tollgate-controller writes, and it gives the Lease up on SIGTERM.
+
+Exit codes: 0 after SIGTERM or SIGINT, 2 bad kubeconfig, 3 the Lease was lost (run it again; a \
+Deployment restarts it).")]
+    Controller(ControllerArgs),
     /// Run the admission webhook: pods and workloads are admitted only with images the policy allows,
     /// and tags are pinned to the digests verified.
     #[command(after_help = "\
@@ -130,7 +150,8 @@ the namespace's policy (namespacePolicies, or the bundle's parts). A denial name
 image, the container and the reason; warn mode admits with a warning. POST /mutate rewrites each \
 tag to the digest it verified (repo:tag@sha256:...), never to one it did not. Pods that carry the \
 NRI toleration or required-plugins annotations are refused unless a kubelet creates them as \
-static pods.
+static pods, they are tollgate's node agent, or the cluster policy names them \
+(enforcementOverrides).
 
 What cannot be decided within --deadline-seconds (a registry that does not answer) gets HTTP \
 503, so the configuration's failurePolicy decides: Fail (the default written by tollgate \
@@ -176,8 +197,8 @@ scopes. It needs no webhook and no network, so it holds while they are down. Wit
 (failurePolicy Fail, every namespace but tollgate-system). With --image REPO@sha256:..., \
 40-node-agent.yaml: the DaemonSet that installs the verifier into containerd and runs the daemon \
 and the NRI plugin on every node, reading the policy bundle from its mounted ConfigMap (no API \
-credentials). The controller that compiles the policies in the cluster is not part of this \
-release yet: docs/kubernetes.md.")]
+credentials), and 50-controller.yaml: `tollgate controller` (two replicas, one leading), which \
+compiles the cluster's policies into that ConfigMap, with its least-privilege RBAC.")]
     Manifests(ManifestsArgs),
     /// Copy images by digest, with every platform, signature and referrer, to another registry.
     #[command(after_help = "\
@@ -965,9 +986,29 @@ pub struct ManifestsArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=30))]
     pub webhook_timeout: u32,
     /// Also write the node agent (a DaemonSet on every node: the verifier installed into containerd,
-    /// the daemon, the NRI plugin) running this tollgate image, pinned by digest (REPO@sha256:...).
+    /// the daemon, the NRI plugin) and the controller, running this tollgate image, pinned by digest
+    /// (REPO@sha256:...).
     #[arg(long, value_name = "IMAGE@DIGEST")]
     pub image: Option<String>,
+}
+
+/// `controller` arguments.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The kubeconfig to reach the API server with (its current context); without it, the pod's
+    /// ServiceAccount (in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// This replica's name in the Lease; default: $POD_NAME, else the host name and process id.
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a leader that stopped renewing keeps the Lease, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_seconds: u64,
+    /// How often everything is compiled again without a change to the objects, in seconds (Secrets
+    /// and ConfigMaps they name are not watched).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub resync_seconds: u64,
 }
 
 /// `webhook` arguments.

@@ -83,6 +83,11 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<Transient>().is_some() {
             return TRANSIENT;
         }
+        if let Some(tollgate_controller::ControllerError::Lost { .. }) =
+            cause.downcast_ref::<tollgate_controller::ControllerError>()
+        {
+            return TRANSIENT;
+        }
         if cause.downcast_ref::<Refused>().is_some() {
             return DENIED;
         }

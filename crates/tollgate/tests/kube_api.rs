@@ -84,6 +84,20 @@ fn collection(doc: &serde_json::Value) -> String {
         ("apps/v1", "DaemonSet") => {
             format!("/apis/apps/v1/namespaces/{}/daemonsets", doc["metadata"]["namespace"].as_str().unwrap())
         }
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_owned(),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings".to_owned()
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => {
+            format!(
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles",
+                doc["metadata"]["namespace"].as_str().unwrap()
+            )
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/rolebindings",
+            doc["metadata"]["namespace"].as_str().unwrap()
+        ),
         other => panic!("no path for {other:?}"),
     }
 }
@@ -870,4 +884,352 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
     }
     assert!(logs().contains("policy bundle updated from the API server"), "{}", logs());
     tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
+    the_controller_compiles_the_objects_into_the_bundle(api);
+}
+
+/// `tollgate controller`, run with its own ServiceAccount's token through the RBAC `tollgate
+/// manifests` writes: it compiles the objects with the Secret they name into the bundle ConfigMap
+/// (hash annotation, each object `Ready` with that hash), and what it publishes decides as the
+/// equivalent file policy does (`tollgate verify`) and, through the daemon's decision function,
+/// per namespace: an ImagePolicy tightens its namespace and cannot loosen it. An edit recompiles; a
+/// broken edit or a deleted Secret is `Invalid` and the ConfigMap keeps the last good bundle; a
+/// second replica stands by until the leader leaves; the token is refused beyond what it needs.
+fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
+    use tollgate_oci::Reference;
+    use tollgate_testkit::sign::{Attached, TestKey, attach};
+    use tollgate_testkit::{Registry, image};
+    let v1 = "/apis/tollgate.dev/v1alpha1";
+    let send = |method: Method, path: &str, doc: Option<&serde_json::Value>| {
+        api.request(method, path, Some(ADMIN_TOKEN), doc.map(|d| d.to_string()).as_deref()).unwrap()
+    };
+    // The earlier tests' objects go: the controller compiles all there is in the cluster.
+    for kind in ["clusterimagepolicies", "trustroots"] {
+        let (status, body) = send(Method::DELETE, &format!("{v1}/{kind}"), None);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, body) = send(Method::GET, &format!("{v1}/imagepolicies"), None);
+    for item in serde_json::from_str::<serde_json::Value>(&body).unwrap()["items"].as_array().unwrap() {
+        let (ns, name) = (item["metadata"]["namespace"].as_str().unwrap(), item["metadata"]["name"].as_str().unwrap());
+        let (status, body) = send(Method::DELETE, &format!("{v1}/namespaces/{ns}/imagepolicies/{name}"), None);
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Its ServiceAccount and RBAC, as `tollgate manifests --image` writes them.
+    let image_ref = "registry.example.com/tollgate/tollgate@sha256:0000000000000000000000000000000000000000000000000000000000000002";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["manifests", "--image", image_ref])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_slice(&out.stdout) {
+        let doc: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if !doc["metadata"]["name"].as_str().unwrap().starts_with("tollgate-controller") {
+            continue;
+        }
+        let (status, body) = dry_run(api, &doc);
+        assert_eq!(status, 201, "dry run of {}: {body}", doc["kind"]);
+        let (status, body) = create(api, &doc);
+        assert_eq!(status, 201, "{}: {body}", doc["kind"]);
+        kinds.push(doc["kind"].as_str().unwrap().to_owned());
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "ServiceAccount"]
+    );
+    let request = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}});
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/namespaces/tollgate-system/serviceaccounts/tollgate-controller/token",
+        Some(&request),
+    );
+    assert_eq!(status, 201, "{body}");
+    let token =
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"]["token"].as_str().unwrap().to_owned();
+    let kubeconfig = api.kubeconfig_for("tollgate-controller", &token);
+    // Beyond what it needs, its token is refused.
+    for (method, path) in [
+        (Method::GET, "/api/v1/namespaces/kube-system/secrets"),
+        (Method::GET, "/api/v1/namespaces/strict/secrets/anything"),
+        (Method::GET, "/api/v1/pods"),
+        (Method::DELETE, "/api/v1/namespaces/tollgate-system/configmaps/tollgate-policy"),
+        (Method::DELETE, "/apis/tollgate.dev/v1alpha1/clusterimagepolicies/x"),
+    ] {
+        let (status, body) = api.request(method.clone(), path, Some(&token), None).unwrap();
+        assert_eq!(status, 403, "{method} {path}: {body}");
+    }
+    let put_other = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "tollgate-system"}});
+    let (status, body) = api
+        .request(
+            Method::PUT,
+            "/api/v1/namespaces/tollgate-system/configmaps/other",
+            Some(&token),
+            Some(&put_other.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 403, "it updates only the bundle's ConfigMap: {body}");
+
+    // A registry with a signed and an unsigned image; the key in a Secret.
+    let reg = Registry::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reg.client();
+    let repo = |name: &str| Reference::parse_normalized(&format!("{}/team/{name}", reg.addr)).unwrap();
+    let signed = rt.block_on(image::push_index(&client, &repo("app"), "v1", b"ctl-app")).digest;
+    let key = TestKey::generate();
+    rt.block_on(attach(&client, &repo("app"), &signed, &[Attached::cosign(&key, &repo("app").repository(), &signed)]));
+    rt.block_on(image::push_index(&client, &repo("unsigned"), "v1", b"ctl-unsigned"));
+    use base64::Engine as _;
+    let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-cosign", "namespace": "tollgate-system"},
+        "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(key.public_pem())}});
+    let secrets = "/api/v1/namespaces/tollgate-system/secrets";
+    let (status, body) = send(Method::POST, secrets, Some(&secret));
+    assert_eq!(status, 201, "{body}");
+    let team = |key_name: &str| {
+        serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ClusterImagePolicy", "metadata": {"name": "team"},
+            "spec": {"images": [format!("{}/team", reg.addr)], "authorities": [{"key": {"secretRef": {"name": "team-cosign", "key": key_name}}}]}})
+    };
+    let (status, body) = send(Method::POST, &format!("{v1}/clusterimagepolicies"), Some(&team("cosign.pub")));
+    assert_eq!(status, 201, "{body}");
+    // strict also wants a key nobody signed with; lenient tries to let anything through.
+    let ns_policy = |ns: &str, authorities: serde_json::Value| {
+        serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "extra", "namespace": ns},
+            "spec": {"images": [format!("{}/team", reg.addr)], "authorities": authorities}})
+    };
+    let other = TestKey::generate();
+    for (ns, authorities) in [
+        ("strict", serde_json::json!([{"key": {"data": other.public_pem()}}])),
+        ("lenient", serde_json::json!([{"static": {"action": "pass"}}])),
+    ] {
+        let (status, body) =
+            send(Method::POST, &format!("{v1}/namespaces/{ns}/imagepolicies"), Some(&ns_policy(ns, authorities)));
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let start = |identity: &str| {
+        let log = d.join(format!("controller-{identity}.log"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("controller")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--identity", identity, "--lease-seconds", "4", "--resync-seconds", "1"])
+            .env("TOLLGATE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (Some(child), log)
+    };
+    let (mut leader, leader_log) = start("replica-a");
+    let logs = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    let cip = |name: &str| -> serde_json::Value {
+        let (status, body) = send(Method::GET, &format!("{v1}/clusterimagepolicies/{name}"), None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let bundle = || -> serde_json::Value {
+        let (status, body) = send(Method::GET, "/api/v1/namespaces/tollgate-system/configmaps/tollgate-policy", None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let hash_of = |cm: &serde_json::Value| {
+        cm["metadata"]["annotations"]["tollgate.dev/bundle-hash"].as_str().unwrap_or_default().to_owned()
+    };
+    let ready = |o: &serde_json::Value| -> (String, String) {
+        let c = o["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or_default();
+        (c["status"].as_str().unwrap_or_default().to_owned(), c["reason"].as_str().unwrap_or_default().to_owned())
+    };
+    // Bounded wait for `what` to hold.
+    let until = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what} never happened:\n{}", logs(&leader_log));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    until("the policy Ready", &|| ready(&cip("team")).0 == "True" && !hash_of(&bundle()).is_empty());
+    let first = bundle();
+    let hash = hash_of(&first);
+    let team_now = cip("team");
+    assert_eq!(team_now["status"]["bundleHash"], hash.as_str(), "{team_now}");
+    assert_eq!(team_now["status"]["observedGeneration"], team_now["metadata"]["generation"], "{team_now}");
+    assert_eq!(ready(&team_now), ("True".to_owned(), "Compiled".to_owned()));
+    let data = first["data"].as_object().unwrap();
+    let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["namespace.lenient.yaml", "namespace.strict.yaml", "policy.yaml"], "{first}");
+    let files: Vec<(String, Vec<u8>)> =
+        data.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec())).collect();
+    assert_eq!(tollgate_policy::bundle::hash(&files), hash, "the annotation is the hash of what the ConfigMap holds");
+
+    // What it published decides as the equivalent file policy does.
+    std::fs::write(d.join("team.pub"), key.public_pem()).unwrap();
+    std::fs::write(d.join("bundle-policy.yaml"), data["policy.yaml"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        d.join("file-policy.json"),
+        format!(r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{}/team":[{{"type":"sigstoreSigned","keyPath":"team.pub","signedIdentity":{{"type":"matchRepository"}}}}]}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let verify = |policy: &str, image: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["verify", image, "--policy"])
+            .arg(d.join(policy))
+            .args(["--insecure-registry", &reg.addr])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    for (image, want) in
+        [(format!("{}/team/app:v1", reg.addr), Some(0)), (format!("{}/team/unsigned:v1", reg.addr), Some(1))]
+    {
+        assert_eq!(verify("bundle-policy.yaml", &image), want, "{image} with the published bundle");
+        assert_eq!(verify("file-policy.json", &image), want, "{image} with the file policy");
+    }
+
+    // Through the daemon's decision function with the namespaces: the webhook reading the same ConfigMap.
+    let ca = tollgate_testkit::serving_cert(d);
+    std::fs::create_dir(d.join("run")).unwrap();
+    let config = d.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 1\n",
+            d.join("run/tollgate.sock").display(),
+            reg.addr,
+            d.join("audit.log").display(),
+            d.join("break-glass").display(),
+        ),
+    )
+    .unwrap();
+    let port = tollgate_testkit::free_port();
+    let webhook_log = d.join("webhook.log");
+    let mut webhook = Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["webhook", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--kubeconfig")
+            .arg(api.kubeconfig_for("tollgate-webhook", tollgate_testkit::kube::READER_TOKEN))
+            .arg("--tls-cert")
+            .arg(d.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(d.join("tls.key"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&webhook_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the webhook did not listen:\n{}", logs(&webhook_log));
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let allowed = |ns: &str, image: &str| -> bool {
+        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": ns, "operation": "CREATE",
+            "userInfo": {"username": "someone"},
+            "object": {"metadata": {"name": "p", "namespace": ns}, "spec": {"containers": [{"name": "c", "image": image}]}}}});
+        rt.block_on(async {
+            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
+            let resp = client
+                .post(format!("https://127.0.0.1:{port}/validate"))
+                .body(review.to_string())
+                .send()
+                .await
+                .unwrap();
+            let text = resp.text().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()["response"]["allowed"] == true
+        })
+    };
+    let (app, unsigned) = (format!("{}/team/app:v1", reg.addr), format!("{}/team/unsigned:v1", reg.addr));
+    assert!(allowed("apps", &app), "{}", logs(&webhook_log));
+    assert!(!allowed("apps", &unsigned));
+    assert!(!allowed("strict", &app), "strict's ImagePolicy adds a key nobody signed with");
+    assert!(allowed("lenient", &app));
+    assert!(!allowed("lenient", &unsigned), "an ImagePolicy cannot loosen what the cluster demands");
+    tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
+
+    // An edit recompiles: a second scope, a new bundle.
+    let mut edited = team_now.clone();
+    edited["spec"]["images"] = serde_json::json!([format!("{}/team", reg.addr), "registry.example.com/more"]);
+    let (status, body) = send(Method::PUT, &format!("{v1}/clusterimagepolicies/team"), Some(&edited));
+    assert_eq!(status, 200, "{body}");
+    until("the edit published", &|| {
+        let now = hash_of(&bundle());
+        now != hash && cip("team")["status"]["bundleHash"] == now.as_str()
+    });
+    let good = hash_of(&bundle());
+    // A broken edit: Invalid with the reason, and the ConfigMap keeps the last good bundle.
+    let mut broken = cip("team");
+    broken["spec"]["authorities"][0]["key"]["secretRef"]["key"] = serde_json::json!("missing.pub");
+    let (status, body) = send(Method::PUT, &format!("{v1}/clusterimagepolicies/team"), Some(&broken));
+    assert_eq!(status, 200, "{body}");
+    until("Invalid", &|| ready(&cip("team")).1 == "Invalid");
+    let invalid = cip("team");
+    let said = invalid["status"]["conditions"].to_string();
+    assert!(said.contains("Secret tollgate-system/team-cosign key missing.pub: the Secret has no such key"), "{said}");
+    assert!(said.contains(&format!("the nodes keep policy bundle {good}")), "{said}");
+    assert_eq!(hash_of(&bundle()), good, "a broken object never replaces the last good bundle");
+    assert_eq!(invalid["status"]["observedGeneration"], invalid["metadata"]["generation"]);
+    // Fixed, then its Secret deleted: reported within a resync, the bundle kept.
+    let mut fixed = invalid.clone();
+    fixed["spec"]["authorities"][0]["key"]["secretRef"]["key"] = serde_json::json!("cosign.pub");
+    let (status, body) = send(Method::PUT, &format!("{v1}/clusterimagepolicies/team"), Some(&fixed));
+    assert_eq!(status, 200, "{body}");
+    until("Ready again", &|| ready(&cip("team")).0 == "True");
+    assert_eq!(hash_of(&bundle()), good, "the same objects make the same bundle");
+    let (status, body) = send(Method::DELETE, &format!("{secrets}/team-cosign"), None);
+    assert_eq!(status, 200, "{body}");
+    until("the deleted Secret reported", &|| {
+        cip("team")["status"]
+            .to_string()
+            .contains("Secret tollgate-system/team-cosign key cosign.pub: the Secret does not exist")
+    });
+    assert_eq!(hash_of(&bundle()), good);
+    // A namespace's Secret is read only where the namespace lets the controller read it.
+    let (status, body) = send(Method::POST, secrets, Some(&secret));
+    assert_eq!(status, 201, "{body}");
+    let from_secret =
+        ns_policy("strict", serde_json::json!([{"key": {"secretRef": {"name": "strict-key", "key": "cosign.pub"}}}]));
+    let (status, body) = send(
+        Method::PUT,
+        &format!("{v1}/namespaces/strict/imagepolicies/extra"),
+        Some(&{
+            let (_, current) = send(Method::GET, &format!("{v1}/namespaces/strict/imagepolicies/extra"), None);
+            let mut next = from_secret.clone();
+            next["metadata"]["resourceVersion"] =
+                serde_json::from_str::<serde_json::Value>(&current).unwrap()["metadata"]["resourceVersion"].clone();
+            next
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    until("the namespace's Secret refused", &|| {
+        let (_, body) = send(Method::GET, &format!("{v1}/namespaces/strict/imagepolicies/extra"), None);
+        body.contains("bind ClusterRole tollgate-controller-secrets")
+    });
+    assert_eq!(hash_of(&bundle()), good);
+
+    // A second replica stands by while the first leads, and takes over when it leaves.
+    let (mut standby, standby_log) = start("replica-b");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !logs(&standby_log).contains("replica-a leads; standing by") {
+        assert!(std::time::Instant::now() < deadline, "{}", logs(&standby_log));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tollgate_testkit::stop_child(&mut leader, std::time::Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !logs(&standby_log).contains("leading") {
+        assert!(std::time::Instant::now() < deadline, "{}", logs(&standby_log));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, lease) =
+        send(Method::GET, "/apis/coordination.k8s.io/v1/namespaces/tollgate-system/leases/tollgate-controller", None);
+    assert!(lease.contains("\"holderIdentity\":\"replica-b\""), "{lease}");
+    tollgate_testkit::stop_child(&mut standby, std::time::Duration::from_secs(5));
 }

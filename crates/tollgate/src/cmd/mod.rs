@@ -2,6 +2,7 @@
 
 mod components;
 mod containerd;
+mod controller;
 mod harden;
 pub mod image_verifier;
 mod images;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Containerd(ContainerdCommand::Install(a)) => containerd::install(&a, fmt),
         Command::Serve(a) => serve::run(&a),
         Command::Nri(a) => nri::run(&a),
+        Command::Controller(a) => controller::run(&a),
         Command::Webhook(a) => webhook::run(&a),
         Command::WebhookCert(a) => webhook::cert(&a, fmt),
         Command::Manifests(a) => manifests(&a, fmt),
