@@ -194,6 +194,26 @@ struct Context<'a> {
     materials: &'a Materials,
 }
 
+fn kind_of(a: &Authority) -> &'static str {
+    if a.key.is_some() {
+        "key"
+    } else if a.keyless.is_some() {
+        "keyless"
+    } else if a.sigstore_bundle.is_some() {
+        "sigstoreBundle"
+    } else if a.notation.is_some() {
+        "notation"
+    } else if a.digests.is_some() {
+        "digests"
+    } else {
+        "static"
+    }
+}
+
+/// The requirements of one policy: any one of its authorities. Keys, digests and static actions
+/// each merge into one requirement (any key, any digest); every keyless identity, bundle signer and
+/// notation trust policy is one of its own. One requirement is the policy's demand; several become
+/// one `anyOf`.
 fn demands(
     object: &str,
     authorities: &[Authority],
@@ -201,31 +221,78 @@ fn demands(
     ctx: &Context<'_>,
     scope: Scope<'_>,
 ) -> Result<Demands, CompileError> {
-    let err = |message: String| CompileError { object: object.to_owned(), message };
-    let kind = |a: &Authority| {
-        if a.key.is_some() {
-            "key"
-        } else if a.keyless.is_some() {
-            "keyless"
-        } else if a.sigstore_bundle.is_some() {
-            "sigstoreBundle"
-        } else if a.notation.is_some() {
-            "notation"
-        } else if a.digests.is_some() {
-            "digests"
-        } else {
-            "static"
+    let mut groups: Vec<Vec<Authority>> = Vec::new();
+    for kind in ["key", "digests", "static"] {
+        let same: Vec<Authority> = authorities.iter().filter(|a| kind_of(a) == kind).cloned().collect();
+        if !same.is_empty() {
+            groups.push(same);
         }
-    };
-    let kinds: std::collections::BTreeSet<&str> = authorities.iter().map(kind).collect();
-    if kinds.len() > 1 {
-        return Err(err(format!(
-            "its authorities mix {}; a policy's authorities must be of one kind until tollgate compiles \"any of\" \
-             across kinds: split it into one policy per kind (each then must hold)",
-            kinds.into_iter().collect::<Vec<_>>().join(" and ")
-        )));
     }
-    match kinds.into_iter().next() {
+    for kind in ["keyless", "sigstoreBundle", "notation"] {
+        groups.extend(authorities.iter().filter(|a| kind_of(a) == kind).map(|a| vec![a.clone()]));
+    }
+    let mut requirements = Vec::new();
+    let mut trust = Vec::new();
+    for (n, group) in groups.iter().enumerate() {
+        let mut d = kind_demands(object, group, signed, ctx, scope, n)?;
+        requirements.append(&mut d.requirements);
+        trust.append(&mut d.trust);
+    }
+    match requirements.len() {
+        0 => Err(CompileError { object: object.to_owned(), message: "it has no authorities".into() }),
+        1 => Ok(Demands { requirements, trust }),
+        _ => Ok(Demands { requirements: vec![json!({"type": "anyOf", "requirements": requirements})], trust }),
+    }
+}
+
+/// The trusted root JSON text of TrustRoot `name`.
+fn trusted_root_text(name: &str, ctx: &Context<'_>) -> Result<String, String> {
+    let root =
+        ctx.roots.get(name).ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot among the objects"))?;
+    match root.spec.sigstore.as_ref() {
+        Some(s) => match (&s.trusted_root_json, &s.config_map_ref) {
+            (Some(text), _) => Ok(text.clone()),
+            (None, Some(r)) => material(&configmap_ref(r), ctx.materials, "its trustedRootJson")
+                .map_err(|why| format!("TrustRoot {name:?}: {why}")),
+            (None, None) => Err(format!("TrustRoot {name:?} has no trusted root")),
+        },
+        None => {
+            Err(format!("TrustRoot {name:?} holds keys, not a sigstore trusted root; a keyless identity needs one"))
+        }
+    }
+}
+
+/// Loads `req` (with `trust`) on its own, so that material the nodes would refuse is an error of
+/// this object rather than of the whole bundle.
+fn loads_alone(object: &str, req: &Value, trust: &[(String, Value)]) -> Result<(), String> {
+    let mut alone = json!({"apiVersion": tollgate_policy::native::API_VERSION, "kind": tollgate_policy::native::KIND,
+                           "default": [req]});
+    if !trust.is_empty() {
+        alone["trust"] = Value::Object(trust.iter().cloned().collect());
+    }
+    tollgate_policy::native::parse(alone.to_string().as_bytes(), object)
+        .and_then(|p| {
+            tollgate_policy::LoadedPolicy::load(p, object, &|p| Err(format!("no file {p} (all material is inline)")))
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The requirement of authorities of one kind (`n` numbers the trust it names within the policy).
+fn kind_demands(
+    object: &str,
+    authorities: &[Authority],
+    signed: Option<&SignedIdentity>,
+    ctx: &Context<'_>,
+    scope: Scope<'_>,
+    n: usize,
+) -> Result<Demands, CompileError> {
+    let err = |message: String| CompileError { object: object.to_owned(), message };
+    let trust_name = {
+        let base = format!("policy-{}", object.replace('/', "-").to_lowercase());
+        if n == 0 { base } else { format!("{base}-{n}") }
+    };
+    match authorities.first().map(kind_of) {
         Some("key") => {
             let mut keys = Vec::new();
             for a in authorities {
@@ -248,20 +315,14 @@ fn demands(
                 };
                 keys.push(json!({"pem": pem}));
             }
-            let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
+            let name = trust_name.clone();
             // The CRD's default identity rule is matchRepository (the native default is containers/image's).
             let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
             let req = json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule});
             Ok(Demands { requirements: vec![req], trust: vec![(name, json!({"publicKeys": keys}))] })
         }
         Some("keyless") => {
-            let [one] = authorities else {
-                return Err(err(
-                    "it has several keyless authorities; until tollgate compiles \"any of\", give each identity its own \
-                     policy (each then must hold)"
-                        .into(),
-                ));
-            };
+            let [one] = authorities else { return Err(err("several keyless identities in one requirement".into())) };
             let Some(k) = &one.keyless else { return Err(err("a keyless authority without keyless".into())) };
             let Some(subject) = k.subject.as_deref().filter(|s| s.contains('@') && !s.contains("://")) else {
                 return Err(err(
@@ -270,26 +331,8 @@ fn demands(
                         .into(),
                 ));
             };
-            let root = ctx.roots.get(&k.trust_root_ref).ok_or_else(|| {
-                err(format!("trustRootRef {:?} names no TrustRoot among the objects", k.trust_root_ref))
-            })?;
-            let json_text = match root.spec.sigstore.as_ref() {
-                Some(s) => match (&s.trusted_root_json, &s.config_map_ref) {
-                    (Some(text), _) => text.clone(),
-                    (None, Some(r)) => material(&configmap_ref(r), ctx.materials, "its trustedRootJson")
-                        .map_err(|why| err(format!("TrustRoot {:?}: {why}", k.trust_root_ref)))?,
-                    (None, None) => {
-                        return Err(err(format!("TrustRoot {:?} has no trusted root", k.trust_root_ref)));
-                    }
-                },
-                None => {
-                    return Err(err(format!(
-                        "TrustRoot {:?} holds keys, not a sigstore trusted root; a keyless identity needs one",
-                        k.trust_root_ref
-                    )));
-                }
-            };
-            let name = format!("policy-{}", object.replace('/', "-").to_lowercase());
+            let json_text = trusted_root_text(&k.trust_root_ref, ctx).map_err(err)?;
+            let name = trust_name;
             let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
             let trust = json!({"sigstore": {"trustedRoot": {"pem": json_text}, "oidcIssuer": k.issuer, "subjectEmail": subject}});
             Ok(Demands {
@@ -297,14 +340,30 @@ fn demands(
                 trust: vec![(name, trust)],
             })
         }
-        Some("notation") => {
-            let [one] = authorities else {
+        Some("sigstoreBundle") => {
+            let [one] = authorities else { return Err(err("several bundle signers in one requirement".into())) };
+            let Some(b) = &one.sigstore_bundle else {
+                return Err(err("a sigstoreBundle authority without one".into()));
+            };
+            let Some(subject) = b.keyless.subject.as_deref() else {
                 return Err(err(
-                    "it has several notation authorities; give one trust policy all its statements, or each its own \
-                     policy (each then must hold)"
+                    "sigstoreBundle authorities compile for an exact subject (email or URI); subjectRegExp is not \
+                     compiled in this release"
                         .into(),
                 ));
             };
+            let json_text = trusted_root_text(&b.keyless.trust_root_ref, ctx).map_err(err)?;
+            let mut req = json!({"type": "sigstoreBundle", "trustedRoot": {"pem": json_text},
+                                 "identity": {"san": subject, "issuer": b.keyless.issuer}});
+            if !b.predicate_types.is_empty() {
+                req["predicateTypes"] = json!(b.predicate_types);
+            }
+            loads_alone(object, &req, &[])
+                .map_err(|e| err(format!("its sigstoreBundle authority does not load: {e}")))?;
+            Ok(Demands { requirements: vec![req], trust: Vec::new() })
+        }
+        Some("notation") => {
+            let [one] = authorities else { return Err(err("several notation authorities in one requirement".into())) };
             let Some(n) = &one.notation else { return Err(err("a notation authority without notation".into())) };
             let stores: serde_json::Map<String, serde_json::Value> = n
                 .trust_stores
@@ -321,16 +380,7 @@ fn demands(
             }
             // Its trust policy and certificates are checked now, so a broken object is Invalid with the reason
             // instead of breaking the node's load of the whole bundle.
-            let alone = json!({"apiVersion": tollgate_policy::native::API_VERSION, "kind": tollgate_policy::native::KIND,
-                               "default": [req]});
-            let loads = tollgate_policy::native::parse(alone.to_string().as_bytes(), object).and_then(|p| {
-                tollgate_policy::LoadedPolicy::load(p, object, &|p| {
-                    Err(format!("no file {p} (all material is inline)"))
-                })
-            });
-            if let Err(e) = loads {
-                return Err(err(format!("its notation authority does not load: {e}")));
-            }
+            loads_alone(object, &req, &[]).map_err(|e| err(format!("its notation authority does not load: {e}")))?;
             Ok(Demands { requirements: vec![req], trust: Vec::new() })
         }
         Some("digests") => {
@@ -345,9 +395,7 @@ fn demands(
             let t = if pass { "insecureAcceptAnything" } else { "reject" };
             Ok(Demands { requirements: vec![json!({"type": t})], trust: Vec::new() })
         }
-        Some(other) => Err(err(format!(
-            "{other} authorities are not compiled in this release; use key (inline data), keyless or digests authorities"
-        ))),
+        Some(other) => Err(err(format!("{other} authorities are not compiled in this release"))),
         None => Err(err("it has no authorities".into())),
     }
 }
@@ -691,11 +739,59 @@ mod tests {
         assert!(!text.concat().contains("secret-token-value"), "a value is never said");
     }
 
+    /// Any one authority of a policy is enough, whatever their kinds: keys (and digests, and static
+    /// actions) merge into one requirement each, and several requirements become one anyOf.
+    #[test]
+    fn authorities_of_several_kinds_compile_to_any_of() {
+        let root_json = include_str!("../../tollgate-policy/trust/sigstore-public-good-trusted_root.json");
+        let root = TrustRoot::new(
+            "public-good",
+            serde_json::from_value(json!({"sigstore": {"trustedRootJson": root_json}})).unwrap(),
+        );
+        let keyless = |subject: &str| json!({"keyless": {"issuer": "https://token.actions.githubusercontent.com", "subject": subject, "trustRootRef": "public-good"}});
+        let p = cip(
+            "many",
+            json!({"images": ["r.example"], "authorities": [
+                {"key": {"data": PEM}}, {"digests": [DIGEST]}, {"key": {"data": PEM}},
+                keyless("a@example.com"), keyless("b@example.com"),
+                {"sigstoreBundle": {"keyless": {"issuer": "https://token.actions.githubusercontent.com",
+                    "subject": "https://github.com/example/app/.github/workflows/release.yml@refs/heads/main",
+                    "trustRootRef": "public-good"}}}]}),
+        );
+        let c = compile(&[p], &[], std::slice::from_ref(&root)).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&c.cluster).unwrap();
+        let reqs = doc["transports"]["docker"]["r.example"].as_array().unwrap();
+        assert_eq!(reqs.len(), 1, "{}", c.cluster);
+        assert_eq!(reqs[0]["type"], "anyOf");
+        let kinds: Vec<&str> =
+            reqs[0]["requirements"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["sigstoreSigned", "digestAllowlist", "sigstoreSigned", "sigstoreSigned", "sigstoreBundle"]);
+        assert_eq!(reqs[0]["requirements"][0]["trust"], "policy-clusterimagepolicy-many");
+        assert_eq!(doc["trust"]["policy-clusterimagepolicy-many"]["publicKeys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            reqs[0]["requirements"][3]["trust"], "policy-clusterimagepolicy-many-3",
+            "each identity its own trust"
+        );
+        assert_eq!(
+            reqs[0]["requirements"][4]["identity"]["san"],
+            "https://github.com/example/app/.github/workflows/release.yml@refs/heads/main"
+        );
+        let policy = tollgate_policy::native::parse(c.cluster.as_bytes(), "compiled").unwrap();
+        assert!(tollgate_policy::LoadedPolicy::load(policy, "compiled", &|p| Err(format!("no file {p}"))).is_ok());
+        let regexp = cip(
+            "regexp",
+            json!({"images": ["r.example"], "authorities": [{"sigstoreBundle": {"keyless": {"issuer": "https://i",
+                "subjectRegExp": ".*", "trustRootRef": "public-good"}}}]}),
+        );
+        let e = compile(&[regexp], &[], &[root]).unwrap_err();
+        assert!(e[0].message.contains("subjectRegExp is not compiled"), "{e:?}");
+    }
+
     #[test]
     fn what_cannot_be_compiled_is_named_and_nothing_is_returned() {
         let mixed = cip(
             "mixed",
-            json!({"images": ["r.example"], "authorities": [{"key": {"data": PEM}}, {"digests": [DIGEST]}]}),
+            json!({"images": ["r.example"], "authorities": [{"key": {"data": PEM}}, {"keyless": {"issuer": "https://i", "subjectRegExp": ".*", "trustRootRef": "r"}}]}),
         );
         let secret = cip(
             "secret",
@@ -708,7 +804,11 @@ mod tests {
         let errors = compile(&[mixed, secret, keyless], &[], &[]).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
-        assert!(text[0].starts_with("ClusterImagePolicy/mixed: its authorities mix digests and key"), "{}", text[0]);
+        assert!(
+            text[0].starts_with("ClusterImagePolicy/mixed: keyless authorities compile for an email subject only"),
+            "{}",
+            text[0]
+        );
         assert!(text[1].starts_with("ClusterImagePolicy/secret: a key from a Secret (secretRef)"), "{}", text[1]);
         assert!(
             text[2].starts_with("ClusterImagePolicy/keyless: keyless authorities compile for an email subject only"),

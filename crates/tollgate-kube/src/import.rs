@@ -101,6 +101,28 @@ fn convert(r: &Requirement, name: &str, read: Read<'_>) -> Result<Converted, Str
             }
             Ok(plain(vec![json!({ "notation": notation })]))
         }
+        // Any one of them: the authorities of one policy.
+        Requirement::AnyOf(all) => {
+            let mut out = plain(Vec::new());
+            for (j, c) in all.iter().enumerate() {
+                let one =
+                    convert(c, &format!("{name}-{j}"), read).map_err(|e| format!("anyOf requirements[{j}]: {e}"))?;
+                if let Some(id) = one.signed_identity {
+                    if out.signed_identity.as_ref().is_some_and(|seen| *seen != id) {
+                        return Err("anyOf: its alternatives claim different signedIdentity rules, and a \
+                                    ClusterImagePolicy has one"
+                            .into());
+                    }
+                    out.signed_identity = Some(id);
+                }
+                if one.trust_root.is_some() && out.trust_root.is_some() {
+                    return Err("anyOf: several keyless trust roots; give each its own policy".into());
+                }
+                out.trust_root = out.trust_root.or(one.trust_root);
+                out.authorities.extend(one.authorities);
+            }
+            Ok(out)
+        }
         other => Err(format!("{} has no CRD form in this release", other.type_name())),
     }
 }

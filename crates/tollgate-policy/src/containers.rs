@@ -123,6 +123,9 @@ pub enum Requirement {
     /// The inner `sigstoreSigned` must hold for the index and for every
     /// platform manifest it lists (native format only; opt-in).
     PerPlatform(Box<Requirement>),
+    /// Any one of these must hold (native format only): several ways to trust an image in one
+    /// scope, where the scope's list demands all of its requirements. They do not nest.
+    AnyOf(Vec<Requirement>),
     /// The image digest must be one of these (native format only).
     DigestAllowlist {
         /// Allowed manifest (or index) digests.
@@ -301,6 +304,7 @@ impl Requirement {
             Requirement::SignedBy { .. } => "signedBy",
             Requirement::SignedBaseLayer { .. } => "signedBaseLayer",
             Requirement::PerPlatform(_) => "sigstoreSigned (perPlatform)",
+            Requirement::AnyOf(_) => "anyOf",
             Requirement::DigestAllowlist { .. } => "digestAllowlist",
             Requirement::SigstoreSigned { .. } => "sigstoreSigned",
             Requirement::SigstoreBundle { .. } => "sigstoreBundle",
@@ -439,6 +443,7 @@ impl Policy {
             match r {
                 Requirement::SignedBy { keys, .. } => keys.iter_mut().for_each(|k| source(k, f)),
                 Requirement::PerPlatform(inner) => requirement(inner, f),
+                Requirement::AnyOf(all) => all.iter_mut().for_each(|r| requirement(r, f)),
                 Requirement::SigstoreBundle { trusted_root, public_key, .. } => {
                     source(trusted_root, f);
                     public_key.iter_mut().for_each(|k| source(k, f));
@@ -531,6 +536,7 @@ impl Policy {
                     Requirement::SigstoreBundle { .. } => out.push(format!("{where_}[{i}]: sigstoreBundle")),
                     Requirement::NotationSigned { .. } => out.push(format!("{where_}[{i}]: notationSigned")),
                     Requirement::PerPlatform(_) => out.push(format!("{where_}[{i}]: perPlatform signatures")),
+                    Requirement::AnyOf(_) => out.push(format!("{where_}[{i}]: anyOf")),
                     Requirement::SigstoreSigned { keys, rekor_public_keys, fulcio, .. } => {
                         let mixed = |k: &[KeySource]| {
                             k.iter().any(|s| matches!(s, KeySource::Path(_)))
@@ -828,6 +834,11 @@ fn requirement_json(r: &Requirement) -> serde_json::Value {
         Requirement::NotationSigned { .. } => {
             // Not expressible in containers-policy.json; export refuses it before this.
             o.insert("type".into(), json!("notationSigned"));
+        }
+        Requirement::AnyOf(all) => {
+            // Not expressible in containers-policy.json; export refuses it before this.
+            o.insert("type".into(), json!("anyOf"));
+            o.insert("requirements".into(), Value::Array(all.iter().map(requirement_json).collect()));
         }
         Requirement::DigestAllowlist { digests } => {
             o.insert("type".into(), json!("digestAllowlist"));

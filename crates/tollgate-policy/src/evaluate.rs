@@ -24,6 +24,8 @@ pub enum Loaded {
     DigestAllowlist(Vec<Digest>),
     /// The inner requirement, for the index and every platform manifest.
     PerPlatform(Box<Loaded>),
+    /// Any one of these.
+    AnyOf(Vec<Loaded>),
     /// `sigstoreSigned` with `fulcio` (keyless).
     SigstoreFulcio {
         /// Fulcio CA certificates (DER).
@@ -145,8 +147,8 @@ impl LoadedPolicy {
     /// (one scope resolution for all of it).
     pub fn needs(&self, subject: &Subject<'_>) -> Needs {
         let (matched, _) = scope::requirements_for(&self.policy, subject);
-        let loaded = self.loaded_for(subject.transport(), &matched);
-        let any = |f: fn(&Loaded) -> bool| loaded.iter().any(f);
+        let loaded = leaves(self.loaded_for(subject.transport(), &matched));
+        let any = |f: fn(&Loaded) -> bool| loaded.iter().any(|l| f(l));
         Needs {
             cosign: any(|l| {
                 matches!(
@@ -177,7 +179,7 @@ impl LoadedPolicy {
     pub fn notation_anchors(&self, subject: &Subject<'_>) -> Vec<Vec<u8>> {
         let (matched, _) = scope::requirements_for(&self.policy, subject);
         let mut out = Vec::new();
-        for l in self.loaded_for(subject.transport(), &matched) {
+        for l in leaves(self.loaded_for(subject.transport(), &matched)) {
             if let Loaded::Notation { stores, check_revocation: Some(_), .. } = l {
                 let trusted = stores.iter().filter(|(name, _)| !name.starts_with("tsa:"));
                 out.extend(trusted.flat_map(|(_, certs)| certs.iter().cloned()));
@@ -185,6 +187,17 @@ impl LoadedPolicy {
         }
         out
     }
+}
+
+/// The requirements with each `anyOf` replaced by its alternatives: what may be looked at.
+fn leaves(loaded: &[Loaded]) -> Vec<&Loaded> {
+    loaded
+        .iter()
+        .flat_map(|l| match l {
+            Loaded::AnyOf(all) => all.iter().collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect()
 }
 
 fn load_list(
@@ -253,6 +266,9 @@ fn load_list(
                 Requirement::PerPlatform(inner) => {
                     let mut one = load_list(std::slice::from_ref(inner.as_ref()), &loc, source_name, read)?;
                     Loaded::PerPlatform(Box::new(one.remove(0)))
+                }
+                Requirement::AnyOf(all) => {
+                    Loaded::AnyOf(load_list(all, &format!("{loc}.requirements"), source_name, read)?)
                 }
                 Requirement::SignedBy { .. } => Loaded::Unsupported(
                     "signedBy (GPG simple signing) is not supported by tollgate; use sigstoreSigned".into(),
@@ -601,6 +617,7 @@ fn describe(r: &Requirement) -> String {
             _ => "sigstoreBundle (key)".to_owned(),
         },
         Requirement::PerPlatform(inner) => format!("{}, per platform", describe(inner)),
+        Requirement::AnyOf(all) => format!("anyOf ({})", all.iter().map(describe).collect::<Vec<_>>().join(" | ")),
         Requirement::NotationSigned { trust_stores, .. } => {
             format!("notationSigned (trust stores: {})", trust_stores.keys().cloned().collect::<Vec<_>>().join(", "))
         }
@@ -657,7 +674,31 @@ fn evaluate_one(
             format!("{}; and each of the {} platform manifests is signed", index.reason, image.platforms.len());
         return RequirementOutcome { requirement: name, reason, ..index };
     }
+    if let (Loaded::AnyOf(all), Requirement::AnyOf(raw_all)) = (loaded, raw) {
+        let outcomes: Vec<RequirementOutcome> =
+            raw_all.iter().zip(all).map(|(r, l)| evaluate_one(r, l, image, signatures, now)).collect();
+        if let Some(ok) = outcomes.iter().find(|o| o.satisfied) {
+            let reason = format!("one of {} alternatives holds: {}", outcomes.len(), ok.reason);
+            return RequirementOutcome {
+                requirement: name,
+                satisfied: true,
+                reason,
+                signatures: ok.signatures.clone(),
+                transient: false,
+            };
+        }
+        let reasons: Vec<&str> = outcomes.iter().map(|o| o.reason.as_str()).collect();
+        return RequirementOutcome {
+            requirement: name,
+            satisfied: false,
+            reason: format!("none of {} alternatives holds: {}", outcomes.len(), reasons.join("; nor ")),
+            // One that could not be checked for now might still hold: undecidable, not denied.
+            transient: outcomes.iter().any(|o| o.transient),
+            signatures: outcomes.into_iter().flat_map(|o| o.signatures).collect(),
+        };
+    }
     let (rule, check): (&SignedIdentity, Check<'_>) = match loaded {
+        Loaded::AnyOf(_) => return outcome(name, false, "malformed anyOf requirement"),
         Loaded::AcceptAnything => return outcome(name, true, "insecureAcceptAnything accepts any image"),
         Loaded::Reject => return outcome(name, false, "the policy rejects every image in this scope"),
         Loaded::Unsupported(why) => return outcome(name, false, why.clone()),

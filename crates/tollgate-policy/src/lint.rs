@@ -44,6 +44,7 @@ fn requirements(place: &str, reqs: &[Requirement], out: &mut Vec<String>) {
             }
             Requirement::SigstoreSigned { signed_identity, .. } => cosign_identity(place, signed_identity, out),
             Requirement::PerPlatform(inner) => requirements(place, std::slice::from_ref(inner.as_ref()), out),
+            Requirement::AnyOf(all) => requirements(place, all, out),
             _ => {}
         }
     }

@@ -152,6 +152,11 @@ enum NativeRequirement {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         predicate_types: Vec<String>,
     },
+    /// Any one of these holds (they do not nest).
+    #[serde(rename_all = "camelCase")]
+    AnyOf {
+        requirements: Vec<NativeRequirement>,
+    },
     /// Notary Project signatures attached as referrers, under notation's trust policy.
     #[serde(rename_all = "camelCase")]
     NotationSigned {
@@ -233,111 +238,120 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
             return Err(invalid(&format!("enforcementOverrides[{i}]"), problem));
         }
     }
+    // One requirement (`loc[i]`), not an anyOf.
+    let single = |r: &NativeRequirement, loc: &str, i: usize| -> Result<Requirement, PolicyError> {
+        Ok(match r {
+            NativeRequirement::AnyOf { .. } => {
+                return Err(invalid(&format!("{loc}[{i}]"), "anyOf cannot hold another anyOf".into()));
+            }
+            NativeRequirement::InsecureAcceptAnything {} => Requirement::InsecureAcceptAnything,
+            NativeRequirement::Reject {} => Requirement::Reject,
+            NativeRequirement::DigestAllowlist { digests } => {
+                if digests.is_empty() {
+                    return Err(invalid(&format!("{loc}[{i}]"), "digestAllowlist needs at least one digest".into()));
+                }
+                Requirement::DigestAllowlist { digests: digests.clone() }
+            }
+            NativeRequirement::SigstoreBundle { trusted_root, public_key, identity, predicate_types } => {
+                let here = format!("{loc}[{i}]");
+                if predicate_types.iter().any(String::is_empty) {
+                    return Err(invalid(&here, "predicateTypes must not contain an empty string".into()));
+                }
+                if public_key.is_some() == identity.is_some() {
+                    return Err(invalid(&here, "sigstoreBundle needs exactly one of publicKey and identity".into()));
+                }
+                let src = |m: &Material| source(m).map_err(|e| invalid(&here, e));
+                Requirement::SigstoreBundle {
+                    trusted_root: src(trusted_root)?,
+                    public_key: public_key.as_ref().map(src).transpose()?,
+                    identity: identity.clone(),
+                    predicate_types: predicate_types.clone(),
+                }
+            }
+            NativeRequirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
+                let here = format!("{loc}[{i}]");
+                use crate::containers::CheckRevocation as C;
+                if let Some(c) = check_revocation
+                    && !(1..=C::MAX_TIMEOUT_SECONDS).contains(&c.timeout_seconds)
+                {
+                    return Err(invalid(
+                        &here,
+                        format!(
+                            "checkRevocation.timeoutSeconds is {}; give 1 to {} (default {})",
+                            c.timeout_seconds,
+                            C::MAX_TIMEOUT_SECONDS,
+                            C::DEFAULT_TIMEOUT_SECONDS
+                        ),
+                    ));
+                }
+                let trust_policy = match (&trust_policy.path, &trust_policy.inline) {
+                    (Some(p), None) => KeySource::Path(p.clone()),
+                    (None, Some(t)) => KeySource::Data(t.clone().into_bytes()),
+                    _ => return Err(invalid(&here, "trustPolicy needs exactly one of path and inline".into())),
+                };
+                let mut stores = BTreeMap::new();
+                for (name, files) in trust_stores {
+                    let (kind, store) = name.split_once(':').unwrap_or_default();
+                    if !["ca", "signingAuthority", "tsa"].contains(&kind) || store.is_empty() {
+                        return Err(invalid(
+                            &here,
+                            format!("trust store {name:?} is not TYPE:NAME with TYPE ca, signingAuthority or tsa"),
+                        ));
+                    }
+                    if files.is_empty() {
+                        return Err(invalid(&here, format!("trust store {name:?} lists no certificate files")));
+                    }
+                    let files = files.iter().map(source).collect::<Result<Vec<_>, _>>();
+                    stores.insert(name.clone(), files.map_err(|e| invalid(&here, e))?);
+                }
+                Requirement::NotationSigned { trust_policy, trust_stores: stores, check_revocation: *check_revocation }
+            }
+            NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
+                let builtin;
+                let t: &TrustParts = match trust.get(name) {
+                    Some(t) => t,
+                    None if name == KUBERNETES_RELEASE => {
+                        builtin = kubernetes_release();
+                        &builtin
+                    }
+                    None => {
+                        return Err(invalid(
+                            &format!("{loc}[{i}]"),
+                            format!("unknown trust {name:?}; define it under trust: (built in: {KUBERNETES_RELEASE})"),
+                        ));
+                    }
+                };
+                let r = Requirement::SigstoreSigned {
+                    keys: t.keys.clone(),
+                    fulcio: t.fulcio.clone(),
+                    pki: t.pki.clone(),
+                    rekor_public_keys: t.rekor.clone(),
+                    signed_identity: signed_identity.clone().unwrap_or_default(),
+                };
+                if *per_platform { Requirement::PerPlatform(Box::new(r)) } else { r }
+            }
+        })
+    };
     let list = |reqs: &[NativeRequirement], loc: &str| -> Result<Vec<Requirement>, PolicyError> {
         if reqs.is_empty() {
             return Err(invalid(loc, "must list at least one requirement".into()));
         }
         reqs.iter()
             .enumerate()
-            .map(|(i, r)| {
-                Ok(match r {
-                    NativeRequirement::InsecureAcceptAnything {} => Requirement::InsecureAcceptAnything,
-                    NativeRequirement::Reject {} => Requirement::Reject,
-                    NativeRequirement::DigestAllowlist { digests } => {
-                        if digests.is_empty() {
-                            return Err(invalid(
-                                &format!("{loc}[{i}]"),
-                                "digestAllowlist needs at least one digest".into(),
-                            ));
-                        }
-                        Requirement::DigestAllowlist { digests: digests.clone() }
+            .map(|(i, r)| match r {
+                NativeRequirement::AnyOf { requirements } => {
+                    let here = format!("{loc}[{i}]");
+                    if requirements.len() < 2 {
+                        return Err(invalid(
+                            &here,
+                            "anyOf lists at least two requirements, any one of which holds".into(),
+                        ));
                     }
-                    NativeRequirement::SigstoreBundle { trusted_root, public_key, identity, predicate_types } => {
-                        let here = format!("{loc}[{i}]");
-                        if predicate_types.iter().any(String::is_empty) {
-                            return Err(invalid(&here, "predicateTypes must not contain an empty string".into()));
-                        }
-                        if public_key.is_some() == identity.is_some() {
-                            return Err(invalid(
-                                &here,
-                                "sigstoreBundle needs exactly one of publicKey and identity".into(),
-                            ));
-                        }
-                        let src = |m: &Material| source(m).map_err(|e| invalid(&here, e));
-                        Requirement::SigstoreBundle {
-                            trusted_root: src(trusted_root)?,
-                            public_key: public_key.as_ref().map(src).transpose()?,
-                            identity: identity.clone(),
-                            predicate_types: predicate_types.clone(),
-                        }
-                    }
-                    NativeRequirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
-                        let here = format!("{loc}[{i}]");
-                        use crate::containers::CheckRevocation as C;
-                        if let Some(c) = check_revocation
-                            && !(1..=C::MAX_TIMEOUT_SECONDS).contains(&c.timeout_seconds)
-                        {
-                            return Err(invalid(
-                                &here,
-                                format!(
-                                    "checkRevocation.timeoutSeconds is {}; give 1 to {} (default {})",
-                                    c.timeout_seconds,
-                                    C::MAX_TIMEOUT_SECONDS,
-                                    C::DEFAULT_TIMEOUT_SECONDS
-                                ),
-                            ));
-                        }
-                        let trust_policy = match (&trust_policy.path, &trust_policy.inline) {
-                            (Some(p), None) => KeySource::Path(p.clone()),
-                            (None, Some(t)) => KeySource::Data(t.clone().into_bytes()),
-                            _ => return Err(invalid(&here, "trustPolicy needs exactly one of path and inline".into())),
-                        };
-                        let mut stores = BTreeMap::new();
-                        for (name, files) in trust_stores {
-                            let (kind, store) = name.split_once(':').unwrap_or_default();
-                            if !["ca", "signingAuthority", "tsa"].contains(&kind) || store.is_empty() {
-                                return Err(invalid(
-                                    &here,
-                                    format!("trust store {name:?} is not TYPE:NAME with TYPE ca, signingAuthority or tsa"),
-                                ));
-                            }
-                            if files.is_empty() {
-                                return Err(invalid(&here, format!("trust store {name:?} lists no certificate files")));
-                            }
-                            let files = files.iter().map(source).collect::<Result<Vec<_>, _>>();
-                            stores.insert(name.clone(), files.map_err(|e| invalid(&here, e))?);
-                        }
-                        Requirement::NotationSigned {
-                            trust_policy,
-                            trust_stores: stores,
-                            check_revocation: *check_revocation,
-                        }
-                    }
-                    NativeRequirement::SigstoreSigned { trust: name, signed_identity, per_platform } => {
-                        let builtin;
-                        let t: &TrustParts = match trust.get(name) {
-                            Some(t) => t,
-                            None if name == KUBERNETES_RELEASE => {
-                                builtin = kubernetes_release();
-                                &builtin
-                            }
-                            None => {
-                                return Err(invalid(
-                                    &format!("{loc}[{i}]"),
-                                    format!("unknown trust {name:?}; define it under trust: (built in: {KUBERNETES_RELEASE})"),
-                                ));
-                            }
-                        };
-                        let r = Requirement::SigstoreSigned {
-                            keys: t.keys.clone(),
-                            fulcio: t.fulcio.clone(),
-                            pki: t.pki.clone(),
-                            rekor_public_keys: t.rekor.clone(),
-                            signed_identity: signed_identity.clone().unwrap_or_default(),
-                        };
-                        if *per_platform { Requirement::PerPlatform(Box::new(r)) } else { r }
-                    }
-                })
+                    let inner = format!("{here}.requirements");
+                    let all = requirements.iter().enumerate().map(|(j, c)| single(c, &inner, j));
+                    all.collect::<Result<Vec<_>, _>>().map(Requirement::AnyOf)
+                }
+                other => single(other, loc, i),
             })
             .collect()
     };
@@ -469,12 +483,18 @@ pub struct ConversionError {
 /// Converts a policy to the native format (YAML), naming trust material
 /// `trust-1`, `trust-2`, … GPG `signedBy` and `signedBaseLayer` cannot be imported.
 pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionError> {
-    let mut trust: BTreeMap<String, Trust> = BTreeMap::new();
-    let mut refused = Vec::new();
-    let mut convert = |reqs: &[Requirement], loc: String| -> Vec<NativeRequirement> {
+    fn convert_list(
+        reqs: &[Requirement],
+        loc: String,
+        trust: &mut BTreeMap<String, Trust>,
+        refused: &mut Vec<String>,
+    ) -> Vec<NativeRequirement> {
         let mut out = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
             match r {
+                Requirement::AnyOf(all) => out.push(NativeRequirement::AnyOf {
+                    requirements: convert_list(all, format!("{loc}[{i}].requirements"), trust, refused),
+                }),
                 Requirement::InsecureAcceptAnything => out.push(NativeRequirement::InsecureAcceptAnything {}),
                 Requirement::Reject => out.push(NativeRequirement::Reject {}),
                 Requirement::DigestAllowlist { digests } => {
@@ -511,7 +531,7 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                 }
                 Requirement::PerPlatform(inner) => match inner.as_ref() {
                     Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
-                        let name = name_for(&mut trust, trust_of(keys, fulcio, pki, rekor_public_keys));
+                        let name = name_for(trust, trust_of(keys, fulcio, pki, rekor_public_keys));
                         out.push(NativeRequirement::SigstoreSigned {
                             trust: name,
                             signed_identity: Some(signed_identity.clone()),
@@ -521,7 +541,7 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
                     _ => refused.push(format!("{loc}[{i}]: perPlatform wraps a requirement other than sigstoreSigned")),
                 },
                 Requirement::SigstoreSigned { keys, fulcio, pki, rekor_public_keys, signed_identity } => {
-                    let name = name_for(&mut trust, trust_of(keys, fulcio, pki, rekor_public_keys));
+                    let name = name_for(trust, trust_of(keys, fulcio, pki, rekor_public_keys));
                     out.push(NativeRequirement::SigstoreSigned {
                         trust: name,
                         signed_identity: Some(signed_identity.clone()),
@@ -531,6 +551,11 @@ pub fn import(policy: &Policy, source_name: &str) -> Result<String, ConversionEr
             }
         }
         out
+    }
+    let mut trust: BTreeMap<String, Trust> = BTreeMap::new();
+    let mut refused = Vec::new();
+    let mut convert = |reqs: &[Requirement], loc: String| -> Vec<NativeRequirement> {
+        convert_list(reqs, loc, &mut trust, &mut refused)
     };
     let default = convert(&policy.default, "default".into());
     let mut transports = BTreeMap::new();

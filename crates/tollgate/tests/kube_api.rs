@@ -991,6 +991,18 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
     };
     let (status, body) = send(Method::POST, &format!("{v1}/clusterimagepolicies"), Some(&team("cosign.pub")));
     assert_eq!(status, 201, "{body}");
+    // Authorities of two kinds: either one is enough (compiled to anyOf).
+    let elsewhere = |name: &str| Reference::parse_normalized(&format!("{}/either/{name}", reg.addr)).unwrap();
+    let golden = rt.block_on(image::push_index(&client, &elsewhere("golden"), "v1", b"ctl-golden")).digest;
+    let either_signed = rt.block_on(image::push_index(&client, &elsewhere("signed"), "v1", b"ctl-either")).digest;
+    let attached = Attached::cosign(&key, &elsewhere("signed").repository(), &either_signed);
+    rt.block_on(attach(&client, &elsewhere("signed"), &either_signed, &[attached]));
+    rt.block_on(image::push_index(&client, &elsewhere("stranger"), "v1", b"ctl-stranger"));
+    let either = serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ClusterImagePolicy", "metadata": {"name": "either"},
+        "spec": {"images": [format!("{}/either", reg.addr)],
+            "authorities": [{"key": {"data": key.public_pem()}}, {"digests": [golden.to_string()]}]}});
+    let (status, body) = send(Method::POST, &format!("{v1}/clusterimagepolicies"), Some(&either));
+    assert_eq!(status, 201, "{body}");
     // strict also wants a key nobody signed with; lenient tries to let anything through.
     let ns_policy = |ns: &str, authorities: serde_json::Value| {
         serde_json::json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "extra", "namespace": ns},
@@ -1153,6 +1165,9 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
     assert!(!allowed("strict", &app), "strict's ImagePolicy adds a key nobody signed with");
     assert!(allowed("lenient", &app));
     assert!(!allowed("lenient", &unsigned), "an ImagePolicy cannot loosen what the cluster demands");
+    for (name, want) in [("golden", true), ("signed", true), ("stranger", false)] {
+        assert_eq!(allowed("apps", &format!("{}/either/{name}:v1", reg.addr)), want, "either/{name}");
+    }
     tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
 
     // An edit recompiles: a second scope, a new bundle.

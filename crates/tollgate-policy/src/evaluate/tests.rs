@@ -414,3 +414,72 @@ fn a_pki_allow_carries_the_earliest_certificate_expiry() {
     let later = evaluate(&p, &image, &Signatures::Found(image_dir(PKI_DIR, &["signature-1"]).1), until + 1);
     assert!(!later.allowed, "{}", later.reason);
 }
+
+/// anyOf: one alternative that holds is enough; when none does, the denial names each; when one
+/// could not be checked for now, the decision is undecidable rather than denied.
+#[test]
+fn any_of_holds_when_one_alternative_does() {
+    let (manifest, layers) = image_dir(VALID, &["signature-1"]);
+    let manifest = manifest.unwrap_or_default();
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
+    let head =
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  k:\n    publicKeys: [{path: cosign.pub}]\n";
+    let other = Digest::sha256_of(b"x");
+    let text = |digests: &Digest| {
+        format!(
+            "{head}default:\n  - type: anyOf\n    requirements:\n      - type: digestAllowlist\n        digests: [{digests}]\n      - type: sigstoreSigned\n        trust: k\n        signedIdentity: {{type: matchRepository}}\n"
+        )
+    };
+    let load = |yaml: String| {
+        let p = crate::native::parse(yaml.as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+        LoadedPolicy::load(p, "n.yaml", &read).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let either = load(text(&other));
+    assert!(either.needs(&image.subject).cosign, "an alternative's signatures are fetched");
+    let d = evaluate(&either, &image, &Signatures::Found(layers), NOW);
+    assert!(d.allowed, "{}", d.reason);
+    assert!(d.reason.contains("one of 2 alternatives holds"), "{}", d.reason);
+    let d = evaluate(&either, &image, &Signatures::Found(vec![]), NOW);
+    assert!(!d.allowed && d.failure == Some(Failure::Fatal));
+    assert!(
+        d.reason.starts_with(&format!(
+            "denied by default: none of 2 alternatives holds: digest {digest} is not on the allowlist; nor "
+        )),
+        "{}",
+        d.reason
+    );
+    let away = Signatures::Unavailable { transient: true, reason: "registry unreachable".into() };
+    let d = evaluate(&either, &image, &away, NOW);
+    assert_eq!((d.allowed, d.failure), (false, Some(Failure::Transient)), "{}", d.reason);
+    let listed = load(text(&digest));
+    assert!(evaluate(&listed, &image, &away, NOW).allowed, "the allowlist alone holds without signatures");
+    // Exported, it is refused by name; nested or single, it is a mistake.
+    let p = crate::native::parse(text(&other).as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        crate::native::export(&p, "n.yaml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("default[0]: anyOf")
+    );
+    let back = crate::native::import(&p, "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(crate::native::parse(back.as_bytes(), "back").ok().as_ref(), Some(&p), "{back}");
+    for (yaml, want) in [
+        (
+            format!("{head}default:\n  - type: anyOf\n    requirements: [{{type: reject}}]\n"),
+            "anyOf lists at least two requirements",
+        ),
+        (
+            format!(
+                "{head}default:\n  - type: anyOf\n    requirements: [{{type: reject}}, {{type: anyOf, requirements: []}}]\n"
+            ),
+            "default[0].requirements[1]: anyOf cannot hold another anyOf",
+        ),
+    ] {
+        let e = crate::native::parse(yaml.as_bytes(), "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(want), "{e}\n  wanted {want}");
+    }
+}
