@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = tlog::parse_checkpoint(text);
     }
     for root in roots {
-        let expected = Expected::Identity { san: "x", issuer: "y" };
+        let expected = Expected::Identity { san: tollgate_verify::x509::San::Exact("x"), issuer: "y" };
         let r = bundle::verify(data, root, Artifact::Bytes(b"artifact"), expected, 1_795_392_000);
         assert!(r.is_err(), "fuzzed bytes must not verify");
     }

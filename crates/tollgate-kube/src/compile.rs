@@ -256,10 +256,63 @@ fn trusted_root_text(name: &str, ctx: &Context<'_>) -> Result<String, String> {
                 .map_err(|why| format!("TrustRoot {name:?}: {why}")),
             (None, None) => Err(format!("TrustRoot {name:?} has no trusted root")),
         },
-        None => {
-            Err(format!("TrustRoot {name:?} holds keys, not a sigstore trusted root; a keyless identity needs one"))
+        None => Err(format!(
+            "TrustRoot {name:?} holds keys, not a sigstore trusted root; sigstore bundles need one (its Rekor and CT logs)"
+        )),
+    }
+}
+
+/// The PEM blocks of `text`: each label (`CERTIFICATE`, `PUBLIC KEY`) with its block.
+fn pem_blocks(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let label = after.split("-----").next().unwrap_or_default().to_owned();
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = rest[start..].find(&end_marker) else {
+            return Err(format!("a PEM block {label:?} has no end"));
+        };
+        let block_end = start + end + end_marker.len();
+        out.push((label, format!("{}\n", &rest[start..block_end])));
+        rest = &rest[block_end..];
+    }
+    Ok(out)
+}
+
+/// The trust of a keyless identity from TrustRoot `name`: its sigstore trusted root, or its keys
+/// (PEM `CERTIFICATE` blocks are the Fulcio CAs, `PUBLIC KEY` blocks the Rekor keys, at least one
+/// of each: a private sigstore without a `trusted_root.json`), with the issuer and `subject` rule.
+fn keyless_trust(name: &str, ctx: &Context<'_>, subject: (&str, Value)) -> Result<Value, String> {
+    let root =
+        ctx.roots.get(name).ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot among the objects"))?;
+    let Some(keys) = root.spec.keys.as_ref().filter(|_| root.spec.sigstore.is_none()) else {
+        let json_text = trusted_root_text(name, ctx)?;
+        let mut sigstore = json!({"trustedRoot": {"pem": json_text}});
+        sigstore[subject.0] = subject.1;
+        return Ok(json!({ "sigstore": sigstore }));
+    };
+    let (mut cas, mut rekor) = (String::new(), Vec::new());
+    for block in keys.iter().map(|k| pem_blocks(k)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
+        match block.0.as_str() {
+            "CERTIFICATE" => cas.push_str(&block.1),
+            "PUBLIC KEY" => rekor.push(json!({"pem": block.1})),
+            other => {
+                return Err(format!(
+                    "TrustRoot {name:?}: its keys are CERTIFICATE (Fulcio CA) and PUBLIC KEY (Rekor) PEM blocks, not {other}"
+                ));
+            }
         }
     }
+    if cas.is_empty() || rekor.is_empty() {
+        return Err(format!(
+            "TrustRoot {name:?}: a keyless identity needs its Fulcio CA certificates and Rekor public keys, at least \
+             one of each (PEM CERTIFICATE and PUBLIC KEY blocks), or a sigstore trusted root"
+        ));
+    }
+    let mut fulcio = json!({"ca": {"pem": cas}});
+    fulcio[subject.0] = subject.1;
+    Ok(json!({"fulcio": fulcio, "rekorPublicKeys": rekor}))
 }
 
 /// Loads `req` (with `trust`) on its own, so that material the nodes would refuse is an error of
@@ -324,37 +377,35 @@ fn kind_demands(
         Some("keyless") => {
             let [one] = authorities else { return Err(err("several keyless identities in one requirement".into())) };
             let Some(k) = &one.keyless else { return Err(err("a keyless authority without keyless".into())) };
-            let Some(subject) = k.subject.as_deref().filter(|s| s.contains('@') && !s.contains("://")) else {
-                return Err(err(
-                    "keyless authorities compile for an email subject only (cosign signatures check the certificate's \
-                     email); subjectRegExp and URI subjects are not compiled in this release"
-                        .into(),
-                ));
-            };
-            let json_text = trusted_root_text(&k.trust_root_ref, ctx).map_err(err)?;
             let name = trust_name;
             let rule = signed.map_or_else(|| json!({"type": "matchRepository"}), identity);
-            let trust = json!({"sigstore": {"trustedRoot": {"pem": json_text}, "oidcIssuer": k.issuer, "subjectEmail": subject}});
-            Ok(Demands {
-                requirements: vec![json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule})],
-                trust: vec![(name, trust)],
-            })
+            let subject = match (&k.subject, &k.subject_reg_exp) {
+                // An email, exactly; any other exact subject (a URI) as an escaped, anchored pattern.
+                (Some(s), _) if s.contains('@') && !s.contains("://") => ("subjectEmail", json!(s)),
+                (Some(s), _) => ("subjectRegExp", json!(regex::escape(s))),
+                (None, Some(p)) => ("subjectRegExp", json!(p)),
+                (None, None) => return Err(err("a keyless authority needs subject or subjectRegExp".into())),
+            };
+            let mut t = keyless_trust(&k.trust_root_ref, ctx, subject).map_err(err)?;
+            let material = if t.get("sigstore").is_some() { "sigstore" } else { "fulcio" };
+            t[material]["oidcIssuer"] = json!(k.issuer);
+            let trust = vec![(name.clone(), t)];
+            let req = json!({"type": "sigstoreSigned", "trust": name, "signedIdentity": rule});
+            loads_alone(object, &req, &trust).map_err(|e| err(format!("its keyless authority does not load: {e}")))?;
+            Ok(Demands { requirements: vec![req], trust })
         }
         Some("sigstoreBundle") => {
             let [one] = authorities else { return Err(err("several bundle signers in one requirement".into())) };
             let Some(b) = &one.sigstore_bundle else {
                 return Err(err("a sigstoreBundle authority without one".into()));
             };
-            let Some(subject) = b.keyless.subject.as_deref() else {
-                return Err(err(
-                    "sigstoreBundle authorities compile for an exact subject (email or URI); subjectRegExp is not \
-                     compiled in this release"
-                        .into(),
-                ));
-            };
             let json_text = trusted_root_text(&b.keyless.trust_root_ref, ctx).map_err(err)?;
-            let mut req = json!({"type": "sigstoreBundle", "trustedRoot": {"pem": json_text},
-                                 "identity": {"san": subject, "issuer": b.keyless.issuer}});
+            let who = match (&b.keyless.subject, &b.keyless.subject_reg_exp) {
+                (Some(s), _) => json!({"san": s, "issuer": b.keyless.issuer}),
+                (None, Some(p)) => json!({"sanRegExp": p, "issuer": b.keyless.issuer}),
+                (None, None) => return Err(err("a sigstoreBundle authority needs subject or subjectRegExp".into())),
+            };
+            let mut req = json!({"type": "sigstoreBundle", "trustedRoot": {"pem": json_text}, "identity": who});
             if !b.predicate_types.is_empty() {
                 req["predicateTypes"] = json!(b.predicate_types);
             }
@@ -655,8 +706,19 @@ mod tests {
         let mut uri = k8s;
         uri.spec.authorities[0].keyless.as_mut().unwrap().subject =
             Some("https://github.com/x/y/.github/workflows/r.yml@refs/heads/main".into());
-        let e = compile(&[uri], &[], &[root]).unwrap_err();
-        assert!(e[0].message.starts_with("keyless authorities compile for an email subject only"), "{e:?}");
+        // Any other exact subject (a workflow URI) becomes an escaped, anchored pattern.
+        let c = compile(std::slice::from_ref(&uri), &[], std::slice::from_ref(&root)).unwrap();
+        assert!(
+            c.cluster.contains(r"subjectRegExp: https://github\.com/x/y/\.github/workflows/r\.yml@refs/heads/main"),
+            "{}",
+            c.cluster
+        );
+        let mut bad = uri;
+        let k = bad.spec.authorities[0].keyless.as_mut().unwrap();
+        (k.subject, k.subject_reg_exp) = (None, Some("https://github.com/x/(".into()));
+        let e = compile(&[bad], &[], &[root]).unwrap_err();
+        assert!(e[0].message.starts_with("its keyless authority does not load:"), "{e:?}");
+        assert!(e[0].message.contains("subject regular expression \"https://github.com/x/(\""), "{e:?}");
     }
 
     /// The keys and trusted roots the objects name are what the controller reads; given their text,
@@ -783,8 +845,46 @@ mod tests {
             json!({"images": ["r.example"], "authorities": [{"sigstoreBundle": {"keyless": {"issuer": "https://i",
                 "subjectRegExp": ".*", "trustRootRef": "public-good"}}}]}),
         );
-        let e = compile(&[regexp], &[], &[root]).unwrap_err();
-        assert!(e[0].message.contains("subjectRegExp is not compiled"), "{e:?}");
+        let c = compile(std::slice::from_ref(&regexp), &[], std::slice::from_ref(&root)).unwrap();
+        assert!(c.cluster.contains("sanRegExp: .*"), "{}", c.cluster);
+        let mut bad = regexp;
+        bad.spec.authorities[0].sigstore_bundle.as_mut().unwrap().keyless.subject_reg_exp = Some("[".into());
+        let e = compile(&[bad], &[], &[root]).unwrap_err();
+        assert!(e[0].message.starts_with("its sigstoreBundle authority does not load:"), "{e:?}");
+    }
+
+    /// A TrustRoot of keys stands for a private sigstore: its certificates are the Fulcio CAs, its
+    /// public keys the Rekor keys; both are needed.
+    #[test]
+    fn a_trust_root_of_keys_gives_keyless_identities_fulcio_and_rekor() {
+        let fixture = |f: &str| {
+            std::fs::read_to_string(format!(
+                "{}/../../../shared/conformance/containers-image/signature/fixtures/{f}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let (ca, rekor) = (fixture("fulcio_v1.crt.pem"), fixture("rekor.pub"));
+        let root = |keys: Vec<&str>| TrustRoot::new("private", serde_json::from_value(json!({"keys": keys})).unwrap());
+        let p = cip(
+            "private",
+            json!({"images": ["r.example"], "authorities": [{"keyless": {"issuer": "https://github.com/login/oauth",
+                "subject": "mitr@redhat.com", "trustRootRef": "private"}}]}),
+        );
+        let c = compile(std::slice::from_ref(&p), &[], &[root(vec![&ca, &rekor])]).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&c.cluster).unwrap();
+        let t = &doc["trust"]["policy-clusterimagepolicy-private"];
+        assert_eq!(t["fulcio"]["subjectEmail"], "mitr@redhat.com", "{}", c.cluster);
+        assert_eq!(t["fulcio"]["oidcIssuer"], "https://github.com/login/oauth");
+        assert_eq!(t["rekorPublicKeys"].as_array().unwrap().len(), 1);
+        let policy = tollgate_policy::native::parse(c.cluster.as_bytes(), "compiled").unwrap();
+        assert!(tollgate_policy::LoadedPolicy::load(policy, "compiled", &|p| Err(format!("no file {p}"))).is_ok());
+        let e = compile(std::slice::from_ref(&p), &[], &[root(vec![&ca])]).unwrap_err();
+        assert!(e[0].message.contains("needs its Fulcio CA certificates and Rekor public keys"), "{e:?}");
+        let e =
+            compile(&[p], &[], &[root(vec![&ca, &rekor, "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----"])])
+                .unwrap_err();
+        assert!(e[0].message.contains("not PRIVATE KEY"), "{e:?}");
     }
 
     #[test]
@@ -805,13 +905,13 @@ mod tests {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
         assert!(
-            text[0].starts_with("ClusterImagePolicy/mixed: keyless authorities compile for an email subject only"),
+            text[0].starts_with("ClusterImagePolicy/mixed: trustRootRef \"r\" names no TrustRoot among the objects"),
             "{}",
             text[0]
         );
         assert!(text[1].starts_with("ClusterImagePolicy/secret: a key from a Secret (secretRef)"), "{}", text[1]);
         assert!(
-            text[2].starts_with("ClusterImagePolicy/keyless: keyless authorities compile for an email subject only"),
+            text[2].starts_with("ClusterImagePolicy/keyless: trustRootRef \"r\" names no TrustRoot"),
             "{}",
             text[2]
         );

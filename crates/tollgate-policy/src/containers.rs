@@ -81,8 +81,11 @@ pub struct Fulcio {
     pub ca: KeySource,
     /// Required OIDC issuer.
     pub oidc_issuer: String,
-    /// Required SAN email.
+    /// Required SAN email (or URI), exactly; empty with `subject_reg_exp`.
     pub subject_email: String,
+    /// Or a regular expression the whole SAN (email or URI) must match (native format only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
 }
 
 /// `pki` of a `sigstoreSigned` requirement: certificates from a private CA.
@@ -186,8 +189,12 @@ pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BundleIdentity {
-    /// The certificate's SAN (URI or email), exactly.
+    /// The certificate's SAN (URI or email), exactly; empty with `san_reg_exp`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub san: String,
+    /// Or a regular expression the whole SAN (URI or email) must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san_reg_exp: Option<String>,
     /// The OIDC issuer, exactly.
     pub issuer: String,
 }
@@ -545,6 +552,9 @@ impl Policy {
                         if mixed(keys) || mixed(rekor_public_keys) {
                             out.push(format!("{where_}[{i}]: key files mixed with inline keys"));
                         }
+                        if fulcio.as_ref().is_some_and(|f| f.subject_reg_exp.is_some()) {
+                            out.push(format!("{where_}[{i}]: fulcio subjectRegExp"));
+                        }
                         // containers/image reads PEM there, not a sigstore trusted root.
                         let root = |s: &KeySource| match s {
                             KeySource::Data(d) => is_trusted_root(d),
@@ -726,7 +736,7 @@ fn convert(raw: RawRequirement, ctx: &Ctx<'_>) -> Result<Requirement, PolicyErro
                         .ok_or_else(|| ctx.err("fulcio needs caPath or caData"))?;
                     let oidc_issuer = f.oidc_issuer.ok_or_else(|| ctx.err("fulcio.oidcIssuer is required"))?;
                     let subject_email = f.subject_email.ok_or_else(|| ctx.err("fulcio.subjectEmail is required"))?;
-                    Some(Fulcio { ca, oidc_issuer, subject_email })
+                    Some(Fulcio { ca, oidc_issuer, subject_email, subject_reg_exp: None })
                 }
             };
             let pki = match pki {

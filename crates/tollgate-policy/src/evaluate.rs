@@ -11,6 +11,33 @@ use crate::containers::{Exemption, KeySource, Mode, Policy, PolicyError, Require
 use crate::identity;
 use crate::scope::{self, MatchedScope, Subject};
 
+/// The certificate identity (SAN, email or URI) a keyless requirement demands, loaded.
+#[derive(Debug, Clone)]
+pub enum SanRule {
+    /// Exactly this.
+    Exact(String),
+    /// Whole SANs this anchored expression matches.
+    Pattern(tollgate_verify::x509::Regex),
+}
+
+impl SanRule {
+    /// From an exact subject, or a regular expression when one is given.
+    pub fn load(exact: &str, pattern: Option<&str>) -> Result<SanRule, String> {
+        match pattern {
+            Some(p) => tollgate_verify::x509::san_pattern(p).map(SanRule::Pattern),
+            None => Ok(SanRule::Exact(exact.to_owned())),
+        }
+    }
+
+    /// As the verifier takes it.
+    pub fn san(&self) -> tollgate_verify::x509::San<'_> {
+        match self {
+            SanRule::Exact(s) => tollgate_verify::x509::San::Exact(s),
+            SanRule::Pattern(re) => tollgate_verify::x509::San::Matches(re),
+        }
+    }
+}
+
 /// A requirement with its trust material loaded and parsed.
 #[derive(Debug, Clone)]
 pub enum Loaded {
@@ -32,8 +59,8 @@ pub enum Loaded {
         roots: Vec<Vec<u8>>,
         /// Required OIDC issuer.
         issuer: String,
-        /// Required SAN email.
-        email: String,
+        /// Required SAN (email or URI, or a pattern).
+        subject: SanRule,
         /// Rekor keys (at least one).
         rekor_keys: Vec<PublicKey>,
         /// Identity rule.
@@ -58,8 +85,8 @@ pub enum Loaded {
         root: Box<tollgate_verify::bundle::TrustedRoot>,
         /// The signing key (key-signed bundles).
         key: Option<PublicKey>,
-        /// SAN and issuer (keyless bundles).
-        identity: Option<crate::containers::BundleIdentity>,
+        /// SAN rule and OIDC issuer (keyless bundles).
+        identity: Option<(SanRule, String)>,
         /// Accepted predicate types (never empty: the default is filled in at load).
         predicate_types: Vec<String>,
     },
@@ -258,7 +285,13 @@ fn load_list(
                     } else {
                         predicate_types.clone()
                     };
-                    Loaded::SigstoreBundle { root: Box::new(root), key, identity: identity.clone(), predicate_types }
+                    let identity = match identity {
+                        Some(id) => {
+                            Some((SanRule::load(&id.san, id.san_reg_exp.as_deref()).map_err(err)?, id.issuer.clone()))
+                        }
+                        None => None,
+                    };
+                    Loaded::SigstoreBundle { root: Box::new(root), key, identity, predicate_types }
                 }
                 Requirement::NotationSigned { trust_policy, trust_stores, check_revocation } => {
                     load_notation(trust_policy, trust_stores, *check_revocation, read).map_err(err)?
@@ -284,7 +317,7 @@ fn load_list(
                     Loaded::SigstoreFulcio {
                         roots: certs(&f.ca, "fulcio CA", read, &err)?,
                         issuer: f.oidc_issuer.clone(),
-                        email: f.subject_email.clone(),
+                        subject: SanRule::load(&f.subject_email, f.subject_reg_exp.as_deref()).map_err(err)?,
                         rekor_keys,
                         identity: signed_identity.clone(),
                     }
@@ -613,7 +646,10 @@ fn describe(r: &Requirement) -> String {
         Requirement::SignedBaseLayer { .. } => "signedBaseLayer".into(),
         Requirement::DigestAllowlist { digests } => format!("digestAllowlist ({} digests)", digests.len()),
         Requirement::SigstoreBundle { public_key, identity, .. } => match (public_key, identity) {
-            (_, Some(id)) => format!("sigstoreBundle ({} via {})", id.san, id.issuer),
+            (_, Some(id)) => match &id.san_reg_exp {
+                Some(p) => format!("sigstoreBundle (a SAN matching {p:?} via {})", id.issuer),
+                None => format!("sigstoreBundle ({} via {})", id.san, id.issuer),
+            },
             _ => "sigstoreBundle (key)".to_owned(),
         },
         Requirement::PerPlatform(inner) => format!("{}, per platform", describe(inner)),
@@ -727,8 +763,8 @@ fn evaluate_one(
         Loaded::SigstoreKeys { keys, rekor_keys, identity } => {
             (identity, Box::new(move |l| cosign::verify_with_keys(l, keys, rekor_keys)))
         }
-        Loaded::SigstoreFulcio { roots, issuer, email, rekor_keys, identity } => {
-            let trust = FulcioTrust { roots, issuer, email, rekor_keys };
+        Loaded::SigstoreFulcio { roots, issuer, subject, rekor_keys, identity } => {
+            let trust = FulcioTrust { roots, issuer, subject: subject.san(), rekor_keys };
             (identity, Box::new(move |l| cosign::verify_with_fulcio(l, &trust)))
         }
         Loaded::SigstorePki { roots, intermediates, email, hostname, identity } => {
@@ -850,7 +886,7 @@ pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+js
 struct BundleTrust<'a> {
     root: &'a tollgate_verify::bundle::TrustedRoot,
     key: Option<&'a PublicKey>,
-    identity: Option<&'a crate::containers::BundleIdentity>,
+    identity: Option<&'a (SanRule, String)>,
     predicate_types: &'a [String],
 }
 
@@ -897,7 +933,7 @@ fn evaluate_bundles(
     };
     let expected = match (key, identity) {
         (Some(k), _) => Expected::Key(k),
-        (None, Some(id)) => Expected::Identity { san: &id.san, issuer: &id.issuer },
+        (None, Some((san, issuer))) => Expected::Identity { san: san.san(), issuer },
         (None, None) => return outcome(name, false, "sigstoreBundle has neither a key nor an identity"),
     };
     let digest: Option<[u8; 32]> = (image.digest.algorithm() == tollgate_oci::Algorithm::Sha256)

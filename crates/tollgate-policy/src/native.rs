@@ -83,7 +83,10 @@ struct Text {
 struct NativeFulcio {
     ca: Material,
     oidc_issuer: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     subject_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_reg_exp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +108,10 @@ struct NativePki {
 struct NativeSigstore {
     trusted_root: Material,
     oidc_issuer: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     subject_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_reg_exp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -260,6 +266,15 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Policy, PolicyError> {
                 if public_key.is_some() == identity.is_some() {
                     return Err(invalid(&here, "sigstoreBundle needs exactly one of publicKey and identity".into()));
                 }
+                if let Some(id) = identity {
+                    match (id.san.is_empty(), id.san_reg_exp.as_deref()) {
+                        (false, None) => {}
+                        (true, Some(p)) => {
+                            tollgate_verify::x509::san_pattern(p).map_err(|e| invalid(&here, e))?;
+                        }
+                        _ => return Err(invalid(&here, "identity needs exactly one of san and sanRegExp".into())),
+                    }
+                }
                 let src = |m: &Material| source(m).map_err(|e| invalid(&here, e));
                 Requirement::SigstoreBundle {
                     trusted_root: src(trusted_root)?,
@@ -408,14 +423,25 @@ fn kubernetes_release() -> TrustParts {
             ca: root.clone(),
             oidc_issuer: KUBERNETES_RELEASE_ISSUER.into(),
             subject_email: KUBERNETES_RELEASE_SIGNER.into(),
+            subject_reg_exp: None,
         }),
         pki: None,
         rekor: vec![root],
     }
 }
 
+/// Exactly one of an exact subject and a regular expression that compiles.
+fn subject_rule(exact: &str, pattern: Option<&str>) -> Result<(), String> {
+    match (exact.is_empty(), pattern) {
+        (false, None) => Ok(()),
+        (true, Some(p)) => tollgate_verify::x509::san_pattern(p).map(|_| ()),
+        _ => Err("give exactly one of subjectEmail and subjectRegExp".into()),
+    }
+}
+
 fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
     if let Some(s) = &t.sigstore {
+        subject_rule(&s.subject_email, s.subject_reg_exp.as_deref())?;
         if !t.public_keys.is_empty() || t.fulcio.is_some() || t.pki.is_some() || !t.rekor_public_keys.is_empty() {
             return Err("sigstore (a trusted root) stands alone: no publicKeys, fulcio, pki or rekorPublicKeys".into());
         }
@@ -426,6 +452,7 @@ fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
                 ca: root.clone(),
                 oidc_issuer: s.oidc_issuer.clone(),
                 subject_email: s.subject_email.clone(),
+                subject_reg_exp: s.subject_reg_exp.clone(),
             }),
             pki: None,
             rekor: vec![root],
@@ -434,11 +461,15 @@ fn convert_trust(t: &Trust) -> Result<TrustParts, String> {
     let keys = t.public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
     let rekor = t.rekor_public_keys.iter().map(source).collect::<Result<Vec<_>, _>>()?;
     let fulcio = match &t.fulcio {
-        Some(f) => Some(Fulcio {
-            ca: source(&f.ca)?,
-            oidc_issuer: f.oidc_issuer.clone(),
-            subject_email: f.subject_email.clone(),
-        }),
+        Some(f) => {
+            subject_rule(&f.subject_email, f.subject_reg_exp.as_deref())?;
+            Some(Fulcio {
+                ca: source(&f.ca)?,
+                oidc_issuer: f.oidc_issuer.clone(),
+                subject_email: f.subject_email.clone(),
+                subject_reg_exp: f.subject_reg_exp.clone(),
+            })
+        }
         None => None,
     };
     let pki = match &t.pki {
@@ -602,6 +633,7 @@ fn trust_of(keys: &[KeySource], fulcio: &Option<Fulcio>, pki: &Option<Pki>, reko
             ca: material(&f.ca),
             oidc_issuer: f.oidc_issuer.clone(),
             subject_email: f.subject_email.clone(),
+            subject_reg_exp: f.subject_reg_exp.clone(),
         }),
         pki: pki.as_ref().map(|p| NativePki {
             ca_roots: material(&p.ca_roots),

@@ -27,7 +27,7 @@ fn run(bencher: divan::Bencher, case: &str, root: &str) {
     let bundle_bytes = read(&format!("bundle-verify/{case}/bundle.sigstore.json"));
     let root = TrustedRoot::parse(&read(root)).unwrap();
     let artifact = read("bundle-verify/a.txt");
-    let expected = Expected::Identity { san: IDENTITY, issuer: ISSUER };
+    let expected = Expected::Identity { san: tollgate_verify::x509::San::Exact(IDENTITY), issuer: ISSUER };
     bundle::verify(&bundle_bytes, &root, Artifact::Bytes(&artifact), expected, NOW).unwrap();
     bencher.bench(|| bundle::verify(&bundle_bytes, &root, Artifact::Bytes(&artifact), expected, NOW));
 }

@@ -326,7 +326,7 @@ pub enum Expected<'a> {
     /// A Fulcio certificate for this SAN (URI or email) and OIDC issuer.
     Identity {
         /// Expected SAN.
-        san: &'a str,
+        san: crate::x509::San<'a>,
         /// Expected OIDC issuer.
         issuer: &'a str,
     },
@@ -604,16 +604,16 @@ pub fn verify(
                 .filter_map(|l| <[u8; 32]>::try_from(l.key_id.as_slice()).ok().map(|id| (id, &l.key)))
                 .collect();
             crate::sct::verify_embedded(leaf, &issuer_spki, &logs).map_err(BundleError::Certificate)?;
-            if !info.uris.iter().chain(&info.emails).any(|s| s == san) {
+            let Some(found) = san.find(info) else {
                 return Err(BundleError::Certificate(format!(
-                    "the certificate is for {:?}, not {san:?}",
+                    "the certificate is for {:?}, not {san}",
                     info.uris.iter().chain(&info.emails).collect::<Vec<_>>()
                 )));
-            }
+            };
             if info.issuer.as_deref() != Some(issuer) {
                 return Err(BundleError::Certificate(format!("OIDC issuer {:?} is not {issuer:?}", info.issuer)));
             }
-            format!("{san} via {issuer}")
+            format!("{found} via {issuer}")
         }
         (s, _) => format!("key {}", s.key().fingerprint()),
     };

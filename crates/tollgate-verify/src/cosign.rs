@@ -63,8 +63,8 @@ pub struct FulcioTrust<'a> {
     pub roots: &'a [Vec<u8>],
     /// Required OIDC issuer.
     pub issuer: &'a str,
-    /// Required SAN email.
-    pub email: &'a str,
+    /// Required SAN (email or URI).
+    pub subject: crate::x509::San<'a>,
     /// Rekor keys; a verified SET is mandatory.
     pub rekor_keys: &'a [PublicKey],
 }
@@ -186,17 +186,18 @@ pub fn verify_with_fulcio(
         }
         None => return Err(CertError::Identity("the certificate names no OIDC issuer".into()).into()),
     }
-    if !info.emails.iter().any(|e| e == trust.email) {
-        let msg = format!("the certificate is for {:?}, not the required {:?}", info.emails, trust.email);
+    let Some(subject) = trust.subject.find(&info) else {
+        let sans: Vec<&String> = info.uris.iter().chain(&info.emails).collect();
+        let msg = format!("the certificate is for {sans:?}, not the required {}", trust.subject);
         return Err(CertError::Identity(msg).into());
-    }
+    };
     info.public_key.verify(&layer.payload, &signature).map_err(|_| SignatureRejection::NoKeyVerifies(1))?;
     let payload = Payload::parse(&layer.payload)?;
     Ok(VerifiedSignature {
         payload,
         key_fingerprint: info.public_key.fingerprint(),
         integrated_time: Some(time),
-        certificate_identity: Some(format!("{} via {}", trust.email, trust.issuer)),
+        certificate_identity: Some(format!("{subject} via {}", trust.issuer)),
         valid_until: None,
     })
 }

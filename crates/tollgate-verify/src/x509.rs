@@ -83,6 +83,48 @@ pub struct LeafInfo {
     pub issuer: Option<String>,
 }
 
+pub use regex::Regex;
+
+/// Which identity (SAN, email or URI) a keyless certificate must carry.
+#[derive(Debug, Clone, Copy)]
+pub enum San<'a> {
+    /// Exactly this email address or URI.
+    Exact(&'a str),
+    /// An email address or URI this regular expression matches whole (see [`san_pattern`]).
+    Matches(&'a regex::Regex),
+}
+
+impl San<'_> {
+    /// The certificate's SAN (its URIs, then its emails) that this accepts, if any.
+    pub fn find<'i>(&self, info: &'i LeafInfo) -> Option<&'i str> {
+        let mut all = info.uris.iter().chain(&info.emails);
+        match self {
+            San::Exact(want) => all.find(|s| s == want),
+            San::Matches(re) => all.find(|s| re.is_match(s)),
+        }
+        .map(String::as_str)
+    }
+}
+
+impl std::fmt::Display for San<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Exact(s) => write!(f, "{s:?}"),
+            San::Matches(re) => write!(f, "a SAN matching {:?}", re.as_str()),
+        }
+    }
+}
+
+/// `pattern` as a [`San::Matches`] expression: anchored at both ends (the whole SAN must match, as
+/// cosign's `--certificate-identity-regexp` users expect from policy-controller), and bounded in
+/// size.
+pub fn san_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("subject regular expression {pattern:?}: {e}"))
+}
+
 /// Reads the leaf's key, SANs and Fulcio issuer.
 pub fn leaf_info(der: &[u8]) -> Result<LeafInfo, CertError> {
     let m = |e: der::Error| CertError::Malformed(e.to_string());

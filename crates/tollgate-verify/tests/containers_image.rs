@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use tollgate_verify::cosign::{self, FulcioTrust, SignatureLayer};
 use tollgate_verify::rekor::{self, RekorError, Signer};
+use tollgate_verify::x509::San;
 use tollgate_verify::{PublicKey, decode_base64, x509};
 
 fn sig_dir() -> PathBuf {
@@ -116,13 +117,23 @@ fn layer(cert: &str, chain: Option<&str>, with_set: bool) -> SignatureLayer {
 fn c07_fulcio_and_rekor_combined() {
     let roots = certs("fixtures/fulcio_v1.crt.pem");
     let rekor_keys = [key("internal/testdata/rekor.pub")];
-    let trust = FulcioTrust { roots: &roots, issuer: ISSUER, email: EMAIL, rekor_keys: &rekor_keys };
+    let trust = FulcioTrust { roots: &roots, issuer: ISSUER, subject: San::Exact(EMAIL), rekor_keys: &rekor_keys };
     let l = layer("internal/testdata/rekor-cert", Some("fixtures/fulcio-chain"), true);
     let v = cosign::verify_with_fulcio(&l, &trust).unwrap();
     assert_eq!(v.integrated_time, Some(T as i64));
     assert_eq!(v.payload.docker_reference, "192.168.64.2:5000/test-repo-2100826901021538654/alpine");
-    let wrong_email = FulcioTrust { email: "someone@example.com", ..trust };
+    let wrong_email = FulcioTrust { subject: San::Exact("someone@example.com"), ..trust };
     assert!(cosign::verify_with_fulcio(&l, &wrong_email).is_err());
+    // A pattern matches the whole SAN: anchored, so a prefix or a suffix alone is not enough.
+    let domain = x509::san_pattern(r".*@redhat\.com").unwrap();
+    assert!(cosign::verify_with_fulcio(&l, &FulcioTrust { subject: San::Matches(&domain), ..trust }).is_ok());
+    let elsewhere = x509::san_pattern(r".*@example\.com").unwrap();
+    assert!(cosign::verify_with_fulcio(&l, &FulcioTrust { subject: San::Matches(&elsewhere), ..trust }).is_err());
+    let exact_pattern = x509::san_pattern(&regex::escape(EMAIL)).unwrap();
+    let v = cosign::verify_with_fulcio(&l, &FulcioTrust { subject: San::Matches(&exact_pattern), ..trust }).unwrap();
+    assert_eq!(v.certificate_identity.as_deref(), Some(format!("{EMAIL} via {ISSUER}").as_str()));
+    let prefix = x509::san_pattern(&regex::escape(&EMAIL[..EMAIL.len() - 1])).unwrap();
+    assert!(cosign::verify_with_fulcio(&l, &FulcioTrust { subject: San::Matches(&prefix), ..trust }).is_err());
     let mut tampered = l.clone();
     tampered.payload.push(b' ');
     assert!(cosign::verify_with_fulcio(&tampered, &trust).is_err());

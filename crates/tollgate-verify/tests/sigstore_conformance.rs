@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use tollgate_verify::PublicKey;
 use tollgate_verify::bundle::{self, Artifact, Expected, TrustedRoot};
+use tollgate_verify::x509::San;
 
 const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
@@ -40,7 +41,7 @@ fn run_case(name: &str, mode: Mode) -> Result<(), String> {
     let expected = match &key {
         Some(Ok(k)) => Expected::Key(k),
         Some(Err(e)) => return Err(e.to_string()),
-        None => Expected::Identity { san: &identity, issuer: &issuer },
+        None => Expected::Identity { san: San::Exact(&identity), issuer: &issuer },
     };
     let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&artifact).into();
     let artifact = match mode {
@@ -120,7 +121,7 @@ fn out_of_range_integration_times_are_malformed() {
     ] {
         let mut b = bundle.clone();
         b["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = time.into();
-        let expected = Expected::Identity { san: IDENTITY, issuer: ISSUER };
+        let expected = Expected::Identity { san: San::Exact(IDENTITY), issuer: ISSUER };
         let r = bundle::verify(b.to_string().as_bytes(), &trusted, Artifact::Bytes(&artifact), expected, NOW);
         assert!(r.as_ref().is_err_and(|e| e.to_string().contains(want)), "{time}: {r:?}");
     }

@@ -483,3 +483,42 @@ fn any_of_holds_when_one_alternative_does() {
         assert!(e.contains(want), "{e}\n  wanted {want}");
     }
 }
+
+/// A native keyless trust may give the subject as a regular expression, matched against the whole
+/// SAN; a pattern that does not compile is a configuration error, and exactly one of the two forms.
+#[test]
+fn a_keyless_subject_may_be_a_pattern_over_the_whole_san() {
+    let (manifest, layers) = image_dir(FULCIO_DIR, &["signature-1"]);
+    let manifest = manifest.unwrap_or_default();
+    let digest = Digest::sha256_of(&manifest);
+    let reference = Reference::parse_normalized(FULCIO_REF).unwrap_or_else(|e| panic!("{e}"));
+    let image =
+        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
+    let native = |subject: &str| {
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  ci:\n    fulcio: {{ca: {{path: fulcio_v1.crt.pem}}, oidcIssuer: \"https://github.com/login/oauth\", {subject}}}\n    rekorPublicKeys: [{{path: rekor.pub}}]\ndefault:\n  - {{type: sigstoreSigned, trust: ci, signedIdentity: {{type: matchRepository}}}}\n"
+        )
+    };
+    let load = |subject: &str| {
+        crate::native::parse(native(subject).as_bytes(), "n.yaml")
+            .and_then(|p| LoadedPolicy::load(p, "n.yaml", &read))
+            .map_err(|e| e.to_string())
+    };
+    for (subject, allowed) in [
+        (r#"subjectRegExp: '.*@redhat\.com'"#, true),
+        (r#"subjectRegExp: 'mitr@redhat'"#, false),
+        (r#"subjectRegExp: '.*@example\.com'"#, false),
+        ("subjectEmail: mitr@redhat.com", true),
+    ] {
+        let p = load(subject).unwrap_or_else(|e| panic!("{subject}: {e}"));
+        let d = evaluate(&p, &image, &Signatures::Found(layers.clone()), NOW);
+        assert_eq!(d.allowed, allowed, "{subject}: {}", d.reason);
+    }
+    let bad = load("subjectRegExp: '('").err().unwrap_or_default();
+    assert!(bad.contains("subject regular expression \"(\""), "{bad}");
+    let both = load("subjectEmail: a@b.c, subjectRegExp: '.*'").err().unwrap_or_default();
+    assert!(both.contains("exactly one of subjectEmail and subjectRegExp"), "{both}");
+    let p = crate::native::parse(native("subjectRegExp: '.*'").as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let refused = crate::native::export(&p, "n.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("fulcio subjectRegExp"), "{refused}");
+}

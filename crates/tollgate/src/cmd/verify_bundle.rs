@@ -37,7 +37,7 @@ pub fn run(a: &VerifyBundleArgs, fmt: Format) -> anyhow::Result<Outcome> {
         .transpose()?;
     let expected = match (&key, &a.certificate_identity, &a.certificate_oidc_issuer) {
         (Some(k), _, _) => Expected::Key(k),
-        (None, Some(san), Some(issuer)) => Expected::Identity { san, issuer },
+        (None, Some(san), Some(issuer)) => Expected::Identity { san: tollgate_verify::x509::San::Exact(san), issuer },
         _ => anyhow::bail!("pass --key, or --certificate-identity with --certificate-oidc-issuer"),
     };
     let digest;

@@ -170,7 +170,10 @@ fn sigstore_bundle_corpus_parses_and_never_verifies_for_another_identity() {
         let root = std::fs::read(format!("{dir}/{root}")).unwrap();
         let root = tollgate_verify::bundle::TrustedRoot::parse(&root).unwrap();
         for data in corpus("sigstore_bundle") {
-            let expected = tollgate_verify::bundle::Expected::Identity { san: "x", issuer: "y" };
+            let expected = tollgate_verify::bundle::Expected::Identity {
+                san: tollgate_verify::x509::San::Exact("x"),
+                issuer: "y",
+            };
             let r = tollgate_verify::bundle::verify(
                 &data,
                 &root,

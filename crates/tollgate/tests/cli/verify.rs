@@ -723,7 +723,9 @@ fn compiled_objects_decide_as_the_cluster_and_namespace_policies() {
     let r = tollgate(&["policy", "compile", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let e = r.one_line_error(2);
     assert!(
-        e.contains("cannot compile 1 object(s), nothing was written: ClusterImagePolicy/k: keyless authorities"),
+        e.contains(
+            "cannot compile 1 object(s), nothing was written: ClusterImagePolicy/k: trustRootRef \"r\" names no TrustRoot"
+        ),
         "{e}"
     );
     assert_eq!(std::fs::read(out.join("policy.yaml")).unwrap(), before);
