@@ -449,6 +449,96 @@ fn message(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body).unwrap()["message"].as_str().unwrap_or_default().to_owned()
 }
 
+/// `tollgate webhook --kubeconfig`, as the identity that may only `get` the bundle's ConfigMap
+/// (`tollgate-webhook`, READER_TOKEN), with a node config for `registry` in `dir` (reloadSeconds 1,
+/// one-second verdicts) and a serving certificate.
+struct ReaderWebhook {
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    ca: String,
+}
+
+impl ReaderWebhook {
+    fn new(api: &KubeApi, dir: &std::path::Path, registry: &str) -> ReaderWebhook {
+        let ca = tollgate_testkit::serving_cert(dir);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let config = dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "socket: {}\ninsecureRegistries: [\"{registry}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 1\ncache: {{allowTtlSeconds: 1, denyTtlSeconds: 1}}\n",
+                dir.join("run/tollgate.sock").display(),
+                dir.join("audit.log").display(),
+                dir.join("break-glass").display(),
+            ),
+        )
+        .unwrap();
+        let kubeconfig = api.kubeconfig_for("tollgate-webhook", tollgate_testkit::kube::READER_TOKEN);
+        ReaderWebhook { dir: dir.to_owned(), config, kubeconfig, ca }
+    }
+
+    /// Starts it on `port` reading ConfigMap `configmap`, its log in `log`.
+    fn spawn(&self, configmap: &str, log: &std::path::Path, port: u16) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["webhook", "--config", self.config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--configmap", configmap])
+            .arg("--tls-cert")
+            .arg(self.dir.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(self.dir.join("tls.key"))
+            .env("TOLLGATE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts it on a free port reading the bundle's ConfigMap and waits (at most 10 s) until it listens.
+    fn listening(&self, log: &std::path::Path) -> (Option<std::process::Child>, u16) {
+        let port = tollgate_testkit::free_port();
+        let child = Some(self.spawn("tollgate-system/tollgate-policy", log, port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let said = std::fs::read_to_string(log).unwrap_or_default();
+            assert!(std::time::Instant::now() < deadline, "tollgate webhook did not listen:\n{said}");
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        (child, port)
+    }
+
+    /// The response to the review of a pod in `namespace` whose only image is `image`, at `endpoint`.
+    fn answer(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        port: u16,
+        endpoint: &str,
+        namespace: &str,
+        image: &str,
+    ) -> serde_json::Value {
+        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": namespace, "operation": "CREATE",
+            "userInfo": {"username": "someone"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
+                "spec": {"containers": [{"name": "c", "image": image}]}}}});
+        rt.block_on(async {
+            let client = tollgate_testkit::https_client(&self.ca, std::time::Duration::from_secs(10)).unwrap();
+            let resp = client
+                .post(format!("https://127.0.0.1:{port}/{endpoint}"))
+                .header("Content-Type", "application/json")
+                .body(review.to_string())
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap()["response"].clone()
+        })
+    }
+}
+
 /// `tollgate webhook`, called by the real API server over TLS on 127.0.0.1 through the configurations
 /// `tollgate manifests --webhook-url` writes: a signed image is admitted and its tag pinned to the
 /// verified digest (pods and Deployments), an unsigned one and one signed by an untrusted key are
@@ -726,7 +816,6 @@ fn the_webhook_decides_pods_and_pins_tags(api: &KubeApi) {
 /// followed: a new version decides without a restart. A ConfigMap it may not read stops it at start,
 /// with the API server's reason.
 fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
-    use tollgate_testkit::kube::READER_TOKEN;
     use tollgate_testkit::{Registry, image};
     let (status, body) = create(
         api,
@@ -777,41 +866,10 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ca = tollgate_testkit::serving_cert(d);
-    std::fs::create_dir(d.join("run")).unwrap();
-    let config = d.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "socket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 1\ncache: {{allowTtlSeconds: 1, denyTtlSeconds: 1}}\n",
-            d.join("run/tollgate.sock").display(),
-            reg.addr,
-            d.join("audit.log").display(),
-            d.join("break-glass").display(),
-        ),
-    )
-    .unwrap();
-    let reader = api.kubeconfig_for("tollgate-webhook", READER_TOKEN);
-    let start = |configmap: &str, log: &std::path::Path, port: u16| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["webhook", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--kubeconfig")
-            .arg(&reader)
-            .args(["--configmap", configmap])
-            .arg("--tls-cert")
-            .arg(d.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(d.join("tls.key"))
-            .env("TOLLGATE_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    let hook = ReaderWebhook::new(api, d, &reg.addr);
     // Another ConfigMap: forbidden to this identity, so the webhook does not start.
     let refused_log = d.join("refused.log");
-    let mut refused = start("tollgate-system/other", &refused_log, tollgate_testkit::free_port());
+    let mut refused = hook.spawn("tollgate-system/other", &refused_log, tollgate_testkit::free_port());
     let status = refused.wait().unwrap();
     let said = std::fs::read_to_string(&refused_log).unwrap();
     assert!(
@@ -819,37 +877,11 @@ fn the_webhook_reads_its_bundle_from_the_configmap(api: &KubeApi) {
         "{said}"
     );
 
-    let port = tollgate_testkit::free_port();
     let log = d.join("webhook.log");
-    let mut webhook = Some(start("tollgate-system/tollgate-policy", &log, port));
+    let (mut webhook, port) = hook.listening(&log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "tollgate webhook did not listen:\n{}", logs());
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "apps", "operation": "CREATE",
-        "userInfo": {"username": "someone"},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps"},
-            "spec": {"containers": [{"name": "c", "image": format!("{}/team/app:v1", reg.addr)}]}}}});
     // One review of a pod whose only image is `image`, at `endpoint`: the response.
-    let answer = |endpoint: &str, image: &str| -> serde_json::Value {
-        let mut r = review.clone();
-        r["request"]["object"]["spec"]["containers"][0]["image"] = serde_json::json!(image);
-        rt.block_on(async {
-            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
-            let resp = client
-                .post(format!("https://127.0.0.1:{port}/{endpoint}"))
-                .header("Content-Type", "application/json")
-                .body(r.to_string())
-                .send()
-                .await
-                .unwrap();
-            serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap()["response"].clone()
-        })
-    };
+    let answer = |endpoint: &str, image: &str| hook.answer(&rt, port, endpoint, "apps", image);
     let tagged = format!("{}/team/app:v1", reg.addr);
     let allowed = || answer("validate", &tagged)["allowed"].as_bool().unwrap();
     assert!(allowed(), "the bundle from the ConfigMap allows team/app:\n{}", logs());
@@ -978,7 +1010,7 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
     let signed = rt.block_on(image::push_index(&client, &repo("app"), "v1", b"ctl-app")).digest;
     let key = TestKey::generate();
     rt.block_on(attach(&client, &repo("app"), &signed, &[Attached::cosign(&key, &repo("app").repository(), &signed)]));
-    rt.block_on(image::push_index(&client, &repo("unsigned"), "v1", b"ctl-unsigned"));
+    let unsigned_digest = rt.block_on(image::push_index(&client, &repo("unsigned"), "v1", b"ctl-unsigned")).digest;
     use base64::Engine as _;
     let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-cosign", "namespace": "tollgate-system"},
         "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(key.public_pem())}});
@@ -1106,59 +1138,10 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
     }
 
     // Through the daemon's decision function with the namespaces: the webhook reading the same ConfigMap.
-    let ca = tollgate_testkit::serving_cert(d);
-    std::fs::create_dir(d.join("run")).unwrap();
-    let config = d.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "socket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nreloadSeconds: 1\n",
-            d.join("run/tollgate.sock").display(),
-            reg.addr,
-            d.join("audit.log").display(),
-            d.join("break-glass").display(),
-        ),
-    )
-    .unwrap();
-    let port = tollgate_testkit::free_port();
+    let hook = ReaderWebhook::new(api, d, &reg.addr);
     let webhook_log = d.join("webhook.log");
-    let mut webhook = Some(
-        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["webhook", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--kubeconfig")
-            .arg(api.kubeconfig_for("tollgate-webhook", tollgate_testkit::kube::READER_TOKEN))
-            .arg("--tls-cert")
-            .arg(d.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(d.join("tls.key"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&webhook_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the webhook did not listen:\n{}", logs(&webhook_log));
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let allowed = |ns: &str, image: &str| -> bool {
-        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-            "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": ns, "operation": "CREATE",
-            "userInfo": {"username": "someone"},
-            "object": {"metadata": {"name": "p", "namespace": ns}, "spec": {"containers": [{"name": "c", "image": image}]}}}});
-        rt.block_on(async {
-            let client = tollgate_testkit::https_client(&ca, std::time::Duration::from_secs(10)).unwrap();
-            let resp = client
-                .post(format!("https://127.0.0.1:{port}/validate"))
-                .body(review.to_string())
-                .send()
-                .await
-                .unwrap();
-            let text = resp.text().await.unwrap();
-            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()["response"]["allowed"] == true
-        })
-    };
+    let (mut webhook, port) = hook.listening(&webhook_log);
+    let allowed = |ns: &str, image: &str| hook.answer(&rt, port, "validate", ns, image)["allowed"] == true;
     let (app, unsigned) = (format!("{}/team/app:v1", reg.addr), format!("{}/team/unsigned:v1", reg.addr));
     assert!(allowed("apps", &app), "{}", logs(&webhook_log));
     assert!(!allowed("apps", &unsigned));
@@ -1169,6 +1152,61 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
         assert_eq!(allowed("apps", &format!("{}/either/{name}:v1", reg.addr)), want, "either/{name}");
     }
     tollgate_testkit::stop_child(&mut webhook, std::time::Duration::from_secs(5));
+
+    // The node agent, reading the bundle as the directory its ConfigMap volume is: the same decisions.
+    let bundle_dir = d.join("bundle");
+    std::fs::create_dir(&bundle_dir).unwrap();
+    for (key, text) in data {
+        std::fs::write(bundle_dir.join(key), text.as_str().unwrap()).unwrap();
+    }
+    let node_config = d.join("node.yaml");
+    let socket = d.join("run/node.sock");
+    std::fs::write(
+        &node_config,
+        format!(
+            "policyBundle: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\n",
+            bundle_dir.display(),
+            socket.display(),
+            reg.addr,
+            d.join("node-audit.log").display(),
+            d.join("break-glass").display(),
+        ),
+    )
+    .unwrap();
+    let serve_log = d.join("serve.log");
+    let mut serve = Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["serve", "--config", node_config.to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "tollgate serve did not listen:\n{}", logs(&serve_log));
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let node = |ns: Option<&str>, name: &str, digest: &tollgate_oci::Digest| {
+        let req = tollgate_node_api::api::VerifyRequest {
+            name: name.to_owned(),
+            digest: digest.to_string(),
+            namespace: ns.map(str::to_owned),
+            media_type: None,
+        };
+        tollgate_node_api::client::verify(&socket, &req, std::time::Duration::from_secs(10)).unwrap().allowed
+    };
+    for (ns, image, digest, want) in [
+        (None, &app, &signed, true),
+        (None, &unsigned, &unsigned_digest, false),
+        (Some("strict"), &app, &signed, false),
+        (Some("lenient"), &app, &signed, true),
+        (Some("lenient"), &unsigned, &unsigned_digest, false),
+    ] {
+        assert_eq!(node(ns, image, digest), want, "{ns:?} {image}:\n{}", logs(&serve_log));
+    }
+    tollgate_testkit::stop_child(&mut serve, std::time::Duration::from_secs(5));
 
     // An edit recompiles: a second scope, a new bundle.
     let mut edited = team_now.clone();

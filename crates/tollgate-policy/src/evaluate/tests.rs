@@ -38,6 +38,33 @@ fn image_dir(dir: &str, sigs: &[&str]) -> (Option<Vec<u8>>, Vec<SignatureLayer>)
     (manifest, layers)
 }
 
+/// An image directory as a decision sees it: its manifest, digest, reference and signatures.
+struct Fixture {
+    manifest: Vec<u8>,
+    digest: Digest,
+    reference: Reference,
+    layers: Vec<SignatureLayer>,
+}
+
+impl Fixture {
+    fn load(dir: &str, reference: &str, sigs: &[&str]) -> Fixture {
+        let (manifest, layers) = image_dir(dir, sigs);
+        let manifest = manifest.unwrap_or_else(|| panic!("{dir} has a manifest"));
+        let digest = Digest::sha256_of(&manifest);
+        let reference = Reference::parse_normalized(reference).unwrap_or_else(|e| panic!("{e}"));
+        Fixture { manifest, digest, reference, layers }
+    }
+
+    fn image(&self) -> Image<'_> {
+        Image {
+            subject: Subject::Docker(&self.reference),
+            digest: &self.digest,
+            manifest: Some(&self.manifest),
+            platforms: &[],
+        }
+    }
+}
+
 fn decide(req: &str, reference: &str, dir: &str, sigs: &[&str], mutate: impl Fn(&mut Vec<SignatureLayer>)) -> bool {
     let (manifest, mut layers) = image_dir(dir, sigs);
     mutate(&mut layers);
@@ -419,12 +446,8 @@ fn a_pki_allow_carries_the_earliest_certificate_expiry() {
 /// could not be checked for now, the decision is undecidable rather than denied.
 #[test]
 fn any_of_holds_when_one_alternative_does() {
-    let (manifest, layers) = image_dir(VALID, &["signature-1"]);
-    let manifest = manifest.unwrap_or_default();
-    let digest = Digest::sha256_of(&manifest);
-    let reference = Reference::parse_normalized(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
-    let image =
-        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
+    let f = Fixture::load(VALID, SAMPLE, &["signature-1"]);
+    let (image, digest, layers) = (f.image(), &f.digest, f.layers.clone());
     let head =
         "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  k:\n    publicKeys: [{path: cosign.pub}]\n";
     let other = Digest::sha256_of(b"x");
@@ -454,7 +477,7 @@ fn any_of_holds_when_one_alternative_does() {
     let away = Signatures::Unavailable { transient: true, reason: "registry unreachable".into() };
     let d = evaluate(&either, &image, &away, NOW);
     assert_eq!((d.allowed, d.failure), (false, Some(Failure::Transient)), "{}", d.reason);
-    let listed = load(text(&digest));
+    let listed = load(text(digest));
     assert!(evaluate(&listed, &image, &away, NOW).allowed, "the allowlist alone holds without signatures");
     // Exported, it is refused by name; nested or single, it is a mistake.
     let p = crate::native::parse(text(&other).as_bytes(), "n.yaml").unwrap_or_else(|e| panic!("{e}"));
@@ -488,12 +511,8 @@ fn any_of_holds_when_one_alternative_does() {
 /// SAN; a pattern that does not compile is a configuration error, and exactly one of the two forms.
 #[test]
 fn a_keyless_subject_may_be_a_pattern_over_the_whole_san() {
-    let (manifest, layers) = image_dir(FULCIO_DIR, &["signature-1"]);
-    let manifest = manifest.unwrap_or_default();
-    let digest = Digest::sha256_of(&manifest);
-    let reference = Reference::parse_normalized(FULCIO_REF).unwrap_or_else(|e| panic!("{e}"));
-    let image =
-        Image { subject: Subject::Docker(&reference), digest: &digest, manifest: Some(&manifest), platforms: &[] };
+    let f = Fixture::load(FULCIO_DIR, FULCIO_REF, &["signature-1"]);
+    let (image, layers) = (f.image(), &f.layers);
     let native = |subject: &str| {
         format!(
             "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  ci:\n    fulcio: {{ca: {{path: fulcio_v1.crt.pem}}, oidcIssuer: \"https://github.com/login/oauth\", {subject}}}\n    rekorPublicKeys: [{{path: rekor.pub}}]\ndefault:\n  - {{type: sigstoreSigned, trust: ci, signedIdentity: {{type: matchRepository}}}}\n"
