@@ -68,6 +68,9 @@ pub enum ControllerError {
         /// kube's message.
         message: String,
     },
+    /// No kubeconfig was given, and this is not a pod with a ServiceAccount.
+    #[error("cannot use the pod's ServiceAccount ({0}); outside a pod, give --kubeconfig FILE")]
+    InCluster(String),
     /// The Lease was lost: another replica may write now, so this one stops.
     #[error("lost the Lease {what} ({why}); stopping so that only one replica writes")]
     Lost {
@@ -92,12 +95,14 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ControllerError
                 .await
                 .map_err(|e| bad(e.to_string()))?
         }
-        None => kube::Config::incluster()
-            .map_err(|e| ControllerError::Kubeconfig { path: "in-cluster".into(), message: e.to_string() })?,
+        None => kube::Config::incluster().map_err(|e| ControllerError::InCluster(e.to_string()))?,
     };
     let mut config = config;
     config.connect_timeout = Some(Duration::from_secs(10));
-    Client::try_from(config).map_err(|e| ControllerError::Kubeconfig { path: "client".into(), message: e.to_string() })
+    Client::try_from(config).map_err(|e| ControllerError::Kubeconfig {
+        path: kubeconfig.map_or_else(|| "in-cluster".into(), |p| p.display().to_string()),
+        message: e.to_string(),
+    })
 }
 
 /// Feeds `writer` from a watch of `api`, with kube's backoff on errors, and pokes `changed` on

@@ -1286,3 +1286,26 @@ fn the_controller_compiles_the_objects_into_the_bundle(api: &KubeApi) {
     assert!(lease.contains("\"holderIdentity\":\"replica-b\""), "{lease}");
     tollgate_testkit::stop_child(&mut standby, std::time::Duration::from_secs(5));
 }
+
+/// Outside a pod and without `--kubeconfig`, the controller stops at once, in one line that says what
+/// to give; a kubeconfig that does not load is named.
+#[test]
+fn the_controller_without_a_cluster_says_what_to_give() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, said) = run(&["controller"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.starts_with("tollgate: cannot use the pod's ServiceAccount ("), "{said}");
+    assert!(said.trim_end().ends_with("); outside a pod, give --kubeconfig FILE"), "{said}");
+    let (code, said) = run(&["controller", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.starts_with("tollgate: kubeconfig /nonexistent/kubeconfig:"), "{said}");
+}
