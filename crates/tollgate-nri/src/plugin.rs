@@ -211,7 +211,8 @@ fn error_status(code: i32, message: String) -> Vec<u8> {
     response(Vec::new(), Some(ttrpc::Status { code, message }))
 }
 
-/// One connection: registers, then answers calls until the runtime closes it or says `Shutdown`.
+/// One connection to the runtime's socket: registers, then answers calls until the runtime closes it
+/// or says `Shutdown`.
 pub async fn serve_connection<D: Decide>(
     settings: &Settings,
     decider: Arc<D>,
@@ -220,6 +221,34 @@ pub async fn serve_connection<D: Decide>(
     let stream = UnixStream::connect(&settings.socket)
         .await
         .map_err(|cause| NriError::Connect { socket: settings.socket.display().to_string(), cause })?;
+    serve_stream(stream, settings, decider, stats).await
+}
+
+/// Serves the connection the runtime launched this plugin with ([`crate::launched::inherited`]) until
+/// the runtime closes it, says `Shutdown`, or `stop` completes. There is no reconnecting: the runtime
+/// launches its plugins again when it restarts.
+pub async fn run_launched<D: Decide>(
+    stream: std::os::unix::net::UnixStream,
+    settings: Settings,
+    decider: Arc<D>,
+    stats: Arc<Stats>,
+    stop: impl Future<Output = ()>,
+) -> Result<Ended, NriError> {
+    stream.set_nonblocking(true)?;
+    let stream = UnixStream::from_std(stream)?;
+    tokio::select! {
+        r = serve_stream(stream, &settings, decider, stats) => r,
+        () = stop => Ok(Ended::Shutdown),
+    }
+}
+
+/// One connected stream: registers, then answers calls until the runtime closes it or says `Shutdown`.
+async fn serve_stream<D: Decide>(
+    stream: UnixStream,
+    settings: &Settings,
+    decider: Arc<D>,
+    stats: Arc<Stats>,
+) -> Result<Ended, NriError> {
     let (mut reader, writer) = stream.into_split();
     let writer: Writer = Arc::new(Mutex::new(writer));
     let register = api::RegisterPluginRequest {

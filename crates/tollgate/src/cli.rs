@@ -110,7 +110,8 @@ container is refused when the daemon denies it, cannot decide it (down, registry
 failOpen does not apply here), or does not answer within three quarters of NRI's request \
 timeout. With `tollgate containerd install --nri`, containerd also refuses every container while \
 the plugin is not connected. When containerd restarts, the plugin reconnects (100 ms doubling to \
-5 s).
+5 s). Launched by containerd from NRI's plugin path (a script that execs `tollgate nri --config \
+FILE`), it serves the connection containerd hands it instead (docs/operations.md).
 
 Exit codes: 0 after SIGTERM or SIGINT, 2 bad config.")]
     Nri(NriArgs),

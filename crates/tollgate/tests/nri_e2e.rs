@@ -283,6 +283,49 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
         let t = text(&r);
         assert!(t.contains(cause) || (i == 0 && t.contains("required plugin")), "{t}");
     }
+
+    // Launched by containerd from its plugin path (no `tollgate nri` of ours running): it starts with
+    // containerd, is handed its connection, and enforces the same.
+    let daemon = Proc::start(&["serve", "--config", config], &work.path().join("serve2.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "tollgate serve did not start again:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let plugins = ctrd.dir.path().join("nri-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let launched_log = work.path().join("launched.log");
+    let script = plugins.join("10-tollgate");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nTOLLGATE_LOG=info exec {} nri --config {config} 2>>{}\n",
+            env!("CARGO_BIN_EXE_tollgate"),
+            launched_log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ctrd.restart();
+    let launched = || std::fs::read_to_string(&launched_log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !launched().contains("registered with the runtime") {
+        assert!(
+            Instant::now() < deadline,
+            "containerd did not launch the plugin:\n{}\n{}",
+            launched(),
+            ctrd.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(launched().contains("launched by the runtime"), "{}", launched());
+    let r = create(&ctrd, &web_id, &web, &container("intruder3", &unsigned));
+    assert!(!r.status.success(), "the launched plugin let an unsigned image start: {}", text(&r));
+    assert!(text(&r).contains("tollgate:") && text(&r).contains("no signature exists"), "{}", text(&r));
+    let r = create(&ctrd, &web_id, &web, &container("app5", &signed));
+    assert!(r.status.success(), "the signed container, launched plugin: {}\n{}", text(&r), launched());
+    drop(daemon);
 }
 
 /// containerd 2.3 gives NRI plugins no image identity: the plugin refuses, saying why, rather

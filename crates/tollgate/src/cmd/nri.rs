@@ -45,11 +45,14 @@ impl Decide for AskDaemon {
 
 /// Runs the plugin until SIGTERM or SIGINT.
 pub fn run(a: &NriArgs) -> anyhow::Result<Outcome> {
+    // First, before anything opens a file: the connection, if containerd launched this plugin.
+    let launched = tollgate_nri::launched::inherited()?;
     let cfg = super::serve::load_config(&a.config)?;
+    let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty() && launched.is_some());
     let settings = Settings {
         socket: cfg.nri.socket.clone(),
-        name: cfg.nri.plugin_name.clone(),
-        index: cfg.nri.plugin_index.clone(),
+        name: from_env(tollgate_nri::launched::NAME_ENV).unwrap_or_else(|| cfg.nri.plugin_name.clone()),
+        index: from_env(tollgate_nri::launched::INDEX_ENV).unwrap_or_else(|| cfg.nri.plugin_index.clone()),
         registration_timeout: Duration::from_secs(5),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,7 +91,15 @@ pub fn run(a: &NriArgs) -> anyhow::Result<Outcome> {
             };
             tokio::spawn(tollgate_node::metrics::serve(listener, Arc::new(render)));
         }
-        plugin::run(settings, Arc::new(AskDaemon { socket: cfg.socket.clone() }), stats, stop).await;
+        let decider = Arc::new(AskDaemon { socket: cfg.socket.clone() });
+        match launched {
+            Some(stream) => {
+                tracing::info!(name = %settings.name, index = %settings.index, "launched by the runtime: serving the connection it passed");
+                let ended = plugin::run_launched(stream, settings, decider, stats, stop).await?;
+                tracing::info!(?ended, "the runtime ended the connection it launched this plugin with");
+            }
+            None => plugin::run(settings, decider, stats, stop).await,
+        }
         anyhow::Ok(())
     })?;
     Ok(Outcome::Ok)
