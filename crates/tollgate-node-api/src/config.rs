@@ -81,6 +81,9 @@ pub struct NriConfig {
     /// Serve the plugin's own `/metrics` (registrations, reconnects, verdicts) on this loopback
     /// TCP address; port 0 picks one, which the log names.
     pub metrics_address: Option<SocketAddr>,
+    /// containerd's API socket. On containerd before 2.4, which tells NRI plugins no image digest,
+    /// the plugin asks containerd's image store there which digest a container's image name is.
+    pub containerd_socket: PathBuf,
 }
 
 impl Default for NriConfig {
@@ -90,6 +93,7 @@ impl Default for NriConfig {
             plugin_name: "tollgate".into(),
             plugin_index: "10".into(),
             metrics_address: None,
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
         }
     }
 }

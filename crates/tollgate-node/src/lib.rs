@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod containerd_images;
 pub mod daemon;
 pub mod diff;
 pub mod doctor;

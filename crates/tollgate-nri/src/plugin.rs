@@ -41,7 +41,9 @@ pub struct Settings {
 pub struct Target {
     /// The image reference.
     pub name: String,
-    /// The digest containerd will run (the index digest for a multi-platform image).
+    /// The digest containerd will run (the index digest for a multi-platform image); empty when the
+    /// runtime gave none (containerd before 2.4), and `name` is then the CRI image-name annotation,
+    /// to be looked up in the runtime's image store ([`CRI_IMAGE_NAME`]).
     pub digest: String,
     /// The pod's Kubernetes namespace (empty when the runtime gave none).
     pub namespace: String,
@@ -118,8 +120,14 @@ pub fn parse_call(stream: u32, body: &[u8]) -> Result<Call, TtrpcError> {
     })
 }
 
+/// The annotation containerd's CRI sets on every container: the image as the CRI client asked for it
+/// (`user_specified_image`, the pod spec's image for the kubelet), else the image's name.
+pub const CRI_IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
+
 /// What `container` of `pod` runs, or why it cannot be said (then the container is refused: an
-/// image tollgate cannot name is an image it cannot verify).
+/// image tollgate cannot name is an image it cannot verify). Without an image from the runtime
+/// (containerd before 2.4), the CRI image-name annotation gives the name, with no digest: the
+/// caller looks the digest up in containerd's image store.
 pub fn target(pod: Option<&api::PodSandbox>, container: Option<&api::Container>) -> Result<Target, String> {
     let namespace = pod.map(|p| p.namespace.clone()).unwrap_or_default();
     let pod_name = pod.map(|p| p.name.as_str()).unwrap_or("?");
@@ -129,6 +137,13 @@ pub fn target(pod: Option<&api::PodSandbox>, container: Option<&api::Container>)
         Some(i) if !i.name.is_empty() && i.digest.starts_with("sha256:") => {
             Ok(Target { name: i.name.clone(), digest: i.digest.clone(), namespace, container: shown })
         }
+        None => match c.annotations.get(CRI_IMAGE_NAME).filter(|n| !n.is_empty()) {
+            Some(name) => Ok(Target { name: name.clone(), digest: String::new(), namespace, container: shown }),
+            None => Err(format!(
+                "container {shown}: the runtime gave no image and no {CRI_IMAGE_NAME} annotation; tollgate refuses \
+                 what it cannot identify"
+            )),
+        },
         _ => Err(format!(
             "container {shown}: the runtime gave no image digest (NRI passes it from containerd 2.4 on); \
              tollgate refuses what it cannot identify"
@@ -137,7 +152,7 @@ pub fn target(pod: Option<&api::PodSandbox>, container: Option<&api::Container>)
 }
 
 /// A warning when `runtime` at `version` passes plugins no image identity (containerd before 2.4):
-/// every container is then refused, since what cannot be identified cannot be verified.
+/// images are then named by the CRI image-name annotation and looked up in containerd's store.
 pub fn identity_warning(runtime: &str, version: &str) -> Option<String> {
     if runtime != "containerd" {
         return None;
@@ -147,8 +162,9 @@ pub fn identity_warning(runtime: &str, version: &str) -> Option<String> {
     let minor: u32 = parts.next()?.parse().ok()?;
     ((major, minor) < (2, 4)).then(|| {
         format!(
-            "running degraded: containerd {version} gives NRI plugins no image digest (from 2.4 on), so every \
-             container is refused; upgrade containerd, or do not require this plugin"
+            "running degraded: containerd {version} gives NRI plugins no image digest (from 2.4 on), so each \
+             container's image is the digest containerd's image store has for the name in its {CRI_IMAGE_NAME} \
+             annotation, which the CRI client sets; upgrade containerd to decide on what it resolved itself"
         )
     })
 }
@@ -503,6 +519,18 @@ mod tests {
     fn a_container_without_an_image_digest_cannot_be_named() {
         let pod = api::PodSandbox { name: "web".into(), namespace: "shop".into(), ..Default::default() };
         let mut c = api::Container { name: "app".into(), ..Default::default() };
+        let e = target(Some(&pod), Some(&c)).unwrap_err();
+        assert!(
+            e.starts_with("container shop/web/app: the runtime gave no image and no io.kubernetes.cri.image-name"),
+            "{e}"
+        );
+        // containerd before 2.4: the CRI annotation names it, with no digest (looked up by the caller).
+        c.annotations.insert(CRI_IMAGE_NAME.into(), "r.example/app:1".into());
+        let named = target(Some(&pod), Some(&c)).unwrap();
+        assert_eq!((named.name.as_str(), named.digest.as_str()), ("r.example/app:1", ""));
+        // An image without a digest is refused, whatever the annotation says.
+        c.image =
+            Some(api::Image { name: "r.example/app:1".into(), digest: String::new(), config_digest: String::new() });
         let e = target(Some(&pod), Some(&c)).unwrap_err();
         assert!(e.starts_with("container shop/web/app: the runtime gave no image digest"), "{e}");
         c.image = Some(api::Image {

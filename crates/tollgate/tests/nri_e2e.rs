@@ -328,23 +328,32 @@ fn containers_from_images_already_on_the_node_are_decided_at_create() {
     drop(daemon);
 }
 
-/// containerd 2.3 gives NRI plugins no image identity: the plugin refuses, saying why, rather
-/// than trust the CRI image-name annotation that whoever creates the container sets.
+/// containerd 2.3 gives NRI plugins no image identity. The plugin runs degraded, saying so: the CRI
+/// image-name annotation names the image, containerd's own image store (its API) says which digest
+/// that is, and the daemon decides that digest: unsigned images already on the node are refused at
+/// create, signed ones start.
 #[test]
-fn on_containerd_2_3_containers_are_refused_saying_the_runtime_gave_no_digest() {
+fn on_containerd_2_3_images_are_looked_up_in_containerds_store_degraded() {
     let test = "NRI on containerd 2.3 (no image identity)";
     if tollgate_testkit::peers::require("containerd-2.3/containerd", test).is_none() {
         return;
     }
     let reg = Registry::start();
+    let key = TestKey::generate();
+    let repo = |n: &str| Reference::parse_normalized(&format!("{}/nri/{n}", reg.addr)).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (sandbox, app) = rt.block_on(async {
+    let (sandbox, signed, unsigned) = rt.block_on(async {
         let client = reg.client();
-        let pause = Reference::parse_normalized(&format!("{}/nri/pause", reg.addr)).unwrap();
-        let d = image::push_runnable(&client, &pause, "1", b"pause").await.digest;
-        let app = Reference::parse_normalized(&format!("{}/nri/app", reg.addr)).unwrap();
-        image::push_runnable(&client, &app, "v1", b"app").await;
-        (format!("{}/nri/pause:1@{d}", reg.addr), format!("{}/nri/app:v1", reg.addr))
+        let d = image::push_runnable(&client, &repo("pause"), "1", b"pause").await.digest;
+        let s = repo("signed");
+        let built = image::push_runnable(&client, &s, "v1", b"signed-2.3").await;
+        attach(&client, &s, &built.digest, &[Attached::cosign(&key, &s.repository(), &built.digest)]).await;
+        image::push_runnable(&client, &repo("app"), "v1", b"app").await;
+        (
+            format!("{}/nri/pause:1@{d}", reg.addr),
+            format!("{}/nri/signed:v1", reg.addr),
+            format!("{}/nri/app:v1", reg.addr),
+        )
     });
     let work = tempfile::tempdir().unwrap();
     let opts = Options {
@@ -356,21 +365,44 @@ fn on_containerd_2_3_containers_are_refused_saying_the_runtime_gave_no_digest() 
         nri: true,
     };
     let ctrd = Containerd::start(opts, test).unwrap();
-    for image in [&sandbox, &app] {
+    for image in [&sandbox, &signed, &unsigned] {
         let r = ctrd.crictl(&["pull", image]);
         assert!(r.status.success(), "pull {image}: {}", text(&r));
     }
+    std::fs::write(work.path().join("key.pub"), key.public_pem()).unwrap();
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\ntrust:\n  team:\n    publicKeys: [{{path: key.pub}}]\ndefault: [{{type: reject}}]\ntransports:\n  docker:\n    {}/nri:\n      - type: sigstoreSigned\n        trust: team\n        signedIdentity: {{type: matchRepository}}\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let socket = work.path().join("tollgate.sock");
     let config = work.path().join("config.yaml");
     std::fs::write(
         &config,
         format!(
-            "socket: {}\nnri:\n  socket: {}\n",
-            work.path().join("none.sock").display(),
-            ctrd.nri_socket().display()
+            "policy: {}\nsocket: {}\ninsecureRegistries: [\"{}\"]\nauditLog:\n  path: {}\nbreakGlassFile: {}\nlastGoodPolicy: null\nnri:\n  socket: {}\n  containerdSocket: {}\n",
+            policy.display(),
+            socket.display(),
+            reg.addr,
+            work.path().join("audit.log").display(),
+            work.path().join("break-glass").display(),
+            ctrd.nri_socket().display(),
+            ctrd.socket.display(),
         ),
     )
     .unwrap();
-    let nri = Proc::start(&["nri", "--config", config.to_str().unwrap()], &work.path().join("nri.log"));
+    let config = config.to_str().unwrap();
+    let daemon = Proc::start(&["serve", "--config", config], &work.path().join("serve.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "tollgate serve did not start:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let nri = Proc::start(&["nri", "--config", config], &work.path().join("nri.log"));
     nri.wait_for("registered with the runtime", 1);
     nri.wait_for("running degraded: containerd", 1);
     let pod = work.path().join("pod.json");
@@ -382,24 +414,27 @@ fn on_containerd_2_3_containers_are_refused_saying_the_runtime_gave_no_digest() 
         ),
     )
     .unwrap();
-    let container = work.path().join("c.json");
-    std::fs::write(
-        &container,
-        format!(r#"{{"metadata":{{"name":"app"}},"image":{{"image":"{app}"}},"log_path":"app.log","linux":{{}}}}"#),
-    )
-    .unwrap();
+    let container = |name: &str, image: &str| {
+        let p = work.path().join(format!("{name}.json"));
+        std::fs::write(
+            &p,
+            format!(r#"{{"metadata":{{"name":"{name}"}},"image":{{"image":"{image}"}},"log_path":"{name}.log","linux":{{}}}}"#),
+        )
+        .unwrap();
+        p
+    };
     let runp = ctrd.crictl(&["runp", pod.to_str().unwrap()]);
     assert!(runp.status.success(), "runp: {}", text(&runp));
     let pod_id = String::from_utf8_lossy(&runp.stdout).trim().to_owned();
-    let r = ctrd.crictl(&["create", &pod_id, container.to_str().unwrap(), pod.to_str().unwrap()]);
-    assert!(!r.status.success(), "a container without image identity was created: {}", text(&r));
-    assert!(
-        text(&r).contains(
-            "container shop/old/app: the runtime gave no image digest (NRI passes it from containerd 2.4 on)"
-        ),
-        "{}",
-        text(&r)
-    );
+    let create = |c: &Path| ctrd.crictl(&["create", &pod_id, c.to_str().unwrap(), pod.to_str().unwrap()]);
+    let r = create(&container("app", &unsigned));
+    assert!(!r.status.success(), "an unsigned image already on the node started: {}\n{}", text(&r), nri.log());
+    assert!(text(&r).contains("tollgate:") && text(&r).contains("no signature exists"), "{}\n{}", text(&r), nri.log());
+    let r = create(&container("signed", &signed));
+    assert!(r.status.success(), "the signed container: {}\n{}\n{}", text(&r), nri.log(), daemon.log());
+    // What was decided is the digest containerd's store has for the name: the audit log says so.
+    let audit = std::fs::read_to_string(work.path().join("audit.log")).unwrap();
+    assert!(audit.lines().any(|l| l.contains(&signed) && l.contains("\"decision\":\"allowed\"")), "{audit}");
 }
 
 /// `GET /metrics` from the address `tollgate nri` logged ("serving NRI plugin metrics address=…").

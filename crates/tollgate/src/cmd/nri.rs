@@ -14,15 +14,38 @@ use crate::exit::Outcome;
 /// which the plugin allows three quarters.
 const ASK_DEADLINE: Duration = Duration::from_millis(1400);
 
+/// How long looking an image name up in containerd's store may take (containerd before 2.4).
+const LOOKUP_DEADLINE: Duration = Duration::from_millis(400);
+
 /// Asks the daemon on its socket, as tollgate-verifier does for pulls.
 struct AskDaemon {
     socket: PathBuf,
+    /// containerd's API socket, for images the runtime gave no digest for.
+    containerd: PathBuf,
 }
 
 impl Decide for AskDaemon {
     fn decide(&self, t: Target) -> impl std::future::Future<Output = Verdict> + Send {
         let socket = self.socket.clone();
+        let containerd = self.containerd.clone();
         async move {
+            let mut t = t;
+            if t.digest.is_empty() {
+                // containerd before 2.4: the CRI image-name annotation names it, containerd's store says which digest.
+                let looked_up =
+                    tollgate_node::containerd_images::target(&containerd, "k8s.io", &t.name, LOOKUP_DEADLINE);
+                match looked_up.await {
+                    Ok(d) => t.digest = d,
+                    Err(e) => {
+                        return Verdict::Refuse(format!(
+                            "tollgate: {} in {} (degraded: named by its {} annotation): {e}; refused",
+                            t.name,
+                            t.container,
+                            tollgate_nri::plugin::CRI_IMAGE_NAME
+                        ));
+                    }
+                }
+            }
             let shown = format!("{}@{} in {}", t.name, t.digest, t.container);
             let req = VerifyRequest {
                 name: t.name,
@@ -91,7 +114,7 @@ pub fn run(a: &NriArgs) -> anyhow::Result<Outcome> {
             };
             tokio::spawn(tollgate_node::metrics::serve(listener, Arc::new(render)));
         }
-        let decider = Arc::new(AskDaemon { socket: cfg.socket.clone() });
+        let decider = Arc::new(AskDaemon { socket: cfg.socket.clone(), containerd: cfg.nri.containerd_socket.clone() });
         match launched {
             Some(stream) => {
                 tracing::info!(name = %settings.name, index = %settings.index, "launched by the runtime: serving the connection it passed");
