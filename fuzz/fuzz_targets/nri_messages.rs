@@ -1,13 +1,14 @@
 //! What the NRI plugin reads from the runtime: the 8-byte multiplexer frames, ttrpc messages,
 //! the calls they carry, and the container identity in them. The first byte picks the layer;
-//! 3 runs the whole path the plugin's read loop runs, in reads of varying size.
+//! 3 runs the whole path the plugin's read loop runs, in reads of varying size; 4 is containerd's
+//! image-store answer (gRPC) the plugin reads on containerd before 2.4.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tollgate_nri::{mux, plugin, ttrpc};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
-    match which % 4 {
+    match which % 5 {
         0 => {
             let mut d = mux::Decoder::default();
             d.push(rest);
@@ -22,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(plugin::Call::CreateContainer(c)) = plugin::parse_call(1, rest) {
                 let _ = plugin::target(c.pod.as_ref(), c.container.as_ref());
             }
+        }
+        4 => {
+            let _ = tollgate_node::containerd_images::target_digest(rest, "r.example/app:v1");
         }
         _ => {
             let cut = usize::from(rest.first().copied().unwrap_or(1)).max(1);

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(plan) = components::plan(&spec, 0, data, Path::new("/root-dir")) {
         for e in plan {
             let p = match &e {
-                PlannedEntry::File { path, .. } | PlannedEntry::Dir { path, .. } | PlannedEntry::Symlink { path, .. } => path,
+                PlannedEntry::File { path, .. }
+                | PlannedEntry::Dir { path, .. }
+                | PlannedEntry::Symlink { path, .. } => path,
             };
             assert!(p.starts_with("/root-dir/opt/x"), "planned outside the target: {}", p.display());
         }

@@ -252,12 +252,17 @@ fn nri_messages_corpus() {
     let mut targets = 0;
     for data in corpus("nri_messages") {
         let (which, rest) = data.split_first().unwrap();
-        match which % 4 {
+        match which % 5 {
             0 => {
                 let mut d = mux::Decoder::default();
                 d.push(rest);
                 while d.next_frame().unwrap().is_some() {}
                 assert_eq!(d.pending(), 0);
+            }
+            4 => {
+                let digest = tollgate_node::containerd_images::target_digest(rest, "r.example/app:v1").unwrap();
+                assert!(digest.starts_with("sha256:6df11cc2"), "{digest}");
+                targets += 1;
             }
             1 => {
                 let mut d = ttrpc::Decoder::default();
@@ -299,7 +304,7 @@ fn nri_messages_corpus() {
             }
         }
     }
-    assert_eq!(targets, 3, "the create and validate seeds name their image");
+    assert_eq!(targets, 4, "the create and validate seeds name their image, and containerd's answer its digest");
 }
 
 /// The ClusterImagePolicy seeds pass the CRD rules and generate an admission policy.
