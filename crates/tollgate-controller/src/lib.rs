@@ -224,6 +224,60 @@ async fn publish(
     written.map(|_| true).map_err(|e| format!("cannot write ConfigMap {}/{}: {e}", s.namespace, s.configmap))
 }
 
+/// `KIND/NAME`, or `KIND/NAMESPACE/NAME`: how the compiler names objects in its errors.
+fn object_id<K: Resource<DynamicType = ()>>(k: &K) -> String {
+    let name = k.meta().name.as_deref().unwrap_or_default();
+    match k.meta().namespace.as_deref() {
+        Some(ns) => format!("{}/{ns}/{name}", K::kind(&())),
+        None => format!("{}/{name}", K::kind(&())),
+    }
+}
+
+/// The three kinds, each with a [`PolicyStatus`].
+trait Reported: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug {
+    fn status(&self) -> Option<&PolicyStatus>;
+}
+
+impl Reported for ClusterImagePolicy {
+    fn status(&self) -> Option<&PolicyStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl Reported for ImagePolicy {
+    fn status(&self) -> Option<&PolicyStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl Reported for TrustRoot {
+    fn status(&self) -> Option<&PolicyStatus> {
+        self.status.as_ref()
+    }
+}
+
+/// Writes the status `desired` says each of `objects` should have, where it does not say so yet,
+/// through the API `api` gives for it; failures are added to `failed`.
+async fn report<K: Reported>(
+    objects: &[K],
+    api: impl Fn(&K) -> Api<K>,
+    desired: &BTreeMap<String, status::Desired>,
+    now: &Time,
+    failed: &mut Vec<String>,
+) {
+    for k in objects {
+        let id = object_id(k);
+        let meta = k.meta();
+        let Some(next) = desired.get(&id).and_then(|d| status::next(d, meta.generation, k.status(), now.clone()))
+        else {
+            continue;
+        };
+        if let Err(e) = set_status(api(k), meta.name.as_deref().unwrap_or_default(), &next).await {
+            failed.push(format!("{id}: {e}"));
+        }
+    }
+}
+
 /// Patches one object's status subresource.
 async fn set_status<K>(api: Api<K>, name: &str, status: &PolicyStatus) -> Result<(), kube::Error>
 where
@@ -278,53 +332,26 @@ async fn reconcile(client: &Client, s: &Settings, o: &Objects, last: &mut Vec<Co
         }
     };
     *last = compiled.as_ref().err().cloned().unwrap_or_default();
-    let name = |m: &ObjectMeta| m.name.clone().unwrap_or_default();
-    let mut ids = Vec::new();
-    ids.extend(o.cluster.iter().map(|p| format!("ClusterImagePolicy/{}", name(&p.metadata))));
-    ids.extend(
-        o.namespaced.iter().map(|p| {
-            format!("ImagePolicy/{}/{}", p.metadata.namespace.as_deref().unwrap_or_default(), name(&p.metadata))
-        }),
-    );
-    ids.extend(o.roots.iter().map(|t| format!("TrustRoot/{}", name(&t.metadata))));
+    let ids: Vec<String> = o
+        .cluster
+        .iter()
+        .map(object_id)
+        .chain(o.namespaced.iter().map(object_id))
+        .chain(o.roots.iter().map(object_id))
+        .collect();
     let desired = status::desired(&ids, &compiled, before.as_deref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut failed = Vec::new();
-    let each = |id: String, generation: Option<i64>, previous: Option<&PolicyStatus>| {
-        desired.get(&id).and_then(|d| status::next(d, generation, previous, now.clone())).map(|st| (id, st))
-    };
-    let mut writes = Vec::new();
-    for p in &o.cluster {
-        if let Some((id, st)) =
-            each(format!("ClusterImagePolicy/{}", name(&p.metadata)), p.metadata.generation, p.status.as_ref())
-        {
-            writes
-                .push((id, set_status(Api::<ClusterImagePolicy>::all(client.clone()), &name(&p.metadata), &st).await));
-        }
-    }
-    for p in &o.namespaced {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        if let Some((id, st)) =
-            each(format!("ImagePolicy/{ns}/{}", name(&p.metadata)), p.metadata.generation, p.status.as_ref())
-        {
-            writes.push((
-                id,
-                set_status(Api::<ImagePolicy>::namespaced(client.clone(), &ns), &name(&p.metadata), &st).await,
-            ));
-        }
-    }
-    for t in &o.roots {
-        if let Some((id, st)) =
-            each(format!("TrustRoot/{}", name(&t.metadata)), t.metadata.generation, t.status.as_ref())
-        {
-            writes.push((id, set_status(Api::<TrustRoot>::all(client.clone()), &name(&t.metadata), &st).await));
-        }
-    }
-    for (id, result) in writes {
-        if let Err(e) = result {
-            failed.push(format!("{id}: {e}"));
-        }
-    }
+    report(&o.cluster, |_| Api::all(client.clone()), &desired, &now, &mut failed).await;
+    report(
+        &o.namespaced,
+        |p| Api::namespaced(client.clone(), &p.namespace().unwrap_or_default()),
+        &desired,
+        &now,
+        &mut failed,
+    )
+    .await;
+    report(&o.roots, |_| Api::all(client.clone()), &desired, &now, &mut failed).await;
     if failed.is_empty() { Ok(()) } else { Err(format!("cannot set the status of {}", failed.join("; "))) }
 }
 

@@ -247,8 +247,16 @@ fn demands(
 
 /// The trusted root JSON text of TrustRoot `name`.
 fn trusted_root_text(name: &str, ctx: &Context<'_>) -> Result<String, String> {
-    let root =
-        ctx.roots.get(name).ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot among the objects"))?;
+    sigstore_root(name, trust_root(name, ctx)?, ctx)
+}
+
+/// The TrustRoot `name` among the objects.
+fn trust_root<'a>(name: &str, ctx: &Context<'a>) -> Result<&'a TrustRoot, String> {
+    ctx.roots.get(name).copied().ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot among the objects"))
+}
+
+/// The trusted root JSON text `root` (TrustRoot `name`) holds or names.
+fn sigstore_root(name: &str, root: &TrustRoot, ctx: &Context<'_>) -> Result<String, String> {
     match root.spec.sigstore.as_ref() {
         Some(s) => match (&s.trusted_root_json, &s.config_map_ref) {
             (Some(text), _) => Ok(text.clone()),
@@ -284,10 +292,9 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, String)>, String> {
 /// (PEM `CERTIFICATE` blocks are the Fulcio CAs, `PUBLIC KEY` blocks the Rekor keys, at least one
 /// of each: a private sigstore without a `trusted_root.json`), with the issuer and `subject` rule.
 fn keyless_trust(name: &str, ctx: &Context<'_>, subject: (&str, Value)) -> Result<Value, String> {
-    let root =
-        ctx.roots.get(name).ok_or_else(|| format!("trustRootRef {name:?} names no TrustRoot among the objects"))?;
+    let root = trust_root(name, ctx)?;
     let Some(keys) = root.spec.keys.as_ref().filter(|_| root.spec.sigstore.is_none()) else {
-        let json_text = trusted_root_text(name, ctx)?;
+        let json_text = sigstore_root(name, root, ctx)?;
         let mut sigstore = json!({"trustedRoot": {"pem": json_text}});
         sigstore[subject.0] = subject.1;
         return Ok(json!({ "sigstore": sigstore }));
